@@ -1,0 +1,1 @@
+"""The domain core: accounts, ladder config, planner, dispatcher, ledger and CLI."""
