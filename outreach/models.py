@@ -1,0 +1,230 @@
+"""SQLAlchemy 2 models of the application database: portfolio, holds, events, ledger, decisions.
+
+Instants are stored as naive UTC ``DateTime`` on every backend; dates (due dates, payment days)
+as ``Date``. Money is ``Numeric(14, 2)``. External references (``*_ref``) are the ids the
+lender's systems use; the integer ids are ours and the only ones that go into XCom.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Money = Numeric(14, 2)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Person(Base):
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(16))  # US state / CN province code
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str] = mapped_column(String(2))
+    # IANA zone derived from the postal address at import; phones carry their own candidates.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Account(Base):
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    product: Mapped[str] = mapped_column(String(32))  # credit_card | consumer_loan
+    currency: Mapped[str] = mapped_column(String(3))
+    balance: Mapped[Decimal] = mapped_column(Money)
+    amount_past_due: Mapped[Decimal] = mapped_column(Money)
+    # Oldest unpaid due date: days past due derive from it, and it names the delinquency episode.
+    due_date: Mapped[dt.date | None] = mapped_column(Date)
+    balance_as_of: Mapped[dt.date] = mapped_column(Date)
+    jurisdiction_country: Mapped[str] = mapped_column(String(2))
+    jurisdiction_region: Mapped[str | None] = mapped_column(String(16))
+    segment: Mapped[str | None] = mapped_column(String(32))
+    charge_off_date: Mapped[dt.date | None] = mapped_column(Date)
+    limitation_date: Mapped[dt.date | None] = mapped_column(Date)  # time-barred from this day
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class ContactPoint(Base):
+    __tablename__ = "contact_point"
+    __table_args__ = (UniqueConstraint("person_id", "kind", "value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # phone | email | postal
+    value: Mapped[str] = mapped_column(String(300))  # E.164, lower-cased email, or address text
+    phone_type: Mapped[str | None] = mapped_column(String(16))  # mobile | landline | work
+    # Space-separated IANA zones the number's area code may be in (from phonenumbers).
+    time_zones: Mapped[str | None] = mapped_column(String(200))
+    sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    call_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_workplace: Mapped[bool] = mapped_column(Boolean, default=False)
+    valid: Mapped[bool] = mapped_column(Boolean, default=True)
+    priority: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class OptOut(Base):
+    """A person's request to stop a channel: for one destination, or ``scope='*'`` for all."""
+
+    __tablename__ = "opt_out"
+    __table_args__ = (UniqueConstraint("person_id", "channel", "scope"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # sms | email | call | letter
+    scope: Mapped[str] = mapped_column(String(32))  # contact_point id as text, or '*'
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    source: Mapped[str] = mapped_column(String(32))
+
+
+class AccountHold(Base):
+    __tablename__ = "account_hold"
+    __table_args__ = (UniqueConstraint("account_id", "kind", "started_on"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    # dispute | bankruptcy | deceased | cease_communication | attorney | hardship
+    kind: Mapped[str] = mapped_column(String(32))
+    started_on: Mapped[dt.date] = mapped_column(Date)
+    ended_on: Mapped[dt.date | None] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(32))
+
+
+class Payment(Base):
+    __tablename__ = "payment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    paid_on: Mapped[dt.date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+
+
+class ContactEvent(Base):
+    """Something that happened on a channel: imported history, our own sends, outcomes."""
+
+    __tablename__ = "contact_event"
+    __table_args__ = (Index("ix_contact_event_account_time", "account_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    channel: Mapped[str] = mapped_column(String(16))
+    contact_point_id: Mapped[int | None] = mapped_column(ForeignKey("contact_point.id"))
+    direction: Mapped[str] = mapped_column(String(8), default="outbound")
+    # conversation | no_answer | voicemail | busy | not_in_service | wrong_number | sent |
+    # delivered | bounced | failed | returned_mail | attempted
+    outcome: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))  # import | dispatch | callback | agent
+    ledger_key: Mapped[str | None] = mapped_column(String(64))
+
+
+class Contact(Base):
+    """The contact ledger: one row per contact, keyed by what the contact is.
+
+    State machine: planned -> sending -> sent | failed | uncertain; planned <-> deferred;
+    planned | deferred -> suppressed (a gate blocked it). A row is written before any provider
+    is called; the dispatcher claims rows by moving them planned -> sending atomically.
+    """
+
+    __tablename__ = "contact"
+    __table_args__ = (
+        Index("ix_contact_dispatch", "plan_date", "channel", "state"),
+        Index("ix_contact_account_stage", "account_id", "episode", "stage", "action"),
+    )
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    episode: Mapped[dt.date | None] = mapped_column(Date)  # the due date that began it
+    stage: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    slot: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(16))
+    contact_point_id: Mapped[int | None] = mapped_column(ForeignKey("contact_point.id"))
+    template: Mapped[str | None] = mapped_column(String(128))
+    plan_date: Mapped[dt.date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16))
+    verdict: Mapped[str] = mapped_column(String(8))
+    reasons: Mapped[str] = mapped_column(String(500), default="")  # space-separated codes
+    window_start: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    window_end: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    defer_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    config_version: Mapped[str] = mapped_column(String(32))
+    pack_versions: Mapped[str] = mapped_column(String(200))
+    backend: Mapped[str | None] = mapped_column(String(32))
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_detail: Mapped[str | None] = mapped_column(String(300))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class PolicyDecision(Base):
+    """One gate verdict, at plan time or at send time, with what decided it."""
+
+    __tablename__ = "policy_decision"
+    __table_args__ = (
+        Index("ix_policy_decision_key", "contact_key"),
+        Index("ix_policy_decision_account", "account_id", "as_of"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_key: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[int] = mapped_column(Integer)
+    phase: Mapped[str] = mapped_column(String(8))  # plan | send
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    decided_at: Mapped[dt.datetime] = mapped_column(DateTime)  # the instant the gate judged
+    verdict: Mapped[str] = mapped_column(String(8))
+    reasons: Mapped[str] = mapped_column(String(500))
+    config_version: Mapped[str] = mapped_column(String(32))
+    pack_versions: Mapped[str] = mapped_column(String(200))
+    # Rule id -> {outcome, citation, facts} for every rule that did not simply pass, and the
+    # window's candidate zones for sends. `outreach explain` recomputes the full trace.
+    evidence: Mapped[dict] = mapped_column(JSON)  # type: ignore[type-arg]
+
+
+class ImportRun(Base):
+    """One import of one file: counts, and where its rejects went."""
+
+    __tablename__ = "import_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(300))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    rows_upserted: Mapped[int] = mapped_column(Integer, default=0)
+    rows_unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    rejects_path: Mapped[str | None] = mapped_column(Text)
