@@ -44,8 +44,9 @@ class Person(Base):
     region: Mapped[str | None] = mapped_column(String(16))  # US state / CN province code
     postal_code: Mapped[str | None] = mapped_column(String(20))
     country: Mapped[str] = mapped_column(String(2))
-    # IANA zone derived from the postal address at import; phones carry their own candidates.
-    time_zone: Mapped[str | None] = mapped_column(String(64))
+    # Space-separated IANA zones the postal address may be in (one for most addresses, two for a
+    # state split by a zone line), derived at import; phones carry their own candidates.
+    time_zones: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 08:01:38.720898
+Create Date: 2026-11-22 08:02:04.290775
 
 """
 from typing import Sequence, Union
@@ -43,7 +43,7 @@ def upgrade() -> None:
     sa.Column('region', sa.String(length=16), nullable=True),
     sa.Column('postal_code', sa.String(length=20), nullable=True),
     sa.Column('country', sa.String(length=2), nullable=False),
-    sa.Column('time_zone', sa.String(length=64), nullable=True),
+    sa.Column('time_zones', sa.String(length=200), nullable=True),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('person_ref')
