@@ -1,0 +1,116 @@
+"""The day's outreach: ingest, plan in batches, dispatch per channel, report counts.
+
+Wiring only: each task calls one function of ``outreach.service``. The day is the run's logical
+date (UTC), never the wall clock, so a rerun or a backfill of a day plans that same day.
+Everything passed between tasks is counts and account-id ranges: no personal data in XCom.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from contact_channels.base import CHANNEL_KINDS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "collections-ops",
+    "retries": 3,
+    "retry_delay": dt.timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,  # 30 s, 60 s, 120 s (Airflow 3.3 takes a multiplier)
+    "max_retry_delay": dt.timedelta(minutes=10),
+}
+
+
+def _as_of() -> dt.date:
+    """The run's logical date in UTC; a run triggered without one uses its ``run_after``."""
+    context = get_current_context()
+    when = context.get("logical_date") or context["dag_run"].run_after
+    return when.astimezone(dt.UTC).date()
+
+
+@dag(
+    dag_id="outreach_daily",
+    description="Ingest, plan (policy-gated) and dispatch the day's outreach; report counts.",
+    schedule="0 6 * * *",
+    start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["outreach"],
+    params={
+        "clock": Param(
+            "wall",
+            enum=["wall", "logical"],
+            description="wall: send what is inside its window now. logical (outbox only): "
+            "walk the day's windows, for demos and backfills.",
+        ),
+        "batch_size": Param(
+            5000, type="integer", minimum=1, description="Accounts per planning/dispatch batch."
+        ),
+    },
+    doc_md=__doc__,
+)
+def outreach_daily() -> None:
+    @task
+    def ingest() -> dict[str, Any]:
+        from outreach import service
+
+        return service.ingest()
+
+    @task
+    def plan_batches() -> list[dict[str, int]]:
+        from outreach import service
+
+        params = get_current_context()["params"]
+        return service.plan_batches(_as_of(), int(params["batch_size"]))
+
+    @task
+    def plan_batch(batch: dict[str, int]) -> dict[str, int]:
+        from outreach import service
+
+        return service.plan_batch(_as_of(), batch["lo"], batch["hi"])
+
+    @task
+    def dispatch_batches(channel: str) -> list[dict[str, int]]:
+        from outreach import service
+
+        params = get_current_context()["params"]
+        return service.dispatch_batches(_as_of(), channel, int(params["batch_size"]))
+
+    @task
+    def dispatch(channel: str, batch: dict[str, int]) -> dict[str, int]:
+        from outreach import service
+
+        clock = get_current_context()["params"]["clock"]
+        return service.dispatch_batch(_as_of(), channel, batch["lo"], batch["hi"], clock=clock)
+
+    # none_failed: a channel with nothing to send skips its mapped task, which is not a failure.
+    @task(trigger_rule="none_failed")
+    def summary() -> dict[str, Any]:
+        from outreach import service
+
+        counts = service.summary(_as_of())
+        log.info("outreach summary (counts only): %s", counts)
+        return counts
+
+    batches = plan_batches()
+    ingest() >> batches
+    planned = plan_batch.expand(batch=batches)
+    dispatched = []
+    for channel in CHANNEL_KINDS:
+        ranges = dispatch_batches.override(task_id=f"dispatch_batches_{channel}")(channel=channel)
+        planned >> ranges
+        dispatched.append(
+            dispatch.override(task_id=f"dispatch_{channel}", pool=f"{channel}_dispatch")
+            .partial(channel=channel)
+            .expand(batch=ranges)
+        )
+    dispatched >> summary()
+
+
+outreach_daily()

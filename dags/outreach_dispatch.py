@@ -1,0 +1,73 @@
+"""Hourly dispatch window: send the day's planned contacts whose send window is open now.
+
+Production companion of ``outreach_daily``: the daily run plans the day (and sends what is open at
+its start); this DAG runs every hour on the wall clock and sends, per channel, what has come into
+its window since. The dispatcher claims each contact in the ledger before sending, so this DAG
+and the daily run never send the same contact twice. Wiring only; counts and id ranges in XCom.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from contact_channels.base import CHANNEL_KINDS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "collections-ops",
+    "retries": 3,
+    "retry_delay": dt.timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,  # 30 s, 60 s, 120 s (Airflow 3.3 takes a multiplier)
+    "max_retry_delay": dt.timedelta(minutes=10),
+}
+
+
+def _as_of() -> dt.date:
+    """The day this window belongs to: the run's logical date in UTC (``run_after`` if none)."""
+    context = get_current_context()
+    when = context.get("logical_date") or context["dag_run"].run_after
+    return when.astimezone(dt.UTC).date()
+
+
+@dag(
+    dag_id="outreach_dispatch",
+    description="Hourly: send the day's planned contacts whose window is open now (wall clock).",
+    schedule="0 * * * *",
+    start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=dt.timedelta(minutes=55),
+    default_args=DEFAULT_ARGS,
+    tags=["outreach"],
+    params={
+        "batch_size": Param(5000, type="integer", minimum=1, description="Accounts per batch."),
+    },
+    doc_md=__doc__,
+)
+def outreach_dispatch() -> None:
+    @task
+    def dispatch_batches(channel: str) -> list[dict[str, int]]:
+        from outreach import service
+
+        params = get_current_context()["params"]
+        return service.dispatch_batches(_as_of(), channel, int(params["batch_size"]))
+
+    @task
+    def dispatch(channel: str, batch: dict[str, int]) -> dict[str, int]:
+        from outreach import service
+
+        return service.dispatch_batch(_as_of(), channel, batch["lo"], batch["hi"], clock="wall")
+
+    for channel in CHANNEL_KINDS:
+        ranges = dispatch_batches.override(task_id=f"dispatch_batches_{channel}")(channel=channel)
+        dispatch.override(task_id=f"dispatch_{channel}", pool=f"{channel}_dispatch").partial(
+            channel=channel
+        ).expand(batch=ranges)
+
+
+outreach_dispatch()

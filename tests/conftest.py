@@ -1,0 +1,59 @@
+"""Shared test set-up: keep Airflow and the app away from real homes and databases.
+
+- Airflow writes its config and logs under ``AIRFLOW_HOME`` as soon as it is imported, so point
+  it at a throwaway directory before any test module imports it.
+- Tests marked ``postgres`` skip unless ``OUTREACH_TEST_POSTGRES_URL`` names a database.
+- ``app_data`` gives a test its own data dir, SQLite app DB and outbox.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="outreach-tests-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parent.parent / "dags")
+# Provider credentials from the developer's shell must never reach a test.
+for _name in [name for name in os.environ if name.startswith("AIRFLOW_CONN_")]:
+    del os.environ[_name]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("OUTREACH_TEST_POSTGRES_URL"):
+        return
+    skip = pytest.mark.skip(reason="OUTREACH_TEST_POSTGRES_URL is not set")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The scratch PostgreSQL database for tests marked ``postgres``."""
+    url = os.environ.get("OUTREACH_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("OUTREACH_TEST_POSTGRES_URL is not set")
+    return url
+
+
+@pytest.fixture
+def app_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private data dir with its own SQLite app DB and outbox (set in the environment)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("OUTREACH_DATA_DIR", str(data))
+    monkeypatch.setenv("OUTREACH_DATABASE_URL", f"sqlite:///{data / 'outreach.db'}")
+    monkeypatch.setenv("OUTREACH_OUTBOX_URL", f"sqlite:///{data / 'outbox.db'}")
+    yield data

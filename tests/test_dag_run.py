@@ -1,0 +1,211 @@
+"""``outreach_daily`` end to end in a real Airflow: a day's run, then the same day again.
+
+Airflow runs in a child process (``scripts/airflow_local.py``) against a temporary SQLite
+metadata DB, with its own app DB and outbox, so nothing here depends on in-process Airflow
+state. The second run of the same logical date is the exactly-once check: ops clear and rerun
+from the UI, and nobody may be contacted twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.airflow
+
+REPO = Path(__file__).resolve().parent.parent
+DAY = dt.date(2025, 1, 7)  # a Tuesday, no US federal holiday
+LOGICAL_DATE = dt.datetime.combine(DAY, dt.time(0, 0), tzinfo=dt.UTC)
+ACCOUNTS = 300
+BATCH_SIZE = 100
+CONF = {"clock": "logical", "batch_size": BATCH_SIZE}
+
+
+def _load_airflow_local() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "airflow_local", REPO / "scripts/airflow_local.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Site:
+    env: dict[str, str]
+    data: Path
+    airflow_home: Path
+    log_path: Path
+    database_url: str
+    outbox_url: str
+    runner: Any
+
+    def run_daily(self) -> dict[str, Any]:
+        with self.log_path.open("a") as log:
+            return dict(
+                self.runner.run_dag(self.env, "outreach_daily", LOGICAL_DATE, CONF, log=log)
+            )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("dag-run")
+    data = root / "data"
+    data.mkdir()
+    app_env = {
+        "OUTREACH_DATA_DIR": str(data),
+        "OUTREACH_DATABASE_URL": f"sqlite:///{data / 'outreach.db'}",
+        "OUTREACH_OUTBOX_URL": f"sqlite:///{data / 'outbox.db'}",
+    }
+    runner = _load_airflow_local()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    base.update(app_env)
+    env = runner.airflow_env(root / "airflow", base=base)
+    log_path = root / "airflow.log"
+    with log_path.open("w") as log:
+        runner.bootstrap(env, log)
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in app_env.items():
+            patch.setenv(name, value)
+        from outreach import service
+        from outreach.generator import generate
+
+        service.setup_database()
+        inbox = data / "inbox"
+        inbox.mkdir()
+        generate(ACCOUNTS, seed=11, out=inbox / "portfolio.jsonl", as_of=DAY)
+        yield Site(
+            env=env,
+            data=data,
+            airflow_home=root / "airflow",
+            log_path=log_path,
+            database_url=app_env["OUTREACH_DATABASE_URL"],
+            outbox_url=app_env["OUTREACH_OUTBOX_URL"],
+            runner=runner,
+        )
+
+
+def _ledger_sent_by_channel(site: Site) -> dict[str, int]:
+    from sqlalchemy import create_engine, func, select
+
+    from outreach.models import Contact
+
+    engine = create_engine(site.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(Contact.channel, func.count())
+                .where(Contact.state == "sent")
+                .group_by(Contact.channel)
+            ).all()
+    finally:
+        engine.dispose()
+    return {channel: int(count) for channel, count in rows}
+
+
+def _outbox_by_channel(site: Site) -> dict[str, int]:
+    from contact_channels.outbox import count_outbox_by_channel, dispose_engine
+
+    try:
+        return count_outbox_by_channel(site.outbox_url)
+    finally:
+        dispose_engine(site.outbox_url)
+
+
+def _failure_report(site: Site, result: dict[str, Any]) -> str:
+    bad = {
+        task: states
+        for task, states in result.get("tasks", {}).items()
+        if set(states) - {"success", "skipped"}
+    }
+    tail = site.log_path.read_text(errors="replace")[-4000:]
+    return f"run {result.get('state')}: {result.get('error', '')} {bad}\n--- log tail ---\n{tail}"
+
+
+@pytest.fixture(scope="module")
+def first_run(site: Site) -> dict[str, Any]:
+    result = site.run_daily()
+    assert result["state"] == "success", _failure_report(site, result)
+    return {
+        "result": result,
+        "ledger_sent": _ledger_sent_by_channel(site),
+        "outbox": _outbox_by_channel(site),
+    }
+
+
+def test_daily_run_sends_each_sent_contact_to_the_outbox_once(first_run: dict[str, Any]) -> None:
+    ledger_sent, outbox = first_run["ledger_sent"], first_run["outbox"]
+    assert sum(ledger_sent.values()) > 0, "a day's run over a generated portfolio sent nothing"
+    assert ledger_sent == outbox
+
+
+def test_daily_run_maps_one_task_per_batch_not_per_account(first_run: dict[str, Any]) -> None:
+    tasks = first_run["result"]["tasks"]
+    plan_instances = sum(tasks["plan_batch"].values())
+    assert 2 <= plan_instances <= ACCOUNTS // BATCH_SIZE + 1
+    assert first_run["result"]["task_instances"] < ACCOUNTS
+
+
+def test_xcom_carries_counts_and_ranges_only(site: Site, first_run: dict[str, Any]) -> None:
+    with sqlite3.connect(site.airflow_home / "airflow.db") as conn:
+        values = [
+            row[0]
+            for row in conn.execute("select value from xcom where dag_id = ?", ("outreach_daily",))
+        ]
+    assert values
+    text = "\n".join(
+        v if isinstance(v, str) else bytes(v).decode("utf-8", "replace") for v in values
+    )
+    assert "@" not in text, "an email address went into XCom"
+    assert not re.search(r"\+?\d{10,}", text), "a phone number went into XCom"
+
+
+def test_logs_carry_no_phone_numbers_emails_or_names(site: Site, first_run: dict[str, Any]) -> None:
+    from sqlalchemy import create_engine, select
+
+    from outreach.models import ContactPoint, Person
+
+    engine = create_engine(site.database_url)
+    try:
+        with engine.connect() as conn:
+            secrets = {
+                value
+                for (value,) in conn.execute(
+                    select(ContactPoint.value).where(ContactPoint.kind.in_(["phone", "email"]))
+                )
+            }
+            secrets |= {name for (name,) in conn.execute(select(Person.full_name)) if " " in name}
+    finally:
+        engine.dispose()
+    assert secrets
+    logs = [
+        site.log_path,
+        *(p for p in site.airflow_home.joinpath("logs").rglob("*") if p.is_file()),
+    ]
+    for path in logs:
+        text = path.read_text(errors="replace")
+        leaked = sorted(s for s in secrets if s in text)
+        assert not leaked, f"{len(leaked)} personal values in {path}, e.g. a {_kind(leaked[0])}"
+
+
+def _kind(value: str) -> str:
+    return "email" if "@" in value else "phone number" if value.startswith("+") else "name"
+
+
+def test_rerun_of_the_same_day_sends_nothing_new(site: Site, first_run: dict[str, Any]) -> None:
+    again = site.run_daily()
+    assert again["state"] == "success", _failure_report(site, again)
+    assert again["run_id"] != first_run["result"]["run_id"]
+    assert _outbox_by_channel(site) == first_run["outbox"]
+    assert _ledger_sent_by_channel(site) == first_run["ledger_sent"]
