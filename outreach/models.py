@@ -208,6 +208,9 @@ class PolicyDecision(Base):
     decided_at: Mapped[dt.datetime] = mapped_column(DateTime)  # the instant the gate judged
     verdict: Mapped[str] = mapped_column(String(8))
     reasons: Mapped[str] = mapped_column(String(500))
+    window_start: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    window_end: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    defer_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
     config_version: Mapped[str] = mapped_column(String(32))
     pack_versions: Mapped[str] = mapped_column(String(200))
     # Rule id -> {outcome, citation, facts} for every rule that did not simply pass, and the

@@ -67,8 +67,9 @@ def _opted_out(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Out
 
 def _destination(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
     if step.contact_point_id is None or not step.destination_valid:
-        return Outcome(BLOCK, {"contact_point": step.contact_point_id,
-                               "valid": step.destination_valid})
+        return Outcome(
+            BLOCK, {"contact_point": step.contact_point_id, "valid": step.destination_valid}
+        )
     return Outcome(PASS, {"contact_point": step.contact_point_id}) if ctx.trace else None
 
 
@@ -79,17 +80,30 @@ def _hours(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome
         return Outcome(BLOCK, {"zones": [], "hours": hours, "why": "no candidate zone"})
     window = common_window(ctx.day, ctx.zones, start_h, end_h)
     if window is None:
-        return Outcome(BLOCK, {"zones": list(ctx.zones), "hours": hours, "day": str(ctx.day),
-                               "why": "no instant allowed in every candidate zone"})
+        return Outcome(
+            BLOCK,
+            {
+                "zones": list(ctx.zones),
+                "hours": hours,
+                "day": str(ctx.day),
+                "why": "no instant allowed in every candidate zone",
+            },
+        )
     if ctx.at is not None and not (window[0] <= ctx.at < window[1]):
         if ctx.at < window[0]:
             until = window[0]
         else:
             following = common_window(ctx.day + ONE_DAY, ctx.zones, start_h, end_h)
             until = following[0] if following else None
-        return Outcome(DEFER, {"zones": list(ctx.zones), "hours": hours,
-                               "local_times": [local_time_text(ctx.at, z) for z in ctx.zones]},
-                       until=until)
+        return Outcome(
+            DEFER,
+            {
+                "zones": list(ctx.zones),
+                "hours": hours,
+                "local_times": [local_time_text(ctx.at, z) for z in ctx.zones],
+            },
+            until=until,
+        )
     facts_read: dict[str, Any] = {"zones": list(ctx.zones)}
     if ctx.trace:
         facts_read.update(hours=hours, window_utc=[window[0].isoformat(), window[1].isoformat()])
@@ -100,8 +114,9 @@ def _hours(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome
 
 def _counted_call_dates(rule: Rule, facts: AccountFacts, zone_name: str) -> list[dt.date]:
     not_counted = rule.params["not_counted"]
-    return [local_date(t, zone_name) for t, outcome in facts.call_attempts
-            if outcome not in not_counted]
+    return [
+        local_date(t, zone_name) for t, outcome in facts.call_attempts if outcome not in not_counted
+    ]
 
 
 def _call_cap(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
@@ -118,14 +133,21 @@ def _call_cap(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outc
     count = count_in_period(ctx.day)
     period = [str(ctx.day - dt.timedelta(days=days - 1)), str(ctx.day)]
     if count < limit:
-        return Outcome(PASS, {"attempts_in_period": count, "period": period,
-                              "limit": limit}) if ctx.trace else None
+        return (
+            Outcome(PASS, {"attempts_in_period": count, "period": period, "limit": limit})
+            if ctx.trace
+            else None
+        )
     free_day = next(
-        ctx.day + dt.timedelta(days=k) for k in range(1, days + 1)
+        ctx.day + dt.timedelta(days=k)
+        for k in range(1, days + 1)
         if count_in_period(ctx.day + dt.timedelta(days=k)) < limit
     )
-    return Outcome(DEFER, {"attempts_in_period": count, "period": period, "limit": limit,
-                           "zone": zone_name}, until=local_midnight_utc(free_day, zone_name))
+    return Outcome(
+        DEFER,
+        {"attempts_in_period": count, "period": period, "limit": limit, "zone": zone_name},
+        until=local_midnight_utc(free_day, zone_name),
+    )
 
 
 def _after_conversation(
@@ -137,8 +159,11 @@ def _after_conversation(
     conversation_day = local_date(facts.last_conversation, zone_name)
     # The conversation's own day is day 1 of the period: calls resume on day days+1.
     resume_day = conversation_day + dt.timedelta(days=rule.params["days"])
-    facts_read = {"conversation_day": str(conversation_day), "resume_day": str(resume_day),
-                  "zone": zone_name}
+    facts_read = {
+        "conversation_day": str(conversation_day),
+        "resume_day": str(resume_day),
+        "zone": zone_name,
+    }
     if ctx.day < resume_day:
         return Outcome(DEFER, facts_read, until=local_midnight_utc(resume_day, zone_name))
     return Outcome(PASS, facts_read) if ctx.trace else None
@@ -186,20 +211,29 @@ def evaluate(
             if out.until is not None and (until is None or out.until > until):
                 until = out.until
         elif out.window is not None:
-            window = out.window if window is None else (
-                max(window[0], out.window[0]), min(window[1], out.window[1]))
+            window = (
+                out.window
+                if window is None
+                else (max(window[0], out.window[0]), min(window[1], out.window[1]))
+            )
         if trace or out.outcome != PASS or out.window is not None:
             results.append(RuleResult(rule.rule_id, out.outcome, rule.citation, version, out.facts))
     versions = pack_versions(facts.country)
     if blocks:
         return Verdict(BLOCK, tuple(blocks), results=tuple(results), pack_versions=versions)
     if defers:
-        return Verdict(DEFER, tuple(defers), defer_until=until, results=tuple(results),
-                       pack_versions=versions)
+        return Verdict(
+            DEFER, tuple(defers), defer_until=until, results=tuple(results), pack_versions=versions
+        )
     if window is None:
         window = _day_bounds(day)  # untimed channels (letters, placements): the whole day
     elif window[0] >= window[1]:
-        return Verdict(BLOCK, ("core.quiet_hours",), results=tuple(results),
-                       pack_versions=versions)
-    return Verdict(SEND, (), window_start=window[0], window_end=window[1],
-                   results=tuple(results), pack_versions=versions)
+        return Verdict(BLOCK, ("core.quiet_hours",), results=tuple(results), pack_versions=versions)
+    return Verdict(
+        SEND,
+        (),
+        window_start=window[0],
+        window_end=window[1],
+        results=tuple(results),
+        pack_versions=versions,
+    )

@@ -1,6 +1,7 @@
 """Alembic environment: runs our migrations against the URL set by outreach.db.migrate."""
 
 from alembic import context
+
 from outreach.db import make_engine
 from outreach.models import Base
 

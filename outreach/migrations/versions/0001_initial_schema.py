@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 08:02:04.290775
+Create Date: 2026-11-22 08:07:42.579447
 
 """
 from typing import Sequence, Union
@@ -57,6 +57,9 @@ def upgrade() -> None:
     sa.Column('decided_at', sa.DateTime(), nullable=False),
     sa.Column('verdict', sa.String(length=8), nullable=False),
     sa.Column('reasons', sa.String(length=500), nullable=False),
+    sa.Column('window_start', sa.DateTime(), nullable=True),
+    sa.Column('window_end', sa.DateTime(), nullable=True),
+    sa.Column('defer_until', sa.DateTime(), nullable=True),
     sa.Column('config_version', sa.String(length=32), nullable=False),
     sa.Column('pack_versions', sa.String(length=200), nullable=False),
     sa.Column('evidence', sa.JSON(), nullable=False),

@@ -1,0 +1,297 @@
+"""The ``outreach`` command: generate, import, check config, plan, dispatch, explain, summarise."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from outreach import settings
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {value!r}") from None
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.fromisoformat(str(value))
+    return value.isoformat() + "Z"
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from outreach.db import get_engine, migrate
+
+    migrate()
+    return get_engine()
+
+
+def _ladder(path: str | None):  # type: ignore[no-untyped-def]
+    from outreach.ladder import load_ladder
+
+    return load_ladder(Path(path) if path else settings.ladder_path())
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from outreach.generator import generate
+
+    report = generate(args.accounts, args.seed, Path(args.out), args.as_of)
+    print(report)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from outreach.importer import import_file
+
+    report = import_file(
+        Path(args.file), engine=_engine(), rejects_path=Path(args.rejects) if args.rejects else None
+    )
+    print(report)
+    return 0 if report.rejected == 0 or args.allow_rejects else 3
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from outreach.ladder import check_ladder_text, ladder_version
+
+    path = Path(args.file)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 2
+    model, errors = check_ladder_text(source)
+    for err in errors:
+        print(f"{path}: {err}", file=sys.stderr)
+    if model is None:
+        print(f"{path}: {len(errors)} error(s)", file=sys.stderr)
+        return 1
+    print(f"{path}: OK, version {ladder_version(model)}, {len(model.stages)} stages")
+    return 0
+
+
+PLAN_JSON_QUERY = text(
+    "SELECT a.account_ref, c.stage, c.action, c.channel, d.verdict, d.reasons, d.window_start, "
+    "d.window_end, d.defer_until, c.key, c.slot, c.contact_point_id, d.config_version, "
+    "d.pack_versions, d.evidence FROM policy_decision d JOIN contact c ON c.key = d.contact_key "
+    "JOIN account a ON a.id = d.account_id WHERE d.phase = 'plan' AND d.as_of = :day "
+    "ORDER BY a.account_ref, c.stage, c.action"
+)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from outreach.planner import PlanCounts, iter_plan
+
+    engine = _engine()
+    ladder = _ladder(args.ladder)
+    total = PlanCounts()
+    for counts in iter_plan(engine, ladder, args.as_of, args.batch_size):
+        total.add(counts)
+    if args.json:
+        with engine.connect() as conn:
+            for r in conn.execute(PLAN_JSON_QUERY, {"day": args.as_of}):
+                evidence = r[14] if isinstance(r[14], dict) else json.loads(r[14] or "{}")
+                print(
+                    json.dumps(
+                        {
+                            "account_id": r[0],
+                            "stage": r[1],
+                            "action": r[2],
+                            "channel": r[3],
+                            "verdict": r[4],
+                            "reasons": r[5].split() if r[5] else [],
+                            "window_start": _iso(r[6]),
+                            "window_end": _iso(r[7]),
+                            "defer_until": _iso(r[8]),
+                            "key": r[9],
+                            "slot": r[10],
+                            "contact_point_id": r[11],
+                            "ladder_version": r[12],
+                            "pack_versions": r[13],
+                            "evidence": evidence,
+                        },
+                        ensure_ascii=False,
+                    )
+                )
+    else:
+        print(f"planned {args.as_of} with ladder {ladder.version}: {total.as_dict()}")
+    return 0
+
+
+def cmd_dispatch(args: argparse.Namespace) -> int:
+    from contact_channels.base import CHANNEL_KINDS
+    from outreach.dispatcher import dispatch_range, dispatch_ranges
+
+    engine = _engine()
+    for channel in args.channel or CHANNEL_KINDS:
+        totals: dict[str, int] = {}
+        for lo, hi in dispatch_ranges(engine, args.as_of, channel, args.batch_size):
+            counts = dispatch_range(engine, args.as_of, channel, lo, hi, clock=args.clock)
+            for k, v in counts.as_dict().items():
+                totals[k] = totals.get(k, 0) + v
+        print(f"{channel}: {totals or 'nothing planned'}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from outreach.facts import load_accounts
+    from outreach.planner import explain_account, plan_cutoff
+
+    engine = _engine()
+    ladder = _ladder(args.ladder)
+    with engine.connect() as conn:
+        account_id = conn.execute(
+            text("SELECT id FROM account WHERE account_ref = :r"), {"r": args.account}
+        ).scalar()
+        if account_id is None:
+            print(f"no account {args.account!r}", file=sys.stderr)
+            return 2
+        accounts = load_accounts(
+            conn, account_id, account_id, day=args.as_of, cutoff=plan_cutoff(args.as_of)
+        )
+    explanation = explain_account(ladder, accounts[account_id], args.as_of)
+    if args.json:
+        print(json.dumps(explanation, indent=2, ensure_ascii=False))
+    else:
+        print(format_explanation(explanation))
+    return 0
+
+
+def format_explanation(e: dict[str, Any]) -> str:
+    f = e["facts"]
+    lines = [
+        f"Account {e['account_id']} as of {e['as_of']} (ladder {e['ladder_version']}, "
+        f"packs {e['pack_versions']})",
+        f"  jurisdiction {f['country']}/{f['region']}, {f['days_past_due']} days past due, "
+        f"past due {f['past_due']}, balance {f['balance']}",
+        f"  holds: {', '.join(f['holds']) or 'none'}; opt-outs: {', '.join(f['opt_outs']) or 'none'}",
+        f"  address zones: {', '.join(f['address_zones']) or 'unknown'}; call attempts in 15 days: "
+        f"{len(f['call_attempts_15d'])}; last conversation: {f['last_conversation'] or 'none'}",
+        f"  stage: {e['stage'] or 'none (' + e.get('why_no_stage', '') + ')'}",
+    ]
+    for a in e["actions"]:
+        c = a["cadence"]
+        head = (
+            f"  - {a['action']} via {a['channel']} (every {c['every_days']} days, "
+            f"{c['times_so_far']}/{c['max_times']} so far)"
+        )
+        if not a["due"]:
+            lines.append(f"{head}: not due, {a['why']}")
+            continue
+        d = a["decision"]
+        when = (
+            f" window {d['window_start']} to {d['window_end']}"
+            if d["verdict"] == "send"
+            else f" until {d['defer_until']}"
+            if d["verdict"] == "defer"
+            else ""
+        )
+        lines.append(f"{head}: {d['verdict'].upper()}{when} {' '.join(d['reasons'])}".rstrip())
+        for cand in a.get("candidates", [{"contact_point_id": None, **d}]):
+            lines.append(f"      contact point {cand['contact_point_id']}: {cand['verdict']}")
+            for r in cand["rules"]:
+                lines.append(
+                    f"        {r['outcome']:<5} {r['rule']} [{r['pack']}] "
+                    f"({r['citation']}) {json.dumps(r['facts'], ensure_ascii=False)}"
+                )
+    return "\n".join(lines)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from outreach.reporting import day_summary, format_summary
+
+    summary = day_summary(_engine(), args.as_of)
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    _engine()
+    print(f"database at head: {settings.database_url().split('@')[-1]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="outreach", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    today = dt.datetime.now(dt.UTC).date()
+
+    g = sub.add_parser("generate", help="write a synthetic portfolio in the import format")
+    g.add_argument("--accounts", type=int, required=True)
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--out", required=True)
+    g.add_argument("--as-of", type=_date, default=today)
+    g.set_defaults(func=cmd_generate)
+
+    i = sub.add_parser("import", help="import a CSV or JSONL portfolio file")
+    i.add_argument("file")
+    i.add_argument("--rejects", help="where to write rejected rows (default under data/rejects)")
+    i.add_argument(
+        "--allow-rejects", action="store_true", help="exit 0 even when some rows were rejected"
+    )
+    i.set_defaults(func=cmd_import)
+
+    c = sub.add_parser("config", help="check escalation ladders")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    cc = csub.add_parser("check", help="validate a ladder file; exit 1 on errors")
+    cc.add_argument("file")
+    cc.set_defaults(func=cmd_config_check)
+
+    pl = sub.add_parser("plan", help="plan the day: stages, due actions, gate verdicts")
+    pl.add_argument("--as-of", type=_date, required=True)
+    pl.add_argument("--json", action="store_true", help="print one decision per line")
+    pl.add_argument("--batch-size", type=int, default=10000)
+    pl.add_argument("--ladder")
+    pl.set_defaults(func=cmd_plan)
+
+    d = sub.add_parser("dispatch", help="send what is due (exactly once)")
+    d.add_argument("--as-of", type=_date, required=True)
+    d.add_argument("--channel", action="append", help="repeatable; default every channel")
+    d.add_argument("--clock", choices=("wall", "logical"), default="wall")
+    d.add_argument("--batch-size", type=int, default=5000)
+    d.set_defaults(func=cmd_dispatch)
+
+    e = sub.add_parser("explain", help="every gate's verdict for one account and the facts used")
+    e.add_argument("account", help="the account reference (account_ref)")
+    e.add_argument("--as-of", type=_date, required=True)
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--ladder")
+    e.set_defaults(func=cmd_explain)
+
+    s = sub.add_parser("summary", help="the day's figures")
+    s.add_argument("--as-of", type=_date, required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_summary)
+
+    db = sub.add_parser("db", help="application database")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    up = dbsub.add_parser("upgrade", help="create or migrate the schema")
+    up.set_defaults(func=cmd_db_upgrade)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from outreach.ladder import LadderError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LadderError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,663 @@
+"""Dispatch: claim planned contacts, judge them again at the send instant, send, record.
+
+Exactly once: a row moves planned -> sending in its own committed transaction before the provider
+is called, and only the claimer (matching ``claim_token``) may record the result. A rerun finds
+sent rows already sent. A row left in ``sending`` by a worker that died is never resent blindly:
+after the lease it is resolved by asking the backend (the outbox knows for sure), or else marked
+``uncertain`` for a callback or a person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import yaml
+from sqlalchemy import Connection, Engine, bindparam, text
+
+from contact_channels.base import (
+    Channel,
+    ChannelError,
+    OutboundMessage,
+    PermanentError,
+    TransientError,
+    UncertainError,
+)
+from contact_channels.registry import build_channel
+from outreach import settings
+from outreach.facts import AccountRecord, load_accounts
+from outreach.messages import message_context, render
+from outreach.planner import step_for
+from policies.gate import evaluate
+from policies.model import BLOCK, SEND, Verdict
+
+log = logging.getLogger(__name__)
+
+CLAIM_CHUNK = 25  # contacts claimed per transaction: what a killed worker can leave in doubt
+FACTS_CHUNK = 500  # accounts whose facts are loaded together at send time
+MAX_TRANSIENT_ATTEMPTS = 3
+EVENT_OUTCOME = {"call": "attempted"}  # what our own send means in the contact history
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def sending_lease() -> dt.timedelta:
+    """How long a claim is trusted before its worker is presumed dead."""
+    return dt.timedelta(seconds=float(os.environ.get("OUTREACH_SENDING_LEASE_SECONDS", "300")))
+
+
+@dataclass
+class DispatchCounts:
+    due: int = 0
+    claimed: int = 0
+    sent: int = 0
+    suppressed: int = 0
+    deferred: int = 0
+    failed: int = 0
+    retry_later: int = 0
+    uncertain: int = 0
+    recovered: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def channel_settings(kind: str) -> dict[str, Any]:
+    path = settings.config_dir() / "channels.yaml"
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    section = data.get(kind) or {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: '{kind}' must be a mapping")
+    return section
+
+
+def open_channel(kind: str) -> Channel:
+    return build_channel(kind, channel_settings(kind), outbox_url=settings.outbox_url())
+
+
+def dispatch_ranges(
+    engine: Engine, day: dt.date, channel: str, batch_size: int
+) -> list[tuple[int, int]]:
+    """Account-id ranges covering about ``batch_size`` planned contacts each."""
+    with engine.connect() as conn:
+        ids = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT account_id FROM contact WHERE plan_date = :day AND channel = :channel "
+                    "AND state IN ('planned', 'sending', 'uncertain') ORDER BY account_id"
+                ),
+                {"day": day, "channel": channel},
+            )
+        ]
+    ranges: list[tuple[int, int]] = []
+    i = 0
+    while i < len(ids):
+        j = min(i + batch_size, len(ids)) - 1
+        while j + 1 < len(ids) and ids[j + 1] == ids[j]:  # keep an account in one batch
+            j += 1
+        ranges.append((ids[i], ids[j]))
+        i = j + 1
+    return ranges
+
+
+@dataclass(slots=True)
+class DueContact:
+    key: str
+    account_id: int
+    contact_point_id: int | None
+    template: str | None
+    stage: str
+    action: str
+    plan_date: dt.date
+    window_start: dt.datetime
+    window_end: dt.datetime
+
+
+def _instant(value: Any) -> dt.datetime:
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+
+
+def _date(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def _due(conn: Connection, day: dt.date, channel: str, lo: int, hi: int) -> list[DueContact]:
+    rows = conn.execute(
+        text(
+            "SELECT key, account_id, contact_point_id, template, stage, action, plan_date, "
+            "window_start, window_end FROM contact WHERE plan_date = :day AND channel = :channel "
+            "AND state = 'planned' AND account_id BETWEEN :lo AND :hi ORDER BY account_id, key"
+        ),
+        {"day": day, "channel": channel, "lo": lo, "hi": hi},
+    )
+    return [
+        DueContact(r[0], r[1], r[2], r[3], r[4], r[5], _date(r[6]), _instant(r[7]), _instant(r[8]))
+        for r in rows
+    ]
+
+
+def _send_instants(
+    due: list[DueContact], clock: str, now: dt.datetime
+) -> list[tuple[dt.datetime, list[DueContact]]]:
+    """Group due contacts by the instant they go out. Wall clock: now, for those whose window
+    holds it. Logical clock: the first top of the hour inside each window, as the hourly
+    dispatcher would have sent them."""
+    if clock == "wall":
+        return [(now, [c for c in due if c.window_start <= now < c.window_end])]
+    by_instant: dict[dt.datetime, list[DueContact]] = {}
+    for c in due:
+        at = c.window_start.replace(minute=0, second=0, microsecond=0)
+        if at < c.window_start:
+            at += dt.timedelta(hours=1)
+        if at < c.window_end:
+            by_instant.setdefault(at, []).append(c)
+    return sorted(by_instant.items())
+
+
+def _claim(engine: Engine, keys: list[str], token: str, now: dt.datetime) -> set[str]:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE contact SET state = 'sending', claim_token = :token, claimed_at = :now, "
+                "attempts = attempts + 1, updated_at = :now WHERE key IN :keys AND state = 'planned'"
+            ).bindparams(bindparam("keys", expanding=True)),
+            {"token": token, "now": now, "keys": keys},
+        )
+        return {
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT key FROM contact WHERE key IN :keys AND claim_token = :token "
+                    "AND state = 'sending'"
+                ).bindparams(bindparam("keys", expanding=True)),
+                {"keys": keys, "token": token},
+            )
+        }
+
+
+def _personal_data(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """What the message needs, loaded only for the contacts about to be sent."""
+    rows = conn.execute(
+        text(
+            "SELECT c.key, a.account_ref, a.currency, a.due_date, p.full_name, p.language, "
+            "p.address_line1, p.city, p.region, p.postal_code, cp.value "
+            "FROM contact c JOIN account a ON a.id = c.account_id JOIN person p ON p.id = a.person_id "
+            "LEFT JOIN contact_point cp ON cp.id = c.contact_point_id WHERE c.key IN :keys"
+        ).bindparams(bindparam("keys", expanding=True)),
+        {"keys": list(keys)},
+    )
+    out = {}
+    for r in rows:
+        address = ", ".join(x for x in (r[6], r[7], r[8], r[9]) if x)
+        out[r[0]] = {
+            "account_ref": r[1],
+            "currency": r[2],
+            "due_date": r[3],
+            "full_name": r[4],
+            "language": r[5] or "en",
+            "address": address,
+            "destination": r[10],
+        }
+    return out
+
+
+def _message(
+    contact: DueContact, channel: str, account: AccountRecord, pd: dict[str, Any], day: dt.date
+) -> OutboundMessage:
+    dpd = (day - account.due_date).days if account.due_date else 0
+    tags = {
+        "stage": contact.stage,
+        "action": contact.action,
+        "language": pd["language"],
+        "template": contact.template or "",
+    }
+    if contact.template is None:  # calls, placements, referrals: a work item, not a text
+        body = f"{channel} for account {pd['account_ref']}: {contact.stage}/{contact.action}"
+        return OutboundMessage(
+            contact.key, channel, pd["destination"] or pd["account_ref"], body, tags=tags
+        )
+    ctx = message_context(
+        full_name=pd["full_name"],
+        language=pd["language"],
+        account_ref=pd["account_ref"],
+        amount_past_due=account.past_due,
+        balance=account.balance,
+        currency=pd["currency"],
+        days_past_due=dpd,
+        address=pd["address"],
+    )
+    rendered = render(contact.template, pd["language"], channel, ctx)
+    return OutboundMessage(
+        contact.key,
+        channel,
+        pd["destination"] or "",
+        rendered.text,
+        subject=rendered.subject,
+        body_html=rendered.html,
+        tags=tags,
+    )
+
+
+def _record_decision(
+    conn: Connection, contact: DueContact, verdict: Verdict, at: dt.datetime, config_version: str
+) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO policy_decision (contact_key, account_id, phase, as_of, decided_at, verdict, "
+            "reasons, window_start, window_end, defer_until, config_version, pack_versions, evidence) "
+            "VALUES (:k, :a, 'send', :d, :at, :v, :r, :ws, :we, :du, :cv, :pv, :e)"
+        ),
+        {
+            "k": contact.key,
+            "a": contact.account_id,
+            "d": contact.plan_date,
+            "at": at,
+            "v": verdict.verdict,
+            "r": " ".join(verdict.reasons),
+            "ws": verdict.window_start,
+            "we": verdict.window_end,
+            "du": verdict.defer_until,
+            "cv": config_version,
+            "pv": verdict.pack_versions,
+            "e": json.dumps(verdict.evidence(), separators=(",", ":")),
+        },
+    )
+
+
+def _mark_sent(
+    conn: Connection,
+    key: str,
+    token: str | None,
+    account_id: int,
+    channel: str,
+    contact_point_id: int | None,
+    backend: str,
+    provider_id: str | None,
+    at: dt.datetime,
+    now: dt.datetime,
+) -> None:
+    conn.execute(
+        text(
+            "UPDATE contact SET state = 'sent', backend = :b, provider_id = :p, sent_at = :at, "
+            "outcome = 'accepted', error_code = NULL, error_detail = NULL, updated_at = :now "
+            "WHERE key = :k AND state IN ('sending', 'uncertain') "
+            "AND (:t IS NULL OR claim_token = :t)"
+        ),
+        {"b": backend, "p": provider_id, "at": at, "now": now, "k": key, "t": token},
+    )
+    conn.execute(
+        text(
+            "INSERT INTO contact_event (event_ref, account_id, occurred_at, channel, contact_point_id, "
+            "direction, outcome, source, ledger_key) VALUES (:ref, :a, :at, :ch, :cp, 'outbound', "
+            ":o, 'dispatch', :k) ON CONFLICT (event_ref) DO NOTHING"
+        ),
+        {
+            "ref": f"ledger:{key}",
+            "a": account_id,
+            "at": at,
+            "ch": channel,
+            "cp": contact_point_id,
+            "o": EVENT_OUTCOME.get(channel, "sent"),
+            "k": key,
+        },
+    )
+
+
+def _set_state(
+    conn: Connection, key: str, token: str, state: str, now: dt.datetime, **fields: Any
+) -> None:
+    assignments = "".join(f", {name} = :{name}" for name in fields)
+    conn.execute(
+        text(
+            f"UPDATE contact SET state = :state, updated_at = :now{assignments} "
+            "WHERE key = :key AND claim_token = :token AND state = 'sending'"
+        ),
+        {"state": state, "now": now, "key": key, "token": token, **fields},
+    )
+
+
+def _apply_permanent(
+    conn: Connection,
+    err: PermanentError,
+    account_id: int,
+    channel: str,
+    contact_point_id: int | None,
+    now: dt.datetime,
+) -> None:
+    if contact_point_id is None:
+        return
+    if err.destination_invalid:
+        conn.execute(
+            text("UPDATE contact_point SET valid = :f, updated_at = :now WHERE id = :id"),
+            {"f": False, "now": now, "id": contact_point_id},
+        )
+    if err.opted_out:
+        conn.execute(
+            text(
+                "INSERT INTO opt_out (person_id, channel, scope, recorded_at, source) "
+                "SELECT person_id, :ch, :scope, :now, 'provider' FROM account WHERE id = :a "
+                "ON CONFLICT (person_id, channel, scope) DO NOTHING"
+            ),
+            {"ch": channel, "scope": str(contact_point_id), "now": now, "a": account_id},
+        )
+
+
+def recover_stale(
+    engine: Engine, channel_impl: Channel, channel: str, lo: int, hi: int, now: dt.datetime
+) -> int:
+    """Resolve rows left ``sending`` past the lease (their worker died) and, for a backend that
+    knows every message it took (the outbox), rows marked ``uncertain``."""
+    authoritative = channel_impl.backend == "outbox"
+    states = "('sending', 'uncertain')" if authoritative else "('sending')"
+    with engine.begin() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT key, account_id, contact_point_id, state, claimed_at, plan_date FROM contact "
+                f"WHERE channel = :ch AND account_id BETWEEN :lo AND :hi AND state IN {states}"
+            ),
+            {"ch": channel, "lo": lo, "hi": hi},
+        ).all()
+        resolved = 0
+        for key, account_id, cp_id, state, claimed_at, _plan_date in rows:
+            if (
+                state == "sending"
+                and claimed_at is not None
+                and _instant(claimed_at) > now - sending_lease()
+            ):
+                continue  # a live worker may still hold it
+            found = channel_impl.lookup(key)
+            if found is not None:
+                _mark_sent(
+                    conn,
+                    key,
+                    None,
+                    account_id,
+                    channel,
+                    cp_id,
+                    channel_impl.backend,
+                    found.provider_id,
+                    _instant(claimed_at or now),
+                    now,
+                )
+            elif authoritative:
+                conn.execute(
+                    text(
+                        "UPDATE contact SET state = 'planned', claim_token = NULL, updated_at = :now, "
+                        "error_detail = 'released: backend has no such message' WHERE key = :k"
+                    ),
+                    {"now": now, "k": key},
+                )
+            else:
+                conn.execute(
+                    text(
+                        "UPDATE contact SET state = 'uncertain', updated_at = :now, "
+                        "error_detail = 'worker lost during send' WHERE key = :k AND state = 'sending'"
+                    ),
+                    {"now": now, "k": key},
+                )
+            resolved += 1
+    return resolved
+
+
+def dispatch_range(
+    engine: Engine,
+    day: dt.date,
+    channel: str,
+    lo: int,
+    hi: int,
+    *,
+    clock: str = "wall",
+    channel_impl: Channel | None = None,
+    now: Callable[[], dt.datetime] = utcnow,
+) -> DispatchCounts:
+    """Send the planned ``channel`` contacts of accounts ``lo..hi`` for ``day``."""
+    if clock not in ("wall", "logical"):
+        raise ValueError(f"clock must be 'wall' or 'logical', not {clock!r}")
+    impl = channel_impl or open_channel(channel)
+    if clock == "logical" and impl.backend != "outbox":
+        raise ValueError(
+            "clock='logical' simulates the day's send times and is only allowed "
+            f"with the outbox; the {channel} channel uses {impl.backend}"
+        )
+    counts = DispatchCounts()
+    try:
+        counts.recovered = recover_stale(engine, impl, channel, lo, hi, now())
+        with engine.connect() as conn:
+            due = _due(conn, day, channel, lo, hi)
+        counts.due = len(due)
+        for at, contacts in _send_instants(due, clock, now()):
+            for i in range(0, len(contacts), FACTS_CHUNK):
+                _dispatch_chunk(
+                    engine,
+                    impl,
+                    channel,
+                    day,
+                    contacts[i : i + FACTS_CHUNK],
+                    at,
+                    clock,
+                    counts,
+                    now,
+                )
+    finally:
+        if channel_impl is None:
+            impl.close()
+    log.info("dispatch %s %s accounts %s-%s: %s", channel, day, lo, hi, counts.as_dict())
+    return counts
+
+
+def _dispatch_chunk(
+    engine: Engine,
+    impl: Channel,
+    channel: str,
+    day: dt.date,
+    contacts: list[DueContact],
+    at: dt.datetime,
+    clock: str,
+    counts: DispatchCounts,
+    now: Callable[[], dt.datetime],
+) -> None:
+    cutoff = at if clock == "logical" else now()
+    with engine.connect() as conn:
+        accounts = load_accounts(
+            conn, contacts[0].account_id, contacts[-1].account_id, day=day, cutoff=cutoff
+        )
+        versions = dict(
+            conn.execute(
+                text("SELECT key, config_version FROM contact WHERE key IN :keys").bindparams(
+                    bindparam("keys", expanding=True)
+                ),
+                {"keys": [c.key for c in contacts]},
+            ).all()
+        )
+    for j in range(0, len(contacts), CLAIM_CHUNK):
+        group = contacts[j : j + CLAIM_CHUNK]
+        token = uuid.uuid4().hex
+        claimed = _claim(engine, [c.key for c in group], token, now())
+        counts.claimed += len(claimed)
+        pending = [c for c in group if c.key in claimed]
+        with engine.connect() as conn:
+            personal = _personal_data(conn, [c.key for c in pending])
+        try:
+            while pending:
+                contact = pending[0]
+                _send_one(
+                    engine,
+                    impl,
+                    channel,
+                    contact,
+                    accounts[contact.account_id],
+                    personal[contact.key],
+                    day,
+                    at,
+                    token,
+                    versions[contact.key],
+                    counts,
+                    now,
+                )
+                pending.pop(0)
+        finally:
+            if pending:  # an unexpected error: the one in flight is in doubt, the rest untouched
+                in_flight, rest = pending[0], pending[1:]
+                with engine.begin() as conn:
+                    _set_state(
+                        conn,
+                        in_flight.key,
+                        token,
+                        "uncertain",
+                        now(),
+                        error_detail="unexpected error during send",
+                    )
+                    for c in rest:
+                        conn.execute(
+                            text(
+                                "UPDATE contact SET state = 'planned', claim_token = NULL, "
+                                "attempts = attempts - 1 WHERE key = :k AND claim_token = :t "
+                                "AND state = 'sending'"
+                            ),
+                            {"k": c.key, "t": token},
+                        )
+                counts.uncertain += 1
+
+
+def _send_one(
+    engine: Engine,
+    impl: Channel,
+    channel: str,
+    contact: DueContact,
+    account: AccountRecord,
+    pd: dict[str, Any],
+    day: dt.date,
+    at: dt.datetime,
+    token: str,
+    config_version: str,
+    counts: DispatchCounts,
+    now: Callable[[], dt.datetime],
+) -> None:
+    destination = next(
+        (d for d in account.destinations if d.contact_point_id == contact.contact_point_id), None
+    )
+    verdict = evaluate(
+        step_for(channel, destination), account.gate_facts(), day=contact.plan_date, at=at
+    )
+    if verdict.verdict != SEND:
+        with engine.begin() as conn:
+            _record_decision(conn, contact, verdict, at, config_version)
+            if verdict.verdict == BLOCK:
+                _set_state(
+                    conn,
+                    contact.key,
+                    token,
+                    "suppressed",
+                    now(),
+                    verdict=BLOCK,
+                    reasons=" ".join(verdict.reasons),
+                )
+                counts.suppressed += 1
+            else:
+                back_today = (
+                    verdict.defer_until is not None and verdict.defer_until < contact.window_end
+                )
+                _set_state(
+                    conn,
+                    contact.key,
+                    token,
+                    "planned" if back_today else "deferred",
+                    now(),
+                    verdict=verdict.verdict,
+                    reasons=" ".join(verdict.reasons),
+                    defer_until=verdict.defer_until,
+                    claim_token=None,
+                )
+                counts.deferred += 1
+        return
+    message = _message(contact, channel, account, pd, day)
+    try:
+        result = impl.send(message)
+    except PermanentError as err:
+        with engine.begin() as conn:
+            _record_decision(conn, contact, verdict, at, config_version)
+            _set_state(
+                conn,
+                contact.key,
+                token,
+                "failed",
+                now(),
+                error_code=err.code or "permanent",
+                error_detail=str(err)[:300],
+                outcome="rejected",
+            )
+            _apply_permanent(
+                conn, err, contact.account_id, channel, contact.contact_point_id, now()
+            )
+        counts.failed += 1
+        return
+    except TransientError as err:
+        with engine.begin() as conn:
+            _record_decision(conn, contact, verdict, at, config_version)
+            attempts = conn.execute(
+                text("SELECT attempts FROM contact WHERE key = :k"), {"k": contact.key}
+            ).scalar_one()
+            if attempts >= MAX_TRANSIENT_ATTEMPTS:
+                _set_state(
+                    conn,
+                    contact.key,
+                    token,
+                    "failed",
+                    now(),
+                    error_code=err.code or "transient",
+                    error_detail=str(err)[:300],
+                )
+                counts.failed += 1
+            else:  # nothing reached the consumer: the next dispatch window tries again
+                _set_state(
+                    conn,
+                    contact.key,
+                    token,
+                    "planned",
+                    now(),
+                    claim_token=None,
+                    error_code=err.code or "transient",
+                    error_detail=str(err)[:300],
+                )
+                counts.retry_later += 1
+        return
+    except (UncertainError, ChannelError) as err:
+        with engine.begin() as conn:
+            _record_decision(conn, contact, verdict, at, config_version)
+            _set_state(
+                conn,
+                contact.key,
+                token,
+                "uncertain",
+                now(),
+                error_code=err.code or "uncertain",
+                error_detail=str(err)[:300],
+            )
+        counts.uncertain += 1
+        return
+    with engine.begin() as conn:
+        _record_decision(conn, contact, verdict, at, config_version)
+        _mark_sent(
+            conn,
+            contact.key,
+            token,
+            contact.account_id,
+            channel,
+            contact.contact_point_id,
+            impl.backend,
+            result.provider_id,
+            at,
+            now(),
+        )
+    counts.sent += 1

@@ -1,0 +1,235 @@
+"""The escalation ladder operations edit: schema, semantic checks with YAML paths, version hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from contact_channels.base import CHANNEL_KINDS
+from outreach import settings
+
+Identifier = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+LANGUAGES = ("en", "zh-CN")
+# Channels whose messages are rendered from templates in every language.
+TEMPLATED_CHANNELS = {"sms": (".txt",), "email": (".txt", ".html"), "letter": (".txt",)}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Cadence(_Strict):
+    every_days: int = Field(ge=1, le=365)
+    max_times: int = Field(ge=1, le=1000)
+
+
+class Action(_Strict):
+    id: str = Identifier
+    channel: Literal["sms", "email", "call", "letter", "agency", "legal"]
+    template: str | None = Field(default=None, pattern=r"^[a-z0-9_]+(/[a-z0-9_]+)*$")
+    cadence: Cadence
+
+
+class Entry(_Strict):
+    dpd_min: int = Field(ge=1)
+    dpd_max: int | None = Field(default=None, ge=1)
+    min_balance: Decimal = Field(default=Decimal(0), ge=0)
+    segment: str | None = None
+    products: tuple[Literal["credit_card", "consumer_loan"], ...] | None = None
+
+
+class Prerequisite(_Strict):
+    stage: str
+    action: str
+    min_times: int = Field(default=1, ge=1)
+
+
+class Stage(_Strict):
+    id: str = Identifier
+    entry: Entry
+    requires: tuple[Prerequisite, ...] = ()
+    actions: tuple[Action, ...] = Field(min_length=1)
+
+
+class LadderModel(_Strict):
+    name: str
+    description: str | None = None
+    stages: tuple[Stage, ...] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path} (line {self.line})" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+class LadderError(ValueError):
+    def __init__(self, source: str, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(map(str, errors)))
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """A validated ladder and its version (a hash of its meaning, not of its comments)."""
+
+    model: LadderModel
+    version: str
+    source: str
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        return self.model.stages
+
+    def stage_for(
+        self, days_past_due: int, balance: Decimal, segment: str | None, product: str
+    ) -> Stage | None:
+        """The first stage, in file order, whose entry conditions the account meets."""
+        for stage in self.model.stages:
+            e = stage.entry
+            if days_past_due < e.dpd_min or (e.dpd_max is not None and days_past_due > e.dpd_max):
+                continue
+            if balance < e.min_balance:
+                continue
+            if e.segment is not None and segment != e.segment:
+                continue
+            if e.products is not None and product not in e.products:
+                continue
+            return stage
+        return None
+
+
+def _path_text(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _line_index(text: str) -> dict[str, int]:
+    """YAML path -> 1-based line, from the composed node tree, so errors point at the file."""
+    index: dict[str, int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return index
+
+    def walk(node: yaml.Node, loc: tuple[Any, ...]) -> None:
+        index[_path_text(loc)] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                walk(value, (*loc, key.value))
+                index.setdefault(_path_text((*loc, key.value)), key.start_mark.line + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*loc, i))
+
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def _semantic_errors(model: LadderModel, templates: Path) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    seen_stages: dict[str, set[str]] = {}
+    for si, stage in enumerate(model.stages):
+        where = f"stages[{si}]"
+        if stage.id in seen_stages:
+            errors.append((f"{where}.id", f"duplicate stage id '{stage.id}'"))
+        entry = stage.entry
+        if entry.dpd_max is not None and entry.dpd_max < entry.dpd_min:
+            errors.append((f"{where}.entry.dpd_max", "dpd_max is below dpd_min"))
+        for pi, req in enumerate(stage.requires):
+            if req.stage not in seen_stages:
+                errors.append(
+                    (f"{where}.requires[{pi}].stage", f"'{req.stage}' is not an earlier stage")
+                )
+            elif req.action not in seen_stages[req.stage]:
+                errors.append(
+                    (
+                        f"{where}.requires[{pi}].action",
+                        f"stage '{req.stage}' has no action '{req.action}'",
+                    )
+                )
+        action_ids: set[str] = set()
+        for ai, action in enumerate(stage.actions):
+            awhere = f"{where}.actions[{ai}]"
+            if action.id in action_ids:
+                errors.append((f"{awhere}.id", f"duplicate action id '{action.id}' in stage"))
+            action_ids.add(action.id)
+            suffixes = TEMPLATED_CHANNELS.get(action.channel)
+            if suffixes and action.template is None:
+                errors.append((f"{awhere}.template", f"a {action.channel} action needs a template"))
+            elif suffixes and action.template is not None:
+                for lang in LANGUAGES:
+                    for suffix in suffixes:
+                        rel = f"{lang}/{action.template}{suffix}"
+                        if not (templates / rel).is_file():
+                            errors.append((f"{awhere}.template", f"template file {rel} not found"))
+        seen_stages[stage.id] = action_ids
+    return errors
+
+
+def check_ladder_text(
+    text: str, templates: Path | None = None
+) -> tuple[LadderModel | None, list[ConfigError]]:
+    templates = templates or settings.templates_dir()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return None, [
+            ConfigError(
+                "(file)",
+                f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                mark.line + 1 if mark else None,
+            )
+        ]
+    lines = _line_index(text)
+    try:
+        model = LadderModel.model_validate(raw)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            path = _path_text(tuple(p for p in err["loc"] if not str(p).startswith("literal")))
+            errors.append(ConfigError(path, err["msg"], lines.get(path)))
+        return None, errors
+    errors = [
+        ConfigError(path, msg, lines.get(path) or lines.get(path.rsplit(".", 1)[0]))
+        for path, msg in _semantic_errors(model, templates)
+    ]
+    return (model if not errors else None), errors
+
+
+def ladder_version(model: LadderModel) -> str:
+    canonical = json.dumps(model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def load_ladder(path: Path, templates: Path | None = None) -> Ladder:
+    """Load and validate a ladder file; raise LadderError listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LadderError(
+            str(path), [ConfigError("(file)", f"cannot read: {exc.strerror}")]
+        ) from exc
+    model, errors = check_ladder_text(text, templates)
+    if model is None:
+        raise LadderError(str(path), errors)
+    return Ladder(model=model, version=ladder_version(model), source=str(path))
+
+
+assert set(TEMPLATED_CHANNELS) <= set(CHANNEL_KINDS)

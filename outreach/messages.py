@@ -1,0 +1,97 @@
+"""Rendering what a contact says, from templates operations write, in a sandboxed Jinja2."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from outreach import settings
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str | None
+    text: str
+    html: str | None
+
+
+@lru_cache(maxsize=4)
+def _environment(root: str) -> SandboxedEnvironment:
+    # Sandboxed: templates are data written by operations and must not reach Python internals.
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(root),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+    )
+
+
+def brand() -> dict[str, str]:
+    return {
+        "creditor": os.environ.get("OUTREACH_CREDITOR_NAME", "Example Bank"),
+        "pay_url": os.environ.get("OUTREACH_PAY_URL", "https://pay.example.com"),
+        "phone": os.environ.get("OUTREACH_SERVICE_PHONE", "+1 800 555 0100"),
+    }
+
+
+def money(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def message_context(
+    *,
+    full_name: str,
+    language: str,
+    account_ref: str,
+    amount_past_due: Decimal,
+    balance: Decimal,
+    currency: str,
+    days_past_due: int,
+    address: str | None,
+) -> dict[str, Any]:
+    first_name = full_name if language.startswith("zh") else full_name.split(" ")[0]
+    return {
+        **brand(),
+        "full_name": full_name,
+        "first_name": first_name,
+        "account_last4": account_ref[-4:],
+        "amount_past_due": money(amount_past_due),
+        "balance": money(balance),
+        "currency": currency,
+        "days_past_due": days_past_due,
+        "address": address or "",
+    }
+
+
+def render(
+    template: str, language: str, channel: str, context: dict[str, Any], root: Path | None = None
+) -> Rendered:
+    """Render ``template`` for ``channel`` in ``language`` (falls back to English)."""
+    env = _environment(str(root or settings.templates_dir()))
+    lang = language if (Path(env.loader.searchpath[0]) / language).is_dir() else "en"  # type: ignore[union-attr]
+    text = env.get_template(f"{lang}/{template}.txt").render(context).strip()
+    subject = None
+    if channel == "email":
+        first, _, rest = text.partition("\n")
+        if first.startswith("Subject:"):
+            subject, text = first.removeprefix("Subject:").strip(), rest.strip()
+        html = (
+            env.get_template(f"{lang}/{template}.html")
+            .render({k: _escape(v) for k, v in context.items()})
+            .strip()
+        )
+        return Rendered(subject, text, html)
+    return Rendered(subject, text, None)
+
+
+def _escape(value: Any) -> Any:
+    from markupsafe import escape
+
+    return escape(value) if isinstance(value, str) else value

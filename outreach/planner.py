@@ -1,0 +1,461 @@
+"""The daily plan: each account's stage, its due actions, a gate verdict for each, into the ledger.
+
+Deterministic: the plan for ``day`` reads facts known before 00:00 UTC of that day and ledger
+history planned before that day, so the same inputs and day give the same plan, rerun or not.
+Set-based: one batch of accounts is loaded with a handful of queries and written with a few
+bulk statements.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from outreach.facts import AccountRecord, Destination, load_accounts
+from outreach.ladder import Action, Ladder, Stage
+from policies.gate import evaluate
+from policies.model import BLOCK, DEFER, SEND, AccountFacts, RuleResult, Step, Verdict
+from policies.packs import pack_versions
+
+STATE_FOR_VERDICT = {SEND: "planned", DEFER: "deferred", BLOCK: "suppressed"}
+# Rows the planner may (re)write; anything the dispatcher has touched stays as it is.
+REPLANNABLE = "('planned', 'deferred', 'expired')"
+
+
+def contact_key(
+    account_id: int,
+    episode: dt.date | None,
+    stage: str,
+    action: str,
+    slot: int,
+    channel: str,
+    contact_point_id: int | None,
+) -> str:
+    """The ledger key: what the contact is, never when or by which task try it was made."""
+    identity = f"{account_id}|{episode}|{stage}|{action}|{slot}|{channel}|{contact_point_id}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def plan_cutoff(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day)
+
+
+@dataclass(slots=True)
+class PlannedStep:
+    """One due action of one account with its verdict: a ledger row and a decision row."""
+
+    account: AccountRecord
+    stage: Stage
+    action: Action
+    slot: int
+    destination: Destination | None
+    verdict: Verdict
+    days_past_due: int
+
+    @property
+    def key(self) -> str:
+        cp = self.destination.contact_point_id if self.destination else None
+        return contact_key(
+            self.account.id,
+            self.account.due_date,
+            self.stage.id,
+            self.action.id,
+            self.slot,
+            self.action.channel,
+            cp,
+        )
+
+
+@dataclass
+class PlanCounts:
+    accounts: int = 0
+    in_stage: int = 0
+    steps: int = 0
+    send: int = 0
+    defer: int = 0
+    block: int = 0
+
+    def add(self, other: PlanCounts) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def candidate_destinations(account: AccountRecord, channel: str) -> list[Destination]:
+    """The destinations a channel may use, best first; invalid ones are left to the gate."""
+    d = account.destinations
+    if channel == "sms":
+        phones = [x for x in d if x.kind == "phone" and x.phone_type == "mobile"]
+        return sorted(phones, key=lambda x: (not x.valid, not x.sms_consent))
+    if channel == "call":
+        phones = [x for x in d if x.kind == "phone"]
+        return sorted(phones, key=lambda x: (not x.valid, x.is_workplace))
+    if channel == "email":
+        return sorted(
+            (x for x in d if x.kind == "email"), key=lambda x: (not x.valid, x.is_workplace)
+        )
+    if channel == "letter":
+        return sorted((x for x in d if x.kind == "postal"), key=lambda x: not x.valid)
+    return []
+
+
+def step_for(channel: str, destination: Destination | None) -> Step:
+    if destination is None:
+        return Step(channel)
+    zones = destination.zones if destination.kind == "phone" else ()
+    return Step(channel, destination.contact_point_id, zones, destination.valid)
+
+
+def choose(
+    channel: str,
+    account: AccountRecord,
+    facts: AccountFacts,
+    day: dt.date,
+    *,
+    at: dt.datetime | None = None,
+    trace: bool = False,
+) -> tuple[Destination | None, Verdict, list[tuple[Destination | None, Verdict]]]:
+    """Judge every candidate destination; the first sendable wins, else the first deferrable,
+    else the best candidate's block. Returns the choice and every judgement (for explain)."""
+    candidates: list[Destination | None] = list(candidate_destinations(account, channel)) or [None]
+    judged: list[tuple[Destination | None, Verdict]] = []
+    for destination in candidates:
+        verdict = evaluate(step_for(channel, destination), facts, day=day, at=at, trace=trace)
+        judged.append((destination, verdict))
+        if verdict.verdict == SEND and not trace:
+            return destination, verdict, judged
+    for wanted in (SEND, DEFER):
+        for destination, verdict in judged:
+            if verdict.verdict == wanted:
+                return destination, verdict, judged
+    return judged[0][0], judged[0][1], judged
+
+
+def _prerequisite_block(
+    stage: Stage, account: AccountRecord, facts: AccountFacts
+) -> Verdict | None:
+    for req in stage.requires:
+        times = account.history.get((req.stage, req.action), (0, None))[0]
+        if times < req.min_times:
+            result = RuleResult(
+                "ladder.prerequisite_unmet",
+                BLOCK,
+                "Ladder configuration",
+                "",
+                {
+                    "stage": req.stage,
+                    "action": req.action,
+                    "min_times": req.min_times,
+                    "times": times,
+                },
+            )
+            return Verdict(
+                BLOCK,
+                ("ladder.prerequisite_unmet",),
+                results=(result,),
+                pack_versions=pack_versions(facts.country),
+            )
+    return None
+
+
+def plan_account(
+    ladder: Ladder, account: AccountRecord, day: dt.date, *, trace: bool = False
+) -> tuple[Stage | None, int | None, list[PlannedStep]]:
+    """Stage, days past due and the due steps of one account for ``day`` (pure)."""
+    if account.due_date is None or account.past_due <= 0:
+        return None, None, []
+    dpd = (day - account.due_date).days
+    if dpd < 1:
+        return None, dpd, []
+    stage = ladder.stage_for(dpd, account.balance, account.segment, account.product)
+    if stage is None:
+        return None, dpd, []
+    facts = account.gate_facts()
+    prerequisite_block = _prerequisite_block(stage, account, facts)
+    steps: list[PlannedStep] = []
+    for action in stage.actions:
+        times, last = account.history.get((stage.id, action.id), (0, None))
+        if times >= action.cadence.max_times:
+            continue
+        if last is not None and (day - last).days < action.cadence.every_days:
+            continue
+        if prerequisite_block is not None:
+            candidates = candidate_destinations(account, action.channel)
+            steps.append(
+                PlannedStep(
+                    account,
+                    stage,
+                    action,
+                    times + 1,
+                    candidates[0] if candidates else None,
+                    prerequisite_block,
+                    dpd,
+                )
+            )
+            continue
+        destination, verdict, _ = choose(action.channel, account, facts, day, trace=trace)
+        steps.append(PlannedStep(account, stage, action, times + 1, destination, verdict, dpd))
+    return stage, dpd, steps
+
+
+def account_ranges(engine: Engine, batch_size: int) -> list[tuple[int, int]]:
+    """Consecutive account-id ranges of ``batch_size`` accounts (the last may be shorter)."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    with engine.connect() as conn:
+        ids = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM account) t "
+                    "WHERE (n - 1) % :size = 0 ORDER BY id"
+                ),
+                {"size": batch_size},
+            )
+        ]
+        top = conn.execute(text("SELECT MAX(id) FROM account")).scalar()
+    return [(lo, (ids[i + 1] - 1) if i + 1 < len(ids) else int(top)) for i, lo in enumerate(ids)]
+
+
+def _contact_row(
+    step: PlannedStep, day: dt.date, ladder: Ladder, now: dt.datetime
+) -> dict[str, Any]:
+    v = step.verdict
+    return {
+        "key": step.key,
+        "account_id": step.account.id,
+        "episode": step.account.due_date,
+        "stage": step.stage.id,
+        "action": step.action.id,
+        "slot": step.slot,
+        "channel": step.action.channel,
+        "contact_point_id": step.destination.contact_point_id if step.destination else None,
+        "template": step.action.template,
+        "plan_date": day,
+        "state": STATE_FOR_VERDICT[v.verdict],
+        "verdict": v.verdict,
+        "reasons": " ".join(v.reasons),
+        "window_start": v.window_start,
+        "window_end": v.window_end,
+        "defer_until": v.defer_until,
+        "config_version": ladder.version,
+        "pack_versions": v.pack_versions,
+        "updated_at": now,
+    }
+
+
+def _decision_row(step: PlannedStep, day: dt.date, ladder: Ladder) -> dict[str, Any]:
+    v = step.verdict
+    return {
+        "contact_key": step.key,
+        "account_id": step.account.id,
+        "phase": "plan",
+        "as_of": day,
+        "decided_at": plan_cutoff(day),
+        "verdict": v.verdict,
+        "reasons": " ".join(v.reasons),
+        "window_start": v.window_start,
+        "window_end": v.window_end,
+        "defer_until": v.defer_until,
+        "config_version": ladder.version,
+        "pack_versions": v.pack_versions,
+        "evidence": json.dumps(v.evidence(), separators=(",", ":")),
+    }
+
+
+UPSERT_CONTACT = text(
+    "INSERT INTO contact (key, account_id, episode, stage, action, slot, channel, "
+    "contact_point_id, template, plan_date, state, verdict, reasons, window_start, window_end, "
+    "defer_until, config_version, pack_versions, attempts, updated_at) VALUES (:key, :account_id, "
+    ":episode, :stage, :action, :slot, :channel, :contact_point_id, :template, :plan_date, "
+    ":state, :verdict, :reasons, :window_start, :window_end, :defer_until, :config_version, "
+    ":pack_versions, 0, :updated_at) "
+    "ON CONFLICT (key) DO UPDATE SET plan_date = excluded.plan_date, state = excluded.state, "
+    "verdict = excluded.verdict, reasons = excluded.reasons, "
+    "window_start = excluded.window_start, window_end = excluded.window_end, "
+    "defer_until = excluded.defer_until, template = excluded.template, "
+    "config_version = excluded.config_version, pack_versions = excluded.pack_versions, "
+    "updated_at = excluded.updated_at, claim_token = NULL, claimed_at = NULL "
+    f"WHERE contact.state IN {REPLANNABLE} "
+    "OR (contact.state = 'suppressed' AND (contact.plan_date < excluded.plan_date "
+    "OR contact.claimed_at IS NULL))"
+)
+
+INSERT_DECISION = text(
+    "INSERT INTO policy_decision (contact_key, account_id, phase, as_of, decided_at, verdict, "
+    "reasons, window_start, window_end, defer_until, config_version, pack_versions, evidence) "
+    "VALUES (:contact_key, :account_id, :phase, :as_of, :decided_at, :verdict, :reasons, "
+    ":window_start, :window_end, :defer_until, :config_version, :pack_versions, :evidence)"
+)
+
+
+def write_plan(
+    conn: Connection, steps: list[PlannedStep], day: dt.date, ladder: Ladder, lo: int, hi: int
+) -> None:
+    """Replace this batch's plan for ``day``: expire stale planned rows, upsert, record decisions.
+
+    Rows the dispatcher already took (sending, sent, failed, uncertain) are never rewritten.
+    """
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    conn.execute(
+        text(
+            "UPDATE contact SET state = 'expired', updated_at = :now WHERE account_id BETWEEN :lo "
+            "AND :hi AND plan_date < :day AND state IN ('planned', 'deferred')"
+        ),
+        {"now": now, "lo": lo, "hi": hi, "day": day},
+    )
+    conn.execute(
+        text(
+            "DELETE FROM policy_decision WHERE phase = 'plan' AND as_of = :day "
+            "AND account_id BETWEEN :lo AND :hi"
+        ),
+        {"day": day, "lo": lo, "hi": hi},
+    )
+    if steps:
+        conn.execute(UPSERT_CONTACT, [_contact_row(s, day, ladder, now) for s in steps])
+        conn.execute(INSERT_DECISION, [_decision_row(s, day, ladder) for s in steps])
+
+
+def plan_range(engine: Engine, ladder: Ladder, day: dt.date, lo: int, hi: int) -> PlanCounts:
+    """Plan accounts ``lo..hi`` for ``day`` in one transaction."""
+    counts = PlanCounts()
+    with engine.begin() as conn:
+        accounts = load_accounts(conn, lo, hi, day=day, cutoff=plan_cutoff(day))
+        steps: list[PlannedStep] = []
+        for account in accounts.values():
+            stage, _dpd, account_steps = plan_account(ladder, account, day)
+            counts.accounts += 1
+            counts.in_stage += stage is not None
+            steps.extend(account_steps)
+        for s in steps:
+            setattr(counts, s.verdict.verdict, getattr(counts, s.verdict.verdict) + 1)
+        counts.steps = len(steps)
+        write_plan(conn, steps, day, ladder, lo, hi)
+    return counts
+
+
+def iter_plan(
+    engine: Engine, ladder: Ladder, day: dt.date, batch_size: int
+) -> Iterator[PlanCounts]:
+    for lo, hi in account_ranges(engine, batch_size):
+        yield plan_range(engine, ladder, day, lo, hi)
+
+
+def _verdict_dict(v: Verdict) -> dict[str, Any]:
+    return {
+        "verdict": v.verdict,
+        "reasons": list(v.reasons),
+        "window_start": v.window_start.isoformat() + "Z" if v.window_start else None,
+        "window_end": v.window_end.isoformat() + "Z" if v.window_end else None,
+        "defer_until": v.defer_until.isoformat() + "Z" if v.defer_until else None,
+        "rules": [
+            {
+                "rule": r.rule_id,
+                "outcome": r.outcome,
+                "pack": r.pack_version,
+                "citation": r.citation,
+                "facts": r.facts,
+            }
+            for r in v.results
+        ],
+    }
+
+
+def explain_account(ladder: Ladder, account: AccountRecord, day: dt.date) -> dict[str, Any]:
+    """Every gate's verdict for every due step of one account, with the facts each rule read.
+
+    Pure: the same computation the planner makes, with tracing on. Destinations appear by
+    contact-point id and kind, never by value.
+    """
+    stage, dpd, _ = plan_account(ladder, account, day)
+    facts = account.gate_facts()
+    out: dict[str, Any] = {
+        "account_id": account.account_ref,
+        "as_of": day.isoformat(),
+        "ladder_version": ladder.version,
+        "pack_versions": pack_versions(account.country),
+        "facts": {
+            "country": account.country,
+            "region": account.region,
+            "days_past_due": dpd,
+            "past_due": str(account.past_due),
+            "balance": str(account.balance),
+            "holds": sorted(account.holds),
+            "opt_outs": sorted(f"{c}:{s}" for c, s in account.opt_outs),
+            "address_zones": list(account.address_zones),
+            "call_attempts_15d": [[t.isoformat() + "Z", o] for t, o in account.call_attempts],
+            "last_conversation": account.last_conversation.isoformat() + "Z"
+            if account.last_conversation
+            else None,
+            "destinations": [
+                {
+                    "contact_point_id": d.contact_point_id,
+                    "kind": d.kind,
+                    "phone_type": d.phone_type,
+                    "zones": list(d.zones),
+                    "valid": d.valid,
+                }
+                for d in account.destinations
+            ],
+        },
+        "stage": stage.id if stage else None,
+        "actions": [],
+    }
+    if stage is None:
+        out["why_no_stage"] = (
+            "nothing past due"
+            if account.due_date is None or account.past_due <= 0
+            else f"no stage of the ladder matches {dpd} days past due and balance {account.balance}"
+        )
+        return out
+    prerequisite = _prerequisite_block(stage, account, facts)
+    for action in stage.actions:
+        times, last = account.history.get((stage.id, action.id), (0, None))
+        entry: dict[str, Any] = {
+            "action": action.id,
+            "channel": action.channel,
+            "cadence": {
+                "every_days": action.cadence.every_days,
+                "max_times": action.cadence.max_times,
+                "times_so_far": times,
+                "last": str(last) if last else None,
+            },
+        }
+        if times >= action.cadence.max_times:
+            entry["due"] = False
+            entry["why"] = "cadence exhausted"
+        elif last is not None and (day - last).days < action.cadence.every_days:
+            entry["due"] = False
+            entry["why"] = f"next due {last + dt.timedelta(days=action.cadence.every_days)}"
+        elif prerequisite is not None:
+            entry["due"] = True
+            entry["decision"] = _verdict_dict(prerequisite)
+        else:
+            destination, verdict, judged = choose(action.channel, account, facts, day, trace=True)
+            entry["due"] = True
+            entry["slot"] = times + 1
+            entry["key"] = contact_key(
+                account.id,
+                account.due_date,
+                stage.id,
+                action.id,
+                times + 1,
+                action.channel,
+                destination.contact_point_id if destination else None,
+            )
+            entry["chosen_contact_point"] = destination.contact_point_id if destination else None
+            entry["decision"] = _verdict_dict(verdict)
+            entry["candidates"] = [
+                {"contact_point_id": d.contact_point_id if d else None, **_verdict_dict(v)}
+                for d, v in judged
+            ]
+        out["actions"].append(entry)
+    return out

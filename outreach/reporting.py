@@ -1,0 +1,76 @@
+"""The day's figures: planned and sent by stage and channel, suppressed and deferred by reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+STATES = ("planned", "sending", "sent", "deferred", "suppressed", "failed", "uncertain", "expired")
+
+
+def day_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
+    """Counts only: safe for XCom and logs."""
+    by_stage: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    reasons: dict[str, Counter[str]] = {"suppressed": Counter(), "deferred": Counter()}
+    totals: Counter[str] = Counter()
+    with engine.connect() as conn:
+        for stage, channel, state, n in conn.execute(
+            text(
+                "SELECT stage, channel, state, COUNT(*) FROM contact WHERE plan_date = :d "
+                "GROUP BY stage, channel, state"
+            ),
+            {"d": day},
+        ):
+            by_stage[stage][channel][state] = int(n)
+            totals[state] += int(n)
+        for state, codes, n in conn.execute(
+            text(
+                "SELECT state, reasons, COUNT(*) FROM contact WHERE plan_date = :d "
+                "AND state IN ('suppressed', 'deferred') GROUP BY state, reasons"
+            ),
+            {"d": day},
+        ):
+            for code in (codes or "").split():
+                reasons[state][code] += int(n)
+        accounts = conn.execute(text("SELECT COUNT(*) FROM account")).scalar_one()
+    return {
+        "as_of": day.isoformat(),
+        "accounts": int(accounts),
+        "totals": {s: totals.get(s, 0) for s in STATES},
+        "by_stage": {s: {c: dict(v) for c, v in ch.items()} for s, ch in by_stage.items()},
+        "suppressed_by_reason": dict(reasons["suppressed"].most_common()),
+        "deferred_by_reason": dict(reasons["deferred"].most_common()),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [
+        f"Outreach for {summary['as_of']}: {summary['accounts']:,} accounts in the portfolio",
+        "",
+        f"{'stage':<18} {'channel':<8} {'planned':>8} {'sent':>8} {'deferred':>9} "
+        f"{'suppressed':>10} {'failed':>7} {'uncertain':>9}",
+    ]
+    for stage, channels in sorted(summary["by_stage"].items()):
+        for channel, states in sorted(channels.items()):
+            # 'planned' here is everything the plan put in the ledger as sendable today.
+            planned = sum(
+                states.get(s, 0) for s in ("planned", "sending", "sent", "failed", "uncertain")
+            )
+            lines.append(
+                f"{stage:<18} {channel:<8} {planned:>8} {states.get('sent', 0):>8} "
+                f"{states.get('deferred', 0):>9} {states.get('suppressed', 0):>10} "
+                f"{states.get('failed', 0):>7} {states.get('uncertain', 0):>9}"
+            )
+    t = summary["totals"]
+    lines += ["", "Totals: " + ", ".join(f"{k} {v:,}" for k, v in t.items() if v)]
+    for title, key in (
+        ("Suppressed by reason", "suppressed_by_reason"),
+        ("Deferred by reason", "deferred_by_reason"),
+    ):
+        if summary[key]:
+            lines += ["", f"{title}:"]
+            lines += [f"  {code:<36} {n:>7,}" for code, n in summary[key].items()]
+    return "\n".join(lines)
