@@ -201,10 +201,14 @@ def check_ladder_text(
     try:
         model = LadderModel.model_validate(raw)
     except ValidationError as exc:
-        errors = []
-        for err in exc.errors():
-            path = _path_text(tuple(p for p in err["loc"] if not str(p).startswith("literal")))
-            errors.append(ConfigError(path, err["msg"], lines.get(path)))
+        found = [(_path_text(tuple(err["loc"])), err) for err in exc.errors()]
+        errors = [
+            ConfigError(path, err["msg"], lines.get(path))
+            for path, err in found
+            # A list whose only item failed also reports "too short": noise, the item says why.
+            if not (err["type"] == "too_short"
+                    and any(other.startswith((path + ".", path + "[")) for other, _ in found))
+        ]
         return None, errors
     errors = [
         ConfigError(path, msg, lines.get(path) or lines.get(path.rsplit(".", 1)[0]))

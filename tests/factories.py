@@ -1,0 +1,122 @@
+"""Builders for small portfolios written straight into a test database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from outreach.db import make_engine, migrate
+from outreach.models import (
+    Account,
+    AccountHold,
+    ContactEvent,
+    ContactPoint,
+    OptOut,
+    Payment,
+    Person,
+)
+
+NOW = dt.datetime(2026, 1, 1)
+_refs = itertools.count(1)
+
+
+def database(url: str) -> Engine:
+    migrate(url)
+    return make_engine(url)
+
+
+def add_account(
+    engine: Engine,
+    *,
+    as_of: dt.date,
+    dpd: int = 5,
+    balance: str = "1000.00",
+    past_due: str = "100.00",
+    country: str = "US",
+    region: str | None = "NY",
+    address_zones: str | None = "America/New_York",
+    language: str = "en",
+    phones: list[dict[str, Any]] | None = None,
+    emails: list[str] | None = None,
+    postal: bool = True,
+    segment: str | None = None,
+    product: str = "credit_card",
+) -> dict[str, Any]:
+    """One person with one account; returns ids: account, person and contact points by label."""
+    n = next(_refs)
+    if phones is None:
+        phones = [{"value": f"+1212555{n % 10000:04d}", "type": "mobile",
+                   "zones": "America/New_York"}]
+    emails = [f"person{n}@example.com"] if emails is None else emails
+    with engine.begin() as conn:
+        person_id = conn.execute(insert(Person).values(
+            person_ref=f"P{n:07d}", full_name=f"Pat Example{n}", language=language,
+            address_line1="1 Main St", city="Town", region=region, postal_code="10001",
+            country=country, time_zones=address_zones, updated_at=NOW)).inserted_primary_key[0]
+        account_id = conn.execute(insert(Account).values(
+            account_ref=f"A{n:07d}", person_id=person_id, product=product,
+            currency="USD" if country == "US" else "CNY", balance=Decimal(balance),
+            amount_past_due=Decimal(past_due), due_date=as_of - dt.timedelta(days=dpd),
+            balance_as_of=as_of - dt.timedelta(days=1), jurisdiction_country=country,
+            jurisdiction_region=region, segment=segment, updated_at=NOW)).inserted_primary_key[0]
+        points: dict[str, int] = {}
+        for i, phone in enumerate(phones):
+            points[f"phone{i}"] = conn.execute(insert(ContactPoint).values(
+                person_id=person_id, kind="phone", value=phone["value"],
+                phone_type=phone.get("type", "mobile"), time_zones=phone.get("zones"),
+                sms_consent=phone.get("sms_consent", True), call_consent=True,
+                is_workplace=phone.get("workplace", False), valid=phone.get("valid", True),
+                priority=i + 1, updated_at=NOW)).inserted_primary_key[0]
+        for i, email in enumerate(emails):
+            points[f"email{i}"] = conn.execute(insert(ContactPoint).values(
+                person_id=person_id, kind="email", value=email, priority=i + 1,
+                updated_at=NOW)).inserted_primary_key[0]
+        if postal:
+            points["postal"] = conn.execute(insert(ContactPoint).values(
+                person_id=person_id, kind="postal", value="1 Main St, Town, NY 10001",
+                priority=1, updated_at=NOW)).inserted_primary_key[0]
+    return {"account_id": account_id, "person_id": person_id, "account_ref": f"A{n:07d}",
+            "points": points}
+
+
+def add_hold(engine: Engine, account_id: int, kind: str, started_on: dt.date,
+             ended_on: dt.date | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(AccountHold).values(account_id=account_id, kind=kind,
+                                                started_on=started_on, ended_on=ended_on,
+                                                source="test"))
+
+
+def add_opt_out(engine: Engine, person_id: int, channel: str, scope: str,
+                recorded_at: dt.datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(OptOut).values(person_id=person_id, channel=channel, scope=scope,
+                                           recorded_at=recorded_at, source="test"))
+
+
+def add_payment(engine: Engine, account_id: int, paid_on: dt.date, amount: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(Payment).values(payment_ref=f"PAY{next(_refs)}", account_id=account_id,
+                                            paid_on=paid_on, amount=Decimal(amount)))
+
+
+def add_call(engine: Engine, account_id: int, at: dt.datetime, outcome: str = "no_answer",
+             direction: str = "outbound") -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(ContactEvent).values(
+            event_ref=f"E{next(_refs)}", account_id=account_id, occurred_at=at, channel="call",
+            direction=direction, outcome=outcome, source="import"))
+
+
+def contacts(engine: Engine, **where: Any) -> list[dict[str, Any]]:
+    from outreach.models import Contact
+
+    stmt = select(Contact)
+    for name, value in where.items():
+        stmt = stmt.where(getattr(Contact, name) == value)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
