@@ -21,7 +21,7 @@ from outreach.facts import AccountRecord, Destination, load_accounts
 from outreach.ladder import Action, Ladder, Stage
 from policies.gate import evaluate
 from policies.model import BLOCK, DEFER, SEND, AccountFacts, RuleResult, Step, Verdict
-from policies.packs import pack_versions
+from policies.packs import assert_valid, pack_versions
 
 STATE_FOR_VERDICT = {SEND: "planned", DEFER: "deferred", BLOCK: "suppressed"}
 # Rows the planner may (re)write; anything the dispatcher has touched stays as it is.
@@ -345,6 +345,7 @@ def plan_range(engine: Engine, ladder: Ladder, day: dt.date, lo: int, hi: int) -
 def iter_plan(
     engine: Engine, ladder: Ladder, day: dt.date, batch_size: int
 ) -> Iterator[PlanCounts]:
+    assert_valid()
     for lo, hi in account_ranges(engine, batch_size):
         yield plan_range(engine, ladder, day, lo, hi)
 

@@ -40,8 +40,12 @@ def ingest(inbox: Path | None = None) -> dict[str, Any]:
 
 def plan_batches(as_of: dt.date, batch_size: int) -> list[dict[str, int]]:
     """Split the portfolio into account-id ranges of about ``batch_size`` accounts."""
+    from outreach.ladder import load_ladder
     from outreach.planner import account_ranges
+    from policies.packs import assert_valid
 
+    assert_valid()  # a broken pack or ladder fails the run before anything is planned
+    load_ladder(settings.ladder_path())
     return [{"lo": lo, "hi": hi} for lo, hi in account_ranges(get_engine(), batch_size)]
 
 

@@ -205,3 +205,14 @@ def validate_packs(packs: tuple[Pack, ...] = PACKS) -> list[str]:
                 if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= 24):
                     problems.append(f"{rule.rule_id}: hours need 0 <= start_hour < end_hour <= 24")
     return problems
+
+
+class PackError(ValueError):
+    pass
+
+
+def assert_valid(packs: tuple[Pack, ...] = PACKS) -> None:
+    """Refuse to plan or send with a broken pack: called before every run."""
+    problems = validate_packs(packs)
+    if problems:
+        raise PackError("rule packs are invalid:\n" + "\n".join(problems))

@@ -221,3 +221,11 @@ def test_trace_records_every_rule_with_pack_version_and_citation() -> None:
     assert {r.rule_id for r in v.results} == {r.rule_id for r, _ in rules_for("US", "call")}
     for r in v.results:
         assert r.citation and "@" in r.pack_version
+
+
+def test_compliance_doc_is_generated_from_the_packs() -> None:
+    from outreach.settings import PROJECT_ROOT
+    from policies.docs import render
+
+    assert (PROJECT_ROOT / "docs" / "compliance.md").read_text() == render(), (
+        "run: python -m policies.docs > docs/compliance.md")
