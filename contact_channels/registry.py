@@ -1,0 +1,87 @@
+"""Pick and build the adapter for a channel kind from its ``config/channels.yaml`` settings."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from contact_channels.base import CHANNEL_KINDS, Channel
+from contact_channels.credentials import get_connection
+from contact_channels.outbox import OutboxChannel
+from contact_channels.retry import DEFAULT_POLICY, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+BACKENDS: tuple[str, ...] = ("auto", "outbox", "twilio", "sendgrid")
+
+# Which provider backend serves a kind, and its default connection id.
+PROVIDER_FOR_KIND: Mapping[str, tuple[str, str]] = {
+    "sms": ("twilio", "twilio_default"),
+    "email": ("sendgrid", "sendgrid_default"),
+}
+
+
+def build_channel(
+    kind: str,
+    settings: Mapping[str, object] | None,
+    *,
+    outbox_url: str,
+    retry_policy: RetryPolicy = DEFAULT_POLICY,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Channel:
+    """The adapter for ``kind`` according to ``settings`` (``backend``, ``conn_id``).
+
+    ``backend: auto`` (the default) uses Twilio for ``sms`` and SendGrid for ``email`` when
+    their Airflow connection exists, and the outbox otherwise. ``call``, ``letter``, ``agency``
+    and ``legal`` always use the outbox for now: their real channels (agent call queue, print
+    vendor, agency and law-firm placement) come in a later issue. ``outbox``, ``twilio`` and
+    ``sendgrid`` force a backend; a forced provider whose connection is missing is an error,
+    never a silent fallback. Other keys in ``settings`` are left to their owners.
+
+    ``auto`` decides once, when the channel is built: in production name the provider
+    explicitly so that a secrets backend outage fails the run instead of filling the outbox.
+    """
+    if kind not in CHANNEL_KINDS:
+        raise ValueError(
+            f"unknown channel kind {kind!r}; expected one of {', '.join(CHANNEL_KINDS)}"
+        )
+    settings = settings or {}
+    backend = str(settings.get("backend") or "auto")
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"channels.{kind}.backend: unknown backend {backend!r}; "
+            f"expected one of {', '.join(BACKENDS)}"
+        )
+    provider, default_conn_id = PROVIDER_FOR_KIND.get(kind, (None, None))
+    if backend in ("twilio", "sendgrid") and backend != provider:
+        raise ValueError(f"channels.{kind}.backend: {backend!r} cannot send {kind!r} messages")
+    if backend == "outbox" or provider is None:
+        return _outbox(kind, outbox_url, reason="configured" if backend == "outbox" else "default")
+
+    conn_id = str(settings.get("conn_id") or default_conn_id)
+    connection = get_connection(conn_id)
+    if connection is None:
+        if backend == "auto":
+            return _outbox(kind, outbox_url, reason=f"no connection {conn_id!r}")
+        raise ValueError(
+            f"channels.{kind}.backend is {backend!r} but the Airflow connection {conn_id!r} "
+            f"is not defined (set AIRFLOW_CONN_{conn_id.upper()} or add it in Airflow)"
+        )
+
+    channel: Channel
+    if provider == "twilio":
+        from contact_channels.twilio_sms import TwilioSmsChannel
+
+        channel = TwilioSmsChannel(connection, retry_policy=retry_policy, sleep=sleep)
+    else:
+        from contact_channels.sendgrid_email import SendGridEmailChannel
+
+        channel = SendGridEmailChannel(connection, retry_policy=retry_policy, sleep=sleep)
+    log.info("channel %s: %s via connection %s", kind, provider, conn_id)
+    return channel
+
+
+def _outbox(kind: str, outbox_url: str, *, reason: str) -> Channel:
+    log.info("channel %s: outbox (%s)", kind, reason)
+    return OutboxChannel(kind, outbox_url)
