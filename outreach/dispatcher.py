@@ -291,8 +291,9 @@ def _mark_sent(
         text(
             "UPDATE contact SET state = 'sent', backend = :b, provider_id = :p, sent_at = :at, "
             "outcome = 'accepted', error_code = NULL, error_detail = NULL, updated_at = :now "
-            "WHERE key = :k AND state IN ('sending', 'uncertain') "
-            "AND (:t IS NULL OR claim_token = :t)"
+            "WHERE key = :k AND state IN ('sending', 'uncertain')"
+            # Recovery (no token) may settle any stale claim; a live sender only its own.
+            + (" AND claim_token = :t" if token is not None else "")
         ),
         {"b": backend, "p": provider_id, "at": at, "now": now, "k": key, "t": token},
     )
