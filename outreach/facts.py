@@ -10,8 +10,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Date, DateTime
 
+from outreach.bulk import bind, fetchall
 from policies.model import AccountFacts
 
 # Call history older than this cannot change a 7-day rule.
@@ -83,6 +84,10 @@ def _instant(value: object) -> dt.datetime:
     return dt.datetime.fromisoformat(str(value))
 
 
+def _money(value: object) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
 def load_accounts(
     conn: Connection,
     lo: int,
@@ -97,49 +102,41 @@ def load_accounts(
     ``history_before``: count ledger rows planned before this date (the planner passes its own
     day, so that a rerun of the same day sees the same history as the first run).
     """
-    params = {
-        "lo": lo,
-        "hi": hi,
-        "day": day,
-        "cutoff": cutoff,
-        "since": cutoff - CALL_LOOKBACK,
-        "history_before": history_before or day,
-    }
+    d = bind(conn, Date(), day)
+    c = bind(conn, DateTime(), cutoff)
+    since = bind(conn, DateTime(), cutoff - CALL_LOOKBACK)
+    before = bind(conn, Date(), history_before or day)
     accounts: dict[int, AccountRecord] = {}
-    rows = conn.execute(
-        text(
-            "SELECT a.id, a.account_ref, a.product, a.balance, a.amount_past_due, a.due_date, "
-            "a.balance_as_of, a.segment, a.jurisdiction_country, a.jurisdiction_region, "
-            "p.language, p.time_zones "
-            "FROM account a JOIN person p ON p.id = a.person_id "
-            "WHERE a.id BETWEEN :lo AND :hi ORDER BY a.id"
-        ),
-        params,
-    )
-    for r in rows:
+    for r in fetchall(
+        conn,
+        "SELECT a.id, a.account_ref, a.product, a.balance, a.amount_past_due, a.due_date, "
+        "a.segment, a.jurisdiction_country, a.jurisdiction_region, p.language, p.time_zones "
+        "FROM account a JOIN person p ON p.id = a.person_id "
+        "WHERE a.id BETWEEN ? AND ? ORDER BY a.id",
+        (lo, hi),
+    ):
         accounts[r[0]] = AccountRecord(
             id=r[0],
             account_ref=r[1],
             product=r[2],
-            balance=Decimal(r[3]),
-            past_due=Decimal(r[4]),
+            balance=_money(r[3]),
+            past_due=_money(r[4]),
             due_date=_date(r[5]),
-            segment=r[7],
-            country=r[8],
-            region=r[9],
-            language=r[10] or "en",
-            address_zones=_zones(r[11]),
+            segment=r[6],
+            country=r[7],
+            region=r[8],
+            language=r[9] or "en",
+            address_zones=_zones(r[10]),
         )
     if not accounts:
         return accounts
 
-    for r in conn.execute(
-        text(
-            "SELECT a.id, cp.id, cp.kind, cp.phone_type, cp.time_zones, cp.valid, cp.is_workplace, "
-            "cp.sms_consent FROM contact_point cp JOIN account a ON a.person_id = cp.person_id "
-            "WHERE a.id BETWEEN :lo AND :hi ORDER BY a.id, cp.priority, cp.id"
-        ),
-        params,
+    for r in fetchall(
+        conn,
+        "SELECT a.id, cp.id, cp.kind, cp.phone_type, cp.time_zones, cp.valid, cp.is_workplace, "
+        "cp.sms_consent FROM contact_point cp JOIN account a ON a.person_id = cp.person_id "
+        "WHERE a.id BETWEEN ? AND ? ORDER BY a.id, cp.priority, cp.id",
+        (lo, hi),
     ):
         accounts[r[0]].destinations.append(
             Destination(
@@ -153,44 +150,40 @@ def load_accounts(
             )
         )
 
-    for r in conn.execute(
-        text(
-            "SELECT account_id, kind FROM account_hold WHERE account_id BETWEEN :lo AND :hi "
-            "AND started_on <= :day AND (ended_on IS NULL OR ended_on > :day)"
-        ),
-        params,
+    for r in fetchall(
+        conn,
+        "SELECT account_id, kind FROM account_hold WHERE account_id BETWEEN ? AND ? "
+        "AND started_on <= ? AND (ended_on IS NULL OR ended_on > ?)",
+        (lo, hi, d, d),
     ):
         accounts[r[0]].holds.add(r[1])
 
-    for r in conn.execute(
-        text(
-            "SELECT a.id, o.channel, o.scope FROM opt_out o JOIN account a ON a.person_id = o.person_id "
-            "WHERE a.id BETWEEN :lo AND :hi AND o.recorded_at < :cutoff"
-        ),
-        params,
+    for r in fetchall(
+        conn,
+        "SELECT a.id, o.channel, o.scope FROM opt_out o JOIN account a ON a.person_id = o.person_id "
+        "WHERE a.id BETWEEN ? AND ? AND o.recorded_at < ?",
+        (lo, hi, c),
     ):
         accounts[r[0]].opt_outs.add((r[1], r[2]))
 
-    for r in conn.execute(
-        text(
-            "SELECT p.account_id, SUM(p.amount) FROM payment p JOIN account a ON a.id = p.account_id "
-            "WHERE p.account_id BETWEEN :lo AND :hi AND p.paid_on > a.balance_as_of "
-            "AND p.paid_on <= :day GROUP BY p.account_id"
-        ),
-        params,
+    for r in fetchall(
+        conn,
+        "SELECT p.account_id, SUM(p.amount) FROM payment p JOIN account a ON a.id = p.account_id "
+        "WHERE p.account_id BETWEEN ? AND ? AND p.paid_on > a.balance_as_of "
+        "AND p.paid_on <= ? GROUP BY p.account_id",
+        (lo, hi, d),
     ):
         acc = accounts[r[0]]
-        paid = Decimal(r[1])
+        paid = _money(r[1])
         acc.past_due = max(Decimal(0), acc.past_due - paid)
         acc.balance = max(Decimal(0), acc.balance - paid)
 
-    for r in conn.execute(
-        text(
-            "SELECT account_id, occurred_at, outcome, direction FROM contact_event "
-            "WHERE account_id BETWEEN :lo AND :hi AND channel = 'call' "
-            "AND occurred_at >= :since AND occurred_at < :cutoff ORDER BY account_id, occurred_at"
-        ),
-        params,
+    for r in fetchall(
+        conn,
+        "SELECT account_id, occurred_at, outcome, direction FROM contact_event "
+        "WHERE account_id BETWEEN ? AND ? AND channel = 'call' "
+        "AND occurred_at >= ? AND occurred_at < ? ORDER BY account_id, occurred_at",
+        (lo, hi, since, c),
     ):
         acc = accounts[r[0]]
         when = _instant(r[1])
@@ -199,15 +192,14 @@ def load_accounts(
         if r[2] == "conversation":
             acc.last_conversation = when
 
-    for r in conn.execute(
-        text(
-            "SELECT c.account_id, c.stage, c.action, COUNT(*), MAX(c.plan_date) FROM contact c "
-            "JOIN account a ON a.id = c.account_id "
-            "WHERE c.account_id BETWEEN :lo AND :hi AND c.plan_date < :history_before "
-            "AND c.state IN ('sent', 'sending', 'uncertain') AND c.episode = a.due_date "
-            "GROUP BY c.account_id, c.stage, c.action"
-        ),
-        params,
+    for r in fetchall(
+        conn,
+        "SELECT c.account_id, c.stage, c.action, COUNT(*), MAX(c.plan_date) FROM contact c "
+        "JOIN account a ON a.id = c.account_id "
+        "WHERE c.account_id BETWEEN ? AND ? AND c.plan_date < ? "
+        "AND c.state IN ('sent', 'sending', 'uncertain') AND c.episode = a.due_date "
+        "GROUP BY c.account_id, c.stage, c.action",
+        (lo, hi, before),
     ):
         accounts[r[0]].history[(r[1], r[2])] = (int(r[3]), _date(r[4]))  # type: ignore[assignment]
     return accounts

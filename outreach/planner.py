@@ -9,14 +9,17 @@ bulk statements.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Date, DateTime, Engine, text
 
+from outreach.bulk import executemany
 from outreach.facts import AccountRecord, Destination, load_accounts
 from outreach.ladder import Action, Ladder, Stage
 from policies.gate import evaluate
@@ -58,10 +61,11 @@ class PlannedStep:
     verdict: Verdict
     days_past_due: int
 
-    @property
-    def key(self) -> str:
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
         cp = self.destination.contact_point_id if self.destination else None
-        return contact_key(
+        self.key = contact_key(
             self.account.id,
             self.account.due_date,
             self.stage.id,
@@ -225,59 +229,53 @@ def account_ranges(engine: Engine, batch_size: int) -> list[tuple[int, int]]:
     return [(lo, (ids[i + 1] - 1) if i + 1 < len(ids) else int(top)) for i, lo in enumerate(ids)]
 
 
-def _contact_row(
-    step: PlannedStep, day: dt.date, ladder: Ladder, now: dt.datetime
-) -> dict[str, Any]:
-    v = step.verdict
-    return {
-        "key": step.key,
-        "account_id": step.account.id,
-        "episode": step.account.due_date,
-        "stage": step.stage.id,
-        "action": step.action.id,
-        "slot": step.slot,
-        "channel": step.action.channel,
-        "contact_point_id": step.destination.contact_point_id if step.destination else None,
-        "template": step.action.template,
-        "plan_date": day,
-        "state": STATE_FOR_VERDICT[v.verdict],
-        "verdict": v.verdict,
-        "reasons": " ".join(v.reasons),
-        "window_start": v.window_start,
-        "window_end": v.window_end,
-        "defer_until": v.defer_until,
-        "config_version": ladder.version,
-        "pack_versions": v.pack_versions,
-        "updated_at": now,
-    }
-
-
-def _decision_row(step: PlannedStep, day: dt.date, ladder: Ladder) -> dict[str, Any]:
-    v = step.verdict
-    return {
-        "contact_key": step.key,
-        "account_id": step.account.id,
-        "phase": "plan",
-        "as_of": day,
-        "decided_at": plan_cutoff(day),
-        "verdict": v.verdict,
-        "reasons": " ".join(v.reasons),
-        "window_start": v.window_start,
-        "window_end": v.window_end,
-        "defer_until": v.defer_until,
-        "config_version": ladder.version,
-        "pack_versions": v.pack_versions,
-        "evidence": json.dumps(v.evidence(), separators=(",", ":")),
-    }
-
-
-UPSERT_CONTACT = text(
-    "INSERT INTO contact (key, account_id, episode, stage, action, slot, channel, "
-    "contact_point_id, template, plan_date, state, verdict, reasons, window_start, window_end, "
-    "defer_until, config_version, pack_versions, attempts, updated_at) VALUES (:key, :account_id, "
-    ":episode, :stage, :action, :slot, :channel, :contact_point_id, :template, :plan_date, "
-    ":state, :verdict, :reasons, :window_start, :window_end, :defer_until, :config_version, "
-    ":pack_versions, 0, :updated_at) "
+CONTACT_COLUMNS = (
+    "key",
+    "account_id",
+    "episode",
+    "stage",
+    "action",
+    "slot",
+    "channel",
+    "contact_point_id",
+    "template",
+    "plan_date",
+    "state",
+    "verdict",
+    "reasons",
+    "window_start",
+    "window_end",
+    "defer_until",
+    "config_version",
+    "pack_versions",
+    "attempts",
+    "updated_at",
+)
+CONTACT_TYPES = (
+    None,
+    None,
+    Date(),
+    None,
+    None,
+    None,
+    None,
+    None,
+    None,
+    Date(),
+    None,
+    None,
+    None,
+    DateTime(),
+    DateTime(),
+    DateTime(),
+    None,
+    None,
+    None,
+    DateTime(),
+)
+UPSERT_CONTACT = (
+    f"INSERT INTO contact ({', '.join(CONTACT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(CONTACT_COLUMNS))}) "
     "ON CONFLICT (key) DO UPDATE SET plan_date = excluded.plan_date, state = excluded.state, "
     "verdict = excluded.verdict, reasons = excluded.reasons, "
     "window_start = excluded.window_start, window_end = excluded.window_end, "
@@ -289,12 +287,100 @@ UPSERT_CONTACT = text(
     "OR contact.claimed_at IS NULL))"
 )
 
-INSERT_DECISION = text(
-    "INSERT INTO policy_decision (contact_key, account_id, phase, as_of, decided_at, verdict, "
-    "reasons, window_start, window_end, defer_until, config_version, pack_versions, evidence) "
-    "VALUES (:contact_key, :account_id, :phase, :as_of, :decided_at, :verdict, :reasons, "
-    ":window_start, :window_end, :defer_until, :config_version, :pack_versions, :evidence)"
+DECISION_COLUMNS = (
+    "contact_key",
+    "account_id",
+    "phase",
+    "as_of",
+    "decided_at",
+    "verdict",
+    "reasons",
+    "window_start",
+    "window_end",
+    "defer_until",
+    "config_version",
+    "pack_versions",
+    "evidence",
 )
+DECISION_TYPES = (
+    None,
+    None,
+    None,
+    Date(),
+    DateTime(),
+    None,
+    None,
+    DateTime(),
+    DateTime(),
+    DateTime(),
+    None,
+    None,
+    None,
+)
+INSERT_DECISION = (
+    f"INSERT INTO policy_decision ({', '.join(DECISION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(DECISION_COLUMNS))})"
+)
+
+
+def _rows(
+    steps: list[PlannedStep], day: dt.date, ladder: Ladder, now: dt.datetime
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    contacts, decisions = [], []
+    cutoff = plan_cutoff(day)
+    evidence_cache: dict[int, str] = {}
+    for s in steps:
+        v = s.verdict
+        reasons = " ".join(v.reasons)
+        cp = s.destination.contact_point_id if s.destination else None
+        contacts.append(
+            (
+                s.key,
+                s.account.id,
+                s.account.due_date,
+                s.stage.id,
+                s.action.id,
+                s.slot,
+                s.action.channel,
+                cp,
+                s.action.template,
+                day,
+                STATE_FOR_VERDICT[v.verdict],
+                v.verdict,
+                reasons,
+                v.window_start,
+                v.window_end,
+                v.defer_until,
+                ladder.version,
+                v.pack_versions,
+                0,
+                now,
+            )
+        )
+        # Verdicts are shared between the steps that judged alike (see policies.gate); so is
+        # their evidence text.
+        evidence = evidence_cache.get(id(v))
+        if evidence is None:
+            evidence = json.dumps(v.evidence(), separators=(",", ":"))
+            evidence_cache[id(v)] = evidence
+        decisions.append(
+            (
+                s.key,
+                s.account.id,
+                "plan",
+                day,
+                cutoff,
+                v.verdict,
+                reasons,
+                v.window_start,
+                v.window_end,
+                v.defer_until,
+                ladder.version,
+                v.pack_versions,
+                evidence,
+            )
+        )
+    return contacts, decisions
 
 
 def write_plan(
@@ -320,14 +406,27 @@ def write_plan(
         {"day": day, "lo": lo, "hi": hi},
     )
     if steps:
-        conn.execute(UPSERT_CONTACT, [_contact_row(s, day, ladder, now) for s in steps])
-        conn.execute(INSERT_DECISION, [_decision_row(s, day, ladder) for s in steps])
+        contacts, decisions = _rows(steps, day, ladder, now)
+        executemany(conn, UPSERT_CONTACT, contacts, CONTACT_TYPES)
+        executemany(conn, INSERT_DECISION, decisions, DECISION_TYPES)
+
+
+@contextmanager
+def relaxed_gc() -> Iterator[None]:
+    """A batch holds ~10^5 small acyclic objects; the default collector thresholds rescan them
+    again and again. Collect less often during the batch, as before afterwards."""
+    before = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def plan_range(engine: Engine, ladder: Ladder, day: dt.date, lo: int, hi: int) -> PlanCounts:
     """Plan accounts ``lo..hi`` for ``day`` in one transaction."""
     counts = PlanCounts()
-    with engine.begin() as conn:
+    with relaxed_gc(), engine.begin() as conn:
         accounts = load_accounts(conn, lo, hi, day=day, cutoff=plan_cutoff(day))
         steps: list[PlannedStep] = []
         for account in accounts.values():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from policies.model import BLOCK, DEFER, PASS, SEND, AccountFacts, RuleResult, Step, Verdict
@@ -66,11 +67,12 @@ def _opted_out(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Out
 
 
 def _destination(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
-    if step.contact_point_id is None or not step.destination_valid:
-        return Outcome(
-            BLOCK, {"contact_point": step.contact_point_id, "valid": step.destination_valid}
-        )
-    return Outcome(PASS, {"contact_point": step.contact_point_id}) if ctx.trace else None
+    # The contact point's id is on the ledger row; the facts say what was wrong with it.
+    if step.contact_point_id is None:
+        return Outcome(BLOCK, {"destination": None})
+    if not step.destination_valid:
+        return Outcome(BLOCK, {"destination": "invalid"})
+    return Outcome(PASS, {"destination": "valid"}) if ctx.trace else None
 
 
 def _hours(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
@@ -194,6 +196,47 @@ def evaluate(
     trace: bool = False,
 ) -> Verdict:
     """Judge one step for the consumer's local ``day`` (plan) or at instant ``at`` (send)."""
+    if not (
+        trace or facts.holds or facts.opt_outs or facts.call_attempts or facts.last_conversation
+    ):
+        # Most accounts have no holds, opt-outs or call history: then the verdict depends only
+        # on the values below, and equal inputs share one (immutable) Verdict.
+        return _evaluate_plain(
+            step.channel,
+            step.contact_point_id is not None,
+            step.destination_valid,
+            step.destination_zones,
+            facts.address_zones,
+            facts.country,
+            facts.region,
+            min(facts.past_due, 1.0),
+            day,
+            at,
+        )
+    return _evaluate(step, facts, day=day, at=at, trace=trace)
+
+
+@lru_cache(maxsize=65536)
+def _evaluate_plain(
+    channel: str,
+    has_destination: bool,
+    valid: bool,
+    destination_zones: tuple[str, ...],
+    address_zones: tuple[str, ...],
+    country: str,
+    region: str | None,
+    past_due: float,
+    day: dt.date,
+    at: dt.datetime | None,
+) -> Verdict:
+    step = Step(channel, 0 if has_destination else None, destination_zones, valid)
+    facts = AccountFacts(0, country, region, past_due, address_zones=address_zones)
+    return _evaluate(step, facts, day=day, at=at, trace=False)
+
+
+def _evaluate(
+    step: Step, facts: AccountFacts, *, day: dt.date, at: dt.datetime | None, trace: bool
+) -> Verdict:
     ctx = Context(day=day, at=at, zones=candidate_zones(facts, step), trace=trace)
     blocks: list[str] = []
     defers: list[str] = []
