@@ -54,14 +54,14 @@ def prepare(accounts: int, workdir: Path) -> Path:
     return db
 
 
-def plan_once(db: Path, batch_size: int) -> dict[str, float]:
+def plan_once(db: Path, batch_size: int, workers: int) -> dict[str, float]:
     """Run one plan in a child process; returns its wall time, peak RSS and counts."""
     code = f"""
 import json, resource, time, datetime as dt
 from sqlalchemy import text
 from outreach.db import make_engine
 from outreach.ladder import load_ladder
-from outreach.planner import PlanCounts, iter_plan
+from outreach.planner import PlanCounts, iter_plan, plan_parallel
 from outreach.settings import ladder_path
 engine = make_engine("sqlite:///{db}")
 with engine.begin() as conn:
@@ -70,10 +70,15 @@ with engine.begin() as conn:
 ladder = load_ladder(ladder_path())
 start = time.perf_counter()
 total = PlanCounts()
-for counts in iter_plan(engine, ladder, dt.date.fromisoformat("{AS_OF}"), {batch_size}):
+day = dt.date.fromisoformat("{AS_OF}")
+batches = (iter_plan(engine, ladder, day, {batch_size}) if {workers} == 1 else
+           plan_parallel("sqlite:///{db}", ladder, day, {batch_size}, {workers}))
+for counts in batches:
     total.add(counts)
 elapsed = time.perf_counter() - start
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# The largest resident set among this process and its planning workers.
+peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 print(json.dumps({{"seconds": elapsed, "peak_mib": peak_kib / 1024, **total.as_dict()}}))
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
@@ -86,6 +91,8 @@ def main() -> None:
     p.add_argument("--accounts", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=10_000)
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                   help="planning processes; each count is measured")
     p.add_argument("--write-docs", action="store_true",
                    help="write the figures into docs/performance.md")
     args = p.parse_args()
@@ -94,16 +101,17 @@ def main() -> None:
     results = []
     for n in args.accounts:
         db = prepare(n, workdir)
-        runs = [plan_once(db, args.batch_size) for _ in range(args.repeat)]
-        seconds = statistics.median(r["seconds"] for r in runs)
-        peak = max(r["peak_mib"] for r in runs)
-        row = {"accounts": n, "median_seconds": round(seconds, 2),
-               "accounts_per_second": round(n / seconds),
-               "peak_mib": round(peak), "runs": [round(r["seconds"], 2) for r in runs],
-               "steps": runs[-1]["steps"], "send": runs[-1]["send"],
-               "defer": runs[-1]["defer"], "block": runs[-1]["block"]}
-        results.append(row)
-        print(json.dumps(row), flush=True)
+        for workers in args.workers:
+            runs = [plan_once(db, args.batch_size, workers) for _ in range(args.repeat)]
+            seconds = statistics.median(r["seconds"] for r in runs)
+            peak = max(r["peak_mib"] for r in runs)
+            row = {"accounts": n, "workers": workers, "median_seconds": round(seconds, 2),
+                   "accounts_per_second": round(n / seconds),
+                   "peak_mib": round(peak), "runs": [round(r["seconds"], 2) for r in runs],
+                   "steps": runs[-1]["steps"], "send": runs[-1]["send"],
+                   "defer": runs[-1]["defer"], "block": runs[-1]["block"]}
+            results.append(row)
+            print(json.dumps(row), flush=True)
     if args.write_docs:
         write_docs(results, args)
 
@@ -116,9 +124,10 @@ def write_docs(results: list[dict], args: argparse.Namespace) -> None:  # type: 
              f"Measured {dt.date.today()} on {platform.machine()}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}, SQLite, batch size {args.batch_size}, "
              f"median of {args.repeat} runs (`python bench/plan.py --write-docs`).", "",
-             "| accounts | due steps | median s | accounts/s | peak RSS MiB | runs (s) |",
-             "| ---: | ---: | ---: | ---: | ---: | --- |"]
-    table += [f"| {r['accounts']:,} | {r['steps']:,} | {r['median_seconds']} | "
+             "| accounts | workers | due steps | median s | accounts/s | peak RSS MiB (one process) "
+             "| runs (s) |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    table += [f"| {r['accounts']:,} | {r['workers']} | {r['steps']:,} | {r['median_seconds']} | "
               f"{r['accounts_per_second']:,} | {r['peak_mib']} | "
               f"{', '.join(map(str, r['runs']))} |" for r in results]
     table.append(end)

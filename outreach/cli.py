@@ -89,12 +89,15 @@ PLAN_JSON_QUERY = text(
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from outreach.planner import PlanCounts, iter_plan
+    from outreach.planner import PlanCounts, iter_plan, plan_parallel
 
     engine = _engine()
     ladder = _ladder(args.ladder)
     total = PlanCounts()
-    for counts in iter_plan(engine, ladder, args.as_of, args.batch_size):
+    batches = (iter_plan(engine, ladder, args.as_of, args.batch_size) if args.workers == 1 else
+               plan_parallel(settings.database_url(), ladder, args.as_of, args.batch_size,
+                             args.workers))
+    for counts in batches:
         total.add(counts)
     if args.json:
         with engine.connect() as conn:
@@ -251,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", action="store_true", help="print one decision per line")
     pl.add_argument("--batch-size", type=int, default=10000)
     pl.add_argument("--ladder")
+    pl.add_argument("--workers", type=int, default=1, help="planning processes (default 1)")
     pl.set_defaults(func=cmd_plan)
 
     d = sub.add_parser("dispatch", help="send what is due (exactly once)")

@@ -195,10 +195,9 @@ class PolicyDecision(Base):
     """One gate verdict, at plan time or at send time, with what decided it."""
 
     __tablename__ = "policy_decision"
-    __table_args__ = (
-        Index("ix_policy_decision_key", "contact_key"),
-        Index("ix_policy_decision_account", "account_id", "as_of"),
-    )
+    # One index only: a million decisions a day are written, and every reader (explain, the
+    # account timeline, a rerun replacing its plan) starts from the account.
+    __table_args__ = (Index("ix_policy_decision_account", "account_id", "as_of"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_key: Mapped[str] = mapped_column(String(64))

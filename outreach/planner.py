@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Date, DateTime, Engine, text
@@ -559,3 +560,29 @@ def explain_account(ladder: Ladder, account: AccountRecord, day: dt.date) -> dic
             ]
         out["actions"].append(entry)
     return out
+
+
+def _plan_worker(args: tuple[str, str, dt.date, int, int]) -> PlanCounts:
+    from outreach.db import engine_for
+    from outreach.ladder import load_ladder
+
+    url, ladder_file, day, lo, hi = args
+    return plan_range(engine_for(url), load_ladder(Path(ladder_file)), day, lo, hi)
+
+
+def plan_parallel(url: str, ladder: Ladder, day: dt.date, batch_size: int,
+                  workers: int) -> Iterator[PlanCounts]:
+    """Plan batches in ``workers`` processes, as parallel mapped tasks of the DAG would.
+
+    Each batch is its own transaction; on SQLite the writes take turns (WAL, busy timeout)
+    while the reading and judging of other batches goes on.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from outreach.db import engine_for
+
+    assert_valid()
+    ranges = account_ranges(engine_for(url), batch_size)
+    jobs = [(url, ladder.source, day, lo, hi) for lo, hi in ranges]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_plan_worker, jobs)

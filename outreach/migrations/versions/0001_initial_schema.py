@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 08:07:42.579447
+Create Date: 2026-11-22 08:20:20.462435
 
 """
 from typing import Sequence, Union
@@ -67,7 +67,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('policy_decision', schema=None) as batch_op:
         batch_op.create_index('ix_policy_decision_account', ['account_id', 'as_of'], unique=False)
-        batch_op.create_index('ix_policy_decision_key', ['contact_key'], unique=False)
 
     op.create_table('account',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -245,7 +244,6 @@ def downgrade() -> None:
 
     op.drop_table('account')
     with op.batch_alter_table('policy_decision', schema=None) as batch_op:
-        batch_op.drop_index('ix_policy_decision_key')
         batch_op.drop_index('ix_policy_decision_account')
 
     op.drop_table('policy_decision')
