@@ -69,7 +69,7 @@ def fetchall(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[An
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(_sql_for(conn, sql), tuple(params))
-        return cursor.fetchall()
+        return list(cursor.fetchall())
     finally:
         cursor.close()
 

@@ -473,7 +473,7 @@ def _dispatch_chunk(
         accounts = load_accounts(
             conn, contacts[0].account_id, contacts[-1].account_id, day=day, cutoff=cutoff
         )
-        versions = dict(
+        versions: dict[str, str] = dict(
             conn.execute(
                 text("SELECT key, config_version FROM contact WHERE key IN :keys").bindparams(
                     bindparam("keys", expanding=True)

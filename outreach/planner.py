@@ -226,7 +226,7 @@ def account_ranges(engine: Engine, batch_size: int) -> list[tuple[int, int]]:
                 {"size": batch_size},
             )
         ]
-        top = conn.execute(text("SELECT MAX(id) FROM account")).scalar()
+        top = conn.execute(text("SELECT MAX(id) FROM account")).scalar() or 0
     return [(lo, (ids[i + 1] - 1) if i + 1 < len(ids) else int(top)) for i, lo in enumerate(ids)]
 
 

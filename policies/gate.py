@@ -92,6 +92,7 @@ def _hours(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome
             },
         )
     if ctx.at is not None and not (window[0] <= ctx.at < window[1]):
+        until: dt.datetime | None = None
         if ctx.at < window[0]:
             until = window[0]
         else:
