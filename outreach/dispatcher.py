@@ -40,7 +40,6 @@ from policies.model import BLOCK, SEND, Verdict
 log = logging.getLogger(__name__)
 
 CLAIM_CHUNK = 25  # contacts claimed per transaction: what a killed worker can leave in doubt
-FACTS_CHUNK = 500  # accounts whose facts are loaded together at send time
 MAX_TRANSIENT_ATTEMPTS = 3
 EVENT_OUTCOME = {"call": "attempted"}  # what our own send means in the contact history
 
@@ -191,7 +190,7 @@ def _personal_data(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str,
     rows = conn.execute(
         text(
             "SELECT c.key, a.account_ref, a.currency, a.due_date, p.full_name, p.language, "
-            "p.address_line1, p.city, p.region, p.postal_code, cp.value "
+            "p.address_line1, p.city, p.region, p.postal_code, cp.value, c.config_version "
             "FROM contact c JOIN account a ON a.id = c.account_id JOIN person p ON p.id = a.person_id "
             "LEFT JOIN contact_point cp ON cp.id = c.contact_point_id WHERE c.key IN :keys"
         ).bindparams(bindparam("keys", expanding=True)),
@@ -208,6 +207,7 @@ def _personal_data(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str,
             "language": r[5] or "en",
             "address": address,
             "destination": r[10],
+            "config_version": r[11],
         }
     return out
 
@@ -438,13 +438,13 @@ def dispatch_range(
             due = _due(conn, day, channel, lo, hi)
         counts.due = len(due)
         for at, contacts in _send_instants(due, clock, now()):
-            for i in range(0, len(contacts), FACTS_CHUNK):
-                _dispatch_chunk(
+            for i in range(0, len(contacts), CLAIM_CHUNK):
+                _dispatch_group(
                     engine,
                     impl,
                     channel,
                     day,
-                    contacts[i : i + FACTS_CHUNK],
+                    contacts[i : i + CLAIM_CHUNK],
                     at,
                     clock,
                     counts,
@@ -457,78 +457,79 @@ def dispatch_range(
     return counts
 
 
-def _dispatch_chunk(
+def _dispatch_group(
     engine: Engine,
     impl: Channel,
     channel: str,
     day: dt.date,
-    contacts: list[DueContact],
+    group: list[DueContact],
     at: dt.datetime,
     clock: str,
     counts: DispatchCounts,
     now: Callable[[], dt.datetime],
 ) -> None:
-    cutoff = at if clock == "logical" else now()
-    with engine.connect() as conn:
-        accounts = load_accounts(
-            conn, contacts[0].account_id, contacts[-1].account_id, day=day, cutoff=cutoff
-        )
-        versions: dict[str, str] = dict(
-            conn.execute(
-                text("SELECT key, config_version FROM contact WHERE key IN :keys").bindparams(
-                    bindparam("keys", expanding=True)
-                ),
-                {"keys": [c.key for c in contacts]},
-            ).all()
-        )
-    for j in range(0, len(contacts), CLAIM_CHUNK):
-        group = contacts[j : j + CLAIM_CHUNK]
-        token = uuid.uuid4().hex
-        claimed = _claim(engine, [c.key for c in group], token, now())
-        counts.claimed += len(claimed)
-        pending = [c for c in group if c.key in claimed]
+    """Claim one group, then judge and send each claimed contact on facts read after the claim,
+    so an opt-out or a dispute recorded before the claim is always seen."""
+    token = uuid.uuid4().hex
+    claimed = _claim(engine, [c.key for c in group], token, now())
+    counts.claimed += len(claimed)
+    pending = [c for c in group if c.key in claimed]
+    handed_to_provider: set[str] = set()
+    try:
+        if not pending:
+            return
+        cutoff = at if clock == "logical" else now()
         with engine.connect() as conn:
+            accounts = load_accounts(
+                conn, pending[0].account_id, pending[-1].account_id, day=day, cutoff=cutoff
+            )
             personal = _personal_data(conn, [c.key for c in pending])
-        try:
-            while pending:
-                contact = pending[0]
-                _send_one(
-                    engine,
-                    impl,
-                    channel,
-                    contact,
-                    accounts[contact.account_id],
-                    personal[contact.key],
-                    day,
-                    at,
+        while pending:
+            contact = pending[0]
+            _send_one(
+                engine,
+                impl,
+                channel,
+                contact,
+                accounts[contact.account_id],
+                personal[contact.key],
+                day,
+                at,
+                token,
+                counts,
+                now,
+                handed_to_provider,
+            )
+            pending.pop(0)
+    finally:
+        if pending:  # an unexpected error: release what never reached the provider
+            _abandon(engine, pending, token, handed_to_provider, now())
+            counts.uncertain += sum(1 for c in pending if c.key in handed_to_provider)
+
+
+def _abandon(
+    engine: Engine, pending: list[DueContact], token: str, handed: set[str], now: dt.datetime
+) -> None:
+    with engine.begin() as conn:
+        for c in pending:
+            if c.key in handed:  # the provider may have it: in doubt, never resent blindly
+                _set_state(
+                    conn,
+                    c.key,
                     token,
-                    versions[contact.key],
-                    counts,
+                    "uncertain",
                     now,
+                    error_detail="unexpected error during send",
                 )
-                pending.pop(0)
-        finally:
-            if pending:  # an unexpected error: the one in flight is in doubt, the rest untouched
-                in_flight, rest = pending[0], pending[1:]
-                with engine.begin() as conn:
-                    _set_state(
-                        conn,
-                        in_flight.key,
-                        token,
-                        "uncertain",
-                        now(),
-                        error_detail="unexpected error during send",
-                    )
-                    for c in rest:
-                        conn.execute(
-                            text(
-                                "UPDATE contact SET state = 'planned', claim_token = NULL, "
-                                "attempts = attempts - 1 WHERE key = :k AND claim_token = :t "
-                                "AND state = 'sending'"
-                            ),
-                            {"k": c.key, "t": token},
-                        )
-                counts.uncertain += 1
+            else:
+                conn.execute(
+                    text(
+                        "UPDATE contact SET state = 'planned', claim_token = NULL, "
+                        "attempts = attempts - 1 WHERE key = :k AND claim_token = :t "
+                        "AND state = 'sending'"
+                    ),
+                    {"k": c.key, "t": token},
+                )
 
 
 def _send_one(
@@ -541,10 +542,11 @@ def _send_one(
     day: dt.date,
     at: dt.datetime,
     token: str,
-    config_version: str,
     counts: DispatchCounts,
     now: Callable[[], dt.datetime],
+    handed_to_provider: set[str],
 ) -> None:
+    config_version = pd["config_version"]
     destination = next(
         (d for d in account.destinations if d.contact_point_id == contact.contact_point_id), None
     )
@@ -583,6 +585,7 @@ def _send_one(
                 counts.deferred += 1
         return
     message = _message(contact, channel, account, pd, day)
+    handed_to_provider.add(contact.key)
     try:
         result = impl.send(message)
     except PermanentError as err:

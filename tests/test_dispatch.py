@@ -278,3 +278,24 @@ def test_every_channel_kind_dispatches_to_its_outbox(engine: Engine, outbox) -> 
     email = outbox("email").records()[0]
     assert email.subject and "past due" in email.subject and email.body_html
     assert "Reply STOP to opt out" in outbox("sms").records()[0].body_text
+
+
+def test_error_before_the_provider_call_releases_instead_of_doubting(
+        engine: Engine, outbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from outreach import messages
+
+    portfolio(engine, 5)
+    broken = tmp_path / "templates"
+    shutil.copytree(PROJECT_ROOT / "templates", broken)
+    (broken / "en" / "sms" / "reminder.txt").write_text("Hi {{ no_such_field }}")
+    monkeypatch.setenv("OUTREACH_TEMPLATES_DIR", str(broken))
+    sms = Recording(outbox("sms"))
+    with pytest.raises(Exception, match="no_such_field"):
+        dispatch_all(engine, sms)
+    assert sms.calls == [] and states(engine, "sms") == {"planned": 5}
+    monkeypatch.delenv("OUTREACH_TEMPLATES_DIR")
+    messages._environment.cache_clear()
+    dispatch_all(engine, sms)
+    assert states(engine, "sms") == {"sent": 5} and len(sms.calls) == 5
