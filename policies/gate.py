@@ -197,11 +197,10 @@ def evaluate(
     trace: bool = False,
 ) -> Verdict:
     """Judge one step for the consumer's local ``day`` (plan) or at instant ``at`` (send)."""
-    if not (
-        trace or facts.holds or facts.opt_outs or facts.call_attempts or facts.last_conversation
-    ):
-        # Most accounts have no holds, opt-outs or call history: then the verdict depends only
-        # on the values below, and equal inputs share one (immutable) Verdict.
+    if not (trace or facts.holds) and _plain_for(step.channel, facts):
+        # Most steps meet no hold, no opt-out of their channel and (for calls) no call history:
+        # then the verdict depends only on the values below, and equal inputs share one
+        # (immutable) Verdict.
         return _evaluate_plain(
             step.channel,
             step.contact_point_id is not None,
@@ -215,6 +214,12 @@ def evaluate(
             at,
         )
     return _evaluate(step, facts, day=day, at=at, trace=trace)
+
+
+def _plain_for(channel: str, facts: AccountFacts) -> bool:
+    if facts.opt_outs and any(c == channel for c, _ in facts.opt_outs):
+        return False
+    return channel != "call" or not (facts.call_attempts or facts.last_conversation)
 
 
 @lru_cache(maxsize=65536)
