@@ -37,8 +37,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Planning throughput and memory (bench/plan.py); e.g. make bench BENCH_ARGS="--accounts 100000".
 bench: $(STAMP)
-	$(BIN)/python -m pytest -q bench
+	$(BIN)/python bench/plan.py $(BENCH_ARGS)
 
 clean-data:
 	rm -rf data

@@ -29,8 +29,9 @@ DEFAULT_ARGS: dict[str, Any] = {
 def _as_of() -> dt.date:
     """The run's logical date in UTC; a run triggered without one uses its ``run_after``."""
     context = get_current_context()
-    when = context.get("logical_date") or context["dag_run"].run_after
-    return when.astimezone(dt.UTC).date()
+    when = (context.get("logical_date") or context["dag_run"].run_after).astimezone(dt.UTC)
+    # A plain date: Airflow hands out pendulum objects, which database drivers cannot bind.
+    return dt.date(when.year, when.month, when.day)
 
 
 @dag(

@@ -68,7 +68,36 @@ def _print_summary(as_of: dt.date) -> None:
             log.write(f"\n`outreach summary` failed ({result.returncode}):\n{result.stderr}\n")
     from outreach import service
 
-    print(json.dumps(service.summary(as_of), indent=2, sort_keys=True, default=str))
+    summary = service.summary(as_of)
+    try:
+        from outreach.reporting import format_summary
+
+        print(format_summary(summary))
+    except (ImportError, KeyError):
+        print(json.dumps(summary, indent=2, sort_keys=True, default=str))
+
+
+def _example_accounts(as_of: dt.date) -> dict[str, str]:
+    """One account that was contacted and one a gate blocked, to try ``outreach explain`` on."""
+    from sqlalchemy import text
+
+    from outreach.db import get_engine
+
+    query = text(
+        "SELECT a.account_ref FROM contact c JOIN account a ON a.id = c.account_id "
+        "WHERE c.plan_date = :day AND c.state = :state AND c.reasons LIKE :reason "
+        "ORDER BY a.id LIMIT 1"
+    )
+    examples: dict[str, str] = {}
+    with get_engine().connect() as conn:
+        for label, state, reason in (
+            ("contacted", "sent", "%"),
+            ("blocked", "suppressed", "core.%"),
+        ):
+            ref = conn.execute(query, {"day": as_of, "state": state, "reason": reason}).scalar()
+            if ref:
+                examples[label] = str(ref)
+    return examples
 
 
 def main() -> int:
@@ -116,12 +145,17 @@ def main() -> int:
         f"in {run_seconds:.0f} s\n"
     )
     _print_summary(today)
+    examples = _example_accounts(today)
+    explain = "".join(
+        f"\n                              outreach explain {ref} --as-of {today}   ({label})"
+        for label, ref in examples.items()
+    )
     print(
         f"""
-Where to look next:
+Where to look next (commands are in {Path(sys.executable).parent}):
   outbox (what was "sent"):   {DATA / "outbox.db"}
   why an account was (not) contacted:
-                              outreach explain ACCOUNT --as-of {today}
+                              outreach explain ACCOUNT --as-of {today}{explain}
   the day's counts again:     outreach summary --as-of {today}
   Airflow task logs:          {AIRFLOW_HOME / "logs"}
   Airflow / setup output:     {LOG}

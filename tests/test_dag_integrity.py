@@ -15,7 +15,9 @@ import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pendulum
 import pytest
 
 from contact_channels.base import CHANNEL_KINDS
@@ -109,12 +111,12 @@ def test_hourly_dispatch_runs_every_hour_on_the_wall_clock(dagbag: Any) -> None:
     [
         # 23:30 in New York on 9 March is already 10 March in UTC: the day is the UTC date.
         (
-            dt.datetime(
-                2025, 3, 9, 23, 30, tzinfo=__import__("zoneinfo").ZoneInfo("America/New_York")
-            ),
+            dt.datetime(2025, 3, 9, 23, 30, tzinfo=ZoneInfo("America/New_York")),
             dt.date(2025, 3, 10),
         ),
         (dt.datetime(2025, 1, 6, 0, 0, tzinfo=dt.UTC), dt.date(2025, 1, 6)),
+        # What Airflow really passes: a pendulum DateTime.
+        (pendulum.datetime(2025, 1, 6, 6, 0, tz="UTC"), dt.date(2025, 1, 6)),
     ],
 )
 def test_the_day_is_the_logical_date_in_utc(
@@ -122,7 +124,10 @@ def test_the_day_is_the_logical_date_in_utc(
 ) -> None:
     for module in _load_dag_modules():
         monkeypatch.setattr(module, "get_current_context", lambda: {"logical_date": logical_date})
-        assert module._as_of() == expected
+        as_of = module._as_of()
+        assert as_of == expected
+        # Exactly datetime.date: sqlite3 and psycopg cannot bind pendulum's Date subclass.
+        assert type(as_of) is dt.date
 
 
 def test_a_run_without_logical_date_uses_its_run_after(monkeypatch: pytest.MonkeyPatch) -> None:

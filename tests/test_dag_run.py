@@ -129,8 +129,14 @@ def _failure_report(site: Site, result: dict[str, Any]) -> str:
         for task, states in result.get("tasks", {}).items()
         if set(states) - {"success", "skipped"}
     }
-    tail = site.log_path.read_text(errors="replace")[-4000:]
-    return f"run {result.get('state')}: {result.get('error', '')} {bad}\n--- log tail ---\n{tail}"
+    lines = site.log_path.read_text(errors="replace").splitlines()
+    # The first task error with its traceback says more than the end of the log.
+    first = next((n for n, line in enumerate(lines) if "Task failed with exception" in line), None)
+    excerpt = lines[first : first + 80] if first is not None else lines[-60:]
+    return (
+        f"run {result.get('state')}: {result.get('error', '')} {bad}\n"
+        f"--- {site.log_path} ---\n" + "\n".join(excerpt)
+    )
 
 
 @pytest.fixture(scope="module")
