@@ -41,9 +41,13 @@ def contact_key(
     channel: str,
     contact_point_id: int | None,
 ) -> str:
-    """The ledger key: what the contact is, never when or by which task try it was made."""
+    """The ledger key: what the contact is, never when or by which task try it was made.
+
+    The account id leads (hex, fixed width) so that keys of one batch sit together in the
+    key index: a million-row plan appends to it instead of scattering writes across it.
+    """
     identity = f"{account_id}|{episode}|{stage}|{action}|{slot}|{channel}|{contact_point_id}"
-    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+    return f"{account_id:010x}" + hashlib.sha256(identity.encode()).hexdigest()[:22]
 
 
 def plan_cutoff(day: dt.date) -> dt.datetime:
