@@ -1,9 +1,12 @@
-"""Hourly dispatch window: send the day's planned contacts whose send window is open now.
+"""Hourly dispatch window: send the planned contacts whose send window is open now.
 
 Production companion of ``outreach_daily``: the daily run plans the day (and sends what is open at
 its start); this DAG runs every hour on the wall clock and sends, per channel, what has come into
-its window since. The dispatcher claims each contact in the ledger before sending, so this DAG
-and the daily run never send the same contact twice. Wiring only; counts and id ranges in XCom.
+its window since. A day's windows are local calendar days, so American evenings run past
+midnight UTC (New York until 02:00, Hawaii until 07:00): each run therefore covers the previous
+UTC day as well as the current one; the dispatcher sends only what is inside its window now.
+The dispatcher claims each contact in the ledger before sending, so this DAG and the daily run
+never send the same contact twice. Wiring only; counts, days and id ranges in XCom.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ DEFAULT_ARGS: dict[str, Any] = {
 
 
 def _as_of() -> dt.date:
-    """The day this window belongs to: the run's logical date in UTC (``run_after`` if none)."""
+    """The run's logical date in UTC (``run_after`` if it has none)."""
     context = get_current_context()
     when = (context.get("logical_date") or context["dag_run"].run_after).astimezone(dt.UTC)
     # A plain date: Airflow hands out pendulum objects, which database drivers cannot bind.
@@ -52,17 +55,23 @@ def _as_of() -> dt.date:
 )
 def outreach_dispatch() -> None:
     @task
-    def dispatch_batches(channel: str) -> list[dict[str, int]]:
+    def dispatch_batches(channel: str) -> list[dict[str, Any]]:
         from outreach import service
 
-        params = get_current_context()["params"]
-        return service.dispatch_batches(_as_of(), channel, int(params["batch_size"]))
+        batch_size = int(get_current_context()["params"]["batch_size"])
+        today = _as_of()
+        return [
+            {"day": day.isoformat(), **batch}
+            for day in (today - dt.timedelta(days=1), today)
+            for batch in service.dispatch_batches(day, channel, batch_size)
+        ]
 
     @task
-    def dispatch(channel: str, batch: dict[str, int]) -> dict[str, int]:
+    def dispatch(channel: str, batch: dict[str, Any]) -> dict[str, int]:
         from outreach import service
 
-        return service.dispatch_batch(_as_of(), channel, batch["lo"], batch["hi"], clock="wall")
+        day = dt.date.fromisoformat(batch["day"])
+        return service.dispatch_batch(day, channel, batch["lo"], batch["hi"], clock="wall")
 
     for channel in CHANNEL_KINDS:
         ranges = dispatch_batches.override(task_id=f"dispatch_batches_{channel}")(channel=channel)

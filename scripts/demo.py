@@ -45,11 +45,12 @@ def _app_env() -> dict[str, str]:
 
 
 def _wipe_app_data() -> None:
-    """Start each demo clean: the app DB, the outbox and the inbox (Airflow's history stays)."""
+    """Start each demo clean: app DB, outbox, inbox and rejects (Airflow's run history stays)."""
     for name in ("outreach.db", "outbox.db"):
         for suffix in ("", "-wal", "-shm", "-journal"):
             (DATA / f"{name}{suffix}").unlink(missing_ok=True)
-    shutil.rmtree(DATA / "inbox", ignore_errors=True)
+    for directory in ("inbox", "rejects"):
+        shutil.rmtree(DATA / directory, ignore_errors=True)
 
 
 def _print_summary(as_of: dt.date) -> None:
