@@ -138,7 +138,7 @@ def main() -> int:
         for task_id, states in sorted(result.get("tasks", {}).items()):
             if set(states) - {"success", "skipped"}:
                 print(f"  {task_id}: {states}")
-        print(f"See {LOG} and the task logs under {AIRFLOW_HOME / 'logs'}")
+        print(f"The task logs and tracebacks are in {LOG}")
         return 1
 
     print(
@@ -158,8 +158,9 @@ Where to look next (commands are in {Path(sys.executable).parent}):
   why an account was (not) contacted:
                               outreach explain ACCOUNT --as-of {today}{explain}
   the day's counts again:     outreach summary --as-of {today}
-  Airflow task logs:          {AIRFLOW_HOME / "logs"}
-  Airflow / setup output:     {LOG}
+  Airflow set-up, run and task logs (dag.test runs the tasks in this process):
+                              {LOG}
+  Airflow home (metadata DB): {AIRFLOW_HOME}
 
 Demo finished in {time.monotonic() - started:.0f} s."""
     )
