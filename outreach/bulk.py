@@ -29,8 +29,9 @@ def _sql_for(conn: Connection, sql: str) -> str:
 
 def _processors(conn: Connection, types: Sequence[TypeEngine[Any] | None]) -> list[Any]:
     dialect = conn.dialect
-    return [t.dialect_impl(dialect).bind_processor(dialect) if t is not None else None
-            for t in types]
+    return [
+        t.dialect_impl(dialect).bind_processor(dialect) if t is not None else None for t in types
+    ]
 
 
 def _memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -46,13 +47,22 @@ def _memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return convert
 
 
-def executemany(conn: Connection, sql: str, rows: Iterable[Sequence[Any]],
-                types: Sequence[TypeEngine[Any] | None] = ()) -> None:
+def executemany(
+    conn: Connection,
+    sql: str,
+    rows: Iterable[Sequence[Any]],
+    types: Sequence[TypeEngine[Any] | None] = (),
+) -> None:
     """Run ``sql`` (``?`` placeholders) once per row, in the connection's transaction."""
     procs = [_memo(p) if p is not None else None for p in _processors(conn, types)]
     if any(procs):
-        rows = [tuple(p(v) if p is not None and v is not None else v
-                      for p, v in zip(procs, row, strict=True)) for row in rows]
+        rows = [
+            tuple(
+                p(v) if p is not None and v is not None else v
+                for p, v in zip(procs, row, strict=True)
+            )
+            for row in rows
+        ]
     elif not isinstance(rows, list):
         rows = list(rows)
     if not rows:
@@ -78,3 +88,72 @@ def bind(conn: Connection, type_: TypeEngine[Any], value: Any) -> Any:
     """One parameter in the form the dialect stores it (for ``fetchall`` parameters)."""
     proc = type_.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return proc(value) if proc is not None and value is not None else value
+
+
+def insert_rows(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    types: Sequence[TypeEngine[Any] | None],
+) -> None:
+    """Append rows: COPY on PostgreSQL, executemany elsewhere."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        _copy(conn, table, columns, rows)
+        return
+    executemany(
+        conn,
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        rows,
+        types,
+    )
+
+
+def upsert_rows(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    types: Sequence[TypeEngine[Any] | None],
+    on_conflict: str,
+) -> None:
+    """Insert or update rows with ``on_conflict`` (an ``ON CONFLICT ... DO ...`` clause naming
+    ``excluded`` and ``table``). PostgreSQL: COPY into a session temp table, then one
+    INSERT ... SELECT; elsewhere executemany."""
+    if not rows:
+        return
+    cols = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        stage = f"stage_{table}"
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+            f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        conn.exec_driver_sql(f"TRUNCATE {stage}")
+        _copy(conn, stage, columns, rows)
+        conn.exec_driver_sql(
+            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} {on_conflict}".replace(
+                "%", "%%"
+            )
+        )
+        return
+    executemany(
+        conn,
+        f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(columns))}) {on_conflict}",
+        rows,
+        types,
+    )
+
+
+def _copy(
+    conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    finally:
+        cursor.close()

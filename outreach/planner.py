@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Date, DateTime, Engine, text
 
-from outreach.bulk import executemany
+from outreach.bulk import insert_rows, upsert_rows
 from outreach.facts import AccountRecord, Destination, load_accounts
 from outreach.ladder import Action, Ladder, Stage
 from policies.gate import evaluate
@@ -278,9 +278,7 @@ CONTACT_TYPES = (
     None,
     DateTime(),
 )
-UPSERT_CONTACT = (
-    f"INSERT INTO contact ({', '.join(CONTACT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(CONTACT_COLUMNS))}) "
+ON_CONFLICT_CONTACT = (
     "ON CONFLICT (key) DO UPDATE SET plan_date = excluded.plan_date, state = excluded.state, "
     "verdict = excluded.verdict, reasons = excluded.reasons, "
     "window_start = excluded.window_start, window_end = excluded.window_end, "
@@ -321,10 +319,6 @@ DECISION_TYPES = (
     None,
     None,
     None,
-)
-INSERT_DECISION = (
-    f"INSERT INTO policy_decision ({', '.join(DECISION_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(DECISION_COLUMNS))})"
 )
 
 
@@ -412,8 +406,8 @@ def write_plan(
     )
     if steps:
         contacts, decisions = _rows(steps, day, ladder, now)
-        executemany(conn, UPSERT_CONTACT, contacts, CONTACT_TYPES)
-        executemany(conn, INSERT_DECISION, decisions, DECISION_TYPES)
+        upsert_rows(conn, "contact", CONTACT_COLUMNS, contacts, CONTACT_TYPES, ON_CONFLICT_CONTACT)
+        insert_rows(conn, "policy_decision", DECISION_COLUMNS, decisions, DECISION_TYPES)
 
 
 @contextmanager
@@ -566,6 +560,14 @@ def explain_account(ladder: Ladder, account: AccountRecord, day: dt.date) -> dic
     return out
 
 
+def _forget_inherited_pool(url: str) -> None:
+    """A forked worker must not use the parent's pooled connections (SQLAlchemy's recipe:
+    dispose without closing them, so the parent keeps its own)."""
+    from outreach.db import engine_for
+
+    engine_for(url).dispose(close=False)
+
+
 def _plan_worker(args: tuple[str, str, dt.date, int, int]) -> PlanCounts:
     from outreach.db import engine_for
     from outreach.ladder import load_ladder
@@ -574,8 +576,9 @@ def _plan_worker(args: tuple[str, str, dt.date, int, int]) -> PlanCounts:
     return plan_range(engine_for(url), load_ladder(Path(ladder_file)), day, lo, hi)
 
 
-def plan_parallel(url: str, ladder: Ladder, day: dt.date, batch_size: int,
-                  workers: int) -> Iterator[PlanCounts]:
+def plan_parallel(
+    url: str, ladder: Ladder, day: dt.date, batch_size: int, workers: int
+) -> Iterator[PlanCounts]:
     """Plan batches in ``workers`` processes, as parallel mapped tasks of the DAG would.
 
     Each batch is its own transaction; on SQLite the writes take turns (WAL, busy timeout)
@@ -588,5 +591,7 @@ def plan_parallel(url: str, ladder: Ladder, day: dt.date, batch_size: int,
     assert_valid()
     ranges = account_ranges(engine_for(url), batch_size)
     jobs = [(url, ladder.source, day, lo, hi) for lo, hi in ranges]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_forget_inherited_pool, initargs=(url,)
+    ) as pool:
         yield from pool.map(_plan_worker, jobs)
