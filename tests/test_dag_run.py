@@ -13,7 +13,9 @@ import importlib.util
 import os
 import re
 import sqlite3
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,14 +59,52 @@ class Site:
             )
 
 
+@contextmanager
+def _scratch_postgres_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the test server, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url)
+    name = f"outreach_dag_run_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        from outreach.db import engine_for
+
+        engine_for.cache_clear()  # let go of pooled connections before the drop
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# The app database on SQLite always; on PostgreSQL too when CI names a server (marker postgres).
+# Airflow's own metadata database stays SQLite in both.
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def app_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+        return
+    server_url = os.environ.get("OUTREACH_TEST_POSTGRES_URL")
+    if not server_url:
+        pytest.skip("OUTREACH_TEST_POSTGRES_URL is not set")
+    with _scratch_postgres_database(server_url) as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, app_database: str | None) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("dag-run")
     data = root / "data"
     data.mkdir()
     app_env = {
         "OUTREACH_DATA_DIR": str(data),
-        "OUTREACH_DATABASE_URL": f"sqlite:///{data / 'outreach.db'}",
+        "OUTREACH_DATABASE_URL": app_database or f"sqlite:///{data / 'outreach.db'}",
         "OUTREACH_OUTBOX_URL": f"sqlite:///{data / 'outbox.db'}",
     }
     runner = _load_airflow_local()
