@@ -12,9 +12,7 @@ RUN pip install --no-cache-dir -r /opt/outreach/requirements.txt -c /opt/outreac
 COPY --chown=airflow:root config/ /opt/outreach/config/
 COPY --chown=airflow:root templates/ /opt/outreach/templates/
 COPY --chown=airflow:root dags/ /opt/airflow/dags/
-# A wildcard so the build also works while plugins/ has nothing committed (BuildKit copies no
-# files for a pattern that matches none).
-COPY --chown=airflow:root plugin[s] /opt/airflow/plugins/
+COPY --chown=airflow:root plugins/ /opt/airflow/plugins/
 
 # Our packages (outreach, policies, contact_channels, fakes); dependencies are already in.
 COPY --chown=airflow:root pyproject.toml /opt/outreach/src/
