@@ -13,6 +13,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -289,11 +290,13 @@ def _tf(value: bool) -> str:
 
 
 class _Generator:
-    def __init__(self, rng: random.Random, as_of: dt.date, writer: _Writer) -> None:
+    def __init__(
+        self, rng: random.Random, as_of: dt.date, writer: _Writer, report: GenerateReport
+    ) -> None:
         self.rng = rng
         self.as_of = as_of
         self.writer = writer
-        self.report: GenerateReport
+        self.report = report
 
     # people
 
@@ -378,7 +381,7 @@ class _Generator:
         }
         return _Person(f"PE{n:09d}", "CN", record, "Asia/Shanghai", phones, emails, province.code)
 
-    def _phones(self, number: Any) -> list[_Phone]:
+    def _phones(self, number: Callable[[str], tuple[str, str]]) -> list[_Phone]:
         r = self.rng
         count = 1 if (x := r.random()) < 0.55 else 2 if x < 0.90 else 3
         phones: list[_Phone] = []
@@ -683,8 +686,7 @@ def generate(accounts: int, seed: int, out: Path, as_of: dt.date) -> GenerateRep
         binary = out.open("wb")
     with binary, io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
         writer = _Writer(text, as_csv)
-        gen = _Generator(rng, as_of, writer)
-        gen.report = report
+        gen = _Generator(rng, as_of, writer, report)
         n_person = 0
         n_account = 0
         while n_account < accounts:

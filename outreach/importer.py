@@ -159,7 +159,7 @@ class ImportReport:
 class _Row:
     line: int  # physical line where the record starts (CSV header = line 1)
     record: str
-    data: Mapping[str, Any]  # the parsed fields; dropped once parsed, so chunks travel light
+    data: Mapping[str, Any]  # the parsed fields; dropped once the typed item is built
     raw: Any  # JSONL: the line's text; CSV: the row's values (with ``header``)
     header: list[str] | None = None
     error: str | None = None  # set when the line is not a record at all
@@ -212,7 +212,11 @@ def _text_stream(path: Path, binary: IO[bytes]) -> io.TextIOWrapper:
     return io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
 
 
-def _iter_rows(path: Path, fmt: str, text: io.TextIOWrapper, parse_float: Any) -> Iterator[_Row]:
+# Numbers in JSON as Decimal: a balance written as 1200.10 must not become 1200.0999...
+_JSON = json.JSONDecoder(parse_float=Decimal)
+
+
+def _iter_rows(path: Path, fmt: str, text: io.TextIOWrapper) -> Iterator[_Row]:
     line = 0
     try:
         if fmt == "csv":
@@ -223,7 +227,7 @@ def _iter_rows(path: Path, fmt: str, text: io.TextIOWrapper, parse_float: Any) -
                 if not stripped:
                     continue
                 try:
-                    obj = json.loads(stripped, parse_float=parse_float)
+                    obj = _JSON.decode(stripped)
                 except json.JSONDecodeError as exc:
                     yield _Row(line, "", {}, stripped, error=f"not valid JSON: {exc.msg}")
                     continue
@@ -400,7 +404,7 @@ def _prescan(path: Path, fmt: str) -> _Scan:
         hashing = _HashingReader(binary)
         buffered = io.BufferedReader(hashing, buffer_size=1 << 20)
         text = _text_stream(path, buffered)
-        rows = _iter_key_fields(path, text) if fmt == "jsonl" else _iter_rows(path, fmt, text, None)
+        rows = _iter_key_fields(path, text) if fmt == "jsonl" else _iter_rows(path, fmt, text)
         for row in rows:
             if not row.error:
                 for key in _scan_keys(row.record, row.data):
@@ -902,9 +906,9 @@ def _parse_row(row: _Row, fmt: str) -> _Item | _Bad:
 
 
 def _parse_chunks(path: Path, fmt: str, chunk_size: int) -> Iterator[list[_Item | _Bad]]:
-    with path.open("rb") as binary, _text_stream(path, binary) as text:
+    with path.open("rb", buffering=1 << 20) as binary, _text_stream(path, binary) as text:
         chunk: list[_Item | _Bad] = []
-        for row in _iter_rows(path, fmt, text, Decimal):
+        for row in _iter_rows(path, fmt, text):
             chunk.append(_parse_row(row, fmt))
             if len(chunk) >= chunk_size:
                 yield chunk
@@ -973,10 +977,11 @@ def _execute_many(conn: Connection, table: Table, stmt: Any, rows: list[dict[str
             form = next((f for t, f in _SQLITE_FORMS if isinstance(column_type, t)), None)
             if form is not None:
                 fixes.append((i, form))
-    params: list[Any] = []
     if not fixes:
-        params = [row_values(r) for r in rows]
-    for r in rows if fixes else ():
+        conn.exec_driver_sql(str(compiled), [row_values(r) for r in rows])
+        return
+    params: list[tuple[Any, ...]] = []
+    for r in rows:
         values = list(row_values(r))
         for i, form in fixes:
             if values[i] is not None:
@@ -989,7 +994,7 @@ def _iso_instant(value: dt.datetime) -> str:
     return value.isoformat(" ", "microseconds")
 
 
-# How SQLAlchemy's SQLite dialect stores each type (DateTime before Date: its subclass check).
+# How SQLAlchemy's SQLite dialect stores each column type, and each Python value.
 _SQLITE_FORMS: tuple[tuple[type, Any], ...] = (
     (DateTime, _iso_instant),
     (Date, dt.date.isoformat),
@@ -1043,7 +1048,11 @@ def _select_in(
             order = compiled.positiontup
             sql = str(compiled)
             args = tuple(compiled.params[n] for n in order) if order else compiled.params
-        rows.extend(map(row_type._make, conn.exec_driver_sql(sql, args)))
+        result = conn.exec_driver_sql(sql, args)
+        try:  # the driver's own tuples: wrapping each in a Row costs more than the query
+            rows.extend(map(row_type._make, result.cursor.fetchall()))
+        finally:
+            result.close()
     return rows
 
 
@@ -1079,7 +1088,8 @@ def _sync(
     Comparing first is what makes a re-import a no-op: an unchanged row is not written at all,
     so its ``updated_at`` keeps the time it really changed.
     """
-    sqlite = conn.dialect.name == "sqlite"
+    stored_values = _stored_getter(conn, table, compare)
+    stored_old = operator.attrgetter(*compare) if len(compare) > 1 else _one(compare[0])
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     outcome: dict[Any, str] = {}
@@ -1091,7 +1101,7 @@ def _sync(
                 row["updated_at"] = stamp
             inserts.append(row)
             outcome[want.key] = INSERTED
-        elif want.full and any(getattr(old, c) != _stored(want.values[c], sqlite) for c in compare):
+        elif want.full and stored_old(old) != stored_values(want.values):
             change = {f"b_{c}": want.values[c] for c in compare}
             change["b_id"] = old.id
             if stamp is not None:
@@ -1111,6 +1121,36 @@ def _sync(
         )
         _execute_many(conn, table, stmt, updates)
     return outcome
+
+
+def _one(name: str) -> Any:
+    return lambda row: (getattr(row, name),)
+
+
+def _stored_getter(conn: Connection, table: Table, names: Sequence[str]) -> Any:
+    """A function: wanted values -> tuple of their stored forms (see _stored), in ``names`` order.
+
+    Only the columns whose type SQLite spells differently are converted, so comparing a row
+    that did not change is one tuple comparison.
+    """
+    pick = operator.itemgetter(*names) if len(names) > 1 else (lambda v: (v[names[0]],))
+    fixes = [
+        (i, form)
+        for i, name in enumerate(names)
+        if conn.dialect.name == "sqlite"
+        and (form := next((f for t, f in _SQLITE_FORMS if isinstance(table.c[name].type, t)), None))
+    ]
+    if not fixes:
+        return pick
+
+    def stored(values: Mapping[str, Any]) -> tuple[Any, ...]:
+        out = list(pick(values))
+        for i, form in fixes:
+            if out[i] is not None:
+                out[i] = form(out[i])
+        return tuple(out)
+
+    return stored
 
 
 def _collapse(wants: Iterable[_Want]) -> dict[Any, _Want]:
