@@ -383,13 +383,18 @@ def _rows(
 
 
 def write_plan(
-    conn: Connection, steps: list[PlannedStep], day: dt.date, ladder: Ladder, lo: int, hi: int
+    conn: Connection,
+    contacts: list[tuple[Any, ...]],
+    decisions: list[tuple[Any, ...]],
+    day: dt.date,
+    lo: int,
+    hi: int,
+    now: dt.datetime,
 ) -> None:
     """Replace this batch's plan for ``day``: expire stale planned rows, upsert, record decisions.
 
     Rows the dispatcher already took (sending, sent, failed, uncertain) are never rewritten.
     """
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     conn.execute(
         text(
             "UPDATE contact SET state = 'expired', updated_at = :now WHERE account_id BETWEEN :lo "
@@ -404,10 +409,27 @@ def write_plan(
         ),
         {"day": day, "lo": lo, "hi": hi},
     )
-    if steps:
-        contacts, decisions = _rows(steps, day, ladder, now)
-        upsert_rows(conn, "contact", CONTACT_COLUMNS, contacts, CONTACT_TYPES, ON_CONFLICT_CONTACT)
-        insert_rows(conn, "policy_decision", DECISION_COLUMNS, decisions, DECISION_TYPES)
+    upsert_rows(conn, "contact", CONTACT_COLUMNS, contacts, CONTACT_TYPES, ON_CONFLICT_CONTACT)
+    insert_rows(conn, "policy_decision", DECISION_COLUMNS, decisions, DECISION_TYPES)
+
+
+@contextmanager
+def writer_turn(engine: Engine) -> Iterator[None]:
+    """SQLite has one writer at a time, and a writer that finds the lock taken sleeps in steps
+    of up to 100 ms before trying again. Planning workers queue on an OS file lock instead,
+    which wakes the next one the moment the lock is free. Other databases need no turn."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.plan-lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -423,10 +445,12 @@ def relaxed_gc() -> Iterator[None]:
 
 
 def plan_range(engine: Engine, ladder: Ladder, day: dt.date, lo: int, hi: int) -> PlanCounts:
-    """Plan accounts ``lo..hi`` for ``day`` in one transaction."""
+    """Plan accounts ``lo..hi`` for ``day``: read and judge first, then write in one short
+    transaction (only this batch writes these accounts' plan rows)."""
     counts = PlanCounts()
-    with relaxed_gc(), engine.begin() as conn:
-        accounts = load_accounts(conn, lo, hi, day=day, cutoff=plan_cutoff(day))
+    with relaxed_gc():
+        with engine.connect() as conn:
+            accounts = load_accounts(conn, lo, hi, day=day, cutoff=plan_cutoff(day))
         steps: list[PlannedStep] = []
         for account in accounts.values():
             stage, _dpd, account_steps = plan_account(ladder, account, day)
@@ -436,7 +460,10 @@ def plan_range(engine: Engine, ladder: Ladder, day: dt.date, lo: int, hi: int) -
         for s in steps:
             setattr(counts, s.verdict.verdict, getattr(counts, s.verdict.verdict) + 1)
         counts.steps = len(steps)
-        write_plan(conn, steps, day, ladder, lo, hi)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        contacts, decisions = _rows(steps, day, ladder, now)
+        with writer_turn(engine), engine.begin() as conn:
+            write_plan(conn, contacts, decisions, day, lo, hi, now)
     return counts
 
 

@@ -197,10 +197,10 @@ def evaluate(
     trace: bool = False,
 ) -> Verdict:
     """Judge one step for the consumer's local ``day`` (plan) or at instant ``at`` (send)."""
-    if not (trace or facts.holds) and _plain_for(step.channel, facts):
-        # Most steps meet no hold, no opt-out of their channel and (for calls) no call history:
-        # then the verdict depends only on the values below, and equal inputs share one
-        # (immutable) Verdict.
+    if not (trace or facts.holds) and _plain_for(step, facts, day, at):
+        # Most steps meet no hold, no opt-out of their channel and no call history a rule
+        # objects to: then the verdict depends only on the values below (a passing rule leaves
+        # no evidence outside trace mode), and equal inputs share one immutable Verdict.
         return _evaluate_plain(
             step.channel,
             step.contact_point_id is not None,
@@ -216,10 +216,23 @@ def evaluate(
     return _evaluate(step, facts, day=day, at=at, trace=trace)
 
 
-def _plain_for(channel: str, facts: AccountFacts) -> bool:
-    if facts.opt_outs and any(c == channel for c, _ in facts.opt_outs):
+# Checks that read the call history; every other check reads facts the plain path keeps.
+HISTORY_CHECKS = frozenset({"call_cap", "after_conversation"})
+
+
+def _plain_for(step: Step, facts: AccountFacts, day: dt.date, at: dt.datetime | None) -> bool:
+    """True when the verdict does not depend on this account's own history or opt-outs: no
+    opt-out of this channel, and no call history or none that any history rule objects to."""
+    if facts.opt_outs and any(c == step.channel for c, _ in facts.opt_outs):
         return False
-    return channel != "call" or not (facts.call_attempts or facts.last_conversation)
+    if step.channel != "call" or not (facts.call_attempts or facts.last_conversation):
+        return True
+    ctx = Context(day=day, at=at, zones=candidate_zones(facts, step), trace=False)
+    return all(
+        CHECKS[rule.check](rule, step, facts, ctx) is None
+        for rule, _ in rules_for(facts.country, step.channel)
+        if rule.check in HISTORY_CHECKS
+    )
 
 
 @lru_cache(maxsize=65536)
