@@ -27,6 +27,14 @@ def _sql_for(conn: Connection, sql: str) -> str:
     raise NotImplementedError(f"paramstyle {style} is not supported by outreach.bulk")
 
 
+def column_types(model: Any, columns: Sequence[str], as_given: Sequence[str] = ()
+                 ) -> tuple[TypeEngine[Any] | None, ...]:
+    """The model's column types in ``columns`` order, for bind processing; ``None`` for the
+    columns in ``as_given`` (values already in stored form)."""
+    table = model.__table__
+    return tuple(None if name in as_given else table.c[name].type for name in columns)
+
+
 def _processors(conn: Connection, types: Sequence[TypeEngine[Any] | None]) -> list[Any]:
     dialect = conn.dialect
     return [

@@ -27,7 +27,6 @@ from contact_channels.base import (
     OutboundMessage,
     PermanentError,
     TransientError,
-    UncertainError,
 )
 from contact_channels.registry import build_channel
 from outreach import settings
@@ -588,80 +587,70 @@ def _send_one(
     handed_to_provider.add(contact.key)
     try:
         result = impl.send(message)
-    except PermanentError as err:
+    except ChannelError as err:
+        state = _settle(engine, contact, channel, verdict, at, config_version, token, err, now())
+    else:
+        state = "sent"
         with engine.begin() as conn:
             _record_decision(conn, contact, verdict, at, config_version)
-            _set_state(
+            _mark_sent(
                 conn,
                 contact.key,
                 token,
-                "failed",
+                contact.account_id,
+                channel,
+                contact.contact_point_id,
+                impl.backend,
+                result.provider_id,
+                at,
                 now(),
-                error_code=err.code or "permanent",
-                error_detail=str(err)[:300],
-                outcome="rejected",
             )
-            _apply_permanent(
-                conn, err, contact.account_id, channel, contact.contact_point_id, now()
-            )
-        counts.failed += 1
-        return
-    except TransientError as err:
-        with engine.begin() as conn:
-            _record_decision(conn, contact, verdict, at, config_version)
+    setattr(counts, COUNTED_AS[state], getattr(counts, COUNTED_AS[state]) + 1)
+
+
+# The ledger state a send ends in -> the DispatchCounts field that counts it.
+COUNTED_AS = {
+    "sent": "sent",
+    "failed": "failed",
+    "planned": "retry_later",
+    "uncertain": "uncertain",
+}
+
+
+def _settle(
+    engine: Engine,
+    contact: DueContact,
+    channel: str,
+    verdict: Verdict,
+    at: dt.datetime,
+    config_version: str,
+    token: str,
+    err: ChannelError,
+    now: dt.datetime,
+) -> str:
+    """Record a send that did not succeed; returns the state it leaves the contact in.
+
+    Permanent: failed, and the contact point updated. Transient: nothing reached the consumer,
+    so the next window tries again, up to MAX_TRANSIENT_ATTEMPTS claims, then failed (for a
+    person or the redrive). Anything else (uncertain, unclassified): never resent automatically.
+    """
+    fields: dict[str, str | None] = {"error_detail": str(err)[:300]}
+    with engine.begin() as conn:
+        _record_decision(conn, contact, verdict, at, config_version)
+        if isinstance(err, PermanentError):
+            state = "failed"
+            fields.update(error_code=err.code or "permanent", outcome="rejected")
+            _apply_permanent(conn, err, contact.account_id, channel, contact.contact_point_id, now)
+        elif isinstance(err, TransientError):
             attempts = conn.execute(
                 text("SELECT attempts FROM contact WHERE key = :k"), {"k": contact.key}
             ).scalar_one()
-            if attempts >= MAX_TRANSIENT_ATTEMPTS:
-                _set_state(
-                    conn,
-                    contact.key,
-                    token,
-                    "failed",
-                    now(),
-                    error_code=err.code or "transient",
-                    error_detail=str(err)[:300],
-                )
-                counts.failed += 1
-            else:  # nothing reached the consumer: the next dispatch window tries again
-                _set_state(
-                    conn,
-                    contact.key,
-                    token,
-                    "planned",
-                    now(),
-                    claim_token=None,
-                    error_code=err.code or "transient",
-                    error_detail=str(err)[:300],
-                )
-                counts.retry_later += 1
-        return
-    except (UncertainError, ChannelError) as err:
-        with engine.begin() as conn:
-            _record_decision(conn, contact, verdict, at, config_version)
-            _set_state(
-                conn,
-                contact.key,
-                token,
-                "uncertain",
-                now(),
-                error_code=err.code or "uncertain",
-                error_detail=str(err)[:300],
-            )
-        counts.uncertain += 1
-        return
-    with engine.begin() as conn:
-        _record_decision(conn, contact, verdict, at, config_version)
-        _mark_sent(
-            conn,
-            contact.key,
-            token,
-            contact.account_id,
-            channel,
-            contact.contact_point_id,
-            impl.backend,
-            result.provider_id,
-            at,
-            now(),
-        )
-    counts.sent += 1
+            state = "failed" if attempts >= MAX_TRANSIENT_ATTEMPTS else "planned"
+            fields["error_code"] = err.code or "transient"
+            if state == "planned":
+                fields["claim_token"] = None
+        else:
+            state = "uncertain"
+            fields["error_code"] = err.code or "uncertain"
+        _set_state(conn, contact.key, token, state, now, **fields)
+    return state

@@ -18,11 +18,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Date, DateTime, Engine, text
+from sqlalchemy import Connection, Engine, text
 
-from outreach.bulk import insert_rows, upsert_rows
+from outreach.bulk import column_types, insert_rows, upsert_rows
 from outreach.facts import AccountRecord, Destination, load_accounts
 from outreach.ladder import Action, Ladder, Stage
+from outreach.models import Contact, PolicyDecision
 from policies.gate import evaluate
 from policies.model import BLOCK, DEFER, SEND, AccountFacts, RuleResult, Step, Verdict
 from policies.packs import assert_valid, pack_versions
@@ -256,28 +257,7 @@ CONTACT_COLUMNS = (
     "attempts",
     "updated_at",
 )
-CONTACT_TYPES = (
-    None,
-    None,
-    Date(),
-    None,
-    None,
-    None,
-    None,
-    None,
-    None,
-    Date(),
-    None,
-    None,
-    None,
-    DateTime(),
-    DateTime(),
-    DateTime(),
-    None,
-    None,
-    None,
-    DateTime(),
-)
+CONTACT_TYPES = column_types(Contact, CONTACT_COLUMNS)
 ON_CONFLICT_CONTACT = (
     "ON CONFLICT (key) DO UPDATE SET plan_date = excluded.plan_date, state = excluded.state, "
     "verdict = excluded.verdict, reasons = excluded.reasons, "
@@ -305,21 +285,8 @@ DECISION_COLUMNS = (
     "pack_versions",
     "evidence",
 )
-DECISION_TYPES = (
-    None,
-    None,
-    None,
-    Date(),
-    DateTime(),
-    None,
-    None,
-    DateTime(),
-    DateTime(),
-    DateTime(),
-    None,
-    None,
-    None,
-)
+# The evidence is JSON text already: stored as given, not encoded again.
+DECISION_TYPES = column_types(PolicyDecision, DECISION_COLUMNS, as_given=("evidence",))
 
 
 def _rows(
