@@ -25,6 +25,3 @@ REASON_CODES: dict[str, str] = {
     "ladder.prerequisite_unmet": "The stage requires an earlier action that has not happened.",
 }
 
-
-def describe(code: str) -> str:
-    return REASON_CODES.get(code, "unknown reason code")
