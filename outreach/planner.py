@@ -149,9 +149,7 @@ def choose(
     return judged[0][0], judged[0][1], judged
 
 
-def _prerequisite_block(
-    stage: Stage, account: AccountRecord, facts: AccountFacts
-) -> Verdict | None:
+def _prerequisite_block(stage: Stage, account: AccountRecord) -> Verdict | None:
     for req in stage.requires:
         times = account.history.get((req.stage, req.action), (0, None))[0]
         if times < req.min_times:
@@ -171,7 +169,7 @@ def _prerequisite_block(
                 BLOCK,
                 ("ladder.prerequisite_unmet",),
                 results=(result,),
-                pack_versions=pack_versions(facts.country),
+                pack_versions=pack_versions(account.country),
             )
     return None
 
@@ -188,8 +186,8 @@ def plan_account(
     stage = ladder.stage_for(dpd, account.balance, account.segment, account.product)
     if stage is None:
         return None, dpd, []
-    facts = account.gate_facts()
-    prerequisite_block = _prerequisite_block(stage, account, facts)
+    prerequisite_block = _prerequisite_block(stage, account)
+    facts: AccountFacts | None = None  # built for the first due step only
     steps: list[PlannedStep] = []
     for action in stage.actions:
         times, last = account.history.get((stage.id, action.id), (0, None))
@@ -211,6 +209,8 @@ def plan_account(
                 )
             )
             continue
+        if facts is None:
+            facts = account.gate_facts()
         destination, verdict, _ = choose(action.channel, account, facts, day, trace=trace)
         steps.append(PlannedStep(account, stage, action, times + 1, destination, verdict, dpd))
     return stage, dpd, steps
@@ -511,7 +511,7 @@ def explain_account(ladder: Ladder, account: AccountRecord, day: dt.date) -> dic
             else f"no stage of the ladder matches {dpd} days past due and balance {account.balance}"
         )
         return out
-    prerequisite = _prerequisite_block(stage, account, facts)
+    prerequisite = _prerequisite_block(stage, account)
     for action in stage.actions:
         times, last = account.history.get((stage.id, action.id), (0, None))
         entry: dict[str, Any] = {
