@@ -10,7 +10,6 @@ after the lease it is resolved by asking the backend (the outbox knows for sure)
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import uuid
@@ -30,9 +29,10 @@ from contact_channels.base import (
 )
 from contact_channels.registry import build_channel
 from outreach import settings
-from outreach.facts import AccountRecord, load_accounts
+from outreach.bulk import insert_rows
+from outreach.facts import AccountRecord, as_instant, load_accounts
 from outreach.messages import message_context, render
-from outreach.planner import step_for
+from outreach.planner import DECISION_COLUMNS, DECISION_TYPES, decision_row, step_for
 from policies.gate import evaluate
 from policies.model import BLOCK, SEND, Verdict
 
@@ -122,14 +122,6 @@ class DueContact:
     window_end: dt.datetime
 
 
-def _instant(value: Any) -> dt.datetime:
-    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-
-
-def _date(value: Any) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-
-
 def _due(conn: Connection, day: dt.date, channel: str, lo: int, hi: int) -> list[DueContact]:
     rows = conn.execute(
         text(
@@ -140,7 +132,7 @@ def _due(conn: Connection, day: dt.date, channel: str, lo: int, hi: int) -> list
         {"day": day, "channel": channel, "lo": lo, "hi": hi},
     )
     return [
-        DueContact(r[0], r[1], r[2], r[3], r[4], r[5], _date(r[6]), _instant(r[7]), _instant(r[8]))
+        DueContact(r[0], r[1], r[2], r[3], r[4], r[5], day, as_instant(r[7]), as_instant(r[8]))
         for r in rows
     ]
 
@@ -251,27 +243,10 @@ def _message(
 def _record_decision(
     conn: Connection, contact: DueContact, verdict: Verdict, at: dt.datetime, config_version: str
 ) -> None:
-    conn.execute(
-        text(
-            "INSERT INTO policy_decision (contact_key, account_id, phase, as_of, decided_at, verdict, "
-            "reasons, window_start, window_end, defer_until, config_version, pack_versions, evidence) "
-            "VALUES (:k, :a, 'send', :d, :at, :v, :r, :ws, :we, :du, :cv, :pv, :e)"
-        ),
-        {
-            "k": contact.key,
-            "a": contact.account_id,
-            "d": contact.plan_date,
-            "at": at,
-            "v": verdict.verdict,
-            "r": " ".join(verdict.reasons),
-            "ws": verdict.window_start,
-            "we": verdict.window_end,
-            "du": verdict.defer_until,
-            "cv": config_version,
-            "pv": verdict.pack_versions,
-            "e": json.dumps(verdict.evidence(), separators=(",", ":")),
-        },
+    row = decision_row(
+        contact.key, contact.account_id, "send", contact.plan_date, at, verdict, config_version
     )
+    insert_rows(conn, "policy_decision", DECISION_COLUMNS, [row], DECISION_TYPES)
 
 
 def _mark_sent(
@@ -373,7 +348,7 @@ def recover_stale(
             if (
                 state == "sending"
                 and claimed_at is not None
-                and _instant(claimed_at) > now - sending_lease()
+                and as_instant(claimed_at) > now - sending_lease()
             ):
                 continue  # a live worker may still hold it
             found = channel_impl.lookup(key)
@@ -387,7 +362,7 @@ def recover_stale(
                     cp_id,
                     channel_impl.backend,
                     found.provider_id,
-                    _instant(claimed_at or now),
+                    as_instant(claimed_at or now),
                     now,
                 )
             elif authoritative:

@@ -72,13 +72,15 @@ def _zones(value: str | None) -> tuple[str, ...]:
     return tuple(value.split()) if value else ()
 
 
-def _date(value: object) -> dt.date | None:
+def as_date(value: object) -> dt.date | None:
+    """A date from the driver: a date already (PostgreSQL) or ISO text (SQLite)."""
     if value is None or isinstance(value, dt.date):
         return value  # type: ignore[return-value]
     return dt.date.fromisoformat(str(value))
 
 
-def _instant(value: object) -> dt.datetime:
+def as_instant(value: object) -> dt.datetime:
+    """A naive-UTC instant from the driver: a datetime already or ISO text (SQLite)."""
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=None) if value.tzinfo else value
     return dt.datetime.fromisoformat(str(value))
@@ -121,7 +123,7 @@ def load_accounts(
             product=r[2],
             balance=_money(r[3]),
             past_due=_money(r[4]),
-            due_date=_date(r[5]),
+            due_date=as_date(r[5]),
             segment=r[6],
             country=r[7],
             region=r[8],
@@ -186,7 +188,7 @@ def load_accounts(
         (lo, hi, since, c),
     ):
         acc = accounts[r[0]]
-        when = _instant(r[1])
+        when = as_instant(r[1])
         if r[3] == "outbound":
             acc.call_attempts.append((when, r[2]))
         if r[2] == "conversation":
@@ -201,5 +203,5 @@ def load_accounts(
         "GROUP BY c.account_id, c.stage, c.action",
         (lo, hi, before),
     ):
-        accounts[r[0]].history[(r[1], r[2])] = (int(r[3]), _date(r[4]))  # type: ignore[assignment]
+        accounts[r[0]].history[(r[1], r[2])] = (int(r[3]), as_date(r[4]))  # type: ignore[assignment]
     return accounts

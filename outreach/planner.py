@@ -289,6 +289,36 @@ DECISION_COLUMNS = (
 DECISION_TYPES = column_types(PolicyDecision, DECISION_COLUMNS, as_given=("evidence",))
 
 
+def decision_row(
+    key: str,
+    account_id: int,
+    phase: str,
+    as_of: dt.date,
+    decided_at: dt.datetime,
+    verdict: Verdict,
+    config_version: str,
+    evidence: str | None = None,
+) -> tuple[Any, ...]:
+    """A policy_decision row in DECISION_COLUMNS order, for the plan and the send phase alike."""
+    if evidence is None:
+        evidence = json.dumps(verdict.evidence(), separators=(",", ":"))
+    return (
+        key,
+        account_id,
+        phase,
+        as_of,
+        decided_at,
+        verdict.verdict,
+        " ".join(verdict.reasons),
+        verdict.window_start,
+        verdict.window_end,
+        verdict.defer_until,
+        config_version,
+        verdict.pack_versions,
+        evidence,
+    )
+
+
 def _rows(
     steps: list[PlannedStep], day: dt.date, ladder: Ladder, now: dt.datetime
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -330,21 +360,7 @@ def _rows(
             evidence = json.dumps(v.evidence(), separators=(",", ":"))
             evidence_cache[id(v)] = evidence
         decisions.append(
-            (
-                s.key,
-                s.account.id,
-                "plan",
-                day,
-                cutoff,
-                v.verdict,
-                reasons,
-                v.window_start,
-                v.window_end,
-                v.defer_until,
-                ladder.version,
-                v.pack_versions,
-                evidence,
-            )
+            decision_row(s.key, s.account.id, "plan", day, cutoff, v, ladder.version, evidence)
         )
     return contacts, decisions
 
