@@ -1,27 +1,82 @@
 """Every reason code a gate can give, in one place. Codes are ``PACK.RULE``; docs/compliance.md
-lists them with their parameters and citations."""
+lists them with their parameters and citations (generated: ``python -m policies.docs``)."""
 
 from __future__ import annotations
 
 REASON_CODES: dict[str, str] = {
     # core: applies to every account, whatever the jurisdiction
+    "core.not_delinquent": "Nothing is past due any more (paid or cured).",
     "core.cease_communication": "The consumer asked us in writing to stop communicating.",
-    "core.dispute_open": "The debt is disputed and verification has not been sent.",
+    "core.dispute_open": "The debt is disputed (or the original creditor was asked for) and "
+    "verification has not been sent.",
     "core.bankruptcy": "The consumer is in bankruptcy: the automatic stay stops collection.",
     "core.deceased": "The consumer is deceased: only the estate's representative may be contacted.",
     "core.attorney_represented": "The consumer is represented by an attorney about this debt.",
+    "core.payment_plan_kept": "An instalment agreement is being kept: no collection contact.",
     "core.opted_out": "The consumer opted out of this channel or this destination.",
-    "core.not_delinquent": "Nothing is past due any more (paid or cured).",
     "core.no_destination": "No valid destination for this channel.",
-    "core.zone_unknown": "The consumer's time zone cannot be determined.",
+    "core.third_party_contact": "A third party may be contacted only to locate a debtor who "
+    "cannot be reached, and never told of the debt.",
     "core.quiet_hours": "Outside the allowed local hours (house default where no pack sets them).",
+    "core.stated_inconvenient_time": "A time the consumer said is inconvenient.",
     "core.call_frequency_7in7": "The call attempt cap for 7 consecutive days is reached.",
     "core.call_after_conversation": "A telephone conversation took place in the last 7 days.",
-    # us_reg_f: Regulation F (12 CFR part 1006), for US accounts
+    "core.time_barred": "The debt is time-barred: no legal action and no threat of it.",
+    "core.zone_unknown": "The consumer's time zone cannot be determined.",
+    # us_reg_f: Regulation F (12 CFR part 1006), third-party debt collectors in the US
     "us_reg_f.inconvenient_time": "Outside 08:00-21:00 in every candidate local time zone.",
+    "us_reg_f.consumer_inconvenient_time": "A time the consumer said is inconvenient.",
     "us_reg_f.call_frequency_7in7": "Seven call attempts already placed within 7 consecutive days.",
     "us_reg_f.call_after_conversation": "Within 7 days after a telephone conversation.",
+    "us_reg_f.cease_communication": "The consumer asked us in writing to stop: only the notices "
+    "1006.6(c)(2) permits may go out.",
+    "us_reg_f.validation_notice_overdue": "The validation notice was not sent within 5 days of "
+    "the initial communication: no further collection communication until it is.",
+    "us_reg_f.dispute_in_validation_period": "A dispute or original-creditor request arrived "
+    "within the validation period: collection stops until verification is sent.",
+    "us_reg_f.validation_period_open": "The validation period has not ended (or the notice's "
+    "date is unknown): no legal referral yet.",
+    "us_reg_f.workplace_email": "An employer-provided email address the consumer has not used "
+    "or agreed to.",
+    "us_reg_f.workplace_call_prohibited": "The consumer's employer forbids such calls at work.",
+    "us_reg_f.credit_reporting_before_contact": "No prior conversation, and no message sent at "
+    "least 14 days earlier without a bounce: no credit reporting yet.",
+    # us_tcpa: Telephone Consumer Protection Act
+    "us_tcpa.mobile_consent": "A text or an autodialed/prerecorded call to a mobile without "
+    "prior express consent.",
+    # us_scra: Servicemembers Civil Relief Act
+    "us_scra.military_status": "No current military-status check, or the consumer is on active "
+    "duty: no legal referral.",
+    # US states and cities
+    "us_ma.personal_phone_2in7": "Two calls or texts to a personal number already in 7 days "
+    "(Massachusetts).",
+    "us_ma.other_phone_2in30": "Two calls or texts to a non-personal number already in 30 days "
+    "(Massachusetts).",
+    "us_nyc.contacts_3in7": "Three contacts or attempts on this account already in 7 days "
+    "(New York City).",
+    "us_nyc.electronic_consent": "Texts and emails need the consumer's consent (New York City).",
+    "us_wa.communications_3_per_week": "Three communications already in a week (Washington).",
+    "us_wa.workplace_1_per_week": "One communication at the workplace already in a week "
+    "(Washington).",
+    "us_ca.inconvenient_time": "Outside 08:00-21:00 local (California, first-party creditors).",
+    "us_ca.call_frequency_7in7": "Seven call attempts already in 7 days (California).",
+    "us_ca.call_after_conversation": "Within 7 days after a conversation (California).",
+    "us_ca.cease_communication": "The consumer asked us in writing to stop (California).",
+    "us_ca.workplace_call_prohibited": "The employer forbids such calls at work (California).",
+    # cn: China
+    "cn.collection_hours": "Outside 08:00-22:00 local (China).",
+    "cn.unanswered_attempts_daily": "Six unanswered attempts to this contact method today (China).",
+    "cn.third_party_locate_only": "An emergency contact only when the debtor cannot be reached, "
+    "only to ask how to reach them (China).",
+    "cn.instalment_agreement_kept": "A personalised instalment agreement is being kept (China).",
+    "cn.agency_not_approved": "No agency from the approved list is assigned (China).",
+    # gb: United Kingdom
+    "gb.unreasonable_hours": "Outside 08:00-21:00 local (United Kingdom).",
+    "gb.breathing_space": "A Breathing Space moratorium is in force.",
+    "gb.mental_health_crisis": "A mental health crisis moratorium is in force (until 30 days "
+    "after treatment ends).",
+    "gb.vulnerable_customer": "A vulnerable customer: a person handles the account, no "
+    "automated contact.",
     # ladder: the escalation config itself
     "ladder.prerequisite_unmet": "The stage requires an earlier action that has not happened.",
 }
-

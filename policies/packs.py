@@ -1,21 +1,30 @@
-"""Rule packs as data: each rule names its check, its parameters, its channels and its citation.
+"""Rule packs: which rules are in force for an account on a day, and the checks on pack data.
 
-A pack applies to accounts of the countries it lists (``None``: every country). A rule may
-supersede another pack's rule (Regulation F's hours replace the house default for US accounts).
-The checks themselves are small pure functions in ``policies.gate``.
+A pack is one jurisdiction's (or the house's) rules, as data: each rule names its check (a pure
+function in ``policies.gate``), its parameters, its channels, its citation and the dates it is
+in force. A pack version applies to an account by country, region (``US-MA``), city, product and
+the user's role (first-party creditor or third-party collector), and only from its
+``effective_from`` to its ``effective_to`` (exclusive): the version in force on the run's logical
+date is the one applied. A rule may supersede another pack's rule (Regulation F's hours replace
+the house default for US accounts). The pack data itself lives in ``policies.rulepacks``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
+from policies.model import ROLES
+
 CONSUMER_CHANNELS = frozenset({"sms", "email", "call", "letter"})
 TIMED_CHANNELS = frozenset({"sms", "email", "call"})
+ELECTRONIC = frozenset({"sms", "email"})
 CALL = frozenset({"call"})
+ALL_CHANNELS = frozenset({"sms", "email", "call", "letter", "agency", "legal"})
 
 # Candidate zones when neither the address nor the destination tells: every zone the country's
 # consumers may be in, so only hours allowed in all of them are used.
@@ -36,174 +45,183 @@ class Rule:
     channels: frozenset[str] | None = None  # None: every channel
     params: Mapping[str, Any] = field(default_factory=dict)
     supersedes: tuple[str, ...] = ()
+    effective_from: dt.date | None = None  # None: as the pack
+    effective_to: dt.date | None = None  # exclusive; None: open
+
+    def in_force(self, day: dt.date) -> bool:
+        return (self.effective_from is None or self.effective_from <= day) and (
+            self.effective_to is None or day < self.effective_to
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Applies:
+    """Whom a pack covers; None in a field means no restriction on it."""
+
+    countries: frozenset[str] | None = None
+    regions: frozenset[str] | None = None  # ISO 3166-2 codes: "US-MA"
+    cities: frozenset[str] | None = None  # case-folded city names, with regions
+    products: frozenset[str] | None = None
+    roles: frozenset[str] | None = None
+
+    def covers(self, j: Jurisdiction) -> bool:
+        return (
+            (self.countries is None or j.country in self.countries)
+            and (self.regions is None or f"{j.country}-{j.region}" in self.regions)
+            and (self.cities is None or (j.city or "") in self.cities)
+            and (self.products is None or j.product in self.products)
+            and (self.roles is None or j.role in self.roles)
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Pack:
     name: str
     version: str
-    countries: frozenset[str] | None
+    title: str
+    applies: Applies
+    effective_from: dt.date
     rules: tuple[Rule, ...]
+    effective_to: dt.date | None = None  # exclusive
+    notes: tuple[str, ...] = ()  # obligations that are not contact gates (record keeping...)
+
+    def in_force(self, day: dt.date) -> bool:
+        return self.effective_from <= day and (self.effective_to is None or day < self.effective_to)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
 
 
-CORE = Pack(
-    name="core",
-    version="2026.11.0",
-    countries=None,
-    rules=(
-        Rule(
-            "core.not_delinquent",
-            "not_delinquent",
-            "House rule: no collection contact once nothing is past due.",
-        ),
-        Rule(
-            "core.cease_communication",
-            "hold",
-            "US: 12 CFR 1006.6(c); 15 U.S.C. 1692c(c)",
-            CONSUMER_CHANNELS,
-            {"hold": "cease_communication"},
-        ),
-        Rule(
-            "core.dispute_open",
-            "hold",
-            "US: 12 CFR 1006.38(d)(2); 15 U.S.C. 1692g(b)",
-            None,
-            {"hold": "dispute"},
-        ),
-        Rule(
-            "core.bankruptcy",
-            "hold",
-            "US: 11 U.S.C. 362(a) (automatic stay)",
-            None,
-            {"hold": "bankruptcy"},
-        ),
-        Rule(
-            "core.deceased",
-            "hold",
-            "US: 12 CFR 1006.2(e), 1006.6(a)(4)",
-            CONSUMER_CHANNELS,
-            {"hold": "deceased"},
-        ),
-        Rule(
-            "core.attorney_represented",
-            "hold",
-            "US: 12 CFR 1006.6(b)(2)",
-            CONSUMER_CHANNELS,
-            {"hold": "attorney"},
-        ),
-        Rule(
-            "core.opted_out",
-            "opted_out",
-            "US: 12 CFR 1006.6(e); 47 U.S.C. 227 (TCPA)",
-            CONSUMER_CHANNELS,
-        ),
-        Rule(
-            "core.no_destination",
-            "destination",
-            "House rule: a valid destination is needed.",
-            CONSUMER_CHANNELS,
-        ),
-        Rule(
-            "core.quiet_hours",
-            "hours",
-            "House default contact hours.",
-            TIMED_CHANNELS,
-            {"start_hour": 8, "end_hour": 21},
-        ),
-        Rule(
-            "core.call_frequency_7in7",
-            "call_cap",
-            "House default call frequency.",
-            CALL,
-            {"max_attempts": 7, "days": 7, "not_counted": ("busy", "not_in_service")},
-        ),
-        Rule(
-            "core.call_after_conversation",
-            "after_conversation",
-            "House default pause after a conversation.",
-            CALL,
-            {"days": 7},
-        ),
-    ),
-)
+@dataclass(frozen=True, slots=True)
+class Jurisdiction:
+    """What decides which packs apply to an account."""
 
-US_REG_F = Pack(
-    name="us_reg_f",
-    version="2021.11.30",
-    countries=frozenset({"US"}),
-    rules=(
-        Rule(
-            "us_reg_f.inconvenient_time",
-            "hours",
-            "12 CFR 1006.6(b)(1)(i); 15 U.S.C. 1692c(a)(1)",
-            TIMED_CHANNELS,
-            {"start_hour": 8, "end_hour": 21},
-            supersedes=("core.quiet_hours",),
-        ),
-        Rule(
-            "us_reg_f.call_frequency_7in7",
-            "call_cap",
-            "12 CFR 1006.14(b)(2)(i)",
-            CALL,
-            {"max_attempts": 7, "days": 7, "not_counted": ("busy", "not_in_service")},
-            supersedes=("core.call_frequency_7in7",),
-        ),
-        Rule(
-            "us_reg_f.call_after_conversation",
-            "after_conversation",
-            "12 CFR 1006.14(b)(2)(ii)",
-            CALL,
-            {"days": 7},
-            supersedes=("core.call_after_conversation",),
-        ),
-    ),
-)
-
-PACKS: tuple[Pack, ...] = (CORE, US_REG_F)
+    country: str
+    region: str | None
+    city: str | None  # case-folded
+    product: str
+    role: str
 
 
-@lru_cache(maxsize=1024)
-def packs_for(country: str) -> tuple[Pack, ...]:
-    return tuple(p for p in PACKS if p.countries is None or country in p.countries)
+def jurisdiction(
+    country: str, region: str | None, city: str | None, product: str, role: str
+) -> Jurisdiction:
+    return Jurisdiction(
+        country, (region or "").upper() or None, (city or "").strip().casefold() or None,
+        product, role,
+    )  # fmt: skip
 
 
-@lru_cache(maxsize=1024)
-def pack_versions(country: str) -> str:
-    return ",".join(f"{p.name}@{p.version}" for p in packs_for(country))
+def all_packs() -> tuple[Pack, ...]:
+    from policies.rulepacks import PACKS
+
+    return PACKS
 
 
 @lru_cache(maxsize=4096)
-def rules_for(country: str, channel: str) -> tuple[tuple[Rule, str], ...]:
-    """The rules in force for one country and channel, each with its pack's version."""
-    packs = packs_for(country)
-    superseded = {s for p in packs for r in p.rules for s in r.supersedes}
+def packs_for(j: Jurisdiction, day: dt.date) -> tuple[Pack, ...]:
+    """The pack versions in force on ``day`` that cover ``j``, in registry order."""
+    return tuple(p for p in all_packs() if p.in_force(day) and p.applies.covers(j))
+
+
+@lru_cache(maxsize=4096)
+def pack_versions(j: Jurisdiction, day: dt.date) -> str:
+    return ",".join(p.label for p in packs_for(j, day))
+
+
+@lru_cache(maxsize=16384)
+def rules_for(j: Jurisdiction, channel: str, day: dt.date) -> tuple[tuple[Rule, str], ...]:
+    """The rules in force for ``j`` and ``channel`` on ``day``, each with its pack's label."""
+    packs = packs_for(j, day)
+    live = [(r, p) for p in packs for r in p.rules if r.in_force(day)]
+    superseded = {s for r, _ in live for s in r.supersedes}
     return tuple(
-        (r, f"{p.name}@{p.version}")
-        for p in packs
-        for r in p.rules
+        (r, p.label)
+        for r, p in live
         if r.rule_id not in superseded and (r.channels is None or channel in r.channels)
     )
 
 
-def validate_packs(packs: tuple[Pack, ...] = PACKS) -> list[str]:
-    """Problems with the pack data (unknown checks, duplicate ids, bad parameters)."""
+# --- validation ---------------------------------------------------------------------------------
+
+_HOURS = ("start_hour", "end_hour")
+
+
+def _check_params(rule: Rule) -> list[str]:
+    """Problems with one rule's parameters, by check."""
+    from policies.gate import CHECK_PARAMS
+
+    p, problems = rule.params, []
+    required = CHECK_PARAMS.get(rule.check, ())
+    for name in required:
+        if name not in p:
+            problems.append(f"{rule.rule_id}: parameter '{name}' is missing")
+    for name in p:
+        if name not in required and name not in CHECK_PARAMS.get(rule.check + "?", ()):
+            problems.append(f"{rule.rule_id}: unknown parameter '{name}' for check '{rule.check}'")
+    if rule.check == "hours":
+        start, end = p.get("start_hour"), p.get("end_hour")
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= 24):
+            problems.append(f"{rule.rule_id}: hours need 0 <= start_hour < end_hour <= 24")
+    for name in ("max_attempts", "days"):
+        if name in p and not (isinstance(p[name], int) and p[name] >= 1):
+            problems.append(f"{rule.rule_id}: '{name}' must be a whole number of at least 1")
+    return problems
+
+
+def validate_packs(packs: tuple[Pack, ...] | None = None) -> list[str]:
+    """Problems with the pack data: unknown checks or channels, duplicate or misnamed ids,
+    bad parameters, dates that run backwards, overlapping versions of one pack, dangling
+    supersedes, reason codes missing from ``policies.codes``."""
+    from policies.codes import REASON_CODES
     from policies.gate import CHECKS
 
+    packs = all_packs() if packs is None else packs
     problems: list[str] = []
-    seen: set[str] = set()
+    ids = {r.rule_id for p in packs for r in p.rules}
+    by_name: dict[str, list[Pack]] = {}
     for pack in packs:
+        by_name.setdefault(pack.name, []).append(pack)
+        where = pack.label
+        if pack.effective_to is not None and pack.effective_to <= pack.effective_from:
+            problems.append(f"{where}: effective_to must be after effective_from")
+        if pack.applies.roles is not None and not pack.applies.roles <= set(ROLES):
+            problems.append(f"{where}: roles must be among {', '.join(ROLES)}")
+        seen: set[str] = set()
         for rule in pack.rules:
             if rule.rule_id in seen:
-                problems.append(f"{rule.rule_id}: duplicate rule id")
+                problems.append(f"{where}: {rule.rule_id}: duplicate rule id")
             seen.add(rule.rule_id)
             if not rule.rule_id.startswith(pack.name + "."):
-                problems.append(f"{rule.rule_id}: id must start with '{pack.name}.'")
+                problems.append(f"{where}: {rule.rule_id}: id must start with '{pack.name}.'")
+            if rule.rule_id not in REASON_CODES:
+                problems.append(f"{where}: {rule.rule_id}: no entry in policies.codes")
+            if not rule.citation.strip():
+                problems.append(f"{where}: {rule.rule_id}: citation is empty")
             if rule.check not in CHECKS:
-                problems.append(f"{rule.rule_id}: unknown check '{rule.check}'")
-            if rule.check == "hours":
-                start, end = rule.params.get("start_hour"), rule.params.get("end_hour")
-                if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= 24):
-                    problems.append(f"{rule.rule_id}: hours need 0 <= start_hour < end_hour <= 24")
+                problems.append(f"{where}: {rule.rule_id}: unknown check '{rule.check}'")
+            else:
+                problems.extend(f"{where}: {x}" for x in _check_params(rule))
+            if rule.channels is not None and not rule.channels <= ALL_CHANNELS:
+                problems.append(f"{where}: {rule.rule_id}: unknown channel in {sorted(rule.channels)}")
+            for target in rule.supersedes:
+                if target not in ids:
+                    problems.append(f"{where}: {rule.rule_id}: supersedes unknown rule {target}")
+            if (
+                rule.effective_from is not None
+                and rule.effective_to is not None
+                and rule.effective_to <= rule.effective_from
+            ):
+                problems.append(f"{where}: {rule.rule_id}: effective_to must be after effective_from")
+    for name, versions in by_name.items():
+        ordered = sorted(versions, key=lambda p: p.effective_from)
+        for a, b in zip(ordered, ordered[1:], strict=False):
+            if a.effective_to is None or a.effective_to > b.effective_from:
+                problems.append(
+                    f"{name}: versions {a.version} and {b.version} are both in force on "
+                    f"{b.effective_from}"
+                )
     return problems
 
 
@@ -211,7 +229,7 @@ class PackError(ValueError):
     pass
 
 
-def assert_valid(packs: tuple[Pack, ...] = PACKS) -> None:
+def assert_valid(packs: tuple[Pack, ...] | None = None) -> None:
     """Refuse to plan or send with a broken pack: called before every run."""
     problems = validate_packs(packs)
     if problems:

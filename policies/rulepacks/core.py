@@ -1,0 +1,58 @@
+"""The house rules: every account, every jurisdiction, every role. Jurisdiction packs supersede
+some of them with the law's own version (and citation)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from policies.packs import ALL_CHANNELS, CALL, CONSUMER_CHANNELS, TIMED_CHANNELS, Applies, Pack, Rule
+
+CORE = Pack(
+    name="core",
+    version="2026.11.1",
+    title="House rules (every account)",
+    applies=Applies(),
+    effective_from=dt.date(2020, 1, 1),
+    rules=(
+        Rule("core.not_delinquent", "not_delinquent",
+             "House rule: no collection contact once nothing is past due."),
+        Rule("core.cease_communication", "hold",
+             "House rule; US: 15 U.S.C. 1692c(c)", CONSUMER_CHANNELS,
+             {"holds": ("cease_communication",)}),
+        Rule("core.dispute_open", "hold",
+             "House rule; US: 15 U.S.C. 1692g(b)", ALL_CHANNELS,
+             {"holds": ("dispute", "original_creditor_request"),
+              "except_purposes": ("verification",)}),
+        Rule("core.bankruptcy", "hold",
+             "US: 11 U.S.C. 362(a) (automatic stay); house rule elsewhere", ALL_CHANNELS,
+             {"holds": ("bankruptcy",)}),
+        Rule("core.deceased", "hold",
+             "US: 12 CFR 1006.2(e), 1006.6(a)(4); house rule elsewhere", CONSUMER_CHANNELS,
+             {"holds": ("deceased",), "except_relations": ("estate_representative",)}),
+        Rule("core.attorney_represented", "hold",
+             "US: 12 CFR 1006.6(b)(2); 15 U.S.C. 1692c(a)(2)", CONSUMER_CHANNELS,
+             {"holds": ("attorney",)}),
+        Rule("core.payment_plan_kept", "hold",
+             "House rule: an instalment agreement that is being kept stops collection.",
+             ALL_CHANNELS,
+             {"holds": ("instalment_plan",), "except_purposes": ("instalment_offer",)}),
+        Rule("core.opted_out", "opted_out",
+             "US: 12 CFR 1006.6(e); 47 CFR 64.1200(a)(10) (TCPA revocation)", CONSUMER_CHANNELS),
+        Rule("core.no_destination", "destination",
+             "House rule: a valid destination is needed.", CONSUMER_CHANNELS),
+        Rule("core.third_party_contact", "third_party",
+             "US: 12 CFR 1006.10, 1006.6(d); house rule elsewhere", CONSUMER_CHANNELS,
+             {"allowed_purposes": ("locate",)}),
+        Rule("core.quiet_hours", "hours", "House default contact hours.", TIMED_CHANNELS,
+             {"start_hour": 8, "end_hour": 21}),
+        Rule("core.stated_inconvenient_time", "stated_times",
+             "House rule: times the consumer said are inconvenient.", TIMED_CHANNELS),
+        Rule("core.call_frequency_7in7", "call_cap", "House default call frequency.", CALL,
+             {"max_attempts": 7, "days": 7, "not_counted": ("busy", "not_in_service")}),
+        Rule("core.call_after_conversation", "after_conversation",
+             "House default pause after a conversation.", CALL, {"days": 7}),
+        Rule("core.time_barred", "time_barred",
+             "US: 12 CFR 1006.26(b); house rule elsewhere: no suit, no threat of suit, on a "
+             "time-barred debt.", ALL_CHANNELS),
+    ),
+)  # fmt: skip
