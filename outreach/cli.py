@@ -161,7 +161,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
         accounts = load_accounts(
             conn, account_id, account_id, day=args.as_of, cutoff=plan_cutoff(args.as_of)
         )
-    explanation = explain_account(ladder, accounts[account_id], args.as_of)
+    from outreach.policy_settings import policy_settings
+    from policies.packs import assert_valid
+
+    assert_valid()
+    explanation = explain_account(
+        ladder, accounts[account_id], args.as_of, role=policy_settings().role
+    )
     if args.json:
         print(json.dumps(explanation, indent=2, ensure_ascii=False))
     else:
@@ -174,17 +180,24 @@ def format_explanation(e: dict[str, Any]) -> str:
     lines = [
         f"Account {e['account_id']} as of {e['as_of']} (ladder {e['ladder_version']}, "
         f"packs {e['pack_versions']})",
-        f"  jurisdiction {f['country']}/{f['region']}, {f['days_past_due']} days past due, "
-        f"past due {f['past_due']}, balance {f['balance']}",
+        f"  jurisdiction {f['country']}/{f['region']}/{f['city'] or '-'}, {f['product']}, "
+        f"as {f['role']}; {f['days_past_due']} days past due, past due {f['past_due']}, "
+        f"balance {f['balance']}",
         f"  holds: {', '.join(f['holds']) or 'none'}; opt-outs: {', '.join(f['opt_outs']) or 'none'}",
-        f"  address zones: {', '.join(f['address_zones']) or 'unknown'}; call attempts in 15 days: "
-        f"{len(f['call_attempts_15d'])}; last conversation: {f['last_conversation'] or 'none'}",
+        f"  address zones: {', '.join(f['address_zones']) or 'unknown'}; stated inconvenient: "
+        f"{f['inconvenient_times'] or 'none'}",
+        f"  contacts in 31 days: {len(f['history_31d'])} "
+        f"({', '.join(sorted({h['channel'] for h in f['history_31d']})) or 'none'}); "
+        f"last conversation: {f['last_conversation'] or 'none'}",
+        f"  initial communication: {f['initial_communication'] or 'none'}; validation notice: "
+        f"{f['validation_notice_sent'] or 'not sent'}; time-barred from: "
+        f"{f['limitation_date'] or '-'}; SCRA check: {f['scra_checked_on'] or 'none'}",
         f"  stage: {e['stage'] or 'none (' + e.get('why_no_stage', '') + ')'}",
     ]
     for a in e["actions"]:
         c = a["cadence"]
         head = (
-            f"  - {a['action']} via {a['channel']} (every {c['every_days']} days, "
+            f"  - {a['action']} via {a['channel']}, {a['purpose']} (every {c['every_days']} days, "
             f"{c['times_so_far']}/{c['max_times']} so far)"
         )
         if not a["due"]:

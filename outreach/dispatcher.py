@@ -31,10 +31,13 @@ from contact_channels.registry import build_channel
 from outreach import settings
 from outreach.bulk import insert_rows
 from outreach.facts import AccountRecord, as_instant, load_accounts
+from outreach.ladder import Action, load_ladder
 from outreach.messages import message_context, render
 from outreach.planner import DECISION_COLUMNS, DECISION_TYPES, decision_row, step_for
+from outreach.policy_settings import policy_settings
 from policies.gate import evaluate
 from policies.model import BLOCK, SEND, Verdict
+from policies.packs import assert_valid
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,27 @@ def channel_settings(kind: str) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ValueError(f"{path}: '{kind}' must be a mapping")
     return section
+
+
+@dataclass(frozen=True)
+class SendRules:
+    """What the send-time gate needs besides the facts: the user's role and each ladder
+    action's traits (purpose, dialer), looked up by the ledger row's stage and action."""
+
+    role: str
+    actions: dict[tuple[str, str], Action]
+
+    def action(self, contact: DueContact) -> Action | None:
+        # An action no longer in the ladder is judged by its channel's defaults.
+        return self.actions.get((contact.stage, contact.action))
+
+
+def send_rules() -> SendRules:
+    """The rules in force now: validated packs, the policy settings, the current ladder."""
+    assert_valid()
+    ladder = load_ladder(settings.ladder_path())
+    actions = {(st.id, a.id): a for st in ladder.stages for a in st.actions}
+    return SendRules(role=policy_settings().role, actions=actions)
 
 
 def open_channel(kind: str) -> Channel:
@@ -406,6 +430,7 @@ def dispatch_range(
             f"with the outbox; the {channel} channel uses {impl.backend}"
         )
     counts = DispatchCounts()
+    rules = send_rules()
     try:
         counts.recovered = recover_stale(engine, impl, channel, lo, hi, now())
         with engine.connect() as conn:
@@ -423,6 +448,7 @@ def dispatch_range(
                     clock,
                     counts,
                     now,
+                    rules,
                 )
     finally:
         if channel_impl is None:
@@ -441,6 +467,7 @@ def _dispatch_group(
     clock: str,
     counts: DispatchCounts,
     now: Callable[[], dt.datetime],
+    rules: SendRules,
 ) -> None:
     """Claim one group, then judge and send each claimed contact on facts read after the claim,
     so an opt-out or a dispute recorded before the claim is always seen."""
@@ -473,6 +500,7 @@ def _dispatch_group(
                 counts,
                 now,
                 handed_to_provider,
+                rules,
             )
             pending.pop(0)
     finally:
@@ -519,13 +547,18 @@ def _send_one(
     counts: DispatchCounts,
     now: Callable[[], dt.datetime],
     handed_to_provider: set[str],
+    rules: SendRules,
 ) -> None:
     config_version = pd["config_version"]
     destination = next(
         (d for d in account.destinations if d.contact_point_id == contact.contact_point_id), None
     )
+    action = rules.action(contact)
     verdict = evaluate(
-        step_for(channel, destination), account.gate_facts(), day=contact.plan_date, at=at
+        step_for(channel, destination, action),
+        account.gate_facts(rules.role),
+        day=contact.plan_date,
+        at=at,
     )
     if verdict.verdict != SEND:
         with engine.begin() as conn:
@@ -580,6 +613,15 @@ def _send_one(
                 at,
                 now(),
             )
+            if action is not None and action.gate_purpose == "validation_notice":
+                # The validation period runs from here (12 CFR 1006.34(b)(5)).
+                conn.execute(
+                    text(
+                        "UPDATE account SET validation_notice_sent_on = :d "
+                        "WHERE id = :a AND validation_notice_sent_on IS NULL"
+                    ),
+                    {"d": at.date(), "a": contact.account_id},
+                )
     setattr(counts, COUNTED_AS[state], getattr(counts, COUNTED_AS[state]) + 1)
 
 

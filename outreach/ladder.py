@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contact_channels.base import CHANNEL_KINDS
 from outreach import settings
+from policies.model import PURPOSES
 
 Identifier = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
 LANGUAGES = ("en", "zh-CN")
@@ -30,11 +31,26 @@ class Cadence(_Strict):
     max_times: int = Field(ge=1, le=1000)
 
 
+# What an action is for when the ladder does not say (policies.model.PURPOSES lists them all).
+DEFAULT_PURPOSE = {"agency": "placement", "legal": "referral"}
+
+
 class Action(_Strict):
     id: str = Identifier
     channel: Literal["sms", "email", "call", "letter", "agency", "legal"]
     template: str | None = Field(default=None, pattern=r"^[a-z0-9_]+(/[a-z0-9_]+)*$")
     cadence: Cadence
+    # The gates read these: which notice this is (a cease request still lets the permitted
+    # notices through), how a call is placed (the TCPA covers autodialed and prerecorded calls),
+    # whether the message speaks of a suit (never on a time-barred debt), and whom it addresses.
+    purpose: Literal[PURPOSES] | None = None  # type: ignore[valid-type]
+    dialer: Literal["manual", "autodialed", "prerecorded"] = "manual"
+    threatens_suit: bool = False
+    audience: Literal["debtor", "third_party"] = "debtor"
+
+    @property
+    def gate_purpose(self) -> str:
+        return self.purpose or DEFAULT_PURPOSE.get(self.channel, "reminder")
 
 
 class Entry(_Strict):
@@ -169,6 +185,10 @@ def _semantic_errors(model: LadderModel, templates: Path) -> list[tuple[str, str
             if action.id in action_ids:
                 errors.append((f"{awhere}.id", f"duplicate action id '{action.id}' in stage"))
             action_ids.add(action.id)
+            if action.dialer != "manual" and action.channel != "call":
+                errors.append((f"{awhere}.dialer", "only a call action has a dialer"))
+            if action.audience == "third_party" and action.gate_purpose != "locate":
+                errors.append((f"{awhere}.purpose", "a third-party action must have purpose locate"))
             suffixes = TEMPLATED_CHANNELS.get(action.channel)
             if suffixes and action.template is None:
                 errors.append((f"{awhere}.template", f"a {action.channel} action needs a template"))

@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,24 @@ from outreach.bulk import column_types, insert_rows, upsert_rows
 from outreach.facts import AccountRecord, Destination, load_accounts
 from outreach.ladder import Action, Ladder, Stage
 from outreach.models import Contact, PolicyDecision
+from outreach.policy_settings import policy_settings
 from policies.gate import evaluate
-from policies.model import BLOCK, DEFER, SEND, AccountFacts, RuleResult, Step, Verdict
-from policies.packs import assert_valid, pack_versions
+from policies.model import (
+    BLOCK,
+    COLLECTOR,
+    DEFER,
+    EMERGENCY_CONTACT,
+    ESTATE_REPRESENTATIVE,
+    SELF,
+    SEND,
+    AccountFacts,
+    PastContact,
+    RuleResult,
+    Step,
+    Verdict,
+)
+from policies.packs import assert_valid, jurisdiction, pack_versions
+from policies.timeblocks import format_blocks
 
 STATE_FOR_VERDICT = {SEND: "planned", DEFER: "deferred", BLOCK: "suppressed"}
 # Rows the planner may (re)write; anything the dispatcher has touched stays as it is.
@@ -99,33 +114,68 @@ class PlanCounts:
         return asdict(self)
 
 
-def candidate_destinations(account: AccountRecord, channel: str) -> list[Destination]:
-    """The destinations a channel may use, best first; invalid ones are left to the gate."""
-    d = account.destinations
+DEBTOR_RELATIONS = (SELF, ESTATE_REPRESENTATIVE)
+
+
+def candidate_destinations(
+    account: AccountRecord, channel: str, audience: str = "debtor"
+) -> list[Destination]:
+    """The destinations a channel may use, best first; invalid ones are left to the gate. The
+    debtor's own come before an estate representative's; a third-party action (locating an
+    unreachable debtor) uses only the emergency contacts."""
+    wanted = DEBTOR_RELATIONS if audience == "debtor" else (EMERGENCY_CONTACT,)
+    d = [x for x in account.destinations if x.relation in wanted]
     if channel == "sms":
         phones = [x for x in d if x.kind == "phone" and x.phone_type == "mobile"]
-        return sorted(phones, key=lambda x: (not x.valid, not x.sms_consent))
+        return sorted(phones, key=lambda x: (x.relation != SELF, not x.valid, not x.sms_consent))
     if channel == "call":
         phones = [x for x in d if x.kind == "phone"]
-        return sorted(phones, key=lambda x: (not x.valid, x.is_workplace))
+        return sorted(phones, key=lambda x: (x.relation != SELF, not x.valid, x.is_workplace))
     if channel == "email":
         return sorted(
-            (x for x in d if x.kind == "email"), key=lambda x: (not x.valid, x.is_workplace)
+            (x for x in d if x.kind == "email"),
+            key=lambda x: (x.relation != SELF, not x.valid, x.is_workplace),
         )
     if channel == "letter":
-        return sorted((x for x in d if x.kind == "postal"), key=lambda x: not x.valid)
+        return sorted(
+            (x for x in d if x.kind == "postal"), key=lambda x: (x.relation != SELF, not x.valid)
+        )
     return []
 
 
-def step_for(channel: str, destination: Destination | None) -> Step:
+CONSENT_FLAG = {"sms": "sms_consent", "call": "call_consent", "email": "email_consent"}
+
+
+def step_for(channel: str, destination: Destination | None, action: Action | None = None) -> Step:
+    """The gate's view of one candidate: the action's traits and what is known of the
+    destination (never its value)."""
+    traits: dict[str, Any] = {}
+    if action is not None:
+        traits = {
+            "purpose": action.gate_purpose,
+            "dialer": action.dialer,
+            "threatens_suit": action.threatens_suit,
+        }
     if destination is None:
-        return Step(channel)
-    zones = destination.zones if destination.kind == "phone" else ()
-    return Step(channel, destination.contact_point_id, zones, destination.valid)
+        return Step(channel, **traits)
+    flag = CONSENT_FLAG.get(channel)
+    return Step(
+        channel,
+        destination.contact_point_id,
+        destination.zones if destination.kind == "phone" else (),
+        destination.valid,
+        phone_type=destination.phone_type,
+        is_workplace=destination.is_workplace or destination.phone_type == "work",
+        consent=bool(flag and getattr(destination, flag)),
+        used_by_consumer=destination.used_by_consumer,
+        no_calls_at_work=destination.no_calls_at_work,
+        relation=destination.relation,
+        **traits,
+    )
 
 
 def choose(
-    channel: str,
+    action: Action,
     account: AccountRecord,
     facts: AccountFacts,
     day: dt.date,
@@ -135,10 +185,14 @@ def choose(
 ) -> tuple[Destination | None, Verdict, list[tuple[Destination | None, Verdict]]]:
     """Judge every candidate destination; the first sendable wins, else the first deferrable,
     else the best candidate's block. Returns the choice and every judgement (for explain)."""
-    candidates: list[Destination | None] = list(candidate_destinations(account, channel)) or [None]
+    channel = action.channel
+    candidates: list[Destination | None] = list(
+        candidate_destinations(account, channel, action.audience)
+    ) or [None]
     judged: list[tuple[Destination | None, Verdict]] = []
     for destination in candidates:
-        verdict = evaluate(step_for(channel, destination), facts, day=day, at=at, trace=trace)
+        step = step_for(channel, destination, action)
+        verdict = evaluate(step, facts, day=day, at=at, trace=trace)
         judged.append((destination, verdict))
         if verdict.verdict == SEND and not trace:
             return destination, verdict, judged
@@ -149,9 +203,32 @@ def choose(
     return judged[0][0], judged[0][1], judged
 
 
-def _prerequisite_block(stage: Stage, account: AccountRecord) -> Verdict | None:
+def planned_contact(step: PlannedStep) -> PastContact:
+    """A contact planned to be sent earlier in the same run, as the frequency rules count it
+    for the account's later steps: made at its window's start, outcome unknown (so counted by
+    every rule, attempt or communication)."""
+    d = step.destination
+    assert step.verdict.window_start is not None  # a send verdict always has its window
+    return PastContact(
+        step.verdict.window_start,
+        step.action.channel,
+        "attempted",
+        d.contact_point_id if d else None,
+        d.phone_type if d else None,
+        bool(d and d.is_workplace),
+    )
+
+
+def account_pack_versions(account: AccountRecord, role: str, day: dt.date) -> str:
+    j = jurisdiction(account.country, account.region, account.city, account.product, role)
+    return pack_versions(j, day)
+
+
+def _prerequisite_block(
+    stage: Stage, account: AccountRecord, role: str, day: dt.date
+) -> Verdict | None:
     for req in stage.requires:
-        times = account.history.get((req.stage, req.action), (0, None))[0]
+        times = account.ladder_history.get((req.stage, req.action), (0, None))[0]
         if times < req.min_times:
             result = RuleResult(
                 "ladder.prerequisite_unmet",
@@ -169,15 +246,21 @@ def _prerequisite_block(stage: Stage, account: AccountRecord) -> Verdict | None:
                 BLOCK,
                 ("ladder.prerequisite_unmet",),
                 results=(result,),
-                pack_versions=pack_versions(account.country),
+                pack_versions=account_pack_versions(account, role, day),
             )
     return None
 
 
 def plan_account(
-    ladder: Ladder, account: AccountRecord, day: dt.date, *, trace: bool = False
+    ladder: Ladder,
+    account: AccountRecord,
+    day: dt.date,
+    *,
+    role: str = COLLECTOR,
+    trace: bool = False,
 ) -> tuple[Stage | None, int | None, list[PlannedStep]]:
-    """Stage, days past due and the due steps of one account for ``day`` (pure)."""
+    """Stage, days past due and the due steps of one account for ``day`` (pure); ``role`` is
+    the user's (policy settings), which decides the packs that apply."""
     if account.due_date is None or account.past_due <= 0:
         return None, None, []
     dpd = (day - account.due_date).days
@@ -186,17 +269,17 @@ def plan_account(
     stage = ladder.stage_for(dpd, account.balance, account.segment, account.product)
     if stage is None:
         return None, dpd, []
-    prerequisite_block = _prerequisite_block(stage, account)
+    prerequisite_block = _prerequisite_block(stage, account, role, day)
     facts: AccountFacts | None = None  # built for the first due step only
     steps: list[PlannedStep] = []
     for action in stage.actions:
-        times, last = account.history.get((stage.id, action.id), (0, None))
+        times, last = account.ladder_history.get((stage.id, action.id), (0, None))
         if times >= action.cadence.max_times:
             continue
         if last is not None and (day - last).days < action.cadence.every_days:
             continue
         if prerequisite_block is not None:
-            candidates = candidate_destinations(account, action.channel)
+            candidates = candidate_destinations(account, action.channel, action.audience)
             steps.append(
                 PlannedStep(
                     account,
@@ -210,9 +293,14 @@ def plan_account(
             )
             continue
         if facts is None:
-            facts = account.gate_facts()
-        destination, verdict, _ = choose(action.channel, account, facts, day, trace=trace)
-        steps.append(PlannedStep(account, stage, action, times + 1, destination, verdict, dpd))
+            facts = account.gate_facts(role)
+        destination, verdict, _ = choose(action, account, facts, day, trace=trace)
+        step = PlannedStep(account, stage, action, times + 1, destination, verdict, dpd)
+        steps.append(step)
+        if verdict.verdict == SEND:
+            # Later actions of the same day see this one as made: caps across channels (NYC,
+            # Washington, Massachusetts) hold for the plan as a whole, not per action.
+            facts = replace(facts, history=facts.history + (planned_contact(step),))
     return stage, dpd, steps
 
 
@@ -433,12 +521,13 @@ def plan_range(engine: Engine, ladder: Ladder, day: dt.date, lo: int, hi: int) -
     """Plan accounts ``lo..hi`` for ``day``: read and judge first, then write in one short
     transaction (only this batch writes these accounts' plan rows)."""
     counts = PlanCounts()
+    role = policy_settings().role
     with relaxed_gc():
         with engine.connect() as conn:
             accounts = load_accounts(conn, lo, hi, day=day, cutoff=plan_cutoff(day))
         steps: list[PlannedStep] = []
         for account in accounts.values():
-            stage, _dpd, account_steps = plan_account(ladder, account, day)
+            stage, _dpd, account_steps = plan_account(ladder, account, day, role=role)
             counts.accounts += 1
             counts.in_stage += stage is not None
             steps.extend(account_steps)
@@ -480,43 +569,76 @@ def _verdict_dict(v: Verdict) -> dict[str, Any]:
     }
 
 
-def explain_account(ladder: Ladder, account: AccountRecord, day: dt.date) -> dict[str, Any]:
+def _iso(instant: dt.datetime | None) -> str | None:
+    return instant.isoformat() + "Z" if instant else None
+
+
+def explain_facts(account: AccountRecord, facts: AccountFacts, dpd: int | None) -> dict[str, Any]:
+    """What the gate read about the account, by id and kind, never a number or an address."""
+    return {
+        "country": account.country,
+        "region": account.region,
+        "city": account.city,
+        "product": account.product,
+        "role": facts.role,
+        "days_past_due": dpd,
+        "past_due": str(account.past_due),
+        "balance": str(account.balance),
+        "holds": sorted(account.holds),
+        "hold_periods": [
+            {"kind": h.kind, "started_on": str(h.started_on),
+             "ended_on": str(h.ended_on) if h.ended_on else None}
+            for h in facts.hold_periods
+        ],
+        "opt_outs": sorted(f"{c}:{s}" for c, s in account.opt_outs),
+        "address_zones": list(account.address_zones),
+        "inconvenient_times": format_blocks(facts.inconvenient_times) or None,
+        "initial_communication": str(facts.initial_communication)
+        if facts.initial_communication else None,
+        "validation_notice_sent": str(facts.validation_notice_sent)
+        if facts.validation_notice_sent else None,
+        "limitation_date": str(facts.limitation_date) if facts.limitation_date else None,
+        "scra_checked_on": str(facts.scra_checked_on) if facts.scra_checked_on else None,
+        "scra_active_duty": facts.scra_active_duty,
+        "history_31d": [
+            {"at": _iso(h.at), "channel": h.channel, "outcome": h.outcome,
+             "contact_point_id": h.contact_point_id}
+            for h in facts.history
+        ],
+        "last_conversation": _iso(account.last_conversation),
+        "destinations": [
+            {
+                "contact_point_id": d.contact_point_id,
+                "kind": d.kind,
+                "phone_type": d.phone_type,
+                "relation": d.relation,
+                "zones": list(d.zones),
+                "valid": d.valid,
+                "workplace": d.is_workplace,
+                "consent": {"sms": d.sms_consent, "call": d.call_consent, "email": d.email_consent},
+            }
+            for d in account.destinations
+        ],
+    }  # fmt: skip
+
+
+def explain_account(
+    ladder: Ladder, account: AccountRecord, day: dt.date, *, role: str = COLLECTOR
+) -> dict[str, Any]:
     """Every gate's verdict for every due step of one account, with the facts each rule read.
 
-    Pure: the same computation the planner makes, with tracing on. Destinations appear by
-    contact-point id and kind, never by value.
+    Pure: the same computation the planner makes (actions in ladder order, each seeing the
+    contacts planned before it that day), with tracing on. Destinations appear by contact-point
+    id and kind, never by value.
     """
-    stage, dpd, _ = plan_account(ladder, account, day)
-    facts = account.gate_facts()
+    stage, dpd, _ = plan_account(ladder, account, day, role=role)
+    facts = account.gate_facts(role)
     out: dict[str, Any] = {
         "account_id": account.account_ref,
         "as_of": day.isoformat(),
         "ladder_version": ladder.version,
-        "pack_versions": pack_versions(account.country),
-        "facts": {
-            "country": account.country,
-            "region": account.region,
-            "days_past_due": dpd,
-            "past_due": str(account.past_due),
-            "balance": str(account.balance),
-            "holds": sorted(account.holds),
-            "opt_outs": sorted(f"{c}:{s}" for c, s in account.opt_outs),
-            "address_zones": list(account.address_zones),
-            "call_attempts_15d": [[t.isoformat() + "Z", o] for t, o in account.call_attempts],
-            "last_conversation": account.last_conversation.isoformat() + "Z"
-            if account.last_conversation
-            else None,
-            "destinations": [
-                {
-                    "contact_point_id": d.contact_point_id,
-                    "kind": d.kind,
-                    "phone_type": d.phone_type,
-                    "zones": list(d.zones),
-                    "valid": d.valid,
-                }
-                for d in account.destinations
-            ],
-        },
+        "pack_versions": account_pack_versions(account, role, day),
+        "facts": explain_facts(account, facts, dpd),
         "stage": stage.id if stage else None,
         "actions": [],
     }
@@ -527,12 +649,13 @@ def explain_account(ladder: Ladder, account: AccountRecord, day: dt.date) -> dic
             else f"no stage of the ladder matches {dpd} days past due and balance {account.balance}"
         )
         return out
-    prerequisite = _prerequisite_block(stage, account)
+    prerequisite = _prerequisite_block(stage, account, role, day)
     for action in stage.actions:
-        times, last = account.history.get((stage.id, action.id), (0, None))
+        times, last = account.ladder_history.get((stage.id, action.id), (0, None))
         entry: dict[str, Any] = {
             "action": action.id,
             "channel": action.channel,
+            "purpose": action.gate_purpose,
             "cadence": {
                 "every_days": action.cadence.every_days,
                 "max_times": action.cadence.max_times,
@@ -550,7 +673,7 @@ def explain_account(ladder: Ladder, account: AccountRecord, day: dt.date) -> dic
             entry["due"] = True
             entry["decision"] = _verdict_dict(prerequisite)
         else:
-            destination, verdict, judged = choose(action.channel, account, facts, day, trace=True)
+            destination, verdict, judged = choose(action, account, facts, day, trace=True)
             entry["due"] = True
             entry["slot"] = times + 1
             entry["key"] = contact_key(
@@ -568,6 +691,9 @@ def explain_account(ladder: Ladder, account: AccountRecord, day: dt.date) -> dic
                 {"contact_point_id": d.contact_point_id if d else None, **_verdict_dict(v)}
                 for d, v in judged
             ]
+            if verdict.verdict == SEND:
+                planned = PlannedStep(account, stage, action, times + 1, destination, verdict, 0)
+                facts = replace(facts, history=facts.history + (planned_contact(planned),))
         out["actions"].append(entry)
     return out
 

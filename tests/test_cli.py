@@ -24,7 +24,7 @@ def test_plan_json_prints_one_decision_per_line(db, capsys: pytest.CaptureFixtur
     ok = f.add_account(db, as_of=DAY, dpd=5)
     held = f.add_account(db, as_of=DAY, dpd=20)
     f.add_hold(db, held["account_id"], "cease_communication", DAY - dt.timedelta(days=3))
-    calls = f.add_account(db, as_of=DAY, dpd=20)
+    calls = f.add_account(db, as_of=DAY, dpd=20, validation_notice_sent_on=dt.date(2026, 11, 2))
     f.add_call(db, calls["account_id"], dt.datetime(2026, 11, 20, 15), "conversation")
     assert main(["plan", "--as-of", str(DAY), "--json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -36,7 +36,7 @@ def test_plan_json_prints_one_decision_per_line(db, capsys: pytest.CaptureFixtur
     assert sms["defer_until"] is None and sms["stage"] == "early_reminder"
     assert sms["channel"] == "sms"
     blocked = by[(held["account_ref"], "sms_followup")]
-    assert blocked["verdict"] == "block" and blocked["reasons"] == ["core.cease_communication"]
+    assert blocked["verdict"] == "block" and blocked["reasons"] == ["us_reg_f.cease_communication"]
     deferred = by[(calls["account_ref"], "agent_call")]
     assert deferred["verdict"] == "defer"
     assert deferred["reasons"] == ["us_reg_f.call_after_conversation"]
@@ -47,7 +47,8 @@ def test_plan_json_prints_one_decision_per_line(db, capsys: pytest.CaptureFixtur
 
 def test_explain_shows_every_rule_its_citation_and_facts(db, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     acc = f.add_account(db, as_of=DAY, dpd=20, phones=[
-        {"value": "+12125550111", "zones": "America/Los_Angeles"}])
+        {"value": "+12125550111", "zones": "America/Los_Angeles"}],
+        validation_notice_sent_on=dt.date(2026, 11, 2))
     for i in range(7):
         f.add_call(db, acc["account_id"], dt.datetime(2026, 11, 17 + i % 6, 15))
     assert main(["explain", acc["account_ref"], "--as-of", str(DAY), "--json"]) == 0

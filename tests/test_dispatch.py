@@ -231,7 +231,8 @@ def test_dispute_after_planning_is_caught_at_send_time(engine: Engine, outbox) -
         rows = dict(conn.execute(text(
             "SELECT account_id, reasons FROM policy_decision WHERE phase = 'send' "
             "AND verdict = 'block'")).all())
-    assert rows == {accounts[1]["account_id"]: "core.dispute_open",
+    # No validation notice on record: a dispute is taken as inside the validation period.
+    assert rows == {accounts[1]["account_id"]: "us_reg_f.dispute_in_validation_period",
                     accounts[2]["account_id"]: "core.opted_out"}
 
 
@@ -267,14 +268,20 @@ def test_transient_error_is_retried_in_a_later_window_then_fails(engine: Engine,
 
 
 def test_every_channel_kind_dispatches_to_its_outbox(engine: Engine, outbox) -> None:  # type: ignore[no-untyped-def]
-    for dpd in (5, 20, 70):
-        f.add_account(engine, as_of=DAY, dpd=dpd)
+    early = [f.add_account(engine, as_of=DAY, dpd=dpd) for dpd in (5, 20, 70)][0]
     for _ in iter_plan(engine, LADDER, DAY, 1000):
         pass
     sent = {}
     for kind in ("sms", "email", "call", "letter"):
         sent[kind] = dispatch_all(engine, Recording(outbox(kind))).get("sent", 0)
-    assert sent == {"sms": 2, "email": 1, "call": 2, "letter": 1}
+    # Letters: the early account's validation notice and the 70-day account's reminder.
+    assert sent == {"sms": 2, "email": 1, "call": 2, "letter": 2}
+    with engine.connect() as conn:
+        noticed = conn.execute(text(
+            "SELECT id, validation_notice_sent_on FROM account WHERE validation_notice_sent_on "
+            "IS NOT NULL")).all()
+    # Sending the validation notice records its date: the validation period runs from it.
+    assert [(r[0], str(r[1])) for r in noticed] == [(early["account_id"], str(DAY))]
     email = outbox("email").records()[0]
     assert email.subject and "past due" in email.subject and email.body_html
     assert "Reply STOP to opt out" in outbox("sms").records()[0].body_text

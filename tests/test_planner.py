@@ -48,18 +48,19 @@ def decisions(engine: Engine) -> list[tuple]:  # type: ignore[type-arg]
             "FROM policy_decision ORDER BY contact_key, phase"))]
 
 
-def test_early_stage_account_gets_sms_and_email_with_windows(engine: Engine, ladder: Ladder) -> None:
+def test_early_stage_account_gets_validation_notice_sms_and_email_with_windows(engine: Engine, ladder: Ladder) -> None:
     acc = f.add_account(engine, as_of=DAY, dpd=5)
     counts = plan_range(engine, ladder, DAY, acc["account_id"], acc["account_id"])
-    assert counts.as_dict() == {"accounts": 1, "in_stage": 1, "steps": 2, "send": 2, "defer": 0,
+    assert counts.as_dict() == {"accounts": 1, "in_stage": 1, "steps": 3, "send": 3, "defer": 0,
                                 "block": 0}
     rows = {r["channel"]: r for r in f.contacts(engine)}
-    assert set(rows) == {"sms", "email"}
+    assert set(rows) == {"letter", "sms", "email"}  # the letter: the validation notice
     assert rows["sms"]["contact_point_id"] == acc["points"]["phone0"]
     assert rows["sms"]["state"] == "planned" and rows["sms"]["stage"] == "early_reminder"
     assert rows["sms"]["window_start"] == dt.datetime(2026, 11, 23, 13, 0)
     assert rows["sms"]["config_version"] == ladder.version
-    assert rows["sms"]["pack_versions"] == "core@2026.11.0,us_reg_f@2021.11.30"
+    assert rows["sms"]["pack_versions"] == (
+        "core@2026.11.1,us_reg_f@2021.11.30,us_tcpa@2025.04.11,us_scra@2003.12.19")
 
 
 def test_plan_is_deterministic_and_a_rerun_changes_nothing(engine: Engine, ladder: Ladder) -> None:
@@ -156,7 +157,7 @@ def test_facts_after_the_plan_cutoff_are_not_read(engine: Engine, ladder: Ladder
 
 
 def test_eighth_call_in_seven_days_is_deferred_in_the_ledger(engine: Engine, ladder: Ladder) -> None:
-    acc = f.add_account(engine, as_of=DAY, dpd=20)
+    acc = f.add_account(engine, as_of=DAY, dpd=20, validation_notice_sent_on=DAY - dt.timedelta(days=30))
     for i in range(7):
         f.add_call(engine, acc["account_id"],
                    dt.datetime.combine(DAY - dt.timedelta(days=1 + i % 6), dt.time(15)))
@@ -175,7 +176,7 @@ def test_prerequisite_unmet_is_a_recorded_block(engine: Engine, ladder: Ladder) 
 
 
 def test_replanning_a_deferred_contact_keeps_its_key(engine: Engine, ladder: Ladder) -> None:
-    acc = f.add_account(engine, as_of=DAY, dpd=20)
+    acc = f.add_account(engine, as_of=DAY, dpd=20, validation_notice_sent_on=DAY - dt.timedelta(days=30))
     f.add_call(engine, acc["account_id"], dt.datetime.combine(DAY - dt.timedelta(days=2),
                                                               dt.time(15)), "conversation")
     plan_all(engine, ladder)

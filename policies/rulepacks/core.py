@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from policies.packs import ALL_CHANNELS, CALL, CONSUMER_CHANNELS, TIMED_CHANNELS, Applies, Pack, Rule
+from policies.packs import (
+    ALL_CHANNELS,
+    CALL,
+    CONSUMER_CHANNELS,
+    TIMED_CHANNELS,
+    Applies,
+    Pack,
+    Rule,
+)
 
 CORE = Pack(
     name="core",
