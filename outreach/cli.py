@@ -79,6 +79,28 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    """Validate the rule packs and config/policy.yaml; list the packs in force on the date."""
+    from outreach.policy_settings import PolicySettingsError, policy_settings
+    from policies.packs import all_packs, validate_packs
+
+    problems = validate_packs()
+    try:
+        chosen = policy_settings()
+    except PolicySettingsError as exc:
+        problems.append(str(exc))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"role: {chosen.role} ({chosen.source})")
+    for pack in all_packs():
+        state = "in force" if pack.in_force(args.as_of) else "not in force"
+        print(f"  {pack.label:<24} {state} on {args.as_of}: {pack.title}")
+    return 0
+
+
 PLAN_JSON_QUERY = text(
     "SELECT a.account_ref, c.stage, c.action, c.channel, d.verdict, d.reasons, d.window_start, "
     "d.window_end, d.defer_until, c.key, c.slot, c.contact_point_id, d.config_version, "
@@ -261,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     cc = csub.add_parser("check", help="validate a ladder file; exit 1 on errors")
     cc.add_argument("file")
     cc.set_defaults(func=cmd_config_check)
+
+    pc = sub.add_parser("policy", help="check the rule packs and policy settings")
+    pcsub = pc.add_subparsers(dest="policy_command", required=True)
+    pcc = pcsub.add_parser("check", help="validate packs and config/policy.yaml; exit 1 on errors")
+    pcc.add_argument("--as-of", type=_date, default=today)
+    pcc.set_defaults(func=cmd_policy_check)
 
     pl = sub.add_parser("plan", help="plan the day: stages, due actions, gate verdicts")
     pl.add_argument("--as-of", type=_date, required=True)

@@ -9,14 +9,19 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 
 from sqlalchemy import Connection, Date, DateTime
 
 from outreach.bulk import bind, fetchall
-from policies.model import AccountFacts
+from policies.model import SELF, AccountFacts, HoldPeriod, PastContact, TimeBlock
+from policies.timeblocks import parse as parse_times
 
-# Call history older than this cannot change a 7-day rule.
-CALL_LOOKBACK = dt.timedelta(days=15)
+# Contact history older than this cannot change any frequency rule (the longest reads 31 days).
+HISTORY_LOOKBACK = dt.timedelta(days=31)
+# Holds that ended longer ago than this are left out of hold_periods: no rule reads that far
+# back (the longest-lived, a mental-health crisis moratorium, runs 30 days past its end).
+HOLD_LOOKBACK = dt.timedelta(days=120)
 COUNTED_STATES = ("sent", "sending", "uncertain")
 
 
@@ -29,6 +34,11 @@ class Destination:
     valid: bool
     is_workplace: bool
     sms_consent: bool
+    call_consent: bool
+    email_consent: bool
+    used_by_consumer: bool  # the consumer used it to reach the lender, or agreed to its use
+    no_calls_at_work: bool  # the employer forbids collection calls at this number
+    relation: str  # self | emergency_contact | estate_representative
 
 
 @dataclass(slots=True)
@@ -46,15 +56,33 @@ class AccountRecord:
     region: str | None
     language: str
     address_zones: tuple[str, ...]
+    city: str | None = None
+    inconvenient_times: tuple[TimeBlock, ...] = ()
+    validation_notice_sent_on: dt.date | None = None
+    # The earliest of the imported date and the first outbound contact_event (any age).
+    initial_communication_on: dt.date | None = None
+    limitation_date: dt.date | None = None
+    scra_checked_on: dt.date | None = None
+    scra_active_duty: bool = False
     destinations: list[Destination] = field(default_factory=list)
-    holds: set[str] = field(default_factory=set)
+    holds: set[str] = field(default_factory=set)  # kinds active on the day
+    # Active holds and those that ended within HOLD_LOOKBACK, by start date.
+    hold_periods: list[HoldPeriod] = field(default_factory=list)
     opt_outs: set[tuple[str, str]] = field(default_factory=set)
-    call_attempts: list[tuple[dt.datetime, str]] = field(default_factory=list)
+    # Outbound contacts on every channel in the HISTORY_LOOKBACK before the cutoff, oldest first.
+    history: list[PastContact] = field(default_factory=list)
     last_conversation: dt.datetime | None = None
     # (stage, action) -> (times counted, last plan date) in the current delinquency episode.
-    history: dict[tuple[str, str], tuple[int, dt.date]] = field(default_factory=dict)
+    ladder_history: dict[tuple[str, str], tuple[int, dt.date]] = field(default_factory=dict)
 
-    def gate_facts(self) -> AccountFacts:
+    def gate_facts(self, role: str) -> AccountFacts:
+        """The gate's view of this account, for a system collecting as ``role``
+        (policies.model.ROLES)."""
+        reachable = sum(
+            1
+            for d in self.destinations
+            if d.valid and d.relation == SELF and d.kind in ("phone", "email")
+        )
         return AccountFacts(
             account_id=self.id,
             country=self.country,
@@ -63,8 +91,19 @@ class AccountRecord:
             holds=frozenset(self.holds),
             opt_outs=frozenset(self.opt_outs),
             address_zones=self.address_zones,
-            call_attempts=tuple(self.call_attempts),
+            history=tuple(self.history),
             last_conversation=self.last_conversation,
+            city=self.city,
+            product=self.product,
+            role=role,
+            hold_periods=tuple(self.hold_periods),
+            inconvenient_times=self.inconvenient_times,
+            initial_communication=self.initial_communication_on,
+            validation_notice_sent=self.validation_notice_sent_on,
+            limitation_date=self.limitation_date,
+            scra_checked_on=self.scra_checked_on,
+            scra_active_duty=self.scra_active_duty,
+            reachable_destinations=reachable,
         )
 
 
@@ -90,6 +129,14 @@ def _money(value: object) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+@lru_cache(maxsize=1024)
+def _time_blocks(text: str | None) -> tuple[TimeBlock, ...]:
+    # Stored text is canonical (the importer normalizes it) and a few texts recur across many
+    # people: parse each once. A stored text that no longer parses raises: better a failed
+    # batch than contacting someone at a time they said is inconvenient.
+    return parse_times(text)
+
+
 def load_accounts(
     conn: Connection,
     lo: int,
@@ -106,17 +153,24 @@ def load_accounts(
     """
     d = bind(conn, Date(), day)
     c = bind(conn, DateTime(), cutoff)
-    since = bind(conn, DateTime(), cutoff - CALL_LOOKBACK)
+    since = bind(conn, DateTime(), cutoff - HISTORY_LOOKBACK)
+    hold_since = bind(conn, Date(), day - HOLD_LOOKBACK)
     before = bind(conn, Date(), history_before or day)
     accounts: dict[int, AccountRecord] = {}
     for r in fetchall(
         conn,
         "SELECT a.id, a.account_ref, a.product, a.balance, a.amount_past_due, a.due_date, "
-        "a.segment, a.jurisdiction_country, a.jurisdiction_region, p.language, p.time_zones "
+        "a.segment, a.jurisdiction_country, a.jurisdiction_region, p.language, p.time_zones, "
+        "p.city, p.inconvenient_times, a.validation_notice_sent_on, a.initial_communication_on, "
+        "a.limitation_date, a.scra_checked_on, a.scra_active_duty "
         "FROM account a JOIN person p ON p.id = a.person_id "
         "WHERE a.id BETWEEN ? AND ? ORDER BY a.id",
         (lo, hi),
     ):
+        try:
+            blocks = _time_blocks(r[12])
+        except ValueError as exc:
+            raise ValueError(f"account {r[0]}: stored inconvenient_times: {exc}") from exc
         accounts[r[0]] = AccountRecord(
             id=r[0],
             account_ref=r[1],
@@ -129,6 +183,13 @@ def load_accounts(
             region=r[8],
             language=r[9] or "en",
             address_zones=_zones(r[10]),
+            city=r[11],
+            inconvenient_times=blocks,
+            validation_notice_sent_on=as_date(r[13]),
+            initial_communication_on=as_date(r[14]),
+            limitation_date=as_date(r[15]),
+            scra_checked_on=as_date(r[16]),
+            scra_active_duty=bool(r[17]),
         )
     if not accounts:
         return accounts
@@ -136,7 +197,9 @@ def load_accounts(
     for r in fetchall(
         conn,
         "SELECT a.id, cp.id, cp.kind, cp.phone_type, cp.time_zones, cp.valid, cp.is_workplace, "
-        "cp.sms_consent FROM contact_point cp JOIN account a ON a.person_id = cp.person_id "
+        "cp.sms_consent, cp.call_consent, cp.email_consent, cp.used_by_consumer, "
+        "cp.no_calls_at_work, cp.relation "
+        "FROM contact_point cp JOIN account a ON a.person_id = cp.person_id "
         "WHERE a.id BETWEEN ? AND ? ORDER BY a.id, cp.priority, cp.id",
         (lo, hi),
     ):
@@ -149,16 +212,28 @@ def load_accounts(
                 valid=bool(r[5]),
                 is_workplace=bool(r[6]),
                 sms_consent=bool(r[7]),
+                call_consent=bool(r[8]),
+                email_consent=bool(r[9]),
+                used_by_consumer=bool(r[10]),
+                no_calls_at_work=bool(r[11]),
+                relation=r[12] or SELF,
             )
         )
 
+    # Active holds, and those that ended lately (some rules outlive a hold): one query, the
+    # active kinds picked out here.
     for r in fetchall(
         conn,
-        "SELECT account_id, kind FROM account_hold WHERE account_id BETWEEN ? AND ? "
-        "AND started_on <= ? AND (ended_on IS NULL OR ended_on > ?)",
-        (lo, hi, d, d),
+        "SELECT account_id, kind, started_on, ended_on FROM account_hold "
+        "WHERE account_id BETWEEN ? AND ? AND started_on <= ? "
+        "AND (ended_on IS NULL OR ended_on > ?) ORDER BY account_id, started_on, kind, id",
+        (lo, hi, d, hold_since),
     ):
-        accounts[r[0]].holds.add(r[1])
+        acc = accounts[r[0]]
+        started_on, ended_on = as_date(r[2]), as_date(r[3])
+        acc.hold_periods.append(HoldPeriod(r[1], started_on, ended_on))  # type: ignore[arg-type]
+        if ended_on is None or ended_on > day:
+            acc.holds.add(r[1])
 
     for r in fetchall(
         conn,
@@ -180,19 +255,47 @@ def load_accounts(
         acc.past_due = max(Decimal(0), acc.past_due - paid)
         acc.balance = max(Decimal(0), acc.balance - paid)
 
+    # Outbound contacts on every channel, and conversations either way (an inbound call the
+    # consumer made counts as talking to them), in the lookback window.
     for r in fetchall(
         conn,
-        "SELECT account_id, occurred_at, outcome, direction FROM contact_event "
-        "WHERE account_id BETWEEN ? AND ? AND channel = 'call' "
-        "AND occurred_at >= ? AND occurred_at < ? ORDER BY account_id, occurred_at",
+        "SELECT e.account_id, e.occurred_at, e.channel, e.outcome, e.direction, "
+        "e.contact_point_id, cp.phone_type, cp.is_workplace "
+        "FROM contact_event e LEFT JOIN contact_point cp ON cp.id = e.contact_point_id "
+        "WHERE e.account_id BETWEEN ? AND ? AND e.occurred_at >= ? AND e.occurred_at < ? "
+        "AND (e.direction = 'outbound' OR (e.channel = 'call' AND e.outcome = 'conversation')) "
+        "ORDER BY e.account_id, e.occurred_at, e.id",
         (lo, hi, since, c),
     ):
         acc = accounts[r[0]]
         when = as_instant(r[1])
-        if r[3] == "outbound":
-            acc.call_attempts.append((when, r[2]))
-        if r[2] == "conversation":
+        if r[4] == "outbound":
+            acc.history.append(
+                PastContact(
+                    at=when,
+                    channel=r[2],
+                    outcome=r[3],
+                    contact_point_id=r[5],
+                    phone_type=r[6],
+                    is_workplace=bool(r[7]),
+                )
+            )
+        if r[2] == "call" and r[3] == "conversation":
             acc.last_conversation = when
+
+    # The first communication about the debt: the first outbound contact on record, at any age,
+    # unless the imported date (a previous system's) is earlier.
+    for r in fetchall(
+        conn,
+        "SELECT account_id, MIN(occurred_at) FROM contact_event "
+        "WHERE account_id BETWEEN ? AND ? AND direction = 'outbound' AND occurred_at < ? "
+        "GROUP BY account_id",
+        (lo, hi, c),
+    ):
+        acc = accounts[r[0]]
+        first = as_instant(r[1]).date()
+        if acc.initial_communication_on is None or first < acc.initial_communication_on:
+            acc.initial_communication_on = first
 
     for r in fetchall(
         conn,
@@ -203,5 +306,5 @@ def load_accounts(
         "GROUP BY c.account_id, c.stage, c.action",
         (lo, hi, before),
     ):
-        accounts[r[0]].history[(r[1], r[2])] = (int(r[3]), as_date(r[4]))  # type: ignore[assignment]
+        accounts[r[0]].ladder_history[(r[1], r[2])] = (int(r[3]), as_date(r[4]))  # type: ignore[assignment]
     return accounts

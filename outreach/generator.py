@@ -128,13 +128,21 @@ _DOMAINS = ("example.com", "example.net", "example.org")
 # Years until a debt is time-barred, by state (written contracts; most others are 6).
 _LIMITATION_YEARS = {"NY": 3, "NC": 3, "CA": 4, "TX": 4, "PA": 4, "FL": 5, "IL": 5, "GA": 6}
 
+# What consumers say are inconvenient times, as they tend to put it (the importer normalizes).
+_INCONVENIENT_TIMES = (
+    "mon-fri 09:00-17:00", "Mon-Fri 08:00-18:00", "mon-fri 09:00-17:00; sun", "sun",
+    "daily 12:00-13:00", "sat,sun", "22:00-24:00; 00:00-09:00", "mon-fri 07:00-15:30",
+)  # fmt: skip
+
 CSV_COLUMNS = [
     "record", "account_ref", "person_ref", "full_name", "language", "product", "currency",
     "balance", "amount_past_due", "due_date", "balance_as_of", "country", "region", "city",
     "address_line1", "postal_code", "segment", "charge_off_date", "limitation_date",
+    "inconvenient_times", "initial_communication_on", "validation_notice_sent_on",
+    "scra_checked_on", "scra_active_duty",
     *(f"phone{i}{s}" for i in (1, 2, 3)
-      for s in ("", "_type", "_sms_consent", "_call_consent", "_workplace")),
-    "email1", "email1_workplace", "email2", "email2_workplace",
+      for s in ("", "_type", "_sms_consent", "_call_consent", "_workplace", "_no_calls_at_work")),
+    *(f"email{i}{s}" for i in (1, 2) for s in ("", "_workplace", "_consent", "_used_by_consumer")),
     "payment_ref", "paid_on", "amount", "kind", "started_on", "ended_on",
     "event_ref", "occurred_at", "channel", "destination", "direction", "outcome", "recorded_at",
 ]  # fmt: skip
@@ -242,6 +250,15 @@ class _Phone:
     sms_consent: bool
     call_consent: bool
     workplace: bool
+    no_calls_at_work: bool = False
+
+
+@dataclass(slots=True)
+class _Email:
+    address: str
+    workplace: bool
+    consent: bool
+    used_by_consumer: bool
 
 
 @dataclass(slots=True)
@@ -251,7 +268,7 @@ class _Person:
     record: dict[str, Any]  # the person's part of an account record
     zone: str  # where their local calling hours are reckoned for the history
     phones: list[_Phone]
-    emails: list[str]
+    emails: list[_Email]
     region: str
 
 
@@ -276,17 +293,41 @@ class _Writer:
         for i, p in enumerate(flat.pop("phones", ()), start=1):
             flat[f"phone{i}"] = p["number"]
             flat[f"phone{i}_type"] = p["type"]
-            flat[f"phone{i}_sms_consent"] = _tf(p["sms_consent"])
-            flat[f"phone{i}_call_consent"] = _tf(p["call_consent"])
-            flat[f"phone{i}_workplace"] = _tf(p["workplace"])
+            for key in ("sms_consent", "call_consent", "workplace", "no_calls_at_work"):
+                if key in p:
+                    flat[f"phone{i}_{key}"] = _tf(p[key])
         for i, e in enumerate(flat.pop("emails", ()), start=1):
             flat[f"email{i}"] = e["address"]
-            flat[f"email{i}_workplace"] = _tf(e["workplace"])
+            for key in ("workplace", "consent", "used_by_consumer"):
+                if key in e:
+                    flat[f"email{i}_{key}"] = _tf(e[key])
+        if "scra_active_duty" in flat:
+            flat["scra_active_duty"] = _tf(flat["scra_active_duty"])
         self._csv.writerow(["" if (v := flat.get(c)) is None else v for c in CSV_COLUMNS])
 
 
 def _tf(value: bool) -> str:
     return "true" if value else "false"
+
+
+def _phone_entry(p: _Phone) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "number": p.number,
+        "type": p.type,
+        "sms_consent": p.sms_consent,
+        "call_consent": p.call_consent,
+        "workplace": p.workplace,
+    }
+    if p.type == "work":
+        entry["no_calls_at_work"] = p.no_calls_at_work
+    return entry
+
+
+def _email_entry(e: _Email) -> dict[str, Any]:
+    entry: dict[str, Any] = {"address": e.address, "workplace": e.workplace, "consent": e.consent}
+    if e.workplace:
+        entry["used_by_consumer"] = e.used_by_consumer
+    return entry
 
 
 class _Generator:
@@ -341,6 +382,7 @@ class _Generator:
             "address_line1": street,
             "postal_code": postal,
         }
+        self._inconvenient_times(record)
         zone = address_zones[0] if address_zones else "America/New_York"
         return _Person(f"PE{n:09d}", "US", record, zone, phones, emails, state)
 
@@ -379,6 +421,7 @@ class _Generator:
             "address_line1": street,
             "postal_code": f"{province.postal3}{r.randrange(1000):03d}",
         }
+        self._inconvenient_times(record)
         return _Person(f"PE{n:09d}", "CN", record, "Asia/Shanghai", phones, emails, province.code)
 
     def _phones(self, number: Callable[[str], tuple[str, str]]) -> list[_Phone]:
@@ -398,17 +441,26 @@ class _Generator:
             elif kind == "landline":
                 phones.append(_Phone(shown, e164, kind, False, r.random() < 0.85, False))
             else:
-                phones.append(_Phone(shown, e164, kind, False, r.random() < 0.4, True))
+                # Some employers have said they forbid collection calls at work.
+                no_calls = r.random() < 0.3
+                phones.append(_Phone(shown, e164, kind, False, r.random() < 0.4, True, no_calls))
         return phones
 
-    def _emails(self, local: str, n: int) -> list[str]:
+    def _emails(self, local: str, n: int) -> list[_Email]:
         r = self.rng
         if r.random() >= 0.8:
             return []
-        emails = [f"{local}{n % 9973}@{r.choice(_DOMAINS)}"]
+        emails = [_Email(f"{local}{n % 9973}@{r.choice(_DOMAINS)}", False, r.random() < 0.6, False)]
         if r.random() < 0.1:
-            emails.append(f"{local}.work{n % 97}@example.org")
+            # A work address: usable only where the consumer wrote from it or agreed to it.
+            used = r.random() < 0.3
+            emails.append(_Email(f"{local}.work{n % 97}@example.org", True, r.random() < 0.6, used))
         return emails
+
+    def _inconvenient_times(self, record: dict[str, Any]) -> None:
+        r = self.rng
+        if r.random() < 0.03:
+            record["inconvenient_times"] = r.choice(_INCONVENIENT_TIMES)
 
     # accounts
 
@@ -441,6 +493,8 @@ class _Generator:
             limitation = due_date.replace(year=due_date.year + years, day=min(due_date.day, 28))
         ref = f"AC{n:09d}"
         x = r.random()
+        notice = self._notice_dates(us, due_date, dpd)
+        scra = self._scra_check(us)
         record: dict[str, Any] = {
             "record": "account",
             "account_ref": ref,
@@ -454,17 +508,10 @@ class _Generator:
             "segment": "prime" if x < 0.35 else "near_prime" if x < 0.70 else "subprime",
             "charge_off_date": charge_off.isoformat() if charge_off else None,
             "limitation_date": limitation.isoformat() if limitation else None,
-            "phones": [
-                {
-                    "number": p.number,
-                    "type": p.type,
-                    "sms_consent": p.sms_consent,
-                    "call_consent": p.call_consent,
-                    "workplace": p.workplace,
-                }  # fmt: skip
-                for p in person.phones
-            ],
-            "emails": [{"address": e, "workplace": ".work" in e} for e in person.emails],
+            **notice,
+            **scra,
+            "phones": [_phone_entry(p) for p in person.phones],
+            "emails": [_email_entry(e) for e in person.emails],
         }
         self.writer.write(record)
         self.report.accounts += 1
@@ -472,6 +519,29 @@ class _Generator:
         self._payments(ref, n, past_due, balance)
         self._holds(ref)
         self._history(person, ref, n, dpd)
+
+    def _notice_dates(self, us: bool, due_date: dt.date | None, dpd: int) -> dict[str, str]:
+        """US accounts past ~20 days: the first contact (often older than the history in the
+        file) and, for ~95%, the validation notice a few days after it; the rest have none on
+        record, which the Regulation F gates must notice."""
+        r = self.rng
+        if not us or due_date is None or dpd <= 20:
+            return {}
+        first = due_date + dt.timedelta(days=r.randint(1, 5))
+        out = {"initial_communication_on": first.isoformat()}
+        if r.random() < 0.95:
+            out["validation_notice_sent_on"] = (
+                first + dt.timedelta(days=r.randint(1, 5))
+            ).isoformat()
+        return out
+
+    def _scra_check(self, us: bool) -> dict[str, Any]:
+        """~1% of US accounts had a military-status (SCRA) check lately; a few found active duty."""
+        r = self.rng
+        if not us or r.random() >= 0.013:
+            return {}
+        checked = self.as_of - dt.timedelta(days=r.randint(1, 120))
+        return {"scra_checked_on": checked.isoformat(), "scra_active_duty": r.random() < 0.1}
 
     def _payments(self, ref: str, n: int, past_due: float, balance: float) -> None:
         r = self.rng
@@ -517,6 +587,8 @@ class _Generator:
         elif x < 0.088:
             ended = r.randint(1, 20) if r.random() < 0.3 else None
             hold = ("hardship", r.randint(25, 90), ended)
+        elif x < 0.098:  # an instalment agreement being kept
+            hold = ("instalment_plan", r.randint(5, 90), None)
         else:
             return
         kind, started, ended = hold
@@ -570,7 +642,9 @@ class _Generator:
                 self._event(person, ref, r.randint(1, window), "sms", texts[0].number, outcome)
         if person.emails and dpd <= 15 and r.random() < 0.4:
             outcome = "delivered" if (y := r.random()) < 0.85 else "sent" if y < 0.95 else "bounced"
-            self._event(person, ref, r.randint(1, window), "email", person.emails[0], outcome)
+            self._event(
+                person, ref, r.randint(1, window), "email", person.emails[0].address, outcome
+            )
         if 61 <= dpd <= 150 and r.random() < 0.25:
             self._event(person, ref, r.randint(1, window), "letter", "", "sent")
 
@@ -614,7 +688,7 @@ class _Generator:
             elif channel == "call":
                 destination = r.choice(person.phones).number
             elif channel == "email" and person.emails:
-                destination = person.emails[0]
+                destination = person.emails[0].address
         day = self.as_of - dt.timedelta(days=r.randint(1, 90))
         when = f"{day.isoformat()}T{r.randint(0, 23):02d}:{r.randrange(60):02d}:00Z"
         who = {"person_ref": person.ref} if r.random() < 0.5 else {"account_ref": account_ref}

@@ -57,6 +57,9 @@ from outreach.models import (
     Payment,
     Person,
 )
+from policies.model import RELATIONS, SELF
+from policies.timeblocks import TimeBlockError
+from policies.timeblocks import normalize as normalize_times
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +81,12 @@ LANGUAGES = {"en": "en", "zh-cn": "zh-CN"}
 PRODUCTS = frozenset({"credit_card", "consumer_loan"})
 PHONE_TYPES = frozenset({"mobile", "landline", "work"})
 HOLD_KINDS = frozenset(
-    {"dispute", "bankruptcy", "deceased", "cease_communication", "attorney", "hardship"}
-)
+    {
+        "dispute", "bankruptcy", "deceased", "cease_communication", "attorney", "hardship",
+        "original_creditor_request", "breathing_space", "mental_health_crisis", "vulnerable",
+        "instalment_plan",
+    }
+)  # fmt: skip
 CHANNELS = frozenset({"sms", "email", "call", "letter"})
 DIRECTIONS = frozenset({"outbound", "inbound"})
 OUTCOMES = frozenset(
@@ -651,6 +658,13 @@ def _parse_account(row: _Row, fmt: str) -> _AccountIn:
     segment = _text(d.get("segment"), "segment", max_len=32)
     charge_off_date = _date(d.get("charge_off_date"), "charge_off_date")
     limitation_date = _date(d.get("limitation_date"), "limitation_date")
+    validation_notice_sent_on = _date(
+        d.get("validation_notice_sent_on"), "validation_notice_sent_on"
+    )
+    initial_communication_on = _date(d.get("initial_communication_on"), "initial_communication_on")
+    scra_checked_on = _date(d.get("scra_checked_on"), "scra_checked_on")
+    scra_active_duty = _flag(d.get("scra_active_duty"), "scra_active_duty")
+    inconvenient_times = _inconvenient_times(d.get("inconvenient_times"))
 
     address_zones = " ".join(zones.address_zones(country, region, postal_code)) or None
     person = {
@@ -663,6 +677,7 @@ def _parse_account(row: _Row, fmt: str) -> _AccountIn:
         "postal_code": postal_code,
         "country": country,
         "time_zones": address_zones,
+        "inconvenient_times": inconvenient_times,
     }
     account = {
         "account_ref": account_ref,
@@ -677,6 +692,10 @@ def _parse_account(row: _Row, fmt: str) -> _AccountIn:
         "segment": segment,
         "charge_off_date": charge_off_date,
         "limitation_date": limitation_date,
+        "validation_notice_sent_on": validation_notice_sent_on,
+        "initial_communication_on": initial_communication_on,
+        "scra_checked_on": scra_checked_on,
+        "scra_active_duty": scra_active_duty,
     }
     contacts: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
@@ -692,7 +711,7 @@ def _parse_account(row: _Row, fmt: str) -> _AccountIn:
     )
     if len(postal) > 300:
         raise _Reject("address_line1", "the address is longer than 300 characters in all")
-    contacts.append(_contact("postal", postal, None, address_zones, False, False, False, 1))
+    contacts.append(_contact("postal", postal, None, address_zones, priority=1))
     return _AccountIn(
         row=row,
         account_ref=account_ref,
@@ -701,6 +720,18 @@ def _parse_account(row: _Row, fmt: str) -> _AccountIn:
         account=account,
         contacts=contacts,
     )
+
+
+def _inconvenient_times(value: Any) -> str | None:
+    """The consumer's inconvenient times in canonical text (policies.timeblocks), or None."""
+    text = _text(value, "inconvenient_times", max_len=500)
+    try:
+        canonical = normalize_times(text)
+    except TimeBlockError as exc:
+        raise _Reject("inconvenient_times", str(exc)) from None
+    if canonical is not None and len(canonical) > 500:
+        raise _Reject("inconvenient_times", "longer than 500 characters once written out")
+    return canonical
 
 
 def _region(value: Any, country: str) -> str | None:
@@ -728,10 +759,15 @@ def _contact(
     value: str,
     phone_type: str | None,
     time_zones: str | None,
-    sms_consent: bool,
-    call_consent: bool,
-    workplace: bool,
+    *,
     priority: int,
+    sms_consent: bool = False,
+    call_consent: bool = False,
+    workplace: bool = False,
+    email_consent: bool = False,
+    used_by_consumer: bool = False,
+    no_calls_at_work: bool = False,
+    relation: str = SELF,
 ) -> dict[str, Any]:
     return {
         "kind": kind,
@@ -741,6 +777,10 @@ def _contact(
         "sms_consent": sms_consent,
         "call_consent": call_consent,
         "is_workplace": workplace,
+        "email_consent": email_consent,
+        "used_by_consumer": used_by_consumer,
+        "no_calls_at_work": no_calls_at_work,
+        "relation": relation,
         "priority": priority,
         "valid": True,  # only on insert: an update never revives a number marked invalid
     }
@@ -763,19 +803,30 @@ def _phones(d: Mapping[str, Any], fmt: str, country: str) -> list[dict[str, Any]
         try:
             number = _phone(item.get("number"), "number", country)
             phone_type = _choice(item.get("type"), "type", PHONE_TYPES)
-            sms = _flag(item.get("sms_consent"), "sms_consent")
-            call = _flag(item.get("call_consent"), "call_consent")
-            workplace = _flag(item.get("workplace"), "workplace")
+            flags = {
+                "sms_consent": _flag(item.get("sms_consent"), "sms_consent"),
+                "call_consent": _flag(item.get("call_consent"), "call_consent"),
+                "workplace": _flag(item.get("workplace"), "workplace"),
+                "no_calls_at_work": _flag(item.get("no_calls_at_work"), "no_calls_at_work"),
+                "used_by_consumer": _flag(item.get("used_by_consumer"), "used_by_consumer"),
+            }
+            relation = _choice(item.get("relation"), "relation", RELATIONS, default=SELF)
         except _Reject as rej:  # name the field as the file does: phone2_type, phones[1].type
             key = cast(str, rej.field)
             name = _csv_field(f"phone{i + 1}", key) if fmt == "csv" else f"phones[{i}].{key}"
             raise _Reject(name, rej.reason) from None
         tz = " ".join(zones.phone_zones(number)) or None
-        out.append(_contact("phone", number, phone_type, tz, sms, call, workplace, i + 1))
+        out.append(
+            _contact("phone", number, phone_type, tz, priority=i + 1, relation=relation, **flags)
+        )
     return out
 
 
-_PHONE_KEYS = ("number", "type", "sms_consent", "call_consent", "workplace")
+_PHONE_KEYS = (
+    "number", "type", "sms_consent", "call_consent", "workplace", "no_calls_at_work",
+    "used_by_consumer", "relation",
+)  # fmt: skip
+_EMAIL_KEYS = ("address", "workplace", "consent", "used_by_consumer", "relation")
 
 
 def _csv_field(prefix: str, key: str) -> str:
@@ -783,26 +834,31 @@ def _csv_field(prefix: str, key: str) -> str:
 
 
 def _emails(d: Mapping[str, Any], fmt: str) -> list[dict[str, Any]]:
-    entries: list[tuple[Any, Any]] = []
+    entries: list[Mapping[str, Any]] = []
     if fmt == "csv":
         for i in range(1, MAX_EMAILS + 1):
             e = f"email{i}"
             if not _blank(d.get(e)):
-                entries.append((d.get(e), d.get(f"{e}_workplace")))
+                entries.append({k: d.get(_csv_field(e, k)) for k in _EMAIL_KEYS})
     else:
         for i, item in enumerate(_list(d.get("emails"), "emails")):
             if not isinstance(item, dict):
                 raise _Reject(f"emails[{i}]", "must be an object with address and workplace")
-            entries.append((item.get("address"), item.get("workplace")))
+            entries.append(item)
     out = []
-    for i, (address, work) in enumerate(entries):
+    for i, item in enumerate(entries):
         try:
-            value, workplace = _email(address, "address"), _flag(work, "workplace")
+            value = _email(item.get("address"), "address")
+            workplace = _flag(item.get("workplace"), "workplace")
+            consent = _flag(item.get("consent"), "consent")
+            used = _flag(item.get("used_by_consumer"), "used_by_consumer")
+            relation = _choice(item.get("relation"), "relation", RELATIONS, default=SELF)
         except _Reject as rej:
             key = cast(str, rej.field)
             name = _csv_field(f"email{i + 1}", key) if fmt == "csv" else f"emails[{i}].{key}"
             raise _Reject(name, rej.reason) from None
-        out.append(_contact("email", value, None, None, False, False, workplace, i + 1))
+        flags = {"workplace": workplace, "email_consent": consent, "used_by_consumer": used}
+        out.append(_contact("email", value, None, None, priority=i + 1, relation=relation, **flags))
     return out
 
 
@@ -1168,16 +1224,18 @@ def _collapse(wants: Iterable[_Want]) -> dict[Any, _Want]:
 
 _PERSON_COLS = (
     "full_name", "language", "address_line1", "city", "region", "postal_code", "country",
-    "time_zones",
+    "time_zones", "inconvenient_times",
 )  # fmt: skip
 _ADDRESS_COLS = ("address_line1", "city", "region", "postal_code", "country")
 _ACCOUNT_COLS = (
     "person_id", "product", "currency", "balance", "amount_past_due", "due_date",
     "balance_as_of", "jurisdiction_country", "jurisdiction_region", "segment",
-    "charge_off_date", "limitation_date",
+    "charge_off_date", "limitation_date", "validation_notice_sent_on", "initial_communication_on",
+    "scra_checked_on", "scra_active_duty",
 )  # fmt: skip
 _CONTACT_COLS = (
-    "phone_type", "time_zones", "sms_consent", "call_consent", "is_workplace", "priority",
+    "phone_type", "time_zones", "sms_consent", "call_consent", "is_workplace", "email_consent",
+    "used_by_consumer", "no_calls_at_work", "relation", "priority",
 )  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -47,6 +48,9 @@ class Person(Base):
     # Space-separated IANA zones the postal address may be in (one for most addresses, two for a
     # state split by a zone line), derived at import; phones carry their own candidates.
     time_zones: Mapped[str | None] = mapped_column(String(200))
+    # Local times the consumer said are inconvenient, as policies.timeblocks.normalize writes
+    # them ("mon-fri 09:00-17:00; sun 00:00-24:00"); None when they said nothing.
+    inconvenient_times: Mapped[str | None] = mapped_column(String(500))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
@@ -68,6 +72,13 @@ class Account(Base):
     segment: Mapped[str | None] = mapped_column(String(32))
     charge_off_date: Mapped[dt.date | None] = mapped_column(Date)
     limitation_date: Mapped[dt.date | None] = mapped_column(Date)  # time-barred from this day
+    # When the Regulation F validation notice went out (by us or a previous system), and the
+    # first communication about this debt in a previous system, when known.
+    validation_notice_sent_on: Mapped[dt.date | None] = mapped_column(Date)
+    initial_communication_on: Mapped[dt.date | None] = mapped_column(Date)
+    # The last SCRA military-status check and what it found.
+    scra_checked_on: Mapped[dt.date | None] = mapped_column(Date)
+    scra_active_duty: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
@@ -85,6 +96,16 @@ class ContactPoint(Base):
     sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     call_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     is_workplace: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Consent to electronic messages at this email address.
+    email_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The consumer used this address or number to reach the lender, or agreed to its use (what
+    # makes a workplace email usable).
+    used_by_consumer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The employer forbids collection calls at this (work) number.
+    no_calls_at_work: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Whose destination this is: self | emergency_contact | estate_representative
+    # (policies.model.RELATIONS).
+    relation: Mapped[str] = mapped_column(String(32), default="self", server_default="self")
     valid: Mapped[bool] = mapped_column(Boolean, default=True)
     priority: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
@@ -110,7 +131,9 @@ class AccountHold(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
-    # dispute | bankruptcy | deceased | cease_communication | attorney | hardship
+    # dispute | bankruptcy | deceased | cease_communication | attorney | hardship |
+    # original_creditor_request | breathing_space | mental_health_crisis | vulnerable |
+    # instalment_plan (outreach.importer.HOLD_KINDS)
     kind: Mapped[str] = mapped_column(String(32))
     started_on: Mapped[dt.date] = mapped_column(Date)
     ended_on: Mapped[dt.date | None] = mapped_column(Date)

@@ -3,46 +3,148 @@
 from __future__ import annotations
 
 from policies.codes import REASON_CODES
-from policies.packs import COUNTRY_FALLBACK_ZONES, PACKS
+from policies.packs import COUNTRY_FALLBACK_ZONES, Applies, Pack, all_packs
+
+
+def _applies(a: Applies) -> str:
+    parts = []
+    for label, values in (
+        ("countries", a.countries),
+        ("regions", a.regions),
+        ("cities", a.cities),
+        ("products", a.products),
+        ("roles", a.roles),
+    ):
+        if values is not None:
+            parts.append(f"{label}: {', '.join(sorted(values))}")
+    return "; ".join(parts) or "every account"
+
+
+def _param(value: object) -> str:
+    if isinstance(value, tuple | list | frozenset):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def _pack_section(pack: Pack) -> list[str]:
+    until = f" to {pack.effective_to} (exclusive)" if pack.effective_to else ""
+    lines = [
+        f"### `{pack.name}` version {pack.version}: {pack.title}",
+        "",
+        f"In force from {pack.effective_from}{until}. Applies to: {_applies(pack.applies)}.",
+        "",
+        "| rule | check | channels | parameters | citation | replaces | in force |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in pack.rules:
+        channels = "all" if r.channels is None else ", ".join(sorted(r.channels))
+        params = ", ".join(f"{k}={_param(v)}" for k, v in r.params.items()) or "-"
+        dates = (
+            f"{r.effective_from or pack.effective_from} to {r.effective_to or 'open'}"
+            if r.effective_from or r.effective_to
+            else "as the pack"
+        )
+        lines.append(
+            f"| `{r.rule_id}` | {r.check} | {channels} | {params} | {r.citation} | "
+            f"{', '.join(r.supersedes) or '-'} | {dates} |"
+        )
+    lines.append("")
+    if pack.notes:
+        lines += [f"- {note}" for note in pack.notes] + [""]
+    return lines
+
+
+CHECK_TEXT = {
+    "hold": "blocks while a hold of one of `holds` is active (except for the listed purposes or "
+    "relations)",
+    "hold_period": "blocks from the hold's start until its recorded end (or `default_days` after "
+    "the start), plus `days_after_end`",
+    "not_delinquent": "blocks when nothing is past due",
+    "opted_out": "blocks a destination opted out, or the whole channel (`*`)",
+    "destination": "blocks when no valid destination exists",
+    "third_party": "an emergency contact only when no destination of the debtor's own is valid, "
+    "only for `allowed_purposes`",
+    "consent": "blocks without prior express consent at the destination (phones of "
+    "`phone_types`; calls only when placed by one of `dialers`)",
+    "workplace_email": "blocks an employer-provided email the consumer neither used nor agreed to",
+    "workplace_calls": "blocks a call to a number whose employer forbids them",
+    "agency_approved": "blocks a placement unless an approved agency is assigned",
+    "time_barred": "blocks a legal step, or a message that threatens suit, from the limitation date",
+    "scra": "blocks a legal step without a military-status check in the last `max_age_days`, or "
+    "on active duty",
+    "validation_notice": "blocks other communications once `days` have passed since the initial "
+    "communication without a validation notice",
+    "validation_dispute": "blocks while a dispute or original-creditor request received within the "
+    "validation period is open (period = `period_days` after assumed receipt, "
+    "`receipt_business_days` business days after sending)",
+    "validation_period": "defers a legal step until the validation period has ended",
+    "credit_report": "a credit-reporting step needs a conversation, or a letter or email sent "
+    "`days` earlier without a bounce",
+    "hours": "allows only `start_hour`-`end_hour` local in every candidate zone",
+    "stated_times": "excludes the times the consumer said are inconvenient, in every candidate "
+    "zone",
+    "call_cap": "at most `max_attempts` counted call attempts in `days` consecutive local days",
+    "contact_cap": "at most `max_attempts` counted contacts (of `counted_channels`, outcomes "
+    "`counted_outcomes` or all but `not_counted`) in `days` local days, within `scope`",
+    "after_conversation": "no call within `days` days after a conversation (its day is day 1)",
+}
 
 
 def render() -> str:
     lines = [
         "# Compliance rules and reason codes",
         "",
-        "Generated from `policies/packs.py` and `policies/codes.py` by "
+        "Generated from `policies/rulepacks/` and `policies/codes.py` by "
         "`python -m policies.docs > docs/compliance.md`; a test keeps it in step.",
         "",
         "Every verdict is `send` (with a UTC window), `defer` (until an instant) or `block`, "
         "and carries the codes of the rules that did not pass. A block wins over a defer. "
-        "Each decision stores the ladder version and the pack versions in force.",
+        "Each decision stores the ladder version and the versions of the packs in force.",
         "",
-        "## Packs",
+        "## Which packs apply",
         "",
+        "A pack version applies to an account when the run's logical date lies in its "
+        "effective dates and the account matches its country, region (`US-MA`), city (New "
+        "York City's boroughs), product, and the user's role from `config/policy.yaml` "
+        "(`collector`: a third-party debt collector, the default; `creditor`: a first-party "
+        "creditor). A rule that `replaces` another stands in for it wherever both apply. "
+        "Packs are checked when they load; a broken pack stops any plan, dispatch or explain.",
+        "",
+        "## Checks",
+        "",
+        "| check | what it does |",
+        "| --- | --- |",
     ]
-    for pack in PACKS:
-        where = "every account" if pack.countries is None else ", ".join(sorted(pack.countries))
-        lines += [f"### `{pack.name}` version {pack.version} (applies to {where})", "",
-                  "| rule | channels | parameters | citation | replaces |",
-                  "| --- | --- | --- | --- | --- |"]
-        for r in pack.rules:
-            channels = "all" if r.channels is None else ", ".join(sorted(r.channels))
-            params = ", ".join(f"{k}={v}" for k, v in r.params.items()) or "-"
-            lines.append(f"| `{r.rule_id}` | {channels} | {params} | {r.citation} | "
-                         f"{', '.join(r.supersedes) or '-'} |")
-        lines.append("")
+    lines += [f"| `{name}` | {text} |" for name, text in CHECK_TEXT.items()]
+    lines += ["", "## Packs", ""]
+    for pack in all_packs():
+        lines += _pack_section(pack)
     lines += ["## Reason codes", "", "| code | meaning |", "| --- | --- |"]
     lines += [f"| `{code}` | {text} |" for code, text in REASON_CODES.items()]
-    lines += ["", "## Time zones", "",
-              "Candidate zones are the postal address's zones followed by the destination "
-              "phone's zones (from its area code). Only instants allowed in every candidate zone "
-              "are used; when no instant is, the step is blocked. When neither tells, every zone "
-              "of the country is a candidate:", ""]
+    lines += [
+        "",
+        "## Time zones",
+        "",
+        "Candidate zones are the postal address's zones (by state, or by ZIP where a state is "
+        "split) followed by the destination phone's zones (from its area code). Only instants "
+        "allowed in every candidate zone are used; when no instant is, the step is blocked. "
+        "When neither tells, every zone of the country is a candidate:",
+        "",
+    ]
     lines += [f"- {c}: {', '.join(z)}" for c, z in COUNTRY_FALLBACK_ZONES.items()]
-    lines += ["", "Call-frequency days are local calendar days in the first candidate zone. "
-              "Attempts whose outcome is `busy` or `not_in_service` are not counted; unanswered "
-              "calls and voicemails are. The conversation's own day is day 1 of its 7-day pause.",
-              ""]
+    lines += [
+        "",
+        "Frequency days are local calendar days in the first candidate zone. Call attempts "
+        "whose outcome is `busy` or `not_in_service` are not counted by the 7-in-7 rules; "
+        "unanswered calls and voicemails are. The conversation's own day is day 1 of its 7-day "
+        "pause. Contacts planned earlier the same day for the same account count toward the "
+        "caps of its later actions. Assumed receipt of a validation notice skips Saturdays, "
+        "Sundays and the legal public holidays of 5 U.S.C. 6103(a).",
+        "",
+        "Citations for the China and United Kingdom packs and the effective dates of the state "
+        "packs are given as the project's reading; have counsel confirm them for your book.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -41,12 +41,21 @@ def add_account(
     address_zones: str | None = "America/New_York",
     language: str = "en",
     phones: list[dict[str, Any]] | None = None,
-    emails: list[str] | None = None,
+    emails: list[str | dict[str, Any]] | None = None,
     postal: bool = True,
     segment: str | None = None,
     product: str = "credit_card",
+    city: str = "Town",
+    inconvenient_times: str | None = None,
+    **account_columns: Any,
 ) -> dict[str, Any]:
-    """One person with one account; returns ids: account, person and contact points by label."""
+    """One person with one account; returns ids: account, person and contact points by label.
+
+    A phone is a dict (value, type, zones, sms_consent, call_consent, workplace, valid,
+    no_calls_at_work, used_by_consumer, relation); an email is an address or such a dict with
+    ``value`` and consent, workplace, used_by_consumer, relation, valid. ``account_columns`` go
+    to the account row as they are (validation_notice_sent_on, scra_checked_on, ...).
+    """
     n = next(_refs)
     if phones is None:
         phones = [{"value": f"+1212555{n % 10000:04d}", "type": "mobile",
@@ -55,25 +64,35 @@ def add_account(
     with engine.begin() as conn:
         person_id = conn.execute(insert(Person).values(
             person_ref=f"P{n:07d}", full_name=f"Pat Example{n}", language=language,
-            address_line1="1 Main St", city="Town", region=region, postal_code="10001",
-            country=country, time_zones=address_zones, updated_at=NOW)).inserted_primary_key[0]
+            address_line1="1 Main St", city=city, region=region, postal_code="10001",
+            country=country, time_zones=address_zones, inconvenient_times=inconvenient_times,
+            updated_at=NOW)).inserted_primary_key[0]
         account_id = conn.execute(insert(Account).values(
             account_ref=f"A{n:07d}", person_id=person_id, product=product,
             currency="USD" if country == "US" else "CNY", balance=Decimal(balance),
             amount_past_due=Decimal(past_due), due_date=as_of - dt.timedelta(days=dpd),
             balance_as_of=as_of - dt.timedelta(days=1), jurisdiction_country=country,
-            jurisdiction_region=region, segment=segment, updated_at=NOW)).inserted_primary_key[0]
+            jurisdiction_region=region, segment=segment, updated_at=NOW,
+            **account_columns)).inserted_primary_key[0]
         points: dict[str, int] = {}
         for i, phone in enumerate(phones):
             points[f"phone{i}"] = conn.execute(insert(ContactPoint).values(
                 person_id=person_id, kind="phone", value=phone["value"],
                 phone_type=phone.get("type", "mobile"), time_zones=phone.get("zones"),
-                sms_consent=phone.get("sms_consent", True), call_consent=True,
+                sms_consent=phone.get("sms_consent", True),
+                call_consent=phone.get("call_consent", True),
                 is_workplace=phone.get("workplace", False), valid=phone.get("valid", True),
+                no_calls_at_work=phone.get("no_calls_at_work", False),
+                used_by_consumer=phone.get("used_by_consumer", False),
+                relation=phone.get("relation", "self"),
                 priority=i + 1, updated_at=NOW)).inserted_primary_key[0]
         for i, email in enumerate(emails):
+            e = {"value": email} if isinstance(email, str) else email
             points[f"email{i}"] = conn.execute(insert(ContactPoint).values(
-                person_id=person_id, kind="email", value=email, priority=i + 1,
+                person_id=person_id, kind="email", value=e["value"], priority=i + 1,
+                email_consent=e.get("consent", False), is_workplace=e.get("workplace", False),
+                used_by_consumer=e.get("used_by_consumer", False),
+                relation=e.get("relation", "self"), valid=e.get("valid", True),
                 updated_at=NOW)).inserted_primary_key[0]
         if postal:
             points["postal"] = conn.execute(insert(ContactPoint).values(
@@ -105,11 +124,19 @@ def add_payment(engine: Engine, account_id: int, paid_on: dt.date, amount: str) 
 
 
 def add_call(engine: Engine, account_id: int, at: dt.datetime, outcome: str = "no_answer",
-             direction: str = "outbound") -> None:
+             direction: str = "outbound", contact_point_id: int | None = None) -> None:
+    add_event(engine, account_id, at, "call", outcome, direction, contact_point_id)
+
+
+def add_event(engine: Engine, account_id: int, at: dt.datetime, channel: str,
+              outcome: str = "sent", direction: str = "outbound",
+              contact_point_id: int | None = None) -> None:
+    """One contact_event (naive UTC ``at``) on any channel."""
     with engine.begin() as conn:
         conn.execute(insert(ContactEvent).values(
-            event_ref=f"E{next(_refs)}", account_id=account_id, occurred_at=at, channel="call",
-            direction=direction, outcome=outcome, source="import"))
+            event_ref=f"E{next(_refs)}", account_id=account_id, occurred_at=at, channel=channel,
+            contact_point_id=contact_point_id, direction=direction, outcome=outcome,
+            source="import"))
 
 
 def contacts(engine: Engine, **where: Any) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from outreach.db import make_engine, migrate
 from outreach.generator import generate
 from outreach.importer import import_file
 from outreach.zones import address_zones, normalize_phone, phone_zones
+from policies.timeblocks import normalize as normalize_times
 
 AS_OF = dt.date(2026, 11, 20)
 
@@ -144,10 +145,43 @@ def test_holds_payments_and_opt_outs_come_in_realistic_shares(
                         and r["kind"] == "dispute" and r["ended_on"] is None)  # fmt: skip
     assert 45 < open_disputes < 140  # ~3% of 3000
     assert set(holds) == {"dispute", "bankruptcy", "deceased", "cease_communication", "attorney",
-                          "hardship"}  # fmt: skip
+                          "hardship", "instalment_plan"}  # fmt: skip
+    assert 10 < holds["instalment_plan"] < 60  # ~1%
     payments = [r for r in portfolio if r["record"] == "payment"]
     assert 300 < len(payments) < 1200
     opt_outs = [r for r in portfolio if r["record"] == "opt_out"]
     assert 40 < len(opt_outs) < 150
     assert any(o["destination"] == "*" for o in opt_outs)
     assert any(o["destination"] != "*" for o in opt_outs)
+
+
+def test_compliance_facts_come_in_realistic_shares(portfolio: list[dict[str, Any]]) -> None:
+    accounts = _accounts(portfolio)
+    us_late = [a for a in accounts if a["country"] == "US" and a["due_date"]
+               and (AS_OF - dt.date.fromisoformat(a["due_date"])).days > 20]  # fmt: skip
+    noticed = [a for a in us_late if "validation_notice_sent_on" in a]
+    assert 0.90 < len(noticed) / len(us_late) < 0.99  # ~5% have no notice on record
+    for a in us_late:
+        first = dt.date.fromisoformat(a["initial_communication_on"])
+        assert dt.date.fromisoformat(a["due_date"]) < first < AS_OF
+        if "validation_notice_sent_on" in a:
+            sent = dt.date.fromisoformat(a["validation_notice_sent_on"])
+            assert 1 <= (sent - first).days <= 5
+    others = [a for a in accounts if a not in us_late]
+    assert not any("validation_notice_sent_on" in a for a in others)
+
+    people = {a["person_ref"]: a for a in accounts}
+    stated = [a["inconvenient_times"] for a in people.values() if "inconvenient_times" in a]
+    assert 0.015 < len(stated) / len(people) < 0.05
+    assert all(normalize_times(t) for t in stated)
+
+    emails = [e for a in people.values() for e in a["emails"]]
+    assert 0.5 < sum(e["consent"] for e in emails) / len(emails) < 0.7
+    work_phones = [p for a in people.values() for p in a["phones"] if p["type"] == "work"]
+    assert any(p["no_calls_at_work"] for p in work_phones)
+    assert not all(p["no_calls_at_work"] for p in work_phones)
+
+    checked = [a for a in accounts if "scra_checked_on" in a]
+    assert 0.004 < len(checked) / len(accounts) < 0.02
+    assert all(a["country"] == "US" for a in checked)
+    assert all(dt.date.fromisoformat(a["scra_checked_on"]) < AS_OF for a in checked)

@@ -111,13 +111,14 @@ def _flatten(record: dict[str, Any]) -> dict[str, Any]:
     flat = {k: v for k, v in record.items() if k not in ("phones", "emails")}
     for i, p in enumerate(record.get("phones", []), start=1):
         flat[f"phone{i}"] = p["number"]
-        for key in ("type", "sms_consent", "call_consent", "workplace"):
-            if key in p:
-                flat[f"phone{i}_{key}"] = str(p[key]).lower()
+        for key, value in p.items():
+            if key != "number":
+                flat[f"phone{i}_{key}"] = str(value).lower()
     for i, e in enumerate(record.get("emails", []), start=1):
         flat[f"email{i}"] = e["address"]
-        if "workplace" in e:
-            flat[f"email{i}_workplace"] = str(e["workplace"]).lower()
+        for key, value in e.items():
+            if key != "address":
+                flat[f"email{i}_{key}"] = str(value).lower()
     return flat
 
 
@@ -280,9 +281,18 @@ def test_a_broken_gzip_raises_and_a_good_one_imports(tmp_path: Path, engine: Eng
 
 
 def _portfolio() -> list[dict[str, Any]]:
-    second = [{"number": "(415) 555-0142", "type": "landline", "call_consent": "yes"}]
+    second = [
+        {"number": "(415) 555-0142", "type": "landline", "call_consent": "yes"},
+        {"number": "+14155550143", "type": "work", "workplace": True, "no_calls_at_work": True},
+        {"number": "+14155550144", "type": "mobile", "relation": "emergency_contact"},
+    ]
     return [
-        account(),
+        account(
+            validation_notice_sent_on="2026-10-05",
+            initial_communication_on="2026-10-02",
+            scra_checked_on="2026-11-01",
+            scra_active_duty=False,
+        ),
         account(
             "A2",
             "P2",
@@ -291,7 +301,11 @@ def _portfolio() -> list[dict[str, Any]]:
             city="San Francisco",
             postal_code="94110",
             phones=second,
-            emails=[],
+            emails=[
+                {"address": "lee@example.com", "consent": True},
+                {"address": "lee@work.example.com", "workplace": True, "used_by_consumer": True},
+            ],
+            inconvenient_times="Mon-Fri 9:00-17:00",
         ),  # fmt: skip
         account(
             "A3", "P1", product="consumer_loan", balance="9000", amount_past_due="0", due_date=None
@@ -299,6 +313,7 @@ def _portfolio() -> list[dict[str, Any]]:
         payment(),
         hold(),
         hold("A2", kind="hardship", started_on="2026-09-01", ended_on="2026-10-01"),
+        hold("A3", kind="instalment_plan", started_on="2026-11-01"),
         event(),
         event(channel="sms", destination="2125550123", outcome="delivered"),
         event("A2", event_ref="DIALER-9", destination="+14155550142", outcome="voicemail"),
@@ -315,17 +330,17 @@ def test_reimporting_the_same_file_changes_nothing(
     path = write(tmp_path / f"portfolio{suffix}", _portfolio())
     first = import_file(path, engine=engine)
     assert first.rejected == 0, first.rejects_path and first.rejects_path.read_text()
-    assert first.inserted == first.rows_read == 12
+    assert first.inserted == first.rows_read == 13
     before = dump(engine)
 
     second = import_file(path, engine=engine)
-    assert second.unchanged == second.rows_read == 12
+    assert second.unchanged == second.rows_read == 13
     assert second.inserted == second.updated == second.rejected == 0
     assert dump(engine) == before  # not even updated_at moved
     runs = rows(engine, ImportRun)
     assert [(r.rows_read, r.rows_upserted, r.rows_unchanged) for r in runs] == [
-        (12, 12, 0),
-        (12, 0, 12),
+        (13, 13, 0),
+        (13, 0, 13),
     ]
     assert runs[0].file_sha256 == runs[1].file_sha256
 
@@ -387,7 +402,139 @@ def test_what_each_record_becomes(tmp_path: Path, engine: Engine) -> None:
     scopes = {(o.person_id, o.channel, o.scope) for o in rows(engine, OptOut)}
     assert scopes == {(p1, "sms", "*"), (p2, "call", str(landline.id))}
     holds = {(h.kind, h.ended_on) for h in rows(engine, AccountHold)}
-    assert holds == {("dispute", None), ("hardship", dt.date(2026, 10, 1))}
+    assert holds == {
+        ("dispute", None),
+        ("hardship", dt.date(2026, 10, 1)),
+        ("instalment_plan", None),
+    }
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_compliance_facts_land_where_the_gate_reads_them(
+    tmp_path: Path, engine: Engine, suffix: str
+) -> None:
+    report = import_file(write(tmp_path / f"p{suffix}", _portfolio()), engine=engine)
+    assert report.rejected == 0, report.rejects_path and report.rejects_path.read_text()
+    people = {p.person_ref: p for p in rows(engine, Person)}
+    # Stored as policies.timeblocks writes it; nothing said is None.
+    assert people["P2"].inconvenient_times == "mon,tue,wed,thu,fri 09:00-17:00"
+    assert people["P1"].inconvenient_times is None
+
+    accounts = {a.account_ref: a for a in rows(engine, Account)}
+    a1 = accounts["A1"]
+    assert (a1.validation_notice_sent_on, a1.initial_communication_on) == (
+        dt.date(2026, 10, 5),
+        dt.date(2026, 10, 2),
+    )
+    assert (a1.scra_checked_on, a1.scra_active_duty) == (dt.date(2026, 11, 1), False)
+    a2 = accounts["A2"]  # none given: empty dates, no active duty
+    assert (a2.validation_notice_sent_on, a2.initial_communication_on, a2.scra_checked_on) == (
+        None,
+        None,
+        None,
+    )
+    assert a2.scra_active_duty is False
+
+    p2 = people["P2"].id
+    points = {cp.value: cp for cp in rows(engine, ContactPoint) if cp.person_id == p2}
+    flags = {
+        value: (cp.relation, cp.no_calls_at_work, cp.used_by_consumer, cp.email_consent)
+        for value, cp in points.items()
+    }
+    assert flags == {
+        "+14155550142": ("self", False, False, False),
+        "+14155550143": ("self", True, False, False),
+        "+14155550144": ("emergency_contact", False, False, False),
+        "lee@example.com": ("self", False, False, True),
+        "lee@work.example.com": ("self", False, True, False),
+        "1 Main St, San Francisco, CA 94110, US": ("self", False, False, False),
+    }
+    assert points["lee@work.example.com"].is_workplace
+
+
+_BAD_FACTS = [
+    ({"inconvenient_times": "mon-fry 09:00-17:00"}, "inconvenient_times", "unknown day 'mon-fry'"),
+    ({"inconvenient_times": "17:00-09:00"}, "inconvenient_times", "ends before it starts"),
+    ({"inconvenient_times": "x" * 501}, "inconvenient_times", "longer than 500"),
+    ({"validation_notice_sent_on": "2026-02-30"}, "validation_notice_sent_on", "not an ISO date"),
+    ({"initial_communication_on": "last week"}, "initial_communication_on", "not an ISO date"),
+    ({"scra_checked_on": "2026/11/01"}, "scra_checked_on", "not an ISO date"),
+    ({"scra_active_duty": "maybe"}, "scra_active_duty", "is not true or false"),
+]
+_BAD_PHONE_FACTS = [
+    ("relation", "cousin", "'cousin' is not one of: emergency_contact, estate_representative"),
+    ("no_calls_at_work", "sometimes", "is not true or false"),
+    ("used_by_consumer", "once", "is not true or false"),
+]
+_BAD_EMAIL_FACTS = [
+    ("consent", "perhaps", "is not true or false"),
+    ("used_by_consumer", "2", "is not true or false"),
+    ("relation", "boss", "'boss' is not one of"),
+]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_bad_compliance_fact_is_rejected_with_its_field(
+    tmp_path: Path, engine: Engine, suffix: str
+) -> None:
+    records: list[dict[str, Any]] = []
+    expected: list[tuple[str, str]] = []
+    for n, (changes, field, reason) in enumerate(_BAD_FACTS):
+        records.append(account(f"B{n}", f"Q{n}", **changes))
+        expected.append((field, reason))
+    csv_file = suffix == ".csv"
+    for n, (key, value, reason) in enumerate(_BAD_PHONE_FACTS):
+        phones = [
+            {"number": "+12125550123", "type": "mobile"},
+            {"number": "+12125550124", "type": "work", key: value},
+        ]
+        records.append(account(f"C{n}", f"R{n}", phones=phones))
+        expected.append((f"phone2_{key}" if csv_file else f"phones[1].{key}", reason))
+    for n, (key, value, reason) in enumerate(_BAD_EMAIL_FACTS):
+        records.append(account(f"D{n}", f"S{n}", emails=[{"address": "a@example.com", key: value}]))
+        expected.append((f"email1_{key}" if csv_file else f"emails[0].{key}", reason))
+    records.append(account())  # and a good one
+
+    report = import_file(write(tmp_path / f"p{suffix}", records), engine=engine)
+    got = rejects(report)
+    assert [r["field"] for r in got] == [field for field, _ in expected]
+    for entry, (_, reason) in zip(got, expected, strict=True):
+        assert reason in entry["reason"], entry
+    assert report.inserted == 1 and [a.account_ref for a in rows(engine, Account)] == ["A1"]
+
+
+def test_every_hold_kind_is_accepted(tmp_path: Path, engine: Engine) -> None:
+    kinds = [
+        "dispute", "bankruptcy", "deceased", "cease_communication", "attorney", "hardship",
+        "original_creditor_request", "breathing_space", "mental_health_crisis", "vulnerable",
+        "instalment_plan",
+    ]  # fmt: skip
+    records = [account(), *(hold(kind=k.upper() if k == "vulnerable" else k) for k in kinds)]
+    report = import_file(write(tmp_path / "p.jsonl", records), engine=engine)
+    assert report.rejected == 0 and report.inserted == 1 + len(kinds)
+    assert sorted(h.kind for h in rows(engine, AccountHold)) == sorted(kinds)
+
+
+def test_a_changed_compliance_fact_updates_only_its_row(tmp_path: Path, engine: Engine) -> None:
+    emails = [{"address": "pat@example.com", "consent": False}]
+    day1 = account(emails=emails, inconvenient_times="sun")
+    import_file(write(tmp_path / "day1.jsonl", [day1]), engine=engine)
+    before = dump(engine)
+    assert import_file(write(tmp_path / "day1b.jsonl", [day1]), engine=engine).unchanged == 1
+
+    consented = account(emails=[{"address": "pat@example.com", "consent": True}],
+                        inconvenient_times="sun")  # fmt: skip
+    report = import_file(write(tmp_path / "day2.jsonl", [consented]), engine=engine)
+    assert report.updated == 1
+    after = dump(engine)
+    assert {t for t in after if after[t] != before[t]} == {"contact_point"}
+    email = next(cp for cp in rows(engine, ContactPoint) if cp.kind == "email")
+    assert email.email_consent is True
+
+    # An account row is the whole truth for its person: without the field, the times are gone.
+    cleared = account(emails=[{"address": "pat@example.com", "consent": True}])
+    import_file(write(tmp_path / "day3.jsonl", [cleared]), engine=engine)
+    assert [p.inconvenient_times for p in rows(engine, Person)] == [None]
 
 
 def test_a_destination_that_is_not_the_persons_is_rejected_for_an_opt_out(
@@ -440,7 +587,7 @@ def test_logs_carry_counts_and_no_personal_data(
     caplog.set_level(logging.DEBUG, logger="outreach")
     import_file(write(tmp_path / "p.jsonl", _portfolio()), engine=engine)
     text = caplog.text
-    assert "12 rows read" in text
+    assert "13 rows read" in text
     for secret in ("Pat Example", "555", "example.com", "Main St", "P1", "A1"):
         assert secret not in text
 
@@ -457,10 +604,10 @@ def test_reimport_is_a_noop_on_postgresql(tmp_path: Path, postgres_url: str) -> 
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         path = write(tmp_path / "portfolio.jsonl", _portfolio())
         first = import_file(path, engine=engine)
-        assert (first.inserted, first.rejected) == (12, 0)
+        assert (first.inserted, first.rejected) == (13, 0)
         before = dump(engine)
         second = import_file(path, engine=engine)
-        assert second.unchanged == 12
+        assert second.unchanged == 13
         assert dump(engine) == before
         changed = import_file(
             write(tmp_path / "d2.jsonl", [account(balance="99.00", amount_past_due="9.00")]),

@@ -63,17 +63,32 @@ US_REG_F = Pack(
     ),
 )  # fmt: skip
 
+TCPA_MOBILE_CONSENT = Rule(
+    "us_tcpa.mobile_consent", "consent", "47 U.S.C. 227(b)(1)(A)(iii); 47 CFR 64.1200(a)(1)",
+    frozenset({"sms", "call"}),
+    {"phone_types": ("mobile",), "dialers": ("autodialed", "prerecorded")},
+)  # fmt: skip
+
+# Two versions: the FCC's 2024 order (in force 2025-04-11) made revocation "by any reasonable
+# means" explicit, with a 10 business-day limit; the consent gate itself is unchanged.
+US_TCPA_1992 = Pack(
+    name="us_tcpa",
+    version="1992.12.20",
+    title="Telephone Consumer Protection Act: texts and automated calls to mobiles",
+    applies=Applies(countries=US),
+    effective_from=dt.date(1992, 12, 20),
+    effective_to=dt.date(2025, 4, 11),
+    rules=(TCPA_MOBILE_CONSENT,),
+    notes=("Revocation of consent is recorded as an opt-out at once.",),
+)
+
 US_TCPA = Pack(
     name="us_tcpa",
     version="2025.04.11",
     title="Telephone Consumer Protection Act: texts and automated calls to mobiles",
     applies=Applies(countries=US),
     effective_from=dt.date(2025, 4, 11),
-    rules=(
-        Rule("us_tcpa.mobile_consent", "consent",
-             "47 U.S.C. 227(b)(1)(A)(iii); 47 CFR 64.1200(a)(1)", frozenset({"sms", "call"}),
-             {"phone_types": ("mobile",), "dialers": ("autodialed", "prerecorded")}),
-    ),
+    rules=(TCPA_MOBILE_CONSENT,),
     notes=("Revocation of consent by any reasonable means (STOP, QUIT, END, REVOKE, OPT OUT, "
            "CANCEL, UNSUBSCRIBE or plain words) is recorded as an opt-out at once "
            "(policies.revocation); 47 CFR 64.1200(a)(10) allows up to 10 business days.",),
