@@ -101,6 +101,27 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scenario(args: argparse.Namespace) -> int:
+    """Run compliance scenario files end to end (import, plan --json, explain) in a scratch
+    directory; print each one's mismatches; exit 1 if any scenario fails."""
+    from outreach.scenarios import ScenarioError, run_scenario
+
+    failed = 0
+    for name in args.files:
+        try:
+            result = run_scenario(Path(name))
+        except ScenarioError as exc:
+            print(exc, file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{'ok  ' if result.ok else 'FAIL'} {name}: {result.name}")
+        for mismatch in result.mismatches:
+            print(f"     {mismatch}")
+        failed += not result.ok
+    print(f"{len(args.files) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 PLAN_JSON_QUERY = text(
     "SELECT a.account_ref, c.stage, c.action, c.channel, d.verdict, d.reasons, d.window_start, "
     "d.window_end, d.defer_until, c.key, c.slot, c.contact_point_id, d.config_version, "
@@ -289,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     pcc = pcsub.add_parser("check", help="validate packs and config/policy.yaml; exit 1 on errors")
     pcc.add_argument("--as-of", type=_date, default=today)
     pcc.set_defaults(func=cmd_policy_check)
+
+    sc = sub.add_parser("scenario", help="run compliance scenario files end to end")
+    sc.add_argument("files", nargs="+", help="scenario JSON files (docs/plan-and-explain.md)")
+    sc.set_defaults(func=cmd_scenario)
 
     pl = sub.add_parser("plan", help="plan the day: stages, due actions, gate verdicts")
     pl.add_argument("--as-of", type=_date, required=True)

@@ -219,6 +219,12 @@ def planned_contact(step: PlannedStep) -> PastContact:
     )
 
 
+def notice_already_sent(action: Action, account: AccountRecord) -> bool:
+    """A validation notice goes out once per debt: not again once one is on record (ours,
+    recorded at send, or a previous system's, imported)."""
+    return action.gate_purpose == "validation_notice" and account.validation_notice_sent_on is not None
+
+
 def account_pack_versions(account: AccountRecord, role: str, day: dt.date) -> str:
     j = jurisdiction(account.country, account.region, account.city, account.product, role)
     return pack_versions(j, day)
@@ -274,7 +280,7 @@ def plan_account(
     steps: list[PlannedStep] = []
     for action in stage.actions:
         times, last = account.ladder_history.get((stage.id, action.id), (0, None))
-        if times >= action.cadence.max_times:
+        if times >= action.cadence.max_times or notice_already_sent(action, account):
             continue
         if last is not None and (day - last).days < action.cadence.every_days:
             continue
@@ -666,6 +672,9 @@ def explain_account(
         if times >= action.cadence.max_times:
             entry["due"] = False
             entry["why"] = "cadence exhausted"
+        elif notice_already_sent(action, account):
+            entry["due"] = False
+            entry["why"] = f"validation notice already sent on {account.validation_notice_sent_on}"
         elif last is not None and (day - last).days < action.cadence.every_days:
             entry["due"] = False
             entry["why"] = f"next due {last + dt.timedelta(days=action.cadence.every_days)}"
