@@ -125,6 +125,15 @@ def as_instant(value: object) -> dt.datetime:
     return dt.datetime.fromisoformat(str(value))
 
 
+def _known(day: dt.date | None, cutoff: dt.datetime) -> dt.date | None:
+    """A recorded day as known at ``cutoff``: a day that begins after it (a notice the
+    dispatcher sent today, seen by a rerun of today's plan) is not known yet, so a plan does not
+    change with what its own day's dispatch recorded."""
+    if day is None or dt.datetime(day.year, day.month, day.day) >= cutoff:
+        return None
+    return day
+
+
 def _money(value: object) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
@@ -185,10 +194,10 @@ def load_accounts(
             address_zones=_zones(r[10]),
             city=r[11],
             inconvenient_times=blocks,
-            validation_notice_sent_on=as_date(r[13]),
-            initial_communication_on=as_date(r[14]),
+            validation_notice_sent_on=_known(as_date(r[13]), cutoff),
+            initial_communication_on=_known(as_date(r[14]), cutoff),
             limitation_date=as_date(r[15]),
-            scra_checked_on=as_date(r[16]),
+            scra_checked_on=_known(as_date(r[16]), cutoff),
             scra_active_duty=bool(r[17]),
         )
     if not accounts:

@@ -194,3 +194,20 @@ def test_account_ranges_cover_every_account_once(engine: Engine) -> None:
     covered = [i for i in ids if any(lo <= i <= hi for lo, hi in ranges)]
     assert covered == ids
     assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+
+
+def test_validation_notice_sent_today_changes_only_tomorrows_plan(engine: Engine, ladder: Ladder) -> None:
+    acc = f.add_account(engine, as_of=DAY, dpd=10)
+    f.add_call(engine, acc["account_id"], dt.datetime.combine(DAY - dt.timedelta(days=8), dt.time(15)))
+    plan_all(engine, ladder)
+    sms = {r["channel"]: r for r in f.contacts(engine)}["sms"]
+    assert sms["state"] == "suppressed" and sms["reasons"] == "us_reg_f.validation_notice_overdue"
+    with engine.begin() as conn:  # what the dispatcher records when the notice goes out today
+        conn.execute(text("UPDATE account SET validation_notice_sent_on = :d WHERE id = :a"),
+                     {"d": DAY, "a": acc["account_id"]})
+    plan_all(engine, ladder)  # a rerun of today: the same plan
+    again = {r["channel"]: r for r in f.contacts(engine)}["sms"]
+    assert (again["state"], again["reasons"]) == ("suppressed", "us_reg_f.validation_notice_overdue")
+    plan_all(engine, ladder, DAY + dt.timedelta(days=1))
+    tomorrow = [r for r in f.contacts(engine, channel="sms") if r["plan_date"] == DAY + dt.timedelta(days=1)]
+    assert [r["state"] for r in tomorrow] == ["planned"]

@@ -22,7 +22,7 @@ from tests.test_planner import ladder  # noqa: F401  (fixture)
 SHARED = {
     test_planner: [
         "test_cadence_waits_every_days_and_stops_at_max_times",
-        "test_early_stage_account_gets_sms_and_email_with_windows",
+        "test_early_stage_account_gets_validation_notice_sms_and_email_with_windows",
         "test_eighth_call_in_seven_days_is_deferred_in_the_ledger",
         "test_every_decision_carries_versions_and_evidence",
         "test_plan_is_deterministic_and_a_rerun_changes_nothing",
