@@ -165,7 +165,9 @@ def _consent(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outco
     read = {"channel": step.channel, "phone_type": step.phone_type, "consent": step.consent}
     if step.channel == "call" and dialers is not None and step.dialer not in dialers:
         return _pass(ctx, {**read, "dialer": step.dialer, "needs_consent": False})
-    if phone_types is not None and step.phone_type not in phone_types:
+    # A phone of unknown type may be one of ``phone_types`` (a number that takes texts is most
+    # likely a mobile): it needs consent until it is known not to be.
+    if phone_types is not None and step.phone_type is not None and step.phone_type not in phone_types:
         return _pass(ctx, {**read, "needs_consent": False})
     if step.consent:
         return _pass(ctx, read)

@@ -222,7 +222,8 @@ def test_stop_calling_blocks_every_number() -> None:
 
 def test_nothing_past_due_blocks_and_no_destination_blocks() -> None:
     assert evaluate(sms(), us(past_due=0.0), day=DAY).reasons == ("core.not_delinquent",)
-    assert evaluate(Step("sms", None), us(), day=DAY).reasons == ("core.no_destination",)
+    no_destination = Step("sms", None, phone_type="mobile", consent=True)
+    assert evaluate(no_destination, us(), day=DAY).reasons == ("core.no_destination",)
     invalid = Step("sms", 10, (NY,), destination_valid=False, phone_type="mobile", consent=True)
     assert evaluate(invalid, us(), day=DAY).reasons == ("core.no_destination",)
 
