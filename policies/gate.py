@@ -502,12 +502,14 @@ def _scope_filter(scope: str, step: Step) -> Callable[[PastContact], bool] | Non
         return workplace or phone_type == "work"
 
     step_at_work = at_work(step.phone_type, step.is_workplace)
+    # A phone of unknown type may be personal or not: both phone scopes cover it.
+    unknown_phone = step.phone_type is None and not step.is_workplace
     if scope == "personal_phone":
-        if step_at_work or step.phone_type not in PERSONAL_PHONE_TYPES:
+        if step_at_work or (step.phone_type not in PERSONAL_PHONE_TYPES and not unknown_phone):
             return None
         return lambda h: h.phone_type is None or not at_work(h.phone_type, h.is_workplace)
     if scope == "other_phone":
-        if not step_at_work:
+        if not step_at_work and not unknown_phone:
             return None
         return lambda h: h.phone_type is None or at_work(h.phone_type, h.is_workplace)
     if scope == "workplace":
