@@ -42,10 +42,13 @@ def plan_batches(as_of: dt.date, batch_size: int) -> list[dict[str, int]]:
     """Split the portfolio into account-id ranges of about ``batch_size`` accounts."""
     from outreach.ladder import load_ladder
     from outreach.planner import account_ranges
+    from outreach.policy_settings import policy_settings
     from policies.packs import assert_valid
 
-    assert_valid()  # a broken pack or ladder fails the run before anything is planned
+    # A broken pack, ladder or policy setting fails the run before anything is planned.
+    assert_valid()
     load_ladder(settings.ladder_path())
+    policy_settings()
     return [{"lo": lo, "hi": hi} for lo, hi in account_ranges(get_engine(), batch_size)]
 
 
