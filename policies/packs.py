@@ -164,9 +164,20 @@ def _check_params(rule: Rule) -> list[str]:
         start, end = p.get("start_hour"), p.get("end_hour")
         if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= 24):
             problems.append(f"{rule.rule_id}: hours need 0 <= start_hour < end_hour <= 24")
-    for name in ("max_attempts", "days"):
+    for name in ("max_attempts", "days", "max_age_days", "receipt_business_days", "period_days",
+                 "default_days"):  # fmt: skip
         if name in p and not (isinstance(p[name], int) and p[name] >= 1):
             problems.append(f"{rule.rule_id}: '{name}' must be a whole number of at least 1")
+    if "days_after_end" in p and not (isinstance(p["days_after_end"], int) and p["days_after_end"] >= 0):
+        problems.append(f"{rule.rule_id}: 'days_after_end' must be a whole number of at least 0")
+    if rule.check == "contact_cap":
+        from policies.gate import CAP_SCOPES
+
+        scope = p.get("scope", "account")
+        if scope not in CAP_SCOPES:
+            problems.append(
+                f"{rule.rule_id}: unknown scope {scope!r} (one of {', '.join(CAP_SCOPES)})"
+            )
     return problems
 
 
