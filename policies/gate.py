@@ -463,9 +463,12 @@ def _cap_outcome(
     }
     if count < limit:
         return _pass(ctx, read)
+    # Contacts dated after the judged day (facts loaded later) can keep the period full beyond
+    # ``days``; the period ending ``days`` after the last of them is empty.
+    horizon = max(days, (max(dates) - ctx.day).days + days)
     free_day = next(
         ctx.day + dt.timedelta(days=k)
-        for k in range(1, days + 1)
+        for k in range(1, horizon + 1)
         if count_in_period(ctx.day + dt.timedelta(days=k)) < limit
     )
     return Outcome(DEFER, read, until=local_midnight_utc(free_day, ctx.count_zone))

@@ -261,3 +261,12 @@ def test_vulnerable_customer_gets_a_person_not_automated_contact(step: Step, ver
     assert v.verdict == verdict
     if verdict == "block":
         assert v.reasons == ("gb.vulnerable_customer",)
+
+
+def test_a_daily_limit_also_reached_on_later_days_defers_past_them() -> None:
+    # Facts loaded after the judged day (an explain of a past day) may hold later attempts: the
+    # deferral goes to the first day with room, not an error.
+    later = unanswered(6) + unanswered(6, day=DAY + ONE_DAY) + unanswered(6, day=DAY + 2 * ONE_DAY)
+    v = evaluate(call(), cn(history=later), day=DAY)
+    assert (v.verdict, v.reasons) == ("defer", ("cn.unanswered_attempts_daily",))
+    assert v.defer_until == local(DAY + 3 * ONE_DAY, 0)
