@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from policies.calendar import validation_period
@@ -644,9 +645,16 @@ def jurisdiction_of(facts: AccountFacts) -> Jurisdiction:
     return _jurisdiction(facts.country, facts.region, facts.city, facts.product, facts.role)
 
 
-def _day_bounds(day: dt.date) -> Interval:
-    start = dt.datetime(day.year, day.month, day.day)
-    return start, start + ONE_DAY
+def _day_bounds(day: dt.date, zone_name: str) -> Interval:
+    """The consumer's local ``day`` as a UTC interval (the day the caps were counted for)."""
+    return local_midnight_utc(day, zone_name), local_midnight_utc(day + ONE_DAY, zone_name)
+
+
+# A step's fields other than its contact point id, in declaration order: with whether it has a
+# destination, what the memoized path keys on (the id itself never changes a plain verdict).
+_STEP_FIELDS = tuple(f.name for f in fields(Step) if f.name != "contact_point_id")
+_step_values = attrgetter(*_STEP_FIELDS)
+assert [f.name for f in fields(Step)][:2] == ["channel", "contact_point_id"]
 
 
 def evaluate(
@@ -665,7 +673,8 @@ def evaluate(
         # below (a passing rule leaves no evidence outside trace mode), and equal inputs share
         # one immutable Verdict.
         return _evaluate_plain(
-            replace(step, contact_point_id=None if step.contact_point_id is None else 0),
+            step.contact_point_id is not None,
+            _step_values(step),
             j,
             facts.address_zones,
             min(facts.past_due, 1.0),
@@ -673,6 +682,15 @@ def evaluate(
             at,
         )
     return _evaluate(step, facts, j, day=day, at=at, trace=trace)
+
+
+@lru_cache(maxsize=16384)
+def _account_rules(j: Jurisdiction, channel: str, day: dt.date) -> tuple[tuple[Rule, Check], ...]:
+    return tuple(
+        (rule, CHECKS[rule.check])
+        for rule, _ in rules_for(j, channel, day)
+        if rule.check in ACCOUNT_CHECKS
+    )
 
 
 def _plain_for(
@@ -683,22 +701,21 @@ def _plain_for(
     if facts.opt_outs and any(c == step.channel for c, _ in facts.opt_outs):
         return False
     ctx = Context(day=day, at=at, zones=candidate_zones(facts, step), trace=False)
-    return all(
-        CHECKS[rule.check](rule, step, facts, ctx) is None
-        for rule, _ in rules_for(j, step.channel, day)
-        if rule.check in ACCOUNT_CHECKS
-    )
+    rules = _account_rules(j, step.channel, day)
+    return all(check(rule, step, facts, ctx) is None for rule, check in rules)
 
 
 @lru_cache(maxsize=65536)
 def _evaluate_plain(
-    step: Step,
+    has_destination: bool,
+    step_values: tuple[Any, ...],
     j: Jurisdiction,
     address_zones: tuple[str, ...],
     past_due: float,
     day: dt.date,
     at: dt.datetime | None,
 ) -> Verdict:
+    step = Step(step_values[0], 0 if has_destination else None, *step_values[1:])
     facts = AccountFacts(
         0, j.country, j.region, past_due, address_zones=address_zones, city=j.city,
         product=j.product, role=j.role,
@@ -759,7 +776,8 @@ def _evaluate(
             DEFER, tuple(defers), defer_until=until, results=tuple(results), pack_versions=versions
         )
     if allowed is None:
-        window = _day_bounds(day)  # untimed channels (letters, placements): the whole day
+        # Untimed channels (letters, placements): the whole local day.
+        window = _day_bounds(day, ctx.count_zone)
     elif not allowed:
         return Verdict(
             BLOCK, (emptied_by or "core.quiet_hours",), results=tuple(results),

@@ -273,10 +273,11 @@ def test_arizona_and_hawaii_have_no_dst(zone: str, offset_hours: int) -> None:
     assert (jan.window_start.hour, jul.window_start.hour) == (15, 14)  # type: ignore[union-attr]
 
 
-def test_letters_have_no_hours() -> None:
+def test_letters_have_no_hours_but_keep_to_the_consumers_local_day() -> None:
     v = evaluate(letter(), facts(), day=DAY)
     assert (v.verdict, v.window_start, v.window_end) == (
-        "send", dt.datetime(2026, 11, 23), dt.datetime(2026, 11, 24))
+        "send", local(DAY, 0), local(DAY + ONE_DAY, 0))  # fmt: skip
+    assert v.window_start == dt.datetime(2026, 11, 23, 5)
 
 
 # --- stated inconvenient times (1006.6(b)(1)(i)) ------------------------------------------------

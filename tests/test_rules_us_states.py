@@ -151,6 +151,18 @@ def test_nyc_third_contact_in_seven_days_is_allowed() -> None:
                     day=DAY).verdict == "send"  # fmt: skip
 
 
+def test_nyc_letter_window_is_the_local_day_the_cap_was_counted_for() -> None:
+    # Three texts eight days back (local): none in DAY's seven days, all in DAY-1's. A letter
+    # planned for DAY must not go out on DAY-1 local (as a window of UTC midnights would allow).
+    three = tuple(past(DAY - days(7), "sms", "delivered", hh=12) for _ in range(3))
+    v = evaluate(Step("letter", 40), facts("NY", city="Brooklyn", history=three), day=DAY)
+    assert v.verdict == "send"
+    assert (v.window_start, v.window_end) == (local(DAY, 0), local(DAY + ONE_DAY, 0))
+    dated_day_before = evaluate(Step("letter", 40), facts("NY", city="Brooklyn", history=three),
+                                day=DAY - ONE_DAY)  # fmt: skip
+    assert dated_day_before.reasons == ("us_nyc.contacts_3in7",)
+
+
 def test_nyc_rules_do_not_reach_buffalo() -> None:
     f = facts("NY", city="Buffalo", history=three_contacts())
     assert evaluate(phone_step("call"), f, day=DAY).verdict == "send"
