@@ -521,18 +521,17 @@ class _Generator:
         self._history(person, ref, n, dpd)
 
     def _notice_dates(self, us: bool, due_date: dt.date | None, dpd: int) -> dict[str, str]:
-        """US accounts past ~20 days: the first contact (often older than the history in the
-        file) and, for ~95%, the validation notice a few days after it; the rest have none on
-        record, which the Regulation F gates must notice."""
+        """US accounts past a week: the first contact (often older than the history in the
+        file) and, for ~95%, the validation notice a few days after it (never after the as-of
+        day); the rest have none on record, which the Regulation F gates must notice."""
         r = self.rng
-        if not us or due_date is None or dpd <= 20:
+        if not us or due_date is None or dpd <= 6:
             return {}
         first = due_date + dt.timedelta(days=r.randint(1, 5))
         out = {"initial_communication_on": first.isoformat()}
-        if r.random() < 0.95:
-            out["validation_notice_sent_on"] = (
-                first + dt.timedelta(days=r.randint(1, 5))
-            ).isoformat()
+        notice = first + dt.timedelta(days=r.randint(1, 5))
+        if r.random() < 0.95 and notice < self.as_of:
+            out["validation_notice_sent_on"] = notice.isoformat()
         return out
 
     def _scra_check(self, us: bool) -> dict[str, Any]:

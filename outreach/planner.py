@@ -303,7 +303,7 @@ def plan_account(
         destination, verdict, _ = choose(action, account, facts, day, trace=trace)
         step = PlannedStep(account, stage, action, times + 1, destination, verdict, dpd)
         steps.append(step)
-        if verdict.verdict == SEND:
+        if verdict.verdict == SEND and action is not stage.actions[-1]:
             # Later actions of the same day see this one as made: caps across channels (NYC,
             # Washington, Massachusetts) hold for the plan as a whole, not per action.
             facts = replace(facts, history=facts.history + (planned_contact(step),))
