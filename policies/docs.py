@@ -65,7 +65,8 @@ CHECK_TEXT = {
     "third_party": "an emergency contact only when no destination of the debtor's own is valid, "
     "only for `allowed_purposes`",
     "consent": "blocks without prior express consent at the destination (phones of "
-    "`phone_types`; calls only when placed by one of `dialers`)",
+    "`phone_types`, and phones whose type is unknown; calls only when placed by one of "
+    "`dialers`)",
     "workplace_email": "blocks an employer-provided email the consumer neither used nor agreed to",
     "workplace_calls": "blocks a call to a number whose employer forbids them",
     "agency_approved": "blocks a placement unless an approved agency is assigned",

@@ -30,7 +30,10 @@ ALL_CHANNELS = frozenset({"sms", "email", "call", "letter", "agency", "legal"})
 # consumers may be in, so only hours allowed in all of them are used.
 COUNTRY_FALLBACK_ZONES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
-        "US": ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"),
+        "US": (
+            "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
+            "America/Anchorage", "Pacific/Honolulu",
+        ),  # fmt: skip
         "CN": ("Asia/Shanghai",),
         "GB": ("Europe/London",),
     }

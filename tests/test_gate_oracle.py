@@ -38,8 +38,9 @@ from policies.model import AccountFacts, PastContact, Step, TimeBlock
 
 US_ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
             "America/Phoenix", "Pacific/Honolulu", "America/Anchorage")  # fmt: skip
-COUNTRY_ZONES = {
-    "US": ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"),
+COUNTRY_ZONES = {  # where a consumer of the country may be when nothing tells
+    "US": ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
+           "America/Anchorage", "Pacific/Honolulu"),  # fmt: skip
     "CN": ("Asia/Shanghai",),
     "GB": ("Europe/London",),
 }
