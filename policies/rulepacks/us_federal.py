@@ -4,6 +4,7 @@ TCPA for anyone who calls or texts a mobile, the SCRA before a suit."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from policies.packs import (
     ALL_CHANNELS,
@@ -82,13 +83,11 @@ US_TCPA_1992 = Pack(
     notes=("Revocation of consent is recorded as an opt-out at once.",),
 )
 
-US_TCPA = Pack(
-    name="us_tcpa",
+US_TCPA = replace(
+    US_TCPA_1992,
     version="2025.04.11",
-    title="Telephone Consumer Protection Act: texts and automated calls to mobiles",
-    applies=Applies(countries=US),
     effective_from=dt.date(2025, 4, 11),
-    rules=(TCPA_MOBILE_CONSENT,),
+    effective_to=None,
     notes=("Revocation of consent by any reasonable means (STOP, QUIT, END, REVOKE, OPT OUT, "
            "CANCEL, UNSUBSCRIBE or plain words) is recorded as an opt-out at once "
            "(policies.revocation); 47 CFR 64.1200(a)(10) allows up to 10 business days.",),
