@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 from contact_channels.base import CHANNEL_KINDS, Channel
 from contact_channels.credentials import get_connection
 from contact_channels.outbox import OutboxChannel
+from contact_channels.ratelimit import RateLimitedChannel, limiter_from_settings
 from contact_channels.retry import DEFAULT_POLICY, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ def build_channel(
     outbox_url: str,
     retry_policy: RetryPolicy = DEFAULT_POLICY,
     sleep: Callable[[float], None] = time.sleep,
+    state_dir: Path | None = None,
 ) -> Channel:
     """The adapter for ``kind`` according to ``settings`` (``backend``, ``conn_id``).
 
@@ -41,6 +45,10 @@ def build_channel(
 
     ``auto`` decides once, when the channel is built: in production name the provider
     explicitly so that a secrets backend outage fails the run instead of filling the outbox.
+
+    ``rate_limit`` (``{per_second, burst, store}``) puts a provider channel behind a token
+    bucket shared by every worker (``contact_channels.ratelimit``); ``store: file`` keeps it
+    under ``state_dir``.
     """
     if kind not in CHANNEL_KINDS:
         raise ValueError(
@@ -79,7 +87,34 @@ def build_channel(
 
         channel = SendGridEmailChannel(connection, retry_policy=retry_policy, sleep=sleep)
     log.info("channel %s: %s via connection %s", kind, provider, conn_id)
+    rate_limit = settings.get("rate_limit")
+    if rate_limit is not None:
+        if not isinstance(rate_limit, Mapping):
+            raise ValueError(f"channels.{kind}.rate_limit: must be a mapping")
+        limiter = limiter_from_settings(
+            kind, rate_limit, state_dir=state_dir, redis_client=_redis_client
+        )
+        return RateLimitedChannel(channel, limiter)
     return channel
+
+
+def _redis_client() -> Any:
+    """A Redis client from the Airflow connection ``redis_default`` (credentials stay there)."""
+    import redis
+
+    conn = get_connection("redis_default")
+    if conn is None:
+        raise ValueError(
+            "a rate limit with store: redis needs the Airflow connection redis_default "
+            "(for example AIRFLOW_CONN_REDIS_DEFAULT=redis://127.0.0.1:6379/0)"
+        )
+    return redis.Redis(
+        host=conn.host or "127.0.0.1",
+        port=conn.port or 6379,
+        db=int(conn.schema or 0),
+        password=conn.password,
+        socket_timeout=5,
+    )
 
 
 def _outbox(kind: str, outbox_url: str, *, reason: str) -> Channel:

@@ -104,7 +104,9 @@ def send_rules() -> SendRules:
 
 
 def open_channel(kind: str) -> Channel:
-    return build_channel(kind, channel_settings(kind), outbox_url=settings.outbox_url())
+    return build_channel(
+        kind, channel_settings(kind), outbox_url=settings.outbox_url(), state_dir=settings.data_dir()
+    )
 
 
 def dispatch_ranges(
