@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contact_channels.base import CHANNEL_KINDS
 from outreach import settings
+from outreach.templates_lint import lint_template, max_sms_segments
 from policies.model import PURPOSES
 
 Identifier = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
@@ -157,8 +158,12 @@ def _line_index(text: str) -> dict[str, int]:
     return index
 
 
-def _semantic_errors(model: LadderModel, templates: Path) -> list[tuple[str, str]]:
+def _semantic_errors(
+    model: LadderModel, templates: Path, max_segments: int
+) -> list[tuple[str, str]]:
     errors: list[tuple[str, str]] = []
+    # The template lint (outreach.templates_lint), once per (channel, template).
+    linted: dict[tuple[str, str], list[str]] = {}
     seen_stages: dict[str, set[str]] = {}
     for si, stage in enumerate(model.stages):
         where = f"stages[{si}]"
@@ -198,6 +203,13 @@ def _semantic_errors(model: LadderModel, templates: Path) -> list[tuple[str, str
                         rel = f"{lang}/{action.template}{suffix}"
                         if not (templates / rel).is_file():
                             errors.append((f"{awhere}.template", f"template file {rel} not found"))
+                key = (action.channel, action.template)
+                if key not in linted:
+                    linted[key] = lint_template(
+                        action.channel, action.template, LANGUAGES, suffixes,
+                        root=templates, max_segments=max_segments,
+                    )
+                errors.extend((f"{awhere}.template", problem) for problem in linted[key])
         seen_stages[stage.id] = action_ids
     return errors
 
@@ -230,9 +242,13 @@ def check_ladder_text(
                     and any(other.startswith((path + ".", path + "[")) for other, _ in found))
         ]
         return None, errors
+    try:
+        max_segments = max_sms_segments()
+    except (ValueError, yaml.YAMLError) as exc:
+        return None, [ConfigError("(channels.yaml)", str(exc))]
     errors = [
         ConfigError(path, msg, lines.get(path) or lines.get(path.rsplit(".", 1)[0]))
-        for path, msg in _semantic_errors(model, templates)
+        for path, msg in _semantic_errors(model, templates, max_segments)
     ]
     return (model if not errors else None), errors
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from outreach import settings
 
@@ -24,13 +24,19 @@ class Rendered:
 
 @lru_cache(maxsize=4)
 def _environment(root: str) -> SandboxedEnvironment:
-    # Sandboxed: templates are data written by operations and must not reach Python internals.
-    return SandboxedEnvironment(
+    # Sandboxed: templates are data written by operations and must not reach Python internals
+    # (``{{ ''.__class__ }}`` raises SecurityError) nor change what they are given.
+    return ImmutableSandboxedEnvironment(
         loader=FileSystemLoader(root),
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
     )
+
+
+def sandbox(root: Path | None = None) -> SandboxedEnvironment:
+    """The sandboxed environment templates under ``root`` (default: the templates dir) render in."""
+    return _environment(str(root or settings.templates_dir()))
 
 
 def brand() -> dict[str, str]:
@@ -74,21 +80,28 @@ def render(
     template: str, language: str, channel: str, context: dict[str, Any], root: Path | None = None
 ) -> Rendered:
     """Render ``template`` for ``channel`` in ``language`` (falls back to English)."""
-    env = _environment(str(root or settings.templates_dir()))
+    env = sandbox(root)
     lang = language if (Path(env.loader.searchpath[0]) / language).is_dir() else "en"  # type: ignore[union-attr]
     text = env.get_template(f"{lang}/{template}.txt").render(context).strip()
     subject = None
     if channel == "email":
-        first, _, rest = text.partition("\n")
-        if first.startswith("Subject:"):
-            subject, text = first.removeprefix("Subject:").strip(), rest.strip()
-        html = (
-            env.get_template(f"{lang}/{template}.html")
-            .render({k: _escape(v) for k, v in context.items()})
-            .strip()
-        )
+        subject, text = split_subject(text)
+        html = env.get_template(f"{lang}/{template}.html").render(escape_context(context)).strip()
         return Rendered(subject, text, html)
     return Rendered(subject, text, None)
+
+
+def split_subject(text: str) -> tuple[str | None, str]:
+    """An email text's ``Subject:`` first line, if any, and the body after it."""
+    first, _, rest = text.partition("\n")
+    if first.startswith("Subject:"):
+        return first.removeprefix("Subject:").strip(), rest.strip()
+    return None, text
+
+
+def escape_context(context: dict[str, Any]) -> dict[str, Any]:
+    """The context for an HTML template: every string value HTML-escaped."""
+    return {k: _escape(v) for k, v in context.items()}
 
 
 def _escape(value: Any) -> Any:

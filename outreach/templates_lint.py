@@ -1,0 +1,224 @@
+"""Template lint: each template parses and renders in the sandbox, says how to opt out, fits.
+
+``outreach config check`` (through ``outreach.ladder``) runs :func:`lint_template` for every
+templated action of the ladder, in every language, and reports each problem under the YAML path
+of the action's ``template``. The rules:
+
+- the file parses in the sandboxed environment the dispatcher renders with (a syntax error
+  names the file and line) and renders without error with long, realistic sample contexts
+  (a 40-character name, five-digit amounts, a name that is not GSM-7);
+- ``sms``: the rendered text tells how to opt out (``STOP``; zh-CN ``STOP`` or ``退订``), and
+  its worst rendering needs at most ``sms.max_segments`` segments (``config/channels.yaml``,
+  default 3), counted by :func:`sms_segments`;
+- ``email``: the text starts with a ``Subject:`` line, and both the text and the HTML carry an
+  unsubscribe instruction or link (the word unsubscribe or 退订, or one of SendGrid's ASM
+  unsubscribe tags such as ``<%asm_group_unsubscribe_raw_url%>``);
+- ``letter``: parses and renders; letters are exempt from the opt-out rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+from jinja2 import TemplateError, TemplateSyntaxError
+
+from outreach import settings
+from outreach.messages import escape_context, message_context, sandbox, split_subject
+
+DEFAULT_MAX_SMS_SEGMENTS = 3
+
+# GSM 03.38: the basic character set (one septet each) and the extension table (ESC + one
+# septet, so two each). Anything else makes the whole message UCS-2.
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+# Per-segment capacity: a single message, and each part of a concatenated one (the rest of a
+# part is its user data header).
+GSM7_SINGLE, GSM7_PART = 160, 153
+UCS2_SINGLE, UCS2_PART = 70, 67
+
+# The opt-out instruction each language's SMS must carry, and the email unsubscribe markers.
+SMS_OPT_OUT = {"en": re.compile(r"\bSTOP\b"), "zh-CN": re.compile(r"\bSTOP\b|退订")}
+EMAIL_UNSUBSCRIBE = re.compile(
+    r"unsubscribe|退订|<%asm_(?:group_unsubscribe|global_unsubscribe|preferences)_raw_url%>",
+    re.IGNORECASE,
+)
+
+
+def sms_segments(text: str) -> tuple[str, int]:
+    """``(encoding, segments)`` of an SMS body: ``"GSM-7"`` or ``"UCS-2"`` and the part count.
+
+    GSM-7 when every character is in the GSM 03.38 basic or extension table (extension
+    characters such as ``€ { } [ ] ~ ^ | \\`` take two septets): 160 septets in one message,
+    153 per part beyond. Otherwise UCS-2 (any Chinese text): 70 UTF-16 units in one message,
+    67 per part, a character outside the BMP (an emoji) taking two. Parts are filled the way
+    handsets and Twilio split them: an escape sequence or a surrogate pair is never cut, so a
+    part can hold one unit less. An empty body is one segment.
+    """
+    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text):
+        encoding, single, part = "GSM-7", GSM7_SINGLE, GSM7_PART
+        costs = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
+    else:
+        encoding, single, part = "UCS-2", UCS2_SINGLE, UCS2_PART
+        costs = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+    total = sum(costs)
+    if total <= single:
+        return encoding, 1
+    segments, used = 1, 0
+    for cost in costs:
+        if used + cost > part:
+            segments, used = segments + 1, 0
+        used += cost
+    return encoding, segments
+
+
+def max_sms_segments(config_dir: Path | None = None) -> int:
+    """``sms.max_segments`` from ``config/channels.yaml``, else the default (3)."""
+    path = (config_dir or settings.config_dir()) / "channels.yaml"
+    if not path.is_file():
+        return DEFAULT_MAX_SMS_SEGMENTS
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    section = data.get("sms") if isinstance(data, dict) else None
+    value = section.get("max_segments") if isinstance(section, dict) else None
+    if value is None:
+        return DEFAULT_MAX_SMS_SEGMENTS
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{path}: sms.max_segments must be a whole number of at least 1")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A named context to render with; the names show up in length errors."""
+
+    label: str
+    context: dict[str, Any]
+
+
+def sample_contexts(language: str) -> list[Sample]:
+    """Long, realistic contexts: what the dispatcher passes, at the lengths that cost segments.
+
+    A 40-character name whose first word is long (English greetings use it), the same length
+    with letters outside GSM-7 (one such letter makes the whole SMS UCS-2), five- and six-digit
+    amounts, three-digit days past due, and a long postal address. The brand comes from the
+    environment, as when sending.
+    """
+    currency = "CNY" if language.startswith("zh") else "USD"
+    names = [
+        ("40-character name", "Bartholomew-Maximilian Featherstonehaugh"),
+        ("40-character non-GSM name", "Zoë-Łucja Przybyszewska-Featherstonehaugh"[:40]),
+    ]
+    if language.startswith("zh"):
+        names.append(("Chinese name", "欧阳诸葛慕容司马上官夏侯"))
+    return [
+        Sample(
+            label,
+            message_context(
+                full_name=name,
+                language=language,
+                account_ref="4000123412344821",
+                amount_past_due=Decimal("12345.67"),
+                balance=Decimal("123456.78"),
+                currency=currency,
+                days_past_due=999,
+                address="Apartment 1204, 1600 Pennsylvania Avenue NW\nWashington, DC 20500-0003",
+            ),
+        )
+        for label, name in names
+    ]
+
+
+def _template_line(tb: TracebackType | None, filename: str | None) -> int | None:
+    """The template line a render error was raised at (Jinja rewrites the traceback)."""
+    line = None
+    while tb is not None and filename:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def lint_template(
+    channel: str,
+    template: str,
+    languages: Iterable[str],
+    suffixes: Iterable[str],
+    *,
+    root: Path | None = None,
+    max_segments: int | None = None,
+) -> list[str]:
+    """Every problem of ``template`` for ``channel``, one message each, naming the file.
+
+    Files that do not exist are skipped (the ladder check reports them).
+    """
+    root = root or settings.templates_dir()
+    env = sandbox(root)
+    limit = max_segments if max_segments is not None else DEFAULT_MAX_SMS_SEGMENTS
+    problems: list[str] = []
+    for lang in languages:
+        samples = sample_contexts(lang)
+        for suffix in suffixes:
+            rel = f"{lang}/{template}{suffix}"
+            if not (root / rel).is_file():
+                continue
+            try:
+                compiled = env.get_template(rel)
+            except TemplateSyntaxError as exc:
+                problems.append(f"{rel} line {exc.lineno}: syntax error: {exc.message}")
+                continue
+            except TemplateError as exc:
+                problems.append(f"{rel}: cannot load: {exc}")
+                continue
+            worst: tuple[int, str, str] | None = None
+            for sample in samples:
+                context = escape_context(sample.context) if suffix == ".html" else sample.context
+                try:
+                    text = compiled.render(context).strip()
+                except Exception as exc:  # noqa: BLE001 - any render failure is a template fault
+                    line = _template_line(exc.__traceback__, compiled.filename)
+                    at = f" line {line}" if line else ""
+                    problems.append(
+                        f"{rel}{at}: does not render ({type(exc).__name__}: {exc})"
+                    )
+                    break
+                subject = None
+                if channel == "email" and suffix == ".txt":
+                    subject, text = split_subject(text)
+                    if not subject:
+                        problems.append(f"{rel}: an email needs a first line 'Subject: ...'")
+                        break
+                if channel == "sms":
+                    opt_out = SMS_OPT_OUT.get(lang, SMS_OPT_OUT["en"])
+                    if not opt_out.search(text):
+                        words = "STOP or 退订" if lang.startswith("zh") else "STOP"
+                        problems.append(
+                            f"{rel}: an SMS must tell how to opt out ({words}), "
+                            f"e.g. 'Reply STOP to opt out'"
+                        )
+                        break
+                    encoding, segments = sms_segments(text)
+                    if worst is None or segments > worst[0]:
+                        worst = (segments, encoding, sample.label)
+                if channel == "email" and not EMAIL_UNSUBSCRIBE.search(text):
+                    kind = "HTML" if suffix == ".html" else "text"
+                    problems.append(
+                        f"{rel}: the email {kind} must carry an unsubscribe instruction or link "
+                        "('unsubscribe', '退订' or <%asm_group_unsubscribe_raw_url%>)"
+                    )
+                    break
+            if worst is not None and worst[0] > limit:
+                segments, encoding, label = worst
+                problems.append(
+                    f"{rel}: {lang} SMS needs {segments} {encoding} segments with a {label}, "
+                    f"more than sms.max_segments ({limit})"
+                )
+    return problems
