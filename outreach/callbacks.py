@@ -351,6 +351,12 @@ def apply_inbound_sms(
     sender = (params.get("From") or "").strip()
     body = params.get("Body") or ""
     label = classify(body)
+    # Twilio's Advanced Opt-Out reads the message too and says what it made of it.
+    twilio_label = {"STOP": STOP, "START": START, "HELP": HELP}.get(
+        (params.get("OptOutType") or "").upper()
+    )
+    if label is None and twilio_label is not None:
+        label = twilio_label
     replies = dict(texts) if texts is not None else sms_texts()
     reply = replies.get(label) if label is not None else None
     at = now()

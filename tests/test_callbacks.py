@@ -16,6 +16,7 @@ from outreach.callbacks import (
     apply_sendgrid_events,
     apply_twilio_status,
 )
+from outreach.db import make_engine
 from outreach.models import Contact
 from tests import factories as f
 
@@ -27,9 +28,18 @@ def clock() -> dt.datetime:
     return NOW
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return f.database(f"sqlite:///{tmp_path / 'app.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    """Each test on SQLite, and on PostgreSQL when ``OUTREACH_TEST_POSTGRES_URL`` is set."""
+    if request.param == "sqlite":
+        return f.database(f"sqlite:///{tmp_path / 'app.db'}")
+    url = request.getfixturevalue("postgres_url")
+    scratch = make_engine(url)
+    with scratch.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    scratch.dispose()
+    return f.database(url)
 
 
 def person(engine: Engine, phone: str, email: str | None = None) -> dict[str, Any]:
@@ -229,6 +239,15 @@ def test_an_ordinary_reply_is_recorded_for_a_person_without_an_answer(engine: En
     assert result.label is None and result.reply is None
     assert [r[0] for r in _events(engine, me)] == ["reply"]
     assert scalar(engine, "SELECT COUNT(*) FROM opt_out") == 0
+
+
+def test_twilio_advanced_opt_out_type_counts_when_our_reading_finds_nothing(
+        engine: Engine) -> None:
+    me = person(engine, "+14155550155")
+    result = apply_inbound_sms(engine, {**inbound("SMin11", "+14155550155", "arrêt"),
+                                        "OptOutType": "STOP"}, now=clock)
+    assert result.label == "stop"
+    assert scalar(engine, "SELECT person_id FROM opt_out") == me["person_id"]
 
 
 def test_a_number_shared_by_two_people_opts_out_for_both(engine: Engine) -> None:
