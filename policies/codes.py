@@ -22,7 +22,6 @@ REASON_CODES: dict[str, str] = {
     "core.call_frequency_7in7": "The call attempt cap for 7 consecutive days is reached.",
     "core.call_after_conversation": "A telephone conversation took place in the last 7 days.",
     "core.time_barred": "The debt is time-barred: no legal action and no threat of it.",
-    "core.zone_unknown": "The consumer's time zone cannot be determined.",
     # us_reg_f: Regulation F (12 CFR part 1006), third-party debt collectors in the US
     "us_reg_f.inconvenient_time": "Outside 08:00-21:00 in every candidate local time zone.",
     "us_reg_f.consumer_inconvenient_time": "A time the consumer said is inconvenient.",

@@ -38,6 +38,7 @@ from policies.packs import (
     pack_versions,
     rules_for,
 )
+from policies.timeblocks import format_blocks
 from policies.windows import (
     common_window,
     local_date,
@@ -416,8 +417,6 @@ def stated_blocked(
 def _stated_times(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
     if not facts.inconvenient_times:
         return _pass(ctx, {"stated_inconvenient": []})
-    from policies.timeblocks import format_blocks
-
     zones = ctx.zones or ("UTC",)
     blocked = stated_blocked(ctx.day, zones, facts.inconvenient_times)
     read: dict[str, Any] = {"stated_inconvenient": format_blocks(facts.inconvenient_times),

@@ -148,9 +148,6 @@ def rules_for(j: Jurisdiction, channel: str, day: dt.date) -> tuple[tuple[Rule, 
 
 # --- validation ---------------------------------------------------------------------------------
 
-_HOURS = ("start_hour", "end_hour")
-
-
 def _check_params(rule: Rule) -> list[str]:
     """Problems with one rule's parameters, by check."""
     from policies.gate import CHECK_PARAMS

@@ -306,17 +306,23 @@ def test_every_instant_of_a_planned_window_is_allowed_by_the_oracle(
         assert oracle_violations(facts, step, t) == [], (t, v)
 
 
+def _at_an_instant(
+    scenario: tuple[AccountFacts, Step, dt.date], data: st.DataObject
+) -> tuple[AccountFacts, Step, dt.date, dt.datetime]:
+    """An instant of the scenario's local day, and the facts as known just before it."""
+    facts, step, day = scenario
+    home = zones_of(facts, step)[0]
+    t = data.draw(instants_on(day, home))
+    assume(local_day(t, home) == day)  # a local time skipped by DST
+    return _known_before(facts, t), step, day, t
+
+
 @settings(max_examples=2500, deadline=None)
 @given(scenario=scenarios(), data=st.data())
 def test_a_send_at_an_instant_is_allowed_by_the_oracle(
     scenario: tuple[AccountFacts, Step, dt.date], data: st.DataObject
 ) -> None:
-    facts, step, day = scenario
-    home = zones_of(facts, step)[0]
-    t = data.draw(instants_on(day, home))
-    assume(local_day(t, home) == day)  # a local time skipped by DST
-    # Only what was known before t.
-    facts = _known_before(facts, t)
+    facts, step, day, t = _at_an_instant(scenario, data)
     v = evaluate(step, facts, day=day, at=t)
     if v.verdict == "send":
         assert oracle_violations(facts, step, t) == [], (t, v)
@@ -329,11 +335,7 @@ def test_a_send_at_an_instant_is_allowed_by_the_oracle(
 def test_when_only_the_oracles_rules_bear_on_a_step_an_allowed_instant_is_sent(
     scenario: tuple[AccountFacts, Step, dt.date], data: st.DataObject
 ) -> None:
-    facts, step, day = scenario
-    home = zones_of(facts, step)[0]
-    t = data.draw(instants_on(day, home))
-    assume(local_day(t, home) == day)  # a local time skipped by DST
-    facts = _known_before(facts, t)
+    facts, step, day, t = _at_an_instant(scenario, data)
     if oracle_violations(facts, step, t):
         return
     v = evaluate(step, facts, day=day, at=t)
