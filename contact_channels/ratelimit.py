@@ -20,12 +20,12 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from contact_channels.base import Channel, OutboundMessage, SendResult
+from contact_channels.base import Channel, ChannelError, OutboundMessage, SendResult
 
 # Longest single wait: a limiter never sleeps longer than this in one go, so a worker that is
 # told to stop notices within a second.
@@ -34,18 +34,28 @@ _EPSILON = 1e-9
 
 
 class RateLimiter(Protocol):
-    def acquire(self) -> float:
-        """Block until one send is allowed; return the seconds waited."""
+    def acquire(self, count: int = 1) -> float:
+        """Block until ``count`` sends are allowed; return the seconds waited."""
         ...
 
 
-def _take(tokens: float, stamp: float, now: float, rate: float, burst: float) -> tuple[float, float]:
-    """The bucket after refilling to ``now`` and taking one token: (tokens, wait). ``wait`` > 0
-    means no token was taken; try again after that many seconds."""
+def _take(
+    tokens: float, stamp: float, now: float, rate: float, burst: float, count: float = 1.0
+) -> tuple[float, float]:
+    """The bucket after refilling to ``now`` and taking ``count`` tokens: (tokens, wait).
+    ``wait`` > 0 means nothing was taken; try again after that many seconds."""
     tokens = min(burst, tokens + max(0.0, now - stamp) * rate)
-    if tokens >= 1.0 - _EPSILON:  # a whole token, give or take float rounding of the refill
-        return max(0.0, tokens - 1.0), 0.0
-    return tokens, (1.0 - tokens) / rate
+    if tokens >= count - _EPSILON:  # whole tokens, give or take float rounding of the refill
+        return max(0.0, tokens - count), 0.0
+    return tokens, (count - tokens) / rate
+
+
+def _portions(count: int, burst: float) -> list[int]:
+    """``count`` tokens in takes of at most ``burst`` (a bucket never holds more)."""
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    most = max(1, int(burst))
+    return [min(most, count - i) for i in range(0, count, most)]
 
 
 @dataclass
@@ -63,12 +73,17 @@ class LocalTokenBucket:
         self._stamp = self.clock()
         self._lock = threading.Lock()
 
-    def acquire(self) -> float:
+    def acquire(self, count: int = 1) -> float:
+        return sum(self._acquire(n) for n in _portions(count, self.burst))
+
+    def _acquire(self, count: int) -> float:
         waited = 0.0
         while True:
             with self._lock:
                 now = self.clock()
-                self._tokens, wait = _take(self._tokens, self._stamp, now, self.rate, self.burst)
+                self._tokens, wait = _take(
+                    self._tokens, self._stamp, now, self.rate, self.burst, count
+                )
                 self._stamp = now
             if wait <= 0:
                 return waited
@@ -91,7 +106,10 @@ class FileTokenBucket:
         _check(self.rate, self.burst)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def acquire(self) -> float:
+    def acquire(self, count: int = 1) -> float:
+        return sum(self._acquire(n) for n in _portions(count, self.burst))
+
+    def _acquire(self, count: int) -> float:
         import fcntl
 
         waited = 0.0
@@ -111,6 +129,7 @@ class FileTokenBucket:
                         now,
                         self.rate,
                         self.burst,
+                        count,
                     )
                     handle.seek(0)
                     handle.truncate()
@@ -125,21 +144,23 @@ class FileTokenBucket:
             waited += pause
 
 
-# KEYS[1]: the bucket's hash. ARGV: rate, burst. Returns the wait in microseconds (0: taken).
+# KEYS[1]: the bucket's hash. ARGV: rate, burst, count. Returns the wait in microseconds
+# (0: the count was taken).
 _REDIS_TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
 local tokens = tonumber(state[1]) or burst
 local stamp = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
 local wait = 0
-if tokens >= 1 - 1e-9 then
-  tokens = math.max(0, tokens - 1)
+if tokens >= count - 1e-9 then
+  tokens = math.max(0, tokens - count)
 else
-  wait = (1 - tokens) / rate
+  wait = (count - tokens) / rate
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
 redis.call('EXPIRE', KEYS[1], 3600)
@@ -163,10 +184,13 @@ class RedisTokenBucket:
         self.client, self.key, self.rate, self.burst, self.sleep = client, key, rate, burst, sleep
         self._script = client.register_script(_REDIS_TAKE)
 
-    def acquire(self) -> float:
+    def acquire(self, count: int = 1) -> float:
+        return sum(self._acquire(n) for n in _portions(count, self.burst))
+
+    def _acquire(self, count: int) -> float:
         waited = 0.0
         while True:
-            micros = int(self._script(keys=[self.key], args=[self.rate, self.burst]))
+            micros = int(self._script(keys=[self.key], args=[self.rate, self.burst, count]))
             if micros <= 0:
                 return waited
             pause = min(micros / 1_000_000, MAX_SLEEP)
@@ -184,9 +208,19 @@ class RateLimitedChannel:
         self.backend = channel.backend
         self.waited = 0.0  # seconds spent waiting for tokens, for the run's figures
 
+    @property
+    def max_batch(self) -> int:
+        """Messages the inner channel sends in one request (1 when it cannot batch)."""
+        return int(getattr(self.channel, "max_batch", 1) or 1)
+
     def send(self, message: OutboundMessage) -> SendResult:
         self.waited += self.limiter.acquire()
         return self.channel.send(message)
+
+    def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult | ChannelError]:
+        """One token per message of the batch, then the inner channel's batch send."""
+        self.waited += self.limiter.acquire(len(messages))
+        return list(self.channel.send_batch(messages))  # type: ignore[attr-defined]
 
     def lookup(self, key: str) -> SendResult | None:
         return self.channel.lookup(key)

@@ -1,7 +1,11 @@
 """Email through SendGrid's v3 Mail Send API with the official ``sendgrid`` SDK.
 
 Connection ``sendgrid_default``: password = API key; extras ``from_email``, ``from_name``,
-``asm_group_id`` (required), ``sandbox_mode``, ``base_url``, ``timeout``.
+``asm_group_id`` (required), ``sandbox_mode``, ``base_url``, ``timeout``, ``batch_size``.
+
+``send_batch`` puts up to ``batch_size`` emails (default 50, at most 1,000) into one Mail Send
+request: one personalization each, with its own recipient, subject, ``custom_args`` (our ledger
+key) and substitutions carrying its rendered text and HTML bodies.
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ import http.client
 import logging
 import time
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from python_http_client.exceptions import HTTPError as SendGridHTTPError
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import (
     Asm,
+    Content,
     CustomArg,
     From,
     GroupId,
@@ -50,6 +55,15 @@ PROVIDER = "sendgrid"
 DEFAULT_BASE_URL = "https://api.sendgrid.com"
 DEFAULT_TIMEOUT = 10.0
 LEDGER_KEY_ARG = "ledger_key"
+DEFAULT_BATCH_SIZE = 50
+MAX_BATCH_SIZE = 1000  # personalizations per request (SendGrid's limit)
+MAX_SUBSTITUTION_BYTES = 10_000  # per personalization (SendGrid's limit)
+# The batch's shared content is only these tags; each personalization substitutes its own body.
+TEXT_TAG = "-outreach-body-text-"
+HTML_TAG = "-outreach-body-html-"
+# A 400 or 413 on a batch refuses the whole request, nothing sent: each email is then sent on
+# its own so that one bad address fails alone. Other refusals (auth, forbidden) hold for all.
+_SPLIT_ON = ("http:400", "http:413")
 
 
 class _DropSdkDebug(logging.Filter):
@@ -115,36 +129,81 @@ class SendGridEmailChannel:
         # The SDK builds its python_http_client without a timeout (urllib would wait forever);
         # every per-path client it derives copies this attribute.
         self._client.client.timeout = timeout
+        batch_size = connection.extra_int("batch_size")
+        if batch_size is not None and not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(
+                f"connection {connection.conn_id}: extra 'batch_size' must be 1 to {MAX_BATCH_SIZE}"
+            )
+        self.max_batch = batch_size or DEFAULT_BATCH_SIZE
         self._policy = retry_policy
         self._sleep = sleep
 
-    def build_mail(self, message: OutboundMessage) -> dict[str, Any]:
-        """The v3 request body for a message (exposed for tests and the dry-run view)."""
-        mail = Mail(
-            from_email=From(self._from_email, self._from_name),
-            to_emails=To(message.destination),
-            subject=message.subject,
-            plain_text_content=message.body_text,
-            html_content=message.body_html,
-        )
-        # Tags first so that no tag can overwrite the ledger key.
-        custom_args = {**{str(k): str(v) for k, v in message.tags.items()}}
-        custom_args[LEDGER_KEY_ARG] = message.key
-        mail.custom_arg = [CustomArg(k, v) for k, v in custom_args.items()]
+    def _envelope(self) -> Mail:
+        """What every mail shares: sender, unsubscribe group, sandbox setting."""
+        mail = Mail(from_email=From(self._from_email, self._from_name))
         mail.asm = Asm(GroupId(self._asm_group_id))
         settings = MailSettings()
         settings.sandbox_mode = SandBoxMode(self._sandbox_mode)
         mail.mail_settings = settings
+        return mail
+
+    @staticmethod
+    def _custom_args(message: OutboundMessage) -> dict[str, str]:
+        # Tags first so that no tag can overwrite the ledger key.
+        custom_args = {str(k): str(v) for k, v in message.tags.items()}
+        custom_args[LEDGER_KEY_ARG] = message.key
+        return custom_args
+
+    def build_mail(self, message: OutboundMessage) -> dict[str, Any]:
+        """The v3 request body for a message (exposed for tests and the dry-run view)."""
+        mail = self._envelope()
+        mail.add_to(To(message.destination))
+        mail.subject = message.subject
+        mail.add_content(Content("text/plain", message.body_text))
+        if message.body_html:
+            mail.add_content(Content("text/html", message.body_html))
+        mail.custom_arg = [CustomArg(k, v) for k, v in self._custom_args(message).items()]
         body: dict[str, Any] = mail.get()
         return body
 
-    def send(self, message: OutboundMessage) -> SendResult:
+    def build_batch(self, messages: Sequence[OutboundMessage]) -> dict[str, Any]:
+        """One v3 request body for several emails of the same shape (all with HTML or none)."""
+        with_html = messages[0].body_html is not None
+        if any((m.body_html is not None) != with_html for m in messages):
+            raise ValueError("a batch mixes emails with and without HTML")
+        body: dict[str, Any] = self._envelope().get()
+        body["content"] = [{"type": "text/plain", "value": TEXT_TAG}]
+        if with_html:
+            body["content"].append({"type": "text/html", "value": HTML_TAG})
+        personalizations = []
+        for m in messages:
+            subs = {TEXT_TAG: m.body_text}
+            if m.body_html is not None:
+                subs[HTML_TAG] = m.body_html
+            personalizations.append(
+                {
+                    "to": [{"email": m.destination}],
+                    "subject": m.subject,
+                    "custom_args": self._custom_args(m),
+                    "substitutions": subs,
+                }
+            )
+        body["personalizations"] = personalizations
+        return body
+
+    def _refusal(self, message: OutboundMessage) -> PermanentError | None:
+        """Why this message can never be sent as it is, or None."""
         if message.channel != self.kind:
-            raise PermanentError(
+            return PermanentError(
                 f"sendgrid adapter was given a {message.channel!r} message", code="wrong_channel"
             )
         if not message.subject:
-            raise PermanentError("an email needs a subject", code="no_subject")
+            return PermanentError("an email needs a subject", code="no_subject")
+        return None
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        if (refusal := self._refusal(message)) is not None:
+            raise refusal
         label = f"sendgrid email to {mask_email(message.destination)} key {message.key[:16]}"
         try:
             body = self.build_mail(message)
@@ -157,6 +216,55 @@ class SendGridEmailChannel:
         )
         log.info("%s accepted as %s", label, result.provider_id)
         return result
+
+    def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult | ChannelError]:
+        """Send ``messages`` in as few requests as fit, one outcome per message, in order.
+
+        A request's outcome is every one of its messages' outcome: accepted, or a transient or
+        uncertain error for all of them. Messages that cannot be batched (refused, too large
+        for substitutions, a different shape) and a batch refused as a bad request are sent
+        one by one.
+        """
+        outcomes: dict[int, SendResult | ChannelError] = {}
+        batches: dict[bool, list[int]] = {}
+        for i, m in enumerate(messages):
+            if (refusal := self._refusal(m)) is not None:
+                outcomes[i] = refusal
+            elif _substitution_bytes(m) > MAX_SUBSTITUTION_BYTES:
+                outcomes[i] = self._send_caught(m)
+            else:
+                batches.setdefault(m.body_html is not None, []).append(i)
+        for indexes in batches.values():
+            for j in range(0, len(indexes), self.max_batch):
+                chunk = indexes[j : j + self.max_batch]
+                for i, outcome in zip(chunk, self._send_chunk([messages[i] for i in chunk]), strict=True):
+                    outcomes[i] = outcome
+        return [outcomes[i] for i in range(len(messages))]
+
+    def _send_chunk(self, chunk: list[OutboundMessage]) -> list[SendResult | ChannelError]:
+        if len(chunk) == 1:
+            return [self._send_caught(chunk[0])]
+        label = f"sendgrid batch of {len(chunk)} emails, first key {chunk[0].key[:16]}"
+        body = self.build_batch(chunk)
+        try:
+            result = call_with_retry(
+                lambda: self._post(body), policy=self._policy, sleep=self._sleep, label=label
+            )
+        except PermanentError as err:
+            if err.code not in _SPLIT_ON:
+                return [err] * len(chunk)
+            log.warning("%s refused (%s): sending each alone", label, err.code)
+            return [self._send_caught(m) for m in chunk]
+        except ChannelError as err:
+            return [err] * len(chunk)
+        log.info("%s accepted as %s", label, result.provider_id)
+        return [result] * len(chunk)
+
+    def _send_caught(self, message: OutboundMessage) -> SendResult | ChannelError:
+        try:
+            return self.send(message)
+        except ChannelError as err:
+            return err
 
     def _post(self, body: dict[str, Any]) -> SendResult:
         """One attempt: the SDK call, with every failure turned into a classified error."""
@@ -203,3 +311,10 @@ class SendGridEmailChannel:
 
     def __repr__(self) -> str:
         return f"SendGridEmailChannel(conn_id={self.conn_id!r})"
+
+
+def _substitution_bytes(message: OutboundMessage) -> int:
+    return sum(
+        len(tag.encode()) + len(value.encode())
+        for tag, value in ((TEXT_TAG, message.body_text), (HTML_TAG, message.body_html or ""))
+    )

@@ -157,6 +157,8 @@ class FakeProviderServer:
         self._requests: list[RecordedRequest] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._in_flight = 0
+        self.max_in_flight = 0  # most requests being handled at once, since the start
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -259,6 +261,16 @@ class FakeProviderServer:
     # -- request handling ------------------------------------------------------------------
 
     def _dispatch(self, handler: _Handler, body: bytes) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            self._serve(handler, body)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _serve(self, handler: _Handler, body: bytes) -> None:
         split = urlsplit(handler.path)
         headers = {k: v for k, v in handler.headers.items()}
         content_type = (handler.headers.get("Content-Type") or "").split(";")[0].strip()

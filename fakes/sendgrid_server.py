@@ -16,6 +16,8 @@ from fakes.http import FakeProviderServer, Fault, RecordedRequest, Reply, retry_
 
 DEFAULT_API_KEY = "SG.fake-sendgrid-api-key"
 SEND_PATH = "/v3/mail/send"
+MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per request
+MAX_SUBSTITUTIONS = 10_000  # bytes of substitutions per personalization
 
 
 def sendgrid_error(
@@ -60,6 +62,30 @@ class FakeSendGrid(FakeProviderServer):
         """Accepted mail bodies, each with ``_message_id`` (None in sandbox mode) added."""
         with self._messages_lock:
             return list(self._messages)
+
+    def accepted_keys(self) -> list[str]:
+        """The ledger key (``custom_args.ledger_key``, per personalization or for the whole
+        mail) of every accepted email, in arrival order and with repeats: a key listed twice
+        was sent twice. Sandbox mails are not sent and not listed."""
+        keys = []
+        for mail in self.messages:
+            if mail["_message_id"] is None:
+                continue
+            for p in mail["personalizations"]:
+                args = {**mail.get("custom_args", {}), **p.get("custom_args", {})}
+                if "ledger_key" in args:
+                    keys.append(str(args["ledger_key"]))
+        return keys
+
+    def recipients(self) -> list[str]:
+        """Every address an accepted (non-sandbox) mail went to, with repeats."""
+        return [
+            str(r["email"])
+            for mail in self.messages
+            if mail["_message_id"] is not None
+            for p in mail["personalizations"]
+            for r in p["to"]
+        ]
 
     def _reset_state(self) -> None:
         with self._messages_lock:
@@ -152,9 +178,23 @@ def _validate(mail: dict[str, Any]) -> tuple[str, str] | None:
             "mail_settings.sandbox_mode.enable",
             "The sandbox mode enable param should be a boolean value.",
         )
-    custom_args = mail.get("custom_args", {})
-    if not all(isinstance(v, str) for v in custom_args.values()):
-        return "custom_args", "Custom args values must be strings."
+    if len(personalizations) > MAX_PERSONALIZATIONS:
+        return "personalizations", "The personalizations field may not exceed 1000 items."
+    for where, args in [("custom_args", mail.get("custom_args", {}))] + [
+        (f"personalizations.{i}.custom_args", p.get("custom_args", {}))
+        for i, p in enumerate(personalizations)
+    ]:
+        if not isinstance(args, dict) or not all(isinstance(v, str) for v in args.values()):
+            return where, "Custom args values must be strings."
+    for i, p in enumerate(personalizations):
+        subs = p.get("substitutions", {})
+        if not isinstance(subs, dict) or not all(isinstance(v, str) for v in subs.values()):
+            return f"personalizations.{i}.substitutions", "Substitutions must be strings."
+        if sum(len(k.encode()) + len(v.encode()) for k, v in subs.items()) > MAX_SUBSTITUTIONS:
+            return (
+                f"personalizations.{i}.substitutions",
+                "The total size of substitutions may not exceed 10000 bytes per personalization.",
+            )
     return None
 
 

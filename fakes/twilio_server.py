@@ -15,11 +15,13 @@ import threading
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from fakes.http import FakeProviderServer, Fault, RecordedRequest, Reply, retry_after_value
 
 DEFAULT_ACCOUNT_SID = "AC00000000000000000000000000000001"
 DEFAULT_AUTH_TOKEN = "fake-twilio-auth-token"
+STATUS_CALLBACK_URL = "https://outreach.example/outreach/webhooks/twilio/status"
 
 _MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
 _MESSAGE = re.compile(
@@ -82,6 +84,7 @@ class FakeTwilio(FakeProviderServer):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self._messages: dict[str, dict[str, Any]] = {}
+        self._keys: dict[str, str] = {}  # message sid -> our ledger key
         self._messages_lock = threading.Lock()
 
     @property
@@ -90,13 +93,26 @@ class FakeTwilio(FakeProviderServer):
         with self._messages_lock:
             return list(self._messages.values())
 
+    def accepted_keys(self) -> list[str]:
+        """The ledger key (``key=`` on the status callback URL) of every accepted message, in
+        arrival order and with repeats: a key listed twice was sent twice."""
+        with self._messages_lock:
+            return [k for sid in self._messages if (k := self._keys.get(sid))]
+
     def _reset_state(self) -> None:
         with self._messages_lock:
             self._messages.clear()
+            self._keys.clear()
 
     def connection_extra(self, **extra: Any) -> dict[str, Any]:
-        """Connection extras pointing at this fake (``base_url``, a messaging service)."""
-        return {"messaging_service_sid": "MG" + "0" * 32, "base_url": self.base_url, **extra}
+        """Connection extras pointing at this fake (``base_url``, a messaging service, a status
+        callback URL, which carries our ledger key and is never called by the fake)."""
+        return {
+            "messaging_service_sid": "MG" + "0" * 32,
+            "base_url": self.base_url,
+            "status_callback_url": STATUS_CALLBACK_URL,
+            **extra,
+        }
 
     def airflow_conn_json(self, **extra: Any) -> str:
         """An ``AIRFLOW_CONN_TWILIO_DEFAULT`` value (JSON form) for this fake."""
@@ -186,8 +202,12 @@ class FakeTwilio(FakeProviderServer):
             "to": to,
             "uri": uri,
         }
+        callback = form.get("StatusCallback") or ""
+        key = parse_qs(urlsplit(callback).query).get("key", [None])[-1]
         with self._messages_lock:
             self._messages[sid] = resource
+            if key:
+                self._keys[sid] = key
         return Reply.json(201, resource)
 
 

@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Engine, bindparam, insert, text
 
 from contact_channels.masking import mask_email, mask_phone
 from contact_channels.retry import OUTCOMES
-from outreach.dispatcher import _mark_sent, channel_settings, utcnow
+from outreach.dispatcher import SentRow, channel_settings, mark_sent, utcnow
 from outreach.facts import as_date, as_instant
 from outreach.models import PolicyDecision
 from policies.revocation import HELP, START, STOP, classify
@@ -272,7 +272,8 @@ def apply_twilio_status(
             # dispatcher's later update (matched on its claim token and `sending`) is then a no-op.
             if contact["state"] in ("sending", "uncertain"):
                 sent_at = as_instant(contact["claimed_at"]) if contact["claimed_at"] else at
-                _mark_sent(conn, key, None, account_id, "sms", cp_id, "twilio", sid, sent_at, at)
+                row = SentRow(key, account_id, "sms", cp_id, sid, sent_at)
+                mark_sent(conn, [row], None, "twilio", at)
             if status == "delivered":
                 conn.execute(
                     text(
@@ -520,10 +521,10 @@ def _apply_email_contact(
     if kind == "delivered":
         if contact["state"] in ("sending", "uncertain"):
             sent_at = as_instant(contact["claimed_at"]) if contact["claimed_at"] else at
-            _mark_sent(
-                conn, key, None, contact["account_id"], "email", contact["contact_point_id"],
-                "sendgrid", provider_id, sent_at, at,
-            )  # fmt: skip
+            row = SentRow(
+                key, contact["account_id"], "email", contact["contact_point_id"], provider_id, sent_at
+            )
+            mark_sent(conn, [row], None, "sendgrid", at)
         conn.execute(
             text(
                 "UPDATE contact SET outcome = 'delivered', updated_at = :now "

@@ -13,7 +13,9 @@ import datetime as dt
 import logging
 import os
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,6 +27,7 @@ from contact_channels.base import (
     ChannelError,
     OutboundMessage,
     PermanentError,
+    SendResult,
     TransientError,
 )
 from contact_channels.registry import build_channel
@@ -266,36 +269,47 @@ def _message(
     )
 
 
-def _record_decision(
-    conn: Connection, contact: DueContact, verdict: Verdict, at: dt.datetime, config_version: str
-) -> None:
-    row = decision_row(
-        contact.key, contact.account_id, "send", contact.plan_date, at, verdict, config_version
-    )
-    insert_rows(conn, "policy_decision", DECISION_COLUMNS, [row], DECISION_TYPES)
+def _decision_rows(
+    judged: Iterable[tuple[DueContact, Verdict, str]], at: dt.datetime
+) -> list[tuple[Any, ...]]:
+    return [
+        decision_row(c.key, c.account_id, "send", c.plan_date, at, verdict, config_version)
+        for c, verdict, config_version in judged
+    ]
 
 
-def _mark_sent(
-    conn: Connection,
-    key: str,
-    token: str | None,
-    account_id: int,
-    channel: str,
-    contact_point_id: int | None,
-    backend: str,
-    provider_id: str | None,
-    at: dt.datetime,
-    now: dt.datetime,
+@dataclass(frozen=True, slots=True)
+class SentRow:
+    """A contact the backend accepted, as the ledger records it."""
+
+    key: str
+    account_id: int
+    channel: str
+    contact_point_id: int | None
+    provider_id: str | None
+    at: dt.datetime
+
+
+def mark_sent(
+    conn: Connection, rows: list[SentRow], token: str | None, backend: str, now: dt.datetime
 ) -> None:
+    """Record ``rows`` as sent, with their outbound contact event, in ``conn``'s transaction.
+
+    A live sender (``token``) settles only its own claims; recovery and callbacks (no token)
+    may settle any row still ``sending`` or ``uncertain``."""
+    if not rows:
+        return
     conn.execute(
         text(
             "UPDATE contact SET state = 'sent', backend = :b, provider_id = :p, sent_at = :at, "
             "outcome = 'accepted', error_code = NULL, error_detail = NULL, updated_at = :now "
             "WHERE key = :k AND state IN ('sending', 'uncertain')"
-            # Recovery (no token) may settle any stale claim; a live sender only its own.
             + (" AND claim_token = :t" if token is not None else "")
         ),
-        {"b": backend, "p": provider_id, "at": at, "now": now, "k": key, "t": token},
+        [
+            {"b": backend, "p": r.provider_id, "at": r.at, "now": now, "k": r.key, "t": token}
+            for r in rows
+        ],
     )
     conn.execute(
         text(
@@ -303,15 +317,18 @@ def _mark_sent(
             "direction, outcome, source, ledger_key) VALUES (:ref, :a, :at, :ch, :cp, 'outbound', "
             ":o, 'dispatch', :k) ON CONFLICT (event_ref) DO NOTHING"
         ),
-        {
-            "ref": f"ledger:{key}",
-            "a": account_id,
-            "at": at,
-            "ch": channel,
-            "cp": contact_point_id,
-            "o": EVENT_OUTCOME.get(channel, "sent"),
-            "k": key,
-        },
+        [
+            {
+                "ref": f"ledger:{r.key}",
+                "a": r.account_id,
+                "at": r.at,
+                "ch": r.channel,
+                "cp": r.contact_point_id,
+                "o": EVENT_OUTCOME.get(r.channel, "sent"),
+                "k": r.key,
+            }
+            for r in rows
+        ],
     )
 
 
@@ -326,6 +343,19 @@ def _set_state(
         ),
         {"state": state, "now": now, "key": key, "token": token, **fields},
     )
+
+
+def _release(conn: Connection, keys: Iterable[str], token: str) -> None:
+    """Give claimed rows that never reached the provider back to the queue, uncounted."""
+    params = [{"k": k, "t": token} for k in keys]
+    if params:
+        conn.execute(
+            text(
+                "UPDATE contact SET state = 'planned', claim_token = NULL, "
+                "attempts = attempts - 1 WHERE key = :k AND claim_token = :t AND state = 'sending'"
+            ),
+            params,
+        )
 
 
 def _apply_permanent(
@@ -379,18 +409,10 @@ def recover_stale(
                 continue  # a live worker may still hold it
             found = channel_impl.lookup(key)
             if found is not None:
-                _mark_sent(
-                    conn,
-                    key,
-                    None,
-                    account_id,
-                    channel,
-                    cp_id,
-                    channel_impl.backend,
-                    found.provider_id,
-                    as_instant(claimed_at or now),
-                    now,
+                row = SentRow(
+                    key, account_id, channel, cp_id, found.provider_id, as_instant(claimed_at or now)
                 )
+                mark_sent(conn, [row], None, channel_impl.backend, now)
             elif authoritative:
                 conn.execute(
                     text(
@@ -421,8 +443,15 @@ def dispatch_range(
     clock: str = "wall",
     channel_impl: Channel | None = None,
     now: Callable[[], dt.datetime] = utcnow,
+    concurrency: int | None = None,
 ) -> DispatchCounts:
-    """Send the planned ``channel`` contacts of accounts ``lo..hi`` for ``day``."""
+    """Send the planned ``channel`` contacts of accounts ``lo..hi`` for ``day``.
+
+    Groups of ``group_size`` contacts are claimed, judged and handed to ``concurrency`` sender
+    threads; while one group is at the provider the next is claimed and judged, and each
+    group's results are recorded in one transaction. ``concurrency`` and ``group_size`` come
+    from the channel's settings (``channels.yaml``) unless given.
+    """
     if clock not in ("wall", "logical"):
         raise ValueError(f"clock must be 'wall' or 'logical', not {clock!r}")
     impl = channel_impl or open_channel(channel)
@@ -431,37 +460,168 @@ def dispatch_range(
             "clock='logical' simulates the day's send times and is only allowed "
             f"with the outbox; the {channel} channel uses {impl.backend}"
         )
+    tuning = send_tuning(channel, impl, concurrency=concurrency)
     counts = DispatchCounts()
     rules = send_rules()
+    pool = SenderPool(impl, tuning.concurrency)
+    in_flight: deque[_Group] = deque()
     try:
         counts.recovered = recover_stale(engine, impl, channel, lo, hi, now())
         with engine.connect() as conn:
             due = _due(conn, day, channel, lo, hi)
         counts.due = len(due)
         for at, contacts in _send_instants(due, clock, now()):
-            for i in range(0, len(contacts), CLAIM_CHUNK):
-                _dispatch_group(
+            for i in range(0, len(contacts), tuning.group_size):
+                if pool.broken is not None:
+                    break  # an adapter failed unexpectedly: claim nothing more
+                group = _start_group(
                     engine,
                     impl,
+                    pool,
                     channel,
                     day,
-                    contacts[i : i + CLAIM_CHUNK],
+                    contacts[i : i + tuning.group_size],
                     at,
                     clock,
                     counts,
                     now,
                     rules,
                 )
+                in_flight.append(group)
+                # Keep about two groups at the provider: enough to hide one group's
+                # judging and recording behind the other's round trips.
+                while in_flight and (len(in_flight) > 2 or in_flight[0].done()):
+                    _finish_group(engine, impl, channel, in_flight.popleft(), counts, now())
+        while in_flight:
+            _finish_group(engine, impl, channel, in_flight.popleft(), counts, now())
     finally:
+        # On an error, what is at the provider is waited for and recorded if the database
+        # allows; a row left `sending` is settled by recover_stale after the lease.
+        for group in in_flight:
+            try:
+                _finish_group(engine, impl, channel, group, counts, now(), reraise=False)
+            except Exception:
+                log.exception("dispatch %s: could not record a group after an error", channel)
+        pool.close()
         if channel_impl is None:
             impl.close()
     log.info("dispatch %s %s accounts %s-%s: %s", channel, day, lo, hi, counts.as_dict())
     return counts
 
 
-def _dispatch_group(
+@dataclass(frozen=True, slots=True)
+class SendTuning:
+    concurrency: int  # sender threads; 1 sends from the dispatching thread itself
+    group_size: int  # contacts claimed per transaction: what a killed worker can leave in doubt
+
+
+DEFAULT_CONCURRENCY = {"outbox": 1}  # the outbox is one local SQLite file: no round trip to hide
+PROVIDER_CONCURRENCY = 16
+
+
+def send_tuning(channel: str, impl: Channel, *, concurrency: int | None = None) -> SendTuning:
+    """``concurrency`` and ``group_size`` from ``channels.yaml``, checked, with defaults."""
+    section = channel_settings(channel)
+    values: dict[str, int] = {}
+    defaults = {
+        "concurrency": DEFAULT_CONCURRENCY.get(impl.backend, PROVIDER_CONCURRENCY),
+        "group_size": CLAIM_CHUNK,
+    }
+    for name, default in defaults.items():
+        value = section.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+            raise ValueError(
+                f"channels.{channel}.{name}: must be a whole number from 1 to 1000, not {value!r}"
+            )
+        values[name] = value
+    if concurrency is not None:
+        values["concurrency"] = concurrency
+    return SendTuning(**values)
+
+
+class NotSent:
+    """The outcome of a send unit skipped because the pool stopped: nothing left this process."""
+
+
+NOT_SENT = NotSent()
+
+
+class SenderPool:
+    """Runs sends on ``size`` threads (or inline when ``size`` is 1). A send unit is one
+    message, or a batch for a channel that sends several in one request (``send_batch``).
+
+    An exception that is not a ChannelError is an adapter bug: the pool stops (``broken``), and
+    units that had not started yet come back NOT_SENT, so the dispatcher can release them."""
+
+    def __init__(self, impl: Channel, size: int) -> None:
+        self.impl = impl
+        self.batch_limit = max(1, int(getattr(impl, "max_batch", 1) or 1))
+        self.broken: BaseException | None = None
+        self._executor = ThreadPoolExecutor(size, thread_name_prefix="send") if size > 1 else None
+
+    def submit(self, messages: list[OutboundMessage]) -> list[Future[list[SendOutcome]]]:
+        units = [
+            messages[i : i + self.batch_limit] for i in range(0, len(messages), self.batch_limit)
+        ]
+        futures: list[Future[list[SendOutcome]]] = []
+        for unit in units:
+            if self._executor is None:
+                done: Future[list[SendOutcome]] = Future()
+                done.set_result(self._send_unit(unit))
+                futures.append(done)
+            else:
+                futures.append(self._executor.submit(self._send_unit, unit))
+        return futures
+
+    def _send_unit(self, unit: list[OutboundMessage]) -> list[SendOutcome]:
+        if self.broken is not None:
+            return [NOT_SENT] * len(unit)
+        try:
+            if len(unit) > 1:
+                return list(self.impl.send_batch(unit))  # type: ignore[attr-defined]
+            return [self.impl.send(unit[0])]
+        except ChannelError as exc:
+            return [exc] * len(unit)
+        except Exception as exc:  # a bug: every message of the unit is in doubt
+            self.broken = exc
+            return [exc] * len(unit)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+
+SendOutcome = SendResult | Exception | NotSent
+
+
+@dataclass
+class _Group:
+    """One claimed group whose send verdicts are at the provider."""
+
+    token: str
+    at: dt.datetime
+    judged: list[_Judged]
+    futures: list[Future[list[SendOutcome]]]
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    def outcomes(self) -> list[SendOutcome]:
+        return [outcome for f in self.futures for outcome in f.result()]
+
+
+@dataclass(slots=True)
+class _Judged:
+    contact: DueContact
+    verdict: Verdict
+    config_version: str
+    action: Action | None
+
+
+def _start_group(
     engine: Engine,
     impl: Channel,
+    pool: SenderPool,
     channel: str,
     day: dt.date,
     group: list[DueContact],
@@ -470,161 +630,164 @@ def _dispatch_group(
     counts: DispatchCounts,
     now: Callable[[], dt.datetime],
     rules: SendRules,
-) -> None:
-    """Claim one group, then judge and send each claimed contact on facts read after the claim,
-    so an opt-out or a dispute recorded before the claim is always seen."""
+) -> _Group:
+    """Claim one group, judge each claimed contact on facts read after the claim (so an
+    opt-out or a dispute recorded before the claim is always seen), record what is not sent,
+    and hand the rest to the sender pool."""
     token = uuid.uuid4().hex
     claimed = _claim(engine, [c.key for c in group], token, now())
     counts.claimed += len(claimed)
     pending = [c for c in group if c.key in claimed]
-    handed_to_provider: set[str] = set()
+    to_send: list[_Judged] = []
+    messages: list[OutboundMessage] = []
+    held: list[tuple[_Judged, str]] = []  # (judged, state) for block and defer verdicts
+    if not pending:
+        return _Group(token, at, [], [])
     try:
-        if not pending:
-            return
         cutoff = at if clock == "logical" else now()
         with engine.connect() as conn:
             accounts = load_accounts(
                 conn, pending[0].account_id, pending[-1].account_id, day=day, cutoff=cutoff
             )
             personal = _personal_data(conn, [c.key for c in pending])
-        while pending:
-            contact = pending[0]
-            _send_one(
-                engine,
-                impl,
-                channel,
-                contact,
-                accounts[contact.account_id],
-                personal[contact.key],
-                day,
-                at,
-                token,
-                counts,
-                now,
-                handed_to_provider,
-                rules,
+        for contact in pending:
+            account = accounts[contact.account_id]
+            pd = personal[contact.key]
+            destination = next(
+                (d for d in account.destinations if d.contact_point_id == contact.contact_point_id),
+                None,
             )
-            pending.pop(0)
-    finally:
-        if pending:  # an unexpected error: release what never reached the provider
-            _abandon(engine, pending, token, handed_to_provider, now())
-            counts.uncertain += sum(1 for c in pending if c.key in handed_to_provider)
-
-
-def _abandon(
-    engine: Engine, pending: list[DueContact], token: str, handed: set[str], now: dt.datetime
-) -> None:
-    with engine.begin() as conn:
-        for c in pending:
-            if c.key in handed:  # the provider may have it: in doubt, never resent blindly
-                _set_state(
-                    conn,
-                    c.key,
-                    token,
-                    "uncertain",
-                    now,
-                    error_detail="unexpected error during send",
-                )
-            else:
-                conn.execute(
-                    text(
-                        "UPDATE contact SET state = 'planned', claim_token = NULL, "
-                        "attempts = attempts - 1 WHERE key = :k AND claim_token = :t "
-                        "AND state = 'sending'"
-                    ),
-                    {"k": c.key, "t": token},
-                )
-
-
-def _send_one(
-    engine: Engine,
-    impl: Channel,
-    channel: str,
-    contact: DueContact,
-    account: AccountRecord,
-    pd: dict[str, Any],
-    day: dt.date,
-    at: dt.datetime,
-    token: str,
-    counts: DispatchCounts,
-    now: Callable[[], dt.datetime],
-    handed_to_provider: set[str],
-    rules: SendRules,
-) -> None:
-    config_version = pd["config_version"]
-    destination = next(
-        (d for d in account.destinations if d.contact_point_id == contact.contact_point_id), None
-    )
-    action = rules.action(contact)
-    verdict = evaluate(
-        step_for(channel, destination, action),
-        account.gate_facts(rules.role),
-        day=contact.plan_date,
-        at=at,
-    )
-    if verdict.verdict != SEND:
-        with engine.begin() as conn:
-            _record_decision(conn, contact, verdict, at, config_version)
-            if verdict.verdict == BLOCK:
-                _set_state(
-                    conn,
-                    contact.key,
-                    token,
-                    "suppressed",
-                    now(),
-                    verdict=BLOCK,
-                    reasons=" ".join(verdict.reasons),
-                )
-                counts.suppressed += 1
+            action = rules.action(contact)
+            verdict = evaluate(
+                step_for(channel, destination, action),
+                account.gate_facts(rules.role),
+                day=contact.plan_date,
+                at=at,
+            )
+            judged = _Judged(contact, verdict, pd["config_version"], action)
+            if verdict.verdict == SEND:
+                messages.append(_message(contact, channel, account, pd, day))
+                to_send.append(judged)
+            elif verdict.verdict == BLOCK:
+                held.append((judged, "suppressed"))
             else:
                 back_today = (
                     verdict.defer_until is not None and verdict.defer_until < contact.window_end
                 )
-                _set_state(
-                    conn,
-                    contact.key,
-                    token,
-                    "planned" if back_today else "deferred",
-                    now(),
-                    verdict=verdict.verdict,
-                    reasons=" ".join(verdict.reasons),
-                    defer_until=verdict.defer_until,
-                    claim_token=None,
-                )
-                counts.deferred += 1
-        return
-    message = _message(contact, channel, account, pd, day)
-    handed_to_provider.add(contact.key)
-    try:
-        result = impl.send(message)
-    except ChannelError as err:
-        state = _settle(engine, contact, channel, verdict, at, config_version, token, err, now())
-    else:
-        state = "sent"
+                held.append((judged, "planned" if back_today else "deferred"))
         with engine.begin() as conn:
-            _record_decision(conn, contact, verdict, at, config_version)
-            _mark_sent(
+            _record_held(conn, held, token, at, counts, now())
+    except BaseException:
+        # Nothing of this group reached the provider: give it back to the queue.
+        with engine.begin() as conn:
+            _release(conn, claimed, token)
+        raise
+    return _Group(token, at, to_send, pool.submit(messages))
+
+
+def _record_held(
+    conn: Connection,
+    held: list[tuple[_Judged, str]],
+    token: str,
+    at: dt.datetime,
+    counts: DispatchCounts,
+    now: dt.datetime,
+) -> None:
+    """Record the block and defer verdicts of a group: decision rows and ledger states."""
+    insert_rows(
+        conn,
+        "policy_decision",
+        DECISION_COLUMNS,
+        _decision_rows(((j.contact, j.verdict, j.config_version) for j, _ in held), at),
+        DECISION_TYPES,
+    )
+    for judged, state in held:
+        verdict, key = judged.verdict, judged.contact.key
+        reasons = " ".join(verdict.reasons)
+        if state == "suppressed":
+            _set_state(conn, key, token, state, now, verdict=BLOCK, reasons=reasons)
+            counts.suppressed += 1
+        else:
+            _set_state(
                 conn,
-                contact.key,
+                key,
                 token,
-                contact.account_id,
-                channel,
-                contact.contact_point_id,
-                impl.backend,
-                result.provider_id,
-                at,
-                now(),
+                state,
+                now,
+                verdict=verdict.verdict,
+                reasons=reasons,
+                defer_until=verdict.defer_until,
+                claim_token=None,
             )
-            if action is not None and action.gate_purpose == "validation_notice":
-                # The validation period runs from here (12 CFR 1006.34(b)(5)).
-                conn.execute(
-                    text(
-                        "UPDATE account SET validation_notice_sent_on = :d "
-                        "WHERE id = :a AND validation_notice_sent_on IS NULL"
-                    ),
-                    {"d": at.date(), "a": contact.account_id},
+            counts.deferred += 1
+
+
+def _finish_group(
+    engine: Engine,
+    impl: Channel,
+    channel: str,
+    group: _Group,
+    counts: DispatchCounts,
+    now: dt.datetime,
+    *,
+    reraise: bool = True,
+) -> None:
+    """Record a group's send outcomes, its decisions and its sent rows, in one transaction.
+    Then, with ``reraise``, raise the first unexpected adapter error of the group."""
+    if not group.judged:
+        return
+    outcomes = group.outcomes()
+    sent: list[SentRow] = []
+    released: list[str] = []
+    unexpected: Exception | None = None
+    with engine.begin() as conn:
+        notices: list[dict[str, Any]] = []
+        for judged, outcome in zip(group.judged, outcomes, strict=True):
+            c = judged.contact
+            if isinstance(outcome, NotSent):
+                released.append(c.key)
+                continue
+            if isinstance(outcome, SendResult):
+                sent.append(
+                    SentRow(
+                        c.key, c.account_id, channel, c.contact_point_id, outcome.provider_id, group.at
+                    )
                 )
-    setattr(counts, COUNTED_AS[state], getattr(counts, COUNTED_AS[state]) + 1)
+                if judged.action is not None and judged.action.gate_purpose == "validation_notice":
+                    notices.append({"d": group.at.date(), "a": c.account_id})
+                state = "sent"
+            else:
+                if not isinstance(outcome, ChannelError) and unexpected is None:
+                    unexpected = outcome
+                state = _settle(conn, c, channel, group.token, outcome, now)
+            setattr(counts, COUNTED_AS[state], getattr(counts, COUNTED_AS[state]) + 1)
+        insert_rows(
+            conn,
+            "policy_decision",
+            DECISION_COLUMNS,
+            _decision_rows(
+                (
+                    (j.contact, j.verdict, j.config_version)
+                    for j, o in zip(group.judged, outcomes, strict=True)
+                    if not isinstance(o, NotSent)
+                ),
+                group.at,
+            ),
+            DECISION_TYPES,
+        )
+        mark_sent(conn, sent, group.token, impl.backend, now)
+        _release(conn, released, group.token)
+        if notices:
+            # The validation period runs from here (12 CFR 1006.34(b)(5)).
+            conn.execute(
+                text(
+                    "UPDATE account SET validation_notice_sent_on = :d "
+                    "WHERE id = :a AND validation_notice_sent_on IS NULL"
+                ),
+                notices,
+            )
+    if unexpected is not None and reraise:
+        raise unexpected
 
 
 # The ledger state a send ends in -> the DispatchCounts field that counts it.
@@ -637,39 +800,38 @@ COUNTED_AS = {
 
 
 def _settle(
-    engine: Engine,
+    conn: Connection,
     contact: DueContact,
     channel: str,
-    verdict: Verdict,
-    at: dt.datetime,
-    config_version: str,
     token: str,
-    err: ChannelError,
+    err: Exception,
     now: dt.datetime,
 ) -> str:
     """Record a send that did not succeed; returns the state it leaves the contact in.
 
     Permanent: failed, and the contact point updated. Transient: nothing reached the consumer,
     so the next window tries again, up to MAX_TRANSIENT_ATTEMPTS claims, then failed (for a
-    person or the redrive). Anything else (uncertain, unclassified): never resent automatically.
+    person or the redrive). Anything else (uncertain, an unclassified error, a bug in an
+    adapter): never resent automatically.
     """
+    if not isinstance(err, ChannelError):
+        log.error("send %s: unexpected %s", contact.key[:16], type(err).__name__)
+        err = ChannelError("unexpected error during send")
     fields: dict[str, str | None] = {"error_detail": str(err)[:300]}
-    with engine.begin() as conn:
-        _record_decision(conn, contact, verdict, at, config_version)
-        if isinstance(err, PermanentError):
-            state = "failed"
-            fields.update(error_code=err.code or "permanent", outcome="rejected")
-            _apply_permanent(conn, err, contact.account_id, channel, contact.contact_point_id, now)
-        elif isinstance(err, TransientError):
-            attempts = conn.execute(
-                text("SELECT attempts FROM contact WHERE key = :k"), {"k": contact.key}
-            ).scalar_one()
-            state = "failed" if attempts >= MAX_TRANSIENT_ATTEMPTS else "planned"
-            fields["error_code"] = err.code or "transient"
-            if state == "planned":
-                fields["claim_token"] = None
-        else:
-            state = "uncertain"
-            fields["error_code"] = err.code or "uncertain"
-        _set_state(conn, contact.key, token, state, now, **fields)
+    if isinstance(err, PermanentError):
+        state = "failed"
+        fields.update(error_code=err.code or "permanent", outcome="rejected")
+        _apply_permanent(conn, err, contact.account_id, channel, contact.contact_point_id, now)
+    elif isinstance(err, TransientError):
+        attempts = conn.execute(
+            text("SELECT attempts FROM contact WHERE key = :k"), {"k": contact.key}
+        ).scalar_one()
+        state = "failed" if attempts >= MAX_TRANSIENT_ATTEMPTS else "planned"
+        fields["error_code"] = err.code or "transient"
+        if state == "planned":
+            fields["claim_token"] = None
+    else:
+        state = "uncertain"
+        fields["error_code"] = err.code or "uncertain"
+    _set_state(conn, contact.key, token, state, now, **fields)
     return state

@@ -263,3 +263,111 @@ def test_is_a_channel_and_cannot_look_up(channel: SendGridEmailChannel) -> None:
     assert isinstance(channel, Channel)
     assert (channel.kind, channel.backend) == ("email", "sendgrid")
     assert channel.lookup(KEY) is None
+
+
+# --- Batches: one request, a personalization per email ----------------------------------------
+
+
+def batch(n: int, **changes: Any) -> list[OutboundMessage]:
+    return [
+        message(key=f"{i:032x}", destination=f"person{i}@example.com",
+                subject=f"About your account ending {1000 + i}",
+                body_text=f"Your payment of ${i}.00 is overdue. Unsubscribe: <%asm_group_unsubscribe_raw_url%>",
+                body_html=f"<p>Your payment of ${i}.00 is overdue.</p>", **changes)
+        for i in range(n)
+    ]
+
+
+def test_a_batch_is_one_request_with_each_email_in_its_own_personalization(
+    fake: FakeSendGrid, channel: SendGridEmailChannel
+) -> None:
+    messages = batch(5)
+    outcomes = channel.send_batch(messages)
+    [request] = fake.sends()
+    mail = request.json
+    assert mail["asm"] == {"group_id": 4242}
+    assert [c["type"] for c in mail["content"]] == ["text/plain", "text/html"]
+    for m, p in zip(messages, mail["personalizations"], strict=True):
+        assert p["to"] == [{"email": m.destination}]
+        assert p["subject"] == m.subject
+        assert p["custom_args"]["ledger_key"] == m.key
+        # What the recipient reads: the shared content with this personalization's bodies.
+        text_value = mail["content"][0]["value"]
+        html_value = mail["content"][1]["value"]
+        for tag, value in p["substitutions"].items():
+            text_value = text_value.replace(tag, value)
+            html_value = html_value.replace(tag, value)
+        assert text_value == m.body_text and html_value == m.body_html
+    assert fake.accepted_keys() == [m.key for m in messages]
+    assert all(o.provider_id == fake.messages[0]["_message_id"] for o in outcomes)  # type: ignore[union-attr]
+
+
+def test_a_batch_larger_than_batch_size_is_split(fake: FakeSendGrid, sleeps: list[float]) -> None:
+    channel = SendGridEmailChannel(connection(fake, batch_size=3), sleep=sleeps.append)
+    assert channel.max_batch == 3
+    outcomes = channel.send_batch(batch(7))
+    assert [len(r.json["personalizations"]) for r in fake.sends()] == [3, 3, 1]
+    assert len(fake.accepted_keys()) == 7 == len(set(fake.accepted_keys()))
+    assert all(not isinstance(o, Exception) for o in outcomes)
+
+
+@pytest.mark.parametrize("size", [0, 1001, "many"])
+def test_a_batch_size_out_of_range_is_refused(fake: FakeSendGrid, size: object) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        SendGridEmailChannel(connection(fake, batch_size=size))
+
+
+def test_a_bad_request_for_the_batch_sends_each_alone_so_only_the_bad_one_fails(
+    fake: FakeSendGrid, channel: SendGridEmailChannel
+) -> None:
+    messages = batch(4)
+    messages[2] = message(key="bad" + "0" * 29, destination="not-an-address")
+    outcomes = channel.send_batch(messages)
+    assert isinstance(outcomes[2], PermanentError)
+    assert [isinstance(o, Exception) for o in outcomes] == [False, False, True, False]
+    assert sorted(fake.accepted_keys()) == sorted(m.key for i, m in enumerate(messages) if i != 2)
+    # One refused batch, then at most one request per email, none retried.
+    shapes = [len(r.json["personalizations"]) for r in fake.sends()]
+    assert shapes[0] == 4 and shapes[1:] in ([1, 1, 1], [1, 1, 1, 1])
+
+
+def test_a_server_error_on_a_batch_is_retried_for_the_whole_batch(
+    fake: FakeSendGrid, channel: SendGridEmailChannel, sleeps: list[float]
+) -> None:
+    fake.fail_next(Fault.server_error(503))
+    outcomes = channel.send_batch(batch(3))
+    assert len(fake.sends()) == 2 and len(sleeps) == 1
+    assert len(fake.accepted_keys()) == 3
+    assert all(not isinstance(o, Exception) for o in outcomes)
+
+
+def test_a_timeout_on_a_batch_leaves_every_email_of_it_uncertain(
+    fake: FakeSendGrid, channel: SendGridEmailChannel
+) -> None:
+    fake.fail_next(Fault.timeout(2.0))
+    outcomes = channel.send_batch(batch(3))
+    assert all(isinstance(o, UncertainError) for o in outcomes)
+    assert len(fake.sends()) == 1  # never resent
+
+
+def test_a_refused_email_in_a_batch_fails_alone_before_any_request(
+    fake: FakeSendGrid, channel: SendGridEmailChannel
+) -> None:
+    messages = batch(3)
+    messages[1] = message(key="nosubject" + "0" * 23, subject=None)
+    outcomes = channel.send_batch(messages)
+    assert isinstance(outcomes[1], PermanentError) and outcomes[1].code == "no_subject"
+    [request] = fake.sends()
+    assert len(request.json["personalizations"]) == 2
+
+
+def test_an_email_too_large_for_substitutions_goes_alone(
+    fake: FakeSendGrid, channel: SendGridEmailChannel
+) -> None:
+    messages = batch(3)
+    messages[0] = message(key="big" + "0" * 29, body_text="x" * 12_000)
+    channel.send_batch(messages)
+    shapes = sorted(len(r.json["personalizations"]) for r in fake.sends())
+    assert shapes == [1, 2]
+    [alone] = [r.json for r in fake.sends() if len(r.json["personalizations"]) == 1]
+    assert alone["content"][0]["value"] == "x" * 12_000

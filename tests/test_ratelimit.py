@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from contact_channels.base import OutboundMessage
+from contact_channels.base import OutboundMessage, SendResult
 from contact_channels.outbox import OutboxChannel, dispose_engine
 from contact_channels.ratelimit import (
     FileTokenBucket,
@@ -131,3 +131,35 @@ def test_registry_puts_a_provider_behind_the_bucket_but_never_the_outbox(
     letter = build_channel("letter", limited, outbox_url=url, state_dir=tmp_path)
     assert isinstance(letter, OutboxChannel)
     dispose_engine(url)
+
+
+def test_a_batch_takes_one_token_per_message_even_beyond_the_burst() -> None:
+    clock = FakeClock()
+    bucket = LocalTokenBucket(rate=10.0, burst=4.0, clock=clock, sleep=clock.sleep)
+    assert bucket.acquire(4) == 0.0  # the full bucket
+    # Ten more: taken four at a time (a bucket never holds more), at 10 a second.
+    assert bucket.acquire(10) == pytest.approx(1.0)
+
+
+class Batching:
+    kind, backend, max_batch = "email", "sendgrid", 50
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def send_batch(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        self.batches.append(len(messages))
+        return [SendResult(provider_id=m.key) for m in messages]
+
+
+def test_a_limited_channel_passes_batches_through_and_charges_each_message() -> None:
+    clock = FakeClock()
+    bucket = LocalTokenBucket(rate=100.0, burst=10.0, clock=clock, sleep=clock.sleep)
+    inner = Batching()
+    channel = RateLimitedChannel(inner, bucket)  # type: ignore[arg-type]
+    assert channel.max_batch == 50
+    messages = [OutboundMessage(key=f"k{i}", channel="email", destination="a@example.com",
+                                body_text="x", subject="s") for i in range(30)]  # fmt: skip
+    outcomes = channel.send_batch(messages)
+    assert inner.batches == [30] and [o.provider_id for o in outcomes] == [m.key for m in messages]  # type: ignore[union-attr]
+    assert channel.waited == pytest.approx(0.2)  # 10 from the bucket, 20 at 100 a second
