@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
@@ -48,6 +49,7 @@ if sdk_log.level == logging.NOTSET:
 
 PROVIDER = "twilio"
 DEFAULT_TIMEOUT = 10.0
+POOL_SIZE = 64  # keep-alive connections, at least the dispatcher's sender threads
 
 
 class RoutedTwilioHttpClient(TwilioHttpClient):
@@ -60,6 +62,11 @@ class RoutedTwilioHttpClient(TwilioHttpClient):
 
     def __init__(self, *, base_url: str | None, timeout: float, logger: logging.Logger) -> None:
         super().__init__(timeout=timeout, logger=logger)
+        if self.session is not None:
+            # Keep a connection per sender thread alive (requests keeps 10 by default, and
+            # drops the rest after each use: a new TCP and TLS handshake per message).
+            for scheme in ("https://", "http://"):
+                self.session.mount(scheme, HTTPAdapter(pool_maxsize=POOL_SIZE))
         self._origin = urlsplit(base_url.rstrip("/")) if base_url else None
         self._last = threading.local()
 

@@ -16,6 +16,7 @@ from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 FAULT_KINDS: tuple[str, ...] = ("status", "reset", "timeout", "slow")
+STATS_PATH = "/_fake/stats"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,10 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # A reply goes out in one segment, as a real server's would: headers and body written
+    # separately, with Nagle on, stall each keep-alive round trip for the client's delayed ACK.
+    disable_nagle_algorithm = True
+    wbufsize = 64 * 1024
     # Idle keep-alive connections end after this, so handler threads do not pile up.
     timeout = 10
     server: _Server
@@ -148,8 +153,16 @@ class FakeProviderServer:
 
     name = "fake"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, max_rate: float | None = None
+    ) -> None:
         self._address = (host, port)
+        # The provider's own rate limit: sends above ``max_rate`` a second (burst: one second's
+        # worth) get 429 with Retry-After, as the real APIs answer.
+        self.max_rate = max_rate
+        self._allowance = float(max_rate or 0.0)
+        self._allowance_at = time.monotonic()
+        self.rate_limited = 0  # sends refused by max_rate
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._faults: deque[Fault] = deque()
@@ -245,6 +258,53 @@ class FakeProviderServer:
             if self.is_send(r) and (destination is None or r.destination == destination)
         ]
 
+    def _over_rate(self) -> bool:
+        """Take one send from the provider's own allowance; True when there is none left."""
+        if self.max_rate is None:
+            return False
+        with self._lock:
+            now = time.monotonic()
+            self._allowance = min(
+                self.max_rate, self._allowance + (now - self._allowance_at) * self.max_rate
+            )
+            self._allowance_at = now
+            if self._allowance >= 1.0:
+                self._allowance -= 1.0
+                return False
+            self.rate_limited += 1
+            return True
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for a benchmark in another process (``GET /_fake/stats``)."""
+        with self._lock:
+            sends = [r for r in self._requests if self.is_send(r)]
+            rate_limited, max_in_flight = self.rate_limited, self.max_in_flight
+        taken = [r for r in sends if r.fault is None]
+        start = min((r.received_at for r in taken), default=0.0)
+        per_second: list[int] = []
+        for r in taken:
+            second = int(r.received_at - start)
+            per_second.extend([0] * (second + 1 - len(per_second)))
+            per_second[second] += self.messages_in(r)
+        keys = self.accepted_keys()
+        return {
+            "requests": len(sends),
+            "faulted": len(sends) - len(taken),
+            "rate_limited": rate_limited,
+            "max_in_flight": max_in_flight,
+            "accepted": len(keys),
+            "distinct_keys": len(set(keys)),
+            "accepted_per_second": per_second,
+        }
+
+    def messages_in(self, request: RecordedRequest) -> int:
+        """How many messages one send request carries."""
+        return 1
+
+    def accepted_keys(self) -> list[str]:
+        """The ledger keys of accepted messages, with repeats (subclasses know where they are)."""
+        return []
+
     def _take_fault(self, destination: str | None) -> Fault | None:
         with self._lock:
             entry = self._destination_faults.get(destination) if destination else None
@@ -295,12 +355,17 @@ class FakeProviderServer:
         )
         request = replace(request, destination=self.destination_of(request))
 
+        if request.method == "GET" and request.path == STATS_PATH:
+            self._write(handler, Reply.json(200, self.stats()))
+            return
         denied = self.check_auth(request)
         fault = (
             None
             if denied is not None or not self.is_send(request)
             else self._take_fault(request.destination)
         )
+        if denied is None and fault is None and self.is_send(request) and self._over_rate():
+            fault = Fault("status", status=429, retry_after=1.0, message="rate limit exceeded")
         if fault is not None:
             request = replace(request, fault=fault.label)
         # Recorded before any fault plays out: a reset or timed-out request was still received.

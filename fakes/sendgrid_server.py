@@ -50,9 +50,14 @@ class FakeSendGrid(FakeProviderServer):
     name = "fake-sendgrid"
 
     def __init__(
-        self, api_key: str = DEFAULT_API_KEY, *, host: str = "127.0.0.1", port: int = 0
+        self,
+        api_key: str = DEFAULT_API_KEY,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_rate: float | None = None,
     ) -> None:
-        super().__init__(host, port)
+        super().__init__(host, port, max_rate=max_rate)
         self.api_key = api_key
         self._messages: list[dict[str, Any]] = []
         self._messages_lock = threading.Lock()
@@ -114,6 +119,12 @@ class FakeSendGrid(FakeProviderServer):
             return str(request.json["personalizations"][0]["to"][0]["email"])
         except (KeyError, IndexError, TypeError):
             return None
+
+    def messages_in(self, request: RecordedRequest) -> int:
+        try:
+            return len(request.json["personalizations"])
+        except (KeyError, TypeError):
+            return 1
 
     def is_send(self, request: RecordedRequest) -> bool:
         return request.method == "POST" and request.path == SEND_PATH
@@ -202,8 +213,11 @@ def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted, e.g. for the demo or a benchmark."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--max-rate", type=float, default=None, help="answer 429 to sends above this rate a second"
+    )
     args = parser.parse_args(argv)
-    with FakeSendGrid(port=args.port) as fake:
+    with FakeSendGrid(port=args.port, max_rate=args.max_rate) as fake:
         print(f"fake SendGrid on {fake.base_url}")
         print(f"AIRFLOW_CONN_SENDGRID_DEFAULT='{fake.airflow_conn_json()}'", flush=True)
         try:

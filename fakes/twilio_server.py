@@ -79,8 +79,9 @@ class FakeTwilio(FakeProviderServer):
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        max_rate: float | None = None,
     ) -> None:
-        super().__init__(host, port)
+        super().__init__(host, port, max_rate=max_rate)
         self.account_sid = account_sid
         self.auth_token = auth_token
         self._messages: dict[str, dict[str, Any]] = {}
@@ -215,8 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted, e.g. for the demo or a benchmark."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--max-rate", type=float, default=None, help="answer 429 to sends above this rate a second"
+    )
     args = parser.parse_args(argv)
-    with FakeTwilio(port=args.port) as fake:
+    with FakeTwilio(port=args.port, max_rate=args.max_rate) as fake:
         print(f"fake Twilio on {fake.base_url}")
         print(f"AIRFLOW_CONN_TWILIO_DEFAULT='{fake.airflow_conn_json()}'", flush=True)
         try:
