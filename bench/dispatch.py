@@ -102,8 +102,8 @@ from outreach.dispatcher import dispatch_range, dispatch_ranges
 db, channel, index, workers, concurrency = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
 deadline = time.perf_counter() + float(sys.argv[6])
 engine = make_engine(f"sqlite:///{db}")
-day = dt.date.fromisoformat("%(day)s")
-at = dt.datetime.fromisoformat("%(at)s")
+day = dt.date.fromisoformat(sys.argv[7])
+at = dt.datetime.fromisoformat(sys.argv[8])
 ranges = dispatch_ranges(engine, day, channel, 250)[index::workers]
 start = time.perf_counter()
 totals = {}
@@ -114,7 +114,7 @@ for lo, hi in ranges:
                             concurrency=concurrency).as_dict()
     totals = {k: totals.get(k, 0) + v for k, v in counts.items()}
 print(json.dumps({"seconds": time.perf_counter() - start, **totals}))
-""" % {"day": AS_OF.isoformat(), "at": AT}
+"""
 
 
 def run_once(
@@ -140,7 +140,8 @@ def run_once(
         try:
             started = time.perf_counter()
             procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(db), channel, str(i),
-                                       str(workers), str(concurrency), str(seconds)],
+                                       str(workers), str(concurrency), str(seconds),
+                                       AS_OF.isoformat(), AT],
                                       cwd=ROOT, env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
                      for i in range(workers)]
