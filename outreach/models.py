@@ -84,7 +84,11 @@ class Account(Base):
 
 class ContactPoint(Base):
     __tablename__ = "contact_point"
-    __table_args__ = (UniqueConstraint("person_id", "kind", "value"),)
+    __table_args__ = (
+        UniqueConstraint("person_id", "kind", "value"),
+        # The webhooks find a number or an address without knowing the person.
+        Index("ix_contact_point_value", "kind", "value"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
