@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import re
 import time
 import urllib.error
 from collections.abc import Callable, Sequence
@@ -58,9 +59,11 @@ LEDGER_KEY_ARG = "ledger_key"
 DEFAULT_BATCH_SIZE = 50
 MAX_BATCH_SIZE = 1000  # personalizations per request (SendGrid's limit)
 MAX_SUBSTITUTION_BYTES = 10_000  # per personalization (SendGrid's limit)
-# The batch's shared content is only these tags; each personalization substitutes its own body.
-TEXT_TAG = "-outreach-body-text-"
-HTML_TAG = "-outreach-body-html-"
+# A batch's shared content is placeholders, one per piece of body between SendGrid's own
+# unsubscribe tags, which stay in the content itself (SendGrid replaces them with the link for
+# the mail's ASM group); each personalization substitutes its own pieces. Emails are batched
+# together only when their bodies hold the same unsubscribe tags in the same order.
+_ASM_TAG = re.compile(r"<%asm_[a-z_]+%>")
 # A 400 or 413 on a batch refuses the whole request, nothing sent: each email is then sent on
 # its own so that one bad address fails alone. Other refusals (auth, forbidden) hold for all.
 _SPLIT_ON = ("http:400", "http:413")
@@ -167,28 +170,25 @@ class SendGridEmailChannel:
         return body
 
     def build_batch(self, messages: Sequence[OutboundMessage]) -> dict[str, Any]:
-        """One v3 request body for several emails of the same shape (all with HTML or none)."""
-        with_html = messages[0].body_html is not None
-        if any((m.body_html is not None) != with_html for m in messages):
-            raise ValueError("a batch mixes emails with and without HTML")
+        """One v3 request body for several emails of the same shape (``_shape``)."""
+        shape = _shape(messages[0])
+        if any(_shape(m) != shape for m in messages):
+            raise ValueError("a batch mixes emails of different shapes")
         body: dict[str, Any] = self._envelope().get()
-        body["content"] = [{"type": "text/plain", "value": TEXT_TAG}]
-        if with_html:
-            body["content"].append({"type": "text/html", "value": HTML_TAG})
-        personalizations = []
-        for m in messages:
-            subs = {TEXT_TAG: m.body_text}
-            if m.body_html is not None:
-                subs[HTML_TAG] = m.body_html
-            personalizations.append(
-                {
-                    "to": [{"email": m.destination}],
-                    "subject": m.subject,
-                    "custom_args": self._custom_args(m),
-                    "substitutions": subs,
-                }
-            )
-        body["personalizations"] = personalizations
+        body["content"] = [
+            {"type": kind, "value": _template(kind, tags)}
+            for kind, tags in zip(("text/plain", "text/html"), shape, strict=False)
+            if tags is not None
+        ]
+        body["personalizations"] = [
+            {
+                "to": [{"email": m.destination}],
+                "subject": m.subject,
+                "custom_args": self._custom_args(m),
+                "substitutions": _substitutions(m),
+            }
+            for m in messages
+        ]
         return body
 
     def _refusal(self, message: OutboundMessage) -> PermanentError | None:
@@ -226,14 +226,14 @@ class SendGridEmailChannel:
         one by one.
         """
         outcomes: dict[int, SendResult | ChannelError] = {}
-        batches: dict[bool, list[int]] = {}
+        batches: dict[tuple[tuple[str, ...] | None, ...], list[int]] = {}
         for i, m in enumerate(messages):
             if (refusal := self._refusal(m)) is not None:
                 outcomes[i] = refusal
             elif _substitution_bytes(m) > MAX_SUBSTITUTION_BYTES:
                 outcomes[i] = self._send_caught(m)
             else:
-                batches.setdefault(m.body_html is not None, []).append(i)
+                batches.setdefault(_shape(m), []).append(i)
         for indexes in batches.values():
             for j in range(0, len(indexes), self.max_batch):
                 chunk = indexes[j : j + self.max_batch]
@@ -313,8 +313,35 @@ class SendGridEmailChannel:
         return f"SendGridEmailChannel(conn_id={self.conn_id!r})"
 
 
-def _substitution_bytes(message: OutboundMessage) -> int:
-    return sum(
-        len(tag.encode()) + len(value.encode())
-        for tag, value in ((TEXT_TAG, message.body_text), (HTML_TAG, message.body_html or ""))
+def _shape(message: OutboundMessage) -> tuple[tuple[str, ...] | None, ...]:
+    """The unsubscribe tags of the text body and of the HTML body (None: no HTML)."""
+    html = message.body_html
+    return (
+        tuple(_ASM_TAG.findall(message.body_text)),
+        None if html is None else tuple(_ASM_TAG.findall(html)),
     )
+
+
+def _placeholder(kind: str, i: int) -> str:
+    return f"-outreach-{kind.removeprefix('text/')}-{i}-"
+
+
+def _template(kind: str, tags: tuple[str, ...]) -> str:
+    """The shared content: placeholders around the unsubscribe tags."""
+    return "".join(_placeholder(kind, i) + tag for i, tag in enumerate(tags)) + _placeholder(
+        kind, len(tags)
+    )
+
+
+def _substitutions(message: OutboundMessage) -> dict[str, str]:
+    """This email's pieces of body, by placeholder."""
+    subs: dict[str, str] = {}
+    for kind, body in (("text/plain", message.body_text), ("text/html", message.body_html)):
+        if body is not None:
+            for i, piece in enumerate(_ASM_TAG.split(body)):
+                subs[_placeholder(kind, i)] = piece
+    return subs
+
+
+def _substitution_bytes(message: OutboundMessage) -> int:
+    return sum(len(k.encode()) + len(v.encode()) for k, v in _substitutions(message).items())

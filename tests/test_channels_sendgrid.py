@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import time
@@ -302,6 +303,23 @@ def test_a_batch_is_one_request_with_each_email_in_its_own_personalization(
     assert all(o.provider_id == fake.messages[0]["_message_id"] for o in outcomes)  # type: ignore[union-attr]
 
 
+def test_the_unsubscribe_tag_stays_in_the_shared_content_and_shapes_batch_apart(
+    fake: FakeSendGrid, channel: SendGridEmailChannel
+) -> None:
+    tagged = batch(2)
+    untagged = [dataclasses.replace(m, key=f"u{i:031x}", body_text="No link here.")
+                for i, m in enumerate(batch(2))]
+    channel.send_batch([tagged[0], untagged[0], tagged[1], untagged[1]])
+    mails = [r.json for r in fake.sends()]
+    assert sorted(len(m["personalizations"]) for m in mails) == [2, 2]
+    [with_tag] = [m for m in mails if "<%asm" in m["content"][0]["value"]]
+    # SendGrid fills the tag in the content with the group's link; no substitution carries it.
+    assert "<%asm_group_unsubscribe_raw_url%>" in with_tag["content"][0]["value"]
+    assert all("<%asm" not in v for p in with_tag["personalizations"]
+               for v in p["substitutions"].values())
+    assert sorted(fake.accepted_keys()) == sorted(m.key for m in tagged + untagged)
+
+
 def test_a_batch_larger_than_batch_size_is_split(fake: FakeSendGrid, sleeps: list[float]) -> None:
     channel = SendGridEmailChannel(connection(fake, batch_size=3), sleep=sleeps.append)
     assert channel.max_batch == 3
@@ -321,7 +339,7 @@ def test_a_bad_request_for_the_batch_sends_each_alone_so_only_the_bad_one_fails(
     fake: FakeSendGrid, channel: SendGridEmailChannel
 ) -> None:
     messages = batch(4)
-    messages[2] = message(key="bad" + "0" * 29, destination="not-an-address")
+    messages[2] = dataclasses.replace(messages[2], destination="not-an-address")
     outcomes = channel.send_batch(messages)
     assert isinstance(outcomes[2], PermanentError)
     assert [isinstance(o, Exception) for o in outcomes] == [False, False, True, False]
