@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-postgres lint typecheck bench clean-data install
+.PHONY: demo test test-postgres lint typecheck bench bench-dispatch clean-data install
 
 # (Re)install when the lock, the dev pins or the package metadata change.
 $(STAMP): requirements.lock requirements-dev.txt pyproject.toml
@@ -40,6 +40,10 @@ typecheck: $(STAMP)
 # Planning throughput and memory (bench/plan.py); e.g. make bench BENCH_ARGS="--accounts 100000".
 bench: $(STAMP)
 	$(BIN)/python bench/plan.py $(BENCH_ARGS)
+
+# SMS and email dispatch through the real SDKs against the fakes (bench/dispatch.py).
+bench-dispatch: $(STAMP)
+	$(BIN)/python bench/dispatch.py $(BENCH_ARGS)
 
 clean-data:
 	rm -rf data
