@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 # Channel kinds named in ladders. Each maps to one adapter at a time (see registry.py).
 CHANNEL_KINDS: tuple[str, ...] = ("sms", "email", "call", "letter", "agency", "legal")
@@ -22,6 +22,9 @@ class OutboundMessage:
     can carry it (SendGrid ``custom_args``, a Twilio status-callback query parameter) so that
     callbacks can be matched to the ledger and a provider-side duplicate can be detected.
     ``tags`` carry non-personal routing data only (stage, action, template, language).
+    ``fields`` carry the structured content the people and paper channels lay out (address
+    lines, amounts, dates, the queue's window, the agency, a case's history); they may hold
+    personal data, so adapters never log them.
     """
 
     key: str
@@ -31,6 +34,7 @@ class OutboundMessage:
     subject: str | None = None
     body_html: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +88,12 @@ class UncertainError(ChannelError):
 
 @runtime_checkable
 class Channel(Protocol):
-    """One adapter instance per channel kind and run; build it once, send many."""
+    """One adapter instance per channel kind and run; build it once, send many.
+
+    A backend in LOCAL_BACKENDS is our own medium (the outbox, the agent call queue, files in
+    a drop location): it knows for sure every message it took (``lookup`` is authoritative),
+    and nothing reaches a person at the moment of sending, so the day's send times may be
+    simulated (``clock=logical``)."""
 
     kind: str
     backend: str
@@ -100,3 +109,12 @@ class Channel(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# Our own media (see ``Channel``): the outbox and the people and paper channels' backends.
+LOCAL_BACKENDS = frozenset({"outbox", "agent_queue", "print", "agency_files", "counsel"})
+
+
+def is_local(channel: Channel) -> bool:
+    """Whether ``channel`` is one of our own media (see ``Channel``)."""
+    return channel.backend in LOCAL_BACKENDS

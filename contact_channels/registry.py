@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +17,26 @@ from contact_channels.retry import DEFAULT_POLICY, RetryPolicy
 
 log = logging.getLogger(__name__)
 
-BACKENDS: tuple[str, ...] = ("auto", "outbox", "twilio", "sendgrid")
+BACKENDS: tuple[str, ...] = (
+    "auto",
+    "outbox",
+    "twilio",
+    "sendgrid",
+    "agent_queue",
+    "print",
+    "agency_files",
+    "counsel",
+)
+
+# Our own media for the people and paper channels: kind -> (backend, "module:class"). Each class
+# is built as ``Class(settings, database_url=..., data_dir=...)`` from the kind's section of
+# channels.yaml (a drop location, the mail house, the firms).
+LOCAL_MEDIA: Mapping[str, tuple[str, str]] = {
+    "call": ("agent_queue", "contact_channels.agent_queue:AgentQueueChannel"),
+    "letter": ("print", "contact_channels.letters:PrintChannel"),
+    "agency": ("agency_files", "contact_channels.agency_files:AgencyFileChannel"),
+    "legal": ("counsel", "contact_channels.legal_package:CounselChannel"),
+}
 
 # Which provider backend serves a kind, and its default connection id.
 PROVIDER_FOR_KIND: Mapping[str, tuple[str, str]] = {
@@ -33,6 +53,7 @@ def build_channel(
     retry_policy: RetryPolicy = DEFAULT_POLICY,
     sleep: Callable[[float], None] = time.sleep,
     state_dir: Path | None = None,
+    database_url: str | None = None,
 ) -> Channel:
     """The adapter for ``kind`` according to ``settings`` (``backend``, ``conn_id``).
 
@@ -62,8 +83,15 @@ def build_channel(
             f"expected one of {', '.join(BACKENDS)}"
         )
     provider, default_conn_id = PROVIDER_FOR_KIND.get(kind, (None, None))
-    if backend in ("twilio", "sendgrid") and backend != provider:
+    medium, medium_class = LOCAL_MEDIA.get(kind, (None, ""))
+    if backend not in ("auto", "outbox", provider, medium):
         raise ValueError(f"channels.{kind}.backend: {backend!r} cannot send {kind!r} messages")
+    if backend == medium:
+        module, _, name = medium_class.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        log.info("channel %s: %s", kind, medium)
+        built: Channel = cls(settings, database_url=database_url, data_dir=state_dir)
+        return built
     if backend == "outbox" or provider is None:
         return _outbox(kind, outbox_url, reason="configured" if backend == "outbox" else "default")
 

@@ -10,6 +10,7 @@ after the lease it is resolved by asking the backend (the outbox knows for sure)
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
 import os
 import uuid
@@ -29,6 +30,7 @@ from contact_channels.base import (
     PermanentError,
     SendResult,
     TransientError,
+    is_local,
 )
 from contact_channels.registry import build_channel
 from outreach import settings
@@ -39,7 +41,7 @@ from outreach.messages import message_context, render
 from outreach.planner import DECISION_COLUMNS, DECISION_TYPES, decision_row, step_for
 from outreach.policy_settings import policy_settings
 from policies.gate import evaluate
-from policies.model import BLOCK, SEND, Verdict
+from policies.model import BLOCK, SEND, Step, Verdict
 from policies.packs import assert_valid
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,11 @@ def send_rules() -> SendRules:
 
 def open_channel(kind: str) -> Channel:
     return build_channel(
-        kind, channel_settings(kind), outbox_url=settings.outbox_url(), state_dir=settings.data_dir()
+        kind,
+        channel_settings(kind),
+        outbox_url=settings.outbox_url(),
+        state_dir=settings.data_dir(),
+        database_url=settings.database_url(),
     )
 
 
@@ -233,7 +239,12 @@ def _personal_data(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str,
 
 
 def _message(
-    contact: DueContact, channel: str, account: AccountRecord, pd: dict[str, Any], day: dt.date
+    contact: DueContact,
+    channel: str,
+    account: AccountRecord,
+    pd: dict[str, Any],
+    day: dt.date,
+    fields: dict[str, Any],
 ) -> OutboundMessage:
     dpd = (day - account.due_date).days if account.due_date else 0
     tags = {
@@ -245,7 +256,12 @@ def _message(
     if contact.template is None:  # calls, placements, referrals: a work item, not a text
         body = f"{channel} for account {pd['account_ref']}: {contact.stage}/{contact.action}"
         return OutboundMessage(
-            contact.key, channel, pd["destination"] or pd["account_ref"], body, tags=tags
+            contact.key,
+            channel,
+            pd["destination"] or pd["account_ref"],
+            body,
+            tags=tags,
+            fields=fields,
         )
     ctx = message_context(
         full_name=pd["full_name"],
@@ -266,6 +282,7 @@ def _message(
         subject=rendered.subject,
         body_html=rendered.html,
         tags=tags,
+        fields=fields,
     )
 
 
@@ -389,7 +406,7 @@ def recover_stale(
 ) -> int:
     """Resolve rows left ``sending`` past the lease (their worker died) and, for a backend that
     knows every message it took (the outbox), rows marked ``uncertain``."""
-    authoritative = channel_impl.backend == "outbox"
+    authoritative = is_local(channel_impl)
     states = "('sending', 'uncertain')" if authoritative else "('sending')"
     with engine.begin() as conn:
         rows = conn.execute(
@@ -433,6 +450,60 @@ def recover_stale(
     return resolved
 
 
+@dataclass(slots=True)
+class MessageContext:
+    """One contact being judged and worded, for a channel's hooks. ``conn`` is open for
+    reads while its group is judged."""
+
+    conn: Connection
+    contact: DueContact
+    account: AccountRecord
+    personal: dict[str, Any]
+    day: dt.date
+    at: dt.datetime
+    action: Action | None
+
+
+class ChannelHooks:
+    """What a people-or-paper channel adds to dispatch, built once per dispatch run (it may
+    keep state across the run, such as agency loads). The base adds nothing."""
+
+    def __init__(self, engine: Engine | None = None, day: dt.date | None = None) -> None:
+        self.engine, self.day = engine, day
+
+    def step(self, step: Step, ctx: MessageContext) -> Step:
+        """The step the gate judges (e.g. with the agency a placement would go to)."""
+        return step
+
+    def fields(self, ctx: MessageContext, verdict: Verdict) -> dict[str, Any]:
+        """``OutboundMessage.fields`` for a contact the gate lets through."""
+        return {}
+
+
+# Channel kind -> "module:class" of its hooks (a ChannelHooks subclass).
+HOOKS = {
+    "call": "outreach.call_queue:CallQueueHooks",
+    "letter": "outreach.letters:LetterHooks",
+    "agency": "outreach.placement:PlacementHooks",
+    "legal": "outreach.legal:LegalHooks",
+}
+
+
+def hooks_for(channel: str, engine: Engine, day: dt.date) -> ChannelHooks:
+    target = HOOKS.get(channel)
+    if target is None:
+        return ChannelHooks(engine, day)
+    module, _, name = target.partition(":")
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return ChannelHooks(engine, day)
+    hooks: ChannelHooks = getattr(loaded, name)(engine, day)
+    return hooks
+
+
 def dispatch_range(
     engine: Engine,
     day: dt.date,
@@ -455,15 +526,17 @@ def dispatch_range(
     if clock not in ("wall", "logical"):
         raise ValueError(f"clock must be 'wall' or 'logical', not {clock!r}")
     impl = channel_impl or open_channel(channel)
-    if clock == "logical" and impl.backend != "outbox":
+    if clock == "logical" and not is_local(impl):
         raise ValueError(
             "clock='logical' simulates the day's send times and is only allowed "
-            f"with the outbox; the {channel} channel uses {impl.backend}"
+            f"with the outbox or our other own media (the call queue, drop files); the {channel} "
+            f"channel uses {impl.backend}"
         )
     tuning = send_tuning(channel, impl, concurrency=concurrency)
     counts = DispatchCounts()
     rules = send_rules()
     pool = SenderPool(impl, tuning.concurrency)
+    hooks = hooks_for(channel, engine, day)
     in_flight: deque[_Group] = deque()
     try:
         counts.recovered = recover_stale(engine, impl, channel, lo, hi, now())
@@ -486,6 +559,7 @@ def dispatch_range(
                     counts,
                     now,
                     rules,
+                    hooks,
                 )
                 in_flight.append(group)
                 # Keep about two groups at the provider: enough to hide one group's
@@ -515,7 +589,6 @@ class SendTuning:
     group_size: int  # contacts claimed per transaction: what a killed worker can leave in doubt
 
 
-DEFAULT_CONCURRENCY = {"outbox": 1}  # the outbox is one local SQLite file: no round trip to hide
 PROVIDER_CONCURRENCY = 16
 
 
@@ -524,7 +597,8 @@ def send_tuning(channel: str, impl: Channel, *, concurrency: int | None = None) 
     section = channel_settings(channel)
     values: dict[str, int] = {}
     defaults = {
-        "concurrency": DEFAULT_CONCURRENCY.get(impl.backend, PROVIDER_CONCURRENCY),
+        # Our own media are local writes: no round trip to hide behind threads.
+        "concurrency": 1 if is_local(impl) else PROVIDER_CONCURRENCY,
         "group_size": CLAIM_CHUNK,
     }
     for name, default in defaults.items():
@@ -630,6 +704,7 @@ def _start_group(
     counts: DispatchCounts,
     now: Callable[[], dt.datetime],
     rules: SendRules,
+    hooks: ChannelHooks,
 ) -> _Group:
     """Claim one group, judge each claimed contact on facts read after the claim (so an
     opt-out or a dispute recorded before the claim is always seen), record what is not sent,
@@ -650,31 +725,38 @@ def _start_group(
                 conn, pending[0].account_id, pending[-1].account_id, day=day, cutoff=cutoff
             )
             personal = _personal_data(conn, [c.key for c in pending])
-        for contact in pending:
-            account = accounts[contact.account_id]
-            pd = personal[contact.key]
-            destination = next(
-                (d for d in account.destinations if d.contact_point_id == contact.contact_point_id),
-                None,
-            )
-            action = rules.action(contact)
-            verdict = evaluate(
-                step_for(channel, destination, action),
-                account.gate_facts(rules.role),
-                day=contact.plan_date,
-                at=at,
-            )
-            judged = _Judged(contact, verdict, pd["config_version"], action)
-            if verdict.verdict == SEND:
-                messages.append(_message(contact, channel, account, pd, day))
-                to_send.append(judged)
-            elif verdict.verdict == BLOCK:
-                held.append((judged, "suppressed"))
-            else:
-                back_today = (
-                    verdict.defer_until is not None and verdict.defer_until < contact.window_end
+            for contact in pending:
+                account = accounts[contact.account_id]
+                pd = personal[contact.key]
+                destination = next(
+                    (
+                        d
+                        for d in account.destinations
+                        if d.contact_point_id == contact.contact_point_id
+                    ),
+                    None,
                 )
-                held.append((judged, "planned" if back_today else "deferred"))
+                action = rules.action(contact)
+                ctx = MessageContext(conn, contact, account, pd, day, at, action)
+                verdict = evaluate(
+                    hooks.step(step_for(channel, destination, action), ctx),
+                    account.gate_facts(rules.role),
+                    day=contact.plan_date,
+                    at=at,
+                )
+                judged = _Judged(contact, verdict, pd["config_version"], action)
+                if verdict.verdict == SEND:
+                    fields = hooks.fields(ctx, verdict)
+                    messages.append(_message(contact, channel, account, pd, day, fields))
+                    to_send.append(judged)
+                elif verdict.verdict == BLOCK:
+                    held.append((judged, "suppressed"))
+                else:
+                    back_today = (
+                        verdict.defer_until is not None
+                        and verdict.defer_until < contact.window_end
+                    )
+                    held.append((judged, "planned" if back_today else "deferred"))
         with engine.begin() as conn:
             _record_held(conn, held, token, at, counts, now())
     except BaseException:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -258,3 +259,123 @@ class ImportRun(Base):
     rows_unchanged: Mapped[int] = mapped_column(Integer, default=0)
     rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
     rejects_path: Mapped[str | None] = mapped_column(Text)
+
+
+# --- People and paper: the agent call queue, promises, documents, placements, legal cases ---
+
+
+class CallTask(Base):
+    """An agent call the dispatcher queued: one per ``call`` ledger row (same key).
+
+    queued -> claimed (an agent took it) -> done (a disposition was recorded); queued or
+    claimed -> withdrawn (a gate blocked it at claim time: paid, disputed, opted out since
+    planning) or expired (its window closed unworked)."""
+
+    __tablename__ = "call_task"
+    __table_args__ = (Index("ix_call_task_queue", "state", "priority"),)
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    contact_point_id: Mapped[int | None] = mapped_column(ForeignKey("contact_point.id"))
+    priority: Mapped[int] = mapped_column(Integer)  # higher first
+    due_start: Mapped[dt.datetime] = mapped_column(DateTime)  # the send window, UTC
+    due_end: Mapped[dt.datetime] = mapped_column(DateTime)
+    state: Mapped[str] = mapped_column(String(16))
+    agent: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    reasons: Mapped[str | None] = mapped_column(String(500))  # why withdrawn (reason codes)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Promise(Base):
+    """A promise to pay an agent recorded: amount and date, later kept or broken."""
+
+    __tablename__ = "promise"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    ledger_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    source: Mapped[str] = mapped_column(String(32))  # agent | agency | import
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | kept | broken
+
+
+class Document(Base):
+    """A file written to a drop location: a letter, a print manifest, a placement or recall
+    file, a case package. ``sha256`` proves a rerun wrote the same bytes."""
+
+    __tablename__ = "document"
+    __table_args__ = (UniqueConstraint("kind", "path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # letter | print_manifest | placement_file | recall_file | case_package
+    kind: Mapped[str] = mapped_column(String(32))
+    batch_date: Mapped[dt.date] = mapped_column(Date)
+    recipient: Mapped[str] = mapped_column(String(64))  # mail house, agency or law firm id
+    path: Mapped[str] = mapped_column(Text)  # URL or path of the drop location's file
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    ledger_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    account_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Placement(Base):
+    """An account placed with an external agency. At most one open placement per account."""
+
+    __tablename__ = "placement"
+    __table_args__ = (
+        Index(
+            "uq_placement_open_account",
+            "account_id",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    agency: Mapped[str] = mapped_column(String(64))
+    ledger_key: Mapped[str] = mapped_column(String(64), unique=True)
+    placed_on: Mapped[dt.date] = mapped_column(Date)
+    balance_at_placement: Mapped[Decimal] = mapped_column(Money)
+    recall_due_on: Mapped[dt.date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16))  # open | recalled
+    recalled_on: Mapped[dt.date | None] = mapped_column(Date)
+    recall_reason: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class PlacementReturn(Base):
+    """What an agency reported back about a placement: a payment collected or an outcome."""
+
+    __tablename__ = "placement_return"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    return_ref: Mapped[str] = mapped_column(String(64), unique=True)  # the agency's own id
+    placement_id: Mapped[int] = mapped_column(ForeignKey("placement.id"), index=True)
+    occurred_on: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(32))  # payment | outcome
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class LegalCase(Base):
+    """An account referred to a law firm, with the case package sent. Later steps read it."""
+
+    __tablename__ = "legal_case"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # the ledger key
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), unique=True)
+    firm: Mapped[str] = mapped_column(String(64))
+    referred_on: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))  # referred | closed
+    balance_at_referral: Mapped[Decimal] = mapped_column(Money)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
