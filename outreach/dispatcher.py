@@ -823,7 +823,7 @@ def _finish_group(
     released: list[str] = []
     unexpected: Exception | None = None
     with engine.begin() as conn:
-        notices: list[dict[str, Any]] = []
+        notices: dict[str, list[dict[str, Any]]] = {}
         for judged, outcome in zip(group.judged, outcomes, strict=True):
             c = judged.contact
             if isinstance(outcome, NotSent):
@@ -835,8 +835,9 @@ def _finish_group(
                         c.key, c.account_id, channel, c.contact_point_id, outcome.provider_id, group.at
                     )
                 )
-                if judged.action is not None and judged.action.gate_purpose == "validation_notice":
-                    notices.append({"d": group.at.date(), "a": c.account_id})
+                purpose = judged.action.gate_purpose if judged.action is not None else None
+                if purpose in NOTICE_DATES:
+                    notices.setdefault(purpose, []).append({"d": group.at.date(), "a": c.account_id})
                 state = "sent"
             else:
                 if not isinstance(outcome, ChannelError) and unexpected is None:
@@ -859,18 +860,20 @@ def _finish_group(
         )
         mark_sent(conn, sent, group.token, impl.backend, now)
         _release(conn, released, group.token)
-        if notices:
-            # The validation period runs from here (12 CFR 1006.34(b)(5)).
-            conn.execute(
-                text(
-                    "UPDATE account SET validation_notice_sent_on = :d "
-                    "WHERE id = :a AND validation_notice_sent_on IS NULL"
-                ),
-                notices,
-            )
+        for purpose, params in notices.items():
+            conn.execute(text(NOTICE_DATES[purpose]), params)
     if unexpected is not None and reraise:
         raise unexpected
 
+
+# Notices whose sending day the gates read later: purpose -> the update that records it.
+NOTICE_DATES = {
+    # The validation period runs from the first notice (12 CFR 1006.34(b)(5)).
+    "validation_notice": "UPDATE account SET validation_notice_sent_on = :d "
+    "WHERE id = :a AND validation_notice_sent_on IS NULL",
+    # The legal referral waits from the latest final notice (core.final_notice_wait).
+    "final_notice": "UPDATE account SET final_notice_sent_on = :d WHERE id = :a",
+}
 
 # The ledger state a send ends in -> the DispatchCounts field that counts it.
 COUNTED_AS = {

@@ -64,6 +64,7 @@ class AccountRecord:
     limitation_date: dt.date | None = None
     scra_checked_on: dt.date | None = None
     scra_active_duty: bool = False
+    final_notice_sent_on: dt.date | None = None
     destinations: list[Destination] = field(default_factory=list)
     holds: set[str] = field(default_factory=set)  # kinds active on the day
     # Active holds and those that ended within HOLD_LOOKBACK, by start date.
@@ -104,6 +105,8 @@ class AccountRecord:
             scra_checked_on=self.scra_checked_on,
             scra_active_duty=self.scra_active_duty,
             reachable_destinations=reachable,
+            balance=float(self.balance),
+            final_notice_sent=self.final_notice_sent_on,
         )
 
 
@@ -171,7 +174,7 @@ def load_accounts(
         "SELECT a.id, a.account_ref, a.product, a.balance, a.amount_past_due, a.due_date, "
         "a.segment, a.jurisdiction_country, a.jurisdiction_region, p.language, p.time_zones, "
         "p.city, p.inconvenient_times, a.validation_notice_sent_on, a.initial_communication_on, "
-        "a.limitation_date, a.scra_checked_on, a.scra_active_duty "
+        "a.limitation_date, a.scra_checked_on, a.scra_active_duty, a.final_notice_sent_on "
         "FROM account a JOIN person p ON p.id = a.person_id "
         "WHERE a.id BETWEEN ? AND ? ORDER BY a.id",
         (lo, hi),
@@ -199,6 +202,7 @@ def load_accounts(
             limitation_date=as_date(r[15]),
             scra_checked_on=_known(as_date(r[16]), cutoff),
             scra_active_duty=bool(r[17]),
+            final_notice_sent_on=_known(as_date(r[18]), cutoff),
         )
     if not accounts:
         return accounts
@@ -243,6 +247,19 @@ def load_accounts(
         acc.hold_periods.append(HoldPeriod(r[1], started_on, ended_on))  # type: ignore[arg-type]
         if ended_on is None or ended_on > day:
             acc.holds.add(r[1])
+
+    # An open placement with an agency and a referral to counsel act as holds on every
+    # channel (core.placed_with_agency, core.referred_to_counsel), from the day they are known.
+    for r in fetchall(
+        conn,
+        "SELECT account_id, 'agency_placement', placed_on FROM placement "
+        "WHERE account_id BETWEEN ? AND ? AND state = 'open' "
+        "UNION ALL SELECT account_id, 'legal_referral', referred_on FROM legal_case "
+        "WHERE account_id BETWEEN ? AND ? AND status = 'referred'",
+        (lo, hi, lo, hi),
+    ):
+        if _known(as_date(r[2]), cutoff) is not None:
+            accounts[r[0]].holds.add(r[1])
 
     for r in fetchall(
         conn,

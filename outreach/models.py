@@ -80,6 +80,8 @@ class Account(Base):
     # The last SCRA military-status check and what it found.
     scra_checked_on: Mapped[dt.date | None] = mapped_column(Date)
     scra_active_duty: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When our final notice before agency or legal action went out (set by the dispatcher).
+    final_notice_sent_on: Mapped[dt.date | None] = mapped_column(Date)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 

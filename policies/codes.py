@@ -21,6 +21,12 @@ REASON_CODES: dict[str, str] = {
     "core.stated_inconvenient_time": "A time the consumer said is inconvenient.",
     "core.call_frequency_7in7": "The call attempt cap for 7 consecutive days is reached.",
     "core.call_after_conversation": "A telephone conversation took place in the last 7 days.",
+    "core.placed_with_agency": "The account is placed with an external agency: no contact, "
+    "placement or referral of ours until it is recalled.",
+    "core.referred_to_counsel": "The account is referred to a law firm: the firm speaks for us.",
+    "core.legal_min_balance": "The balance is under the legal referral threshold.",
+    "core.final_notice_wait": "No final notice on record, or sent too recently: no legal "
+    "referral yet.",
     "core.time_barred": "The debt is time-barred: no legal action and no threat of it.",
     # us_reg_f: Regulation F (12 CFR part 1006), third-party debt collectors in the US
     "us_reg_f.inconvenient_time": "Outside 08:00-21:00 in every candidate local time zone.",

@@ -194,6 +194,27 @@ def _agency_approved(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) 
     return _pass(ctx, read) if step.agency and step.agency_approved else Outcome(BLOCK, read)
 
 
+def _min_balance(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
+    read = {"balance": facts.balance, "min_balance": rule.params["min_balance"]}
+    return _pass(ctx, read) if facts.balance >= rule.params["min_balance"] else Outcome(BLOCK, read)
+
+
+def _final_notice_wait(
+    rule: Rule, step: Step, facts: AccountFacts, ctx: Context
+) -> Outcome | None:
+    sent = facts.final_notice_sent
+    read: dict[str, Any] = {
+        "final_notice_sent": str(sent) if sent else None,
+        "days": rule.params["days"],
+    }
+    if sent is None:
+        return Outcome(BLOCK, {**read, "why": "no final notice on record"})
+    ready = sent + dt.timedelta(days=rule.params["days"])
+    if ctx.day < ready:
+        return Outcome(BLOCK, {**read, "earliest": str(ready)})
+    return _pass(ctx, read)
+
+
 def _time_barred(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
     barred = facts.limitation_date is not None and ctx.day >= facts.limitation_date
     read = {
@@ -576,6 +597,8 @@ CHECKS: dict[str, Check] = {
     "workplace_email": _workplace_email,
     "workplace_calls": _workplace_calls,
     "agency_approved": _agency_approved,
+    "min_balance": _min_balance,
+    "final_notice_wait": _final_notice_wait,
     "time_barred": _time_barred,
     "scra": _scra,
     "validation_notice": _validation_notice,
@@ -599,6 +622,8 @@ CHECK_PARAMS: dict[str, tuple[str, ...]] = {
     "consent": ("phone_types",),
     "consent?": ("dialers",),
     "scra": ("max_age_days",),
+    "min_balance": ("min_balance",),
+    "final_notice_wait": ("days",),
     "validation_notice": ("days",),
     "validation_notice?": ("except_purposes",),
     "validation_dispute": ("holds", "receipt_business_days", "period_days"),
@@ -629,6 +654,8 @@ ACCOUNT_CHECKS = frozenset(
         "call_cap",
         "contact_cap",
         "after_conversation",
+        "min_balance",
+        "final_notice_wait",
     }
 )
 

@@ -103,6 +103,8 @@ class AccountFacts:
     scra_active_duty: bool = False
     # The debtor's own destinations that are still valid (third-party contact needs none left).
     reachable_destinations: int = 1
+    balance: float = 0.0  # the whole balance owed (past_due is the part overdue)
+    final_notice_sent: dt.date | None = None  # the final notice before agency or legal action
 
 
 @dataclass(frozen=True, slots=True)

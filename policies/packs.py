@@ -25,6 +25,7 @@ TIMED_CHANNELS = frozenset({"sms", "email", "call"})
 ELECTRONIC = frozenset({"sms", "email"})
 CALL = frozenset({"call"})
 ALL_CHANNELS = frozenset({"sms", "email", "call", "letter", "agency", "legal"})
+LEGAL = frozenset({"legal"})
 
 # Candidate zones when neither the address nor the destination tells: every zone the country's
 # consumers may be in, so only hours allowed in all of them are used.

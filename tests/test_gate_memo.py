@@ -15,7 +15,8 @@ ZONES = ["America/New_York", "America/Chicago", "America/Los_Angeles", "Pacific/
          "America/Phoenix", "Asia/Shanghai", "Europe/London"]  # fmt: skip
 DAY = dt.date(2026, 11, 1)  # a DST change day in the US
 HOLDS = ["dispute", "original_creditor_request", "hardship", "bankruptcy", "cease_communication",
-         "deceased", "attorney", "instalment_plan", "vulnerable"]  # fmt: skip
+         "deceased", "attorney", "instalment_plan", "vulnerable", "agency_placement",
+         "legal_referral"]  # fmt: skip
 STATED = ["mon-fri 09:00-17:00", "sun", "daily 12:00-13:00", "sat,sun 00:00-10:00; mon",
           "daily 20:00-24:00", "daily 00:00-09:00"]  # fmt: skip
 
@@ -70,6 +71,8 @@ facts_strategy = st.builds(
     scra_checked_on=optional_dates,
     scra_active_duty=st.booleans(),
     reachable_destinations=st.sampled_from([0, 1, 2]),
+    balance=st.sampled_from([0.0, 1000.0, 5000.0]),
+    final_notice_sent=optional_dates,
 )  # fmt: skip
 steps = st.builds(
     Step,

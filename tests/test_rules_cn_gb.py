@@ -26,7 +26,8 @@ def local(day: dt.date, hh: int, mm: int = 0, ss: int = 0, zone: str = SHANGHAI)
 
 def cn(**kw: object) -> AccountFacts:
     base: dict[str, object] = dict(
-        account_id=1, country="CN", region="BJ", past_due=100.0, address_zones=(SHANGHAI,)
+        account_id=1, country="CN", region="BJ", past_due=100.0, balance=5000.0,
+        final_notice_sent=dt.date(2020, 1, 1), address_zones=(SHANGHAI,)
     )
     base.update(kw)
     return AccountFacts(**base)  # type: ignore[arg-type]
@@ -34,7 +35,8 @@ def cn(**kw: object) -> AccountFacts:
 
 def gb(**kw: object) -> AccountFacts:
     base: dict[str, object] = dict(
-        account_id=1, country="GB", region=None, past_due=100.0, address_zones=(LONDON,)
+        account_id=1, country="GB", region=None, past_due=100.0, balance=5000.0,
+        final_notice_sent=dt.date(2020, 1, 1), address_zones=(LONDON,)
     )
     base.update(kw)
     return AccountFacts(**base)  # type: ignore[arg-type]

@@ -33,7 +33,8 @@ def days(n: int) -> dt.timedelta:
 
 def facts(**kw: object) -> AccountFacts:
     base: dict[str, object] = dict(
-        account_id=1, country="US", region="NY", past_due=100.0, address_zones=(NY,)
+        account_id=1, country="US", region="NY", past_due=100.0, balance=5000.0,
+        final_notice_sent=dt.date(2020, 1, 1), address_zones=(NY,)
     )
     base.update(kw)
     return AccountFacts(**base)  # type: ignore[arg-type]

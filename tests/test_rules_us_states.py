@@ -28,7 +28,8 @@ def local(day: dt.date, hh: int, mm: int = 0, zone: str = NY) -> dt.datetime:
 
 def facts(region: str, zone: str = NY, **kw: object) -> AccountFacts:
     base: dict[str, object] = dict(
-        account_id=1, country="US", region=region, past_due=100.0, address_zones=(zone,)
+        account_id=1, country="US", region=region, past_due=100.0, balance=5000.0,
+        final_notice_sent=dt.date(2020, 1, 1), address_zones=(zone,)
     )
     base.update(kw)
     return AccountFacts(**base)  # type: ignore[arg-type]

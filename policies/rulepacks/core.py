@@ -9,6 +9,7 @@ from policies.packs import (
     ALL_CHANNELS,
     CALL,
     CONSUMER_CHANNELS,
+    LEGAL,
     TIMED_CHANNELS,
     Applies,
     Pack,
@@ -17,7 +18,7 @@ from policies.packs import (
 
 CORE = Pack(
     name="core",
-    version="2026.11.1",
+    version="2026.12.1",
     title="House rules (every account)",
     applies=Applies(),
     effective_from=dt.date(2020, 1, 1),
@@ -59,6 +60,20 @@ CORE = Pack(
              {"max_attempts": 7, "days": 7, "not_counted": ("busy", "not_in_service")}),
         Rule("core.call_after_conversation", "after_conversation",
              "House default pause after a conversation.", CALL, {"days": 7}),
+        Rule("core.placed_with_agency", "hold",
+             "House rule: while an external agency works the account, we do not contact the "
+             "consumer, place it again or refer it; the agency's recall ends it.", ALL_CHANNELS,
+             {"holds": ("agency_placement",)}),
+        Rule("core.referred_to_counsel", "hold",
+             "House rule: once referred to a law firm, the firm speaks for us about the debt.",
+             ALL_CHANNELS, {"holds": ("legal_referral",)}),
+        Rule("core.legal_min_balance", "min_balance",
+             "House rule: a legal referral only above the balance that justifies its cost.",
+             LEGAL, {"min_balance": 2500}),
+        Rule("core.final_notice_wait", "final_notice_wait",
+             "House rule; US: 15 U.S.C. 1692e(5) (no threat of action not intended): the final "
+             "notice announces the referral and gives the consumer time to respond first.",
+             LEGAL, {"days": 30}),
         Rule("core.time_barred", "time_barred",
              "US: 12 CFR 1006.26(b); house rule elsewhere: no suit, no threat of suit, on a "
              "time-barred debt.", ALL_CHANNELS),

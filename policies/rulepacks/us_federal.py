@@ -10,6 +10,7 @@ from policies.packs import (
     ALL_CHANNELS,
     CALL,
     CONSUMER_CHANNELS,
+    LEGAL,
     TIMED_CHANNELS,
     Applies,
     Pack,
@@ -17,7 +18,6 @@ from policies.packs import (
 )
 
 US = frozenset({"US"})
-LEGAL = frozenset({"legal"})
 # 1006.6(c)(2): after a cease request, only these notices may still go out.
 CEASE_PERMITTED = ("termination_notice", "remedy_notice")
 
