@@ -126,6 +126,9 @@ def run_once(
     try:
         db = scratch / "app.db"
         shutil.copyfile(planned, db)
+        from outreach.db import migrate
+
+        migrate(f"sqlite:///{db}")  # a cached portfolio may predate the latest revision
         config = scratch / "config"
         shutil.copytree(ROOT / "config", config)
         section: dict[str, Any] = {"backend": provider, "concurrency": concurrency}
@@ -143,12 +146,14 @@ def run_once(
                                        str(workers), str(concurrency), str(seconds),
                                        AS_OF.isoformat(), AT],
                                       cwd=ROOT, env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                      for i in range(workers)]
-            outs = [p.communicate()[0] for p in procs]
+            done = [p.communicate() for p in procs]
+            outs = [out for out, _ in done]
             wall = time.perf_counter() - started
             if any(p.returncode for p in procs):
-                raise RuntimeError(f"a dispatch worker failed: {[p.returncode for p in procs]}")
+                tail = "\n".join(err.strip().splitlines()[-1] for _, err in done if err.strip())
+                raise RuntimeError(f"a dispatch worker failed: {tail}")
             counts = [json.loads(o.strip().splitlines()[-1]) for o in outs]
             stats = fake_stats(base_url)
         finally:
