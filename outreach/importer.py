@@ -92,7 +92,7 @@ DIRECTIONS = frozenset({"outbound", "inbound"})
 OUTCOMES = frozenset(
     {
         "conversation", "no_answer", "voicemail", "busy", "not_in_service", "wrong_number",
-        "sent", "delivered", "bounced", "failed", "returned_mail",
+        "sent", "delivered", "bounced", "failed", "returned_mail", "third_party",
     }
 )  # fmt: skip
 # Active ISO 4217 codes (2025), funds and precious metals left out.

@@ -171,7 +171,7 @@ class ContactEvent(Base):
     contact_point_id: Mapped[int | None] = mapped_column(ForeignKey("contact_point.id"))
     direction: Mapped[str] = mapped_column(String(8), default="outbound")
     # conversation | no_answer | voicemail | busy | not_in_service | wrong_number | sent |
-    # delivered | bounced | failed | returned_mail | attempted
+    # delivered | bounced | failed | returned_mail | attempted | third_party
     outcome: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(16))  # import | dispatch | callback | agent
     ledger_key: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,94 @@
+"""The agents' API over the call queue: claim the next call, record what came of it.
+
+``build_router(engine_provider, dependencies=...)`` returns a FastAPI ``APIRouter`` under
+``/agent``; ``router`` is the one built on the application's engine. Authentication is not
+here yet (the ops console issue): mount the router behind a dependency that authenticates the
+agent, for example ``build_router(get_engine, dependencies=[Depends(require_agent)])``. Until
+then the ``agent`` in each request body is taken at its word. See docs/call-queue.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.params import Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+
+from outreach import call_queue
+from outreach.db import get_engine
+from outreach.dispatcher import utcnow
+
+
+class ClaimRequest(BaseModel):
+    agent: str = Field(min_length=1, max_length=call_queue.MAX_AGENT_LENGTH)
+
+
+class DispositionRequest(BaseModel):
+    agent: str = Field(min_length=1, max_length=call_queue.MAX_AGENT_LENGTH)
+    # Checked by call_queue (so an unknown one is refused with the list of known ones).
+    disposition: str = Field(max_length=64)
+    promise_amount: Decimal | None = None
+    promise_date: dt.date | None = None
+
+
+def _error(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"code": code, "detail": detail})
+
+
+def build_router(
+    engine_provider: Callable[[], Engine],
+    dependencies: Sequence[Depends] = (),
+    *,
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> APIRouter:
+    """The ``/agent`` routes on the engine ``engine_provider()`` gives (called per request, so
+    the router can be built before the database is configured). ``dependencies`` run before
+    every route (authentication, an audit log); ``clock`` is the instant a claim or a
+    disposition is judged at (naive UTC)."""
+    router = APIRouter(prefix="/agent", tags=["agents"], dependencies=list(dependencies))
+
+    # Plain `def` routes: FastAPI runs them in its thread pool, so the blocking database work
+    # of one agent does not hold up the others.
+    @router.post(
+        "/tasks/claim",
+        responses={204: {"description": "No call is due now"}},
+        summary="Claim the next call due now, checked against the compliance gate",
+    )
+    def claim(body: ClaimRequest) -> Any:
+        try:
+            task = call_queue.claim_next(engine_provider(), body.agent, clock())
+        except ValueError as exc:
+            return _error(422, "agent", str(exc))
+        if task is None:
+            return Response(status_code=204)
+        return task.as_json()
+
+    @router.post(
+        "/tasks/{key}/disposition",
+        responses={404: {}, 409: {}, 422: {}},
+        summary="Record what came of a claimed call",
+    )
+    def disposition(key: str, body: DispositionRequest) -> Any:
+        try:
+            return call_queue.record_disposition(
+                engine_provider(),
+                key,
+                body.agent,
+                body.disposition,
+                clock(),
+                promise_amount=body.promise_amount,
+                promise_date=body.promise_date,
+            )
+        except call_queue.DispositionError as exc:
+            return _error(exc.status, exc.code, str(exc))
+
+    return router
+
+
+router = build_router(get_engine)
