@@ -190,7 +190,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from outreach.facts import load_accounts
-    from outreach.planner import explain_account, plan_cutoff
+    from outreach.planner import explain_account, plan_cutoff, plan_step_hook
 
     engine = _engine()
     ladder = _ladder(args.ladder)
@@ -209,7 +209,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     assert_valid()
     explanation = explain_account(
-        ladder, accounts[account_id], args.as_of, role=policy_settings().role
+        ladder,
+        accounts[account_id],
+        args.as_of,
+        role=policy_settings().role,
+        step_hook=plan_step_hook(engine, args.as_of),
     )
     if args.json:
         print(json.dumps(explanation, indent=2, ensure_ascii=False))

@@ -12,7 +12,7 @@ import datetime as dt
 import gc
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -182,6 +182,7 @@ def choose(
     *,
     at: dt.datetime | None = None,
     trace: bool = False,
+    step_hook: StepHook | None = None,
 ) -> tuple[Destination | None, Verdict, list[tuple[Destination | None, Verdict]]]:
     """Judge every candidate destination; the first sendable wins, else the first deferrable,
     else the best candidate's block. Returns the choice and every judgement (for explain)."""
@@ -192,6 +193,8 @@ def choose(
     judged: list[tuple[Destination | None, Verdict]] = []
     for destination in candidates:
         step = step_for(channel, destination, action)
+        if step_hook is not None:
+            step = step_hook(step, account)
         verdict = evaluate(step, facts, day=day, at=at, trace=trace)
         judged.append((destination, verdict))
         if verdict.verdict == SEND and not trace:
@@ -201,6 +204,23 @@ def choose(
             if verdict.verdict == wanted:
                 return destination, verdict, judged
     return judged[0][0], judged[0][1], judged
+
+
+StepHook = Callable[[Step, AccountRecord], Step]
+
+
+def plan_step_hook(engine: Engine, day: dt.date) -> StepHook:
+    """What the planner adds to a step before judging it, as the dispatcher's channel hooks
+    will at send time: the agency a placement would go to (so the rules on approved agencies
+    judge the plan as they will judge the send). Nothing is reserved by a plan."""
+    from outreach.placement import PlacementHooks
+
+    placement = PlacementHooks(engine, day)
+
+    def hook(step: Step, account: AccountRecord) -> Step:
+        return placement.preview(step, account) if step.channel == "agency" else step
+
+    return hook
 
 
 def planned_contact(step: PlannedStep) -> PastContact:
@@ -264,6 +284,7 @@ def plan_account(
     *,
     role: str = COLLECTOR,
     trace: bool = False,
+    step_hook: StepHook | None = None,
 ) -> tuple[Stage | None, int | None, list[PlannedStep]]:
     """Stage, days past due and the due steps of one account for ``day`` (pure); ``role`` is
     the user's (policy settings), which decides the packs that apply."""
@@ -300,7 +321,9 @@ def plan_account(
             continue
         if facts is None:
             facts = account.gate_facts(role)
-        destination, verdict, _ = choose(action, account, facts, day, trace=trace)
+        destination, verdict, _ = choose(
+            action, account, facts, day, trace=trace, step_hook=step_hook
+        )
         step = PlannedStep(account, stage, action, times + 1, destination, verdict, dpd)
         steps.append(step)
         if verdict.verdict == SEND and action is not stage.actions[-1]:
@@ -532,8 +555,11 @@ def plan_range(engine: Engine, ladder: Ladder, day: dt.date, lo: int, hi: int) -
         with engine.connect() as conn:
             accounts = load_accounts(conn, lo, hi, day=day, cutoff=plan_cutoff(day))
         steps: list[PlannedStep] = []
+        hook = plan_step_hook(engine, day)
         for account in accounts.values():
-            stage, _dpd, account_steps = plan_account(ladder, account, day, role=role)
+            stage, _dpd, account_steps = plan_account(
+                ladder, account, day, role=role, step_hook=hook
+            )
             counts.accounts += 1
             counts.in_stage += stage is not None
             steps.extend(account_steps)
@@ -629,7 +655,12 @@ def explain_facts(account: AccountRecord, facts: AccountFacts, dpd: int | None) 
 
 
 def explain_account(
-    ladder: Ladder, account: AccountRecord, day: dt.date, *, role: str = COLLECTOR
+    ladder: Ladder,
+    account: AccountRecord,
+    day: dt.date,
+    *,
+    role: str = COLLECTOR,
+    step_hook: StepHook | None = None,
 ) -> dict[str, Any]:
     """Every gate's verdict for every due step of one account, with the facts each rule read.
 
@@ -637,7 +668,7 @@ def explain_account(
     contacts planned before it that day), with tracing on. Destinations appear by contact-point
     id and kind, never by value.
     """
-    stage, dpd, _ = plan_account(ladder, account, day, role=role)
+    stage, dpd, _ = plan_account(ladder, account, day, role=role, step_hook=step_hook)
     facts = account.gate_facts(role)
     out: dict[str, Any] = {
         "account_id": account.account_ref,
@@ -682,7 +713,9 @@ def explain_account(
             entry["due"] = True
             entry["decision"] = _verdict_dict(prerequisite)
         else:
-            destination, verdict, judged = choose(action, account, facts, day, trace=True)
+            destination, verdict, judged = choose(
+                action, account, facts, day, trace=True, step_hook=step_hook
+            )
             entry["due"] = True
             entry["slot"] = times + 1
             entry["key"] = contact_key(

@@ -21,6 +21,12 @@ REASON_CODES: dict[str, str] = {
     "core.stated_inconvenient_time": "A time the consumer said is inconvenient.",
     "core.call_frequency_7in7": "The call attempt cap for 7 consecutive days is reached.",
     "core.call_after_conversation": "A telephone conversation took place in the last 7 days.",
+    "core.dispute_before_referral": "A dispute is open: no placement with an agency and no "
+    "legal referral until it is resolved.",
+    "core.cease_before_placement": "The consumer asked us to stop: the account is not placed "
+    "with an agency.",
+    "core.agency_unassigned": "No licensed, approved agency with capacity left: the placement "
+    "waits a day.",
     "core.placed_with_agency": "The account is placed with an external agency: no contact, "
     "placement or referral of ours until it is recalled.",
     "core.referred_to_counsel": "The account is referred to a law firm: the firm speaks for us.",

@@ -194,6 +194,15 @@ def _agency_approved(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) 
     return _pass(ctx, read) if step.agency and step.agency_approved else Outcome(BLOCK, read)
 
 
+def _agency_assigned(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
+    read = {"agency": step.agency}
+    if step.agency:
+        return _pass(ctx, read)
+    why = "no licensed, approved agency with capacity left"
+    until = local_midnight_utc(ctx.day + ONE_DAY, ctx.count_zone)
+    return Outcome(DEFER, {**read, "why": why}, until=until)
+
+
 def _min_balance(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
     read = {"balance": facts.balance, "min_balance": rule.params["min_balance"]}
     return _pass(ctx, read) if facts.balance >= rule.params["min_balance"] else Outcome(BLOCK, read)
@@ -597,6 +606,7 @@ CHECKS: dict[str, Check] = {
     "workplace_email": _workplace_email,
     "workplace_calls": _workplace_calls,
     "agency_approved": _agency_approved,
+    "agency_assigned": _agency_assigned,
     "min_balance": _min_balance,
     "final_notice_wait": _final_notice_wait,
     "time_barred": _time_barred,

@@ -100,3 +100,24 @@ def test_placements_and_cases_are_holds_from_the_day_they_are_known(tmp_path: Pa
     assert at_send[placed].holds == {"agency_placement"}
     assert at_send[referred].holds == {"legal_referral"}
     assert at_send[recalled].holds == set()
+
+
+def test_a_placement_without_an_agency_waits_a_day() -> None:
+    v = evaluate(Step("agency"), facts(), day=DAY)
+    assert (v.verdict, v.reasons) == ("defer", ("core.agency_unassigned",))
+    assert v.defer_until == dt.datetime(2026, 12, 2, 5)  # New York's next midnight, in UTC
+
+
+@pytest.mark.parametrize("hold", ["dispute", "original_creditor_request"])
+@pytest.mark.parametrize("channel", ["agency", "legal"])
+def test_a_dispute_at_any_time_stops_placement_and_referral(hold: str, channel: str) -> None:
+    step = Step(channel, agency="acme", agency_approved=True) if channel == "agency" else Step(
+        channel)
+    v = evaluate(step, facts(holds=frozenset({hold})), day=DAY)
+    assert v.verdict == "block" and "core.dispute_before_referral" in v.reasons
+
+
+def test_a_cease_request_stops_a_placement() -> None:
+    step = Step("agency", agency="acme", agency_approved=True)
+    v = evaluate(step, facts(holds=frozenset({"cease_communication"})), day=DAY)
+    assert v.verdict == "block" and "core.cease_before_placement" in v.reasons

@@ -16,6 +16,9 @@ from policies.packs import (
     Rule,
 )
 
+AGENCY = frozenset({"agency"})
+AGENCY_OR_LEGAL = frozenset({"agency", "legal"})
+
 CORE = Pack(
     name="core",
     version="2026.12.1",
@@ -60,6 +63,18 @@ CORE = Pack(
              {"max_attempts": 7, "days": 7, "not_counted": ("busy", "not_in_service")}),
         Rule("core.call_after_conversation", "after_conversation",
              "House default pause after a conversation.", CALL, {"days": 7}),
+        Rule("core.dispute_before_referral", "hold",
+             "House rule: no agency placement or legal referral of a debt the consumer "
+             "disputes, whenever the dispute came, until it is resolved.", AGENCY_OR_LEGAL,
+             {"holds": ("dispute", "original_creditor_request"),
+              "except_purposes": ("verification",)}),
+        Rule("core.cease_before_placement", "hold",
+             "House rule; US: 15 U.S.C. 1692c(c): a consumer who asked us to stop is not handed "
+             "to an agency that would contact them.", AGENCY,
+             {"holds": ("cease_communication",)}),
+        Rule("core.agency_unassigned", "agency_assigned",
+             "House rule: a placement waits for an agency licensed for the account's "
+             "jurisdiction, approved and with capacity left.", AGENCY),
         Rule("core.placed_with_agency", "hold",
              "House rule: while an external agency works the account, we do not contact the "
              "consumer, place it again or refer it; the agency's recall ends it.", ALL_CHANNELS,
