@@ -402,41 +402,61 @@ def _apply_permanent(
 
 
 def recover_stale(
-    engine: Engine, channel_impl: Channel, channel: str, lo: int, hi: int, now: dt.datetime
+    engine: Engine,
+    channel_impl: Channel,
+    channel: str,
+    lo: int,
+    hi: int,
+    now: dt.datetime,
+    rules: SendRules | None = None,
 ) -> int:
     """Resolve rows left ``sending`` past the lease (their worker died) and, for a backend that
-    knows every message it took (the outbox), rows marked ``uncertain``."""
+    knows every message it took (our own media), rows marked ``uncertain``.
+
+    The backend is asked before the write transaction opens (a lookup may read the same
+    database), and a recovered notice records its day as a live send would."""
     authoritative = is_local(channel_impl)
     states = "('sending', 'uncertain')" if authoritative else "('sending')"
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT key, account_id, contact_point_id, state, claimed_at, plan_date FROM contact "
-                f"WHERE channel = :ch AND account_id BETWEEN :lo AND :hi AND state IN {states}"
+                "SELECT key, account_id, contact_point_id, state, claimed_at, stage, action "
+                f"FROM contact WHERE channel = :ch AND account_id BETWEEN :lo AND :hi "
+                f"AND state IN {states}"
             ),
             {"ch": channel, "lo": lo, "hi": hi},
         ).all()
-        resolved = 0
-        for key, account_id, cp_id, state, claimed_at, _plan_date in rows:
-            if (
-                state == "sending"
-                and claimed_at is not None
-                and as_instant(claimed_at) > now - sending_lease()
-            ):
-                continue  # a live worker may still hold it
-            found = channel_impl.lookup(key)
-            if found is not None:
-                row = SentRow(
-                    key, account_id, channel, cp_id, found.provider_id, as_instant(claimed_at or now)
-                )
+    stale = [
+        r
+        for r in rows
+        if not (
+            r.state == "sending"
+            and r.claimed_at is not None
+            and as_instant(r.claimed_at) > now - sending_lease()
+        )  # a live worker may still hold it
+    ]
+    found = {r.key: channel_impl.lookup(r.key) for r in stale}
+    with engine.begin() as conn:
+        for r in stale:
+            result = found[r.key]
+            if result is not None:
+                at = as_instant(r.claimed_at or now)
+                row = SentRow(r.key, r.account_id, channel, r.contact_point_id, result.provider_id, at)
                 mark_sent(conn, [row], None, channel_impl.backend, now)
+                action = rules.actions.get((r.stage, r.action)) if rules else None
+                if action is not None and action.gate_purpose in NOTICE_DATES:
+                    conn.execute(
+                        text(NOTICE_DATES[action.gate_purpose]),
+                        {"d": at.date(), "a": r.account_id},
+                    )
             elif authoritative:
                 conn.execute(
                     text(
                         "UPDATE contact SET state = 'planned', claim_token = NULL, updated_at = :now, "
-                        "error_detail = 'released: backend has no such message' WHERE key = :k"
+                        "error_detail = 'released: backend has no such message' "
+                        "WHERE key = :k AND state IN ('sending', 'uncertain')"
                     ),
-                    {"now": now, "k": key},
+                    {"now": now, "k": r.key},
                 )
             else:
                 conn.execute(
@@ -444,10 +464,9 @@ def recover_stale(
                         "UPDATE contact SET state = 'uncertain', updated_at = :now, "
                         "error_detail = 'worker lost during send' WHERE key = :k AND state = 'sending'"
                     ),
-                    {"now": now, "k": key},
+                    {"now": now, "k": r.key},
                 )
-            resolved += 1
-    return resolved
+    return len(stale)
 
 
 @dataclass(slots=True)
@@ -539,7 +558,7 @@ def dispatch_range(
     hooks = hooks_for(channel, engine, day)
     in_flight: deque[_Group] = deque()
     try:
-        counts.recovered = recover_stale(engine, impl, channel, lo, hi, now())
+        counts.recovered = recover_stale(engine, impl, channel, lo, hi, now(), rules)
         with engine.connect() as conn:
             due = _due(conn, day, channel, lo, hi)
         counts.due = len(due)
