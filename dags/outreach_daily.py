@@ -1,4 +1,5 @@
-"""The day's outreach: ingest, plan in batches, dispatch per channel, report counts.
+"""The day's outreach: ingest, recall placements, plan in batches, dispatch per channel, close
+the day's print batch and placement files, report counts.
 
 Wiring only: each task calls one function of ``outreach.service``. The day is the run's logical
 date (UTC), never the wall clock, so a rerun or a backfill of a day plans that same day.
@@ -64,6 +65,12 @@ def outreach_daily() -> None:
         return service.ingest()
 
     @task
+    def recall_placements() -> dict[str, Any]:
+        from outreach import service
+
+        return service.recall_placements(_as_of())
+
+    @task
     def plan_batches() -> list[dict[str, int]]:
         from outreach import service
 
@@ -92,6 +99,19 @@ def outreach_daily() -> None:
 
     # none_failed: a channel with nothing to send skips its mapped task, which is not a failure.
     @task(trigger_rule="none_failed")
+    def close_day(channel: str) -> dict[str, Any]:
+        from outreach import service
+
+        return service.close_day(_as_of(), channel)
+
+    @task(trigger_rule="none_failed")
+    def refresh_call_queue() -> dict[str, Any]:
+        from outreach import service
+
+        clock = get_current_context()["params"]["clock"]
+        return service.refresh_call_queue(_as_of(), clock=clock)
+
+    @task(trigger_rule="none_failed")
     def summary() -> dict[str, Any]:
         from outreach import service
 
@@ -100,18 +120,27 @@ def outreach_daily() -> None:
         return counts
 
     batches = plan_batches()
-    ingest() >> batches
+    # Recalls first: an account back from its agency is planned the same day.
+    ingest() >> recall_placements() >> batches
     planned = plan_batch.expand(batch=batches)
-    dispatched = []
+    finished = []
     for channel in CHANNEL_KINDS:
         ranges = dispatch_batches.override(task_id=f"dispatch_batches_{channel}")(channel=channel)
         planned >> ranges
-        dispatched.append(
+        sent = (
             dispatch.override(task_id=f"dispatch_{channel}", pool=f"{channel}_dispatch")
             .partial(channel=channel)
             .expand(batch=ranges)
         )
-    dispatched >> summary()
+        # What a channel writes for the whole day once its contacts are out: the print
+        # batch's manifest, the placement file per agency; the call queue's upkeep.
+        if channel in ("letter", "agency"):
+            finished.append(sent >> close_day.override(task_id=f"close_{channel}")(channel))
+        elif channel == "call":
+            finished.append(sent >> refresh_call_queue())
+        else:
+            finished.append(sent)
+    finished >> summary()
 
 
 outreach_daily()

@@ -73,11 +73,30 @@ def outreach_dispatch() -> None:
         day = dt.date.fromisoformat(batch["day"])
         return service.dispatch_batch(day, channel, batch["lo"], batch["hi"], clock="wall")
 
+    # none_failed: with nothing to send the mapped dispatch is skipped, which is not a failure.
+    @task(trigger_rule="none_failed")
+    def close_day(channel: str) -> dict[str, Any]:
+        from outreach import service
+
+        return service.close_day(_as_of(), channel)
+
+    @task(trigger_rule="none_failed")
+    def refresh_call_queue() -> dict[str, Any]:
+        from outreach import service
+
+        return service.refresh_call_queue(_as_of())
+
     for channel in CHANNEL_KINDS:
         ranges = dispatch_batches.override(task_id=f"dispatch_batches_{channel}")(channel=channel)
-        dispatch.override(task_id=f"dispatch_{channel}", pool=f"{channel}_dispatch").partial(
+        sent = dispatch.override(task_id=f"dispatch_{channel}", pool=f"{channel}_dispatch").partial(
             channel=channel
         ).expand(batch=ranges)
+        # Letters and placements sent this hour join the day's manifest and files (rewritten,
+        # same bytes for what was there); the call queue is kept up on the wall clock.
+        if channel in ("letter", "agency"):
+            sent >> close_day.override(task_id=f"close_{channel}")(channel)
+        elif channel == "call":
+            sent >> refresh_call_queue()
 
 
 outreach_dispatch()

@@ -277,6 +277,69 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_counts(counts: dict[str, Any]) -> int:
+    print(json.dumps(counts, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def cmd_letters_close(args: argparse.Namespace) -> int:
+    from outreach.letters import close_print_batch
+
+    return _print_counts(close_print_batch(_engine(), args.as_of, args.drop))
+
+
+def cmd_letters_returned(args: argparse.Namespace) -> int:
+    from outreach.letters import import_returned_mail
+
+    counts = import_returned_mail(_engine(), Path(args.file), _now())
+    _print_counts(counts)
+    return 1 if counts["rejected"] and not args.allow_rejects else 0
+
+
+def cmd_agencies_check(args: argparse.Namespace) -> int:
+    from outreach.placement import agency_config_path, check_agency_config_text
+
+    path = Path(args.file) if args.file else agency_config_path()
+    config, errors = check_agency_config_text(path.read_text(encoding="utf-8"))
+    for error in errors:
+        print(f"{path}: {error}", file=sys.stderr)
+    if config is None or errors:
+        print(f"{path}: {len(errors)} error(s)", file=sys.stderr)
+        return 1
+    print(f"{path}: OK, {len(config.agencies)} agencies, {len(config.law_firms)} law firms")
+    return 0
+
+
+def cmd_agencies_returns(args: argparse.Namespace) -> int:
+    from outreach.placement import import_agency_returns
+
+    counts = import_agency_returns(_engine(), args.agency, args.file, _now())
+    _print_counts(counts)
+    return 1 if counts["rejected"] and not args.allow_rejects else 0
+
+
+def cmd_agencies_recall(args: argparse.Namespace) -> int:
+    from outreach.placement import recall_placements
+
+    return _print_counts(recall_placements(_engine(), args.as_of))
+
+
+def cmd_agencies_files(args: argparse.Namespace) -> int:
+    from outreach.placement import write_placement_files
+
+    return _print_counts(write_placement_files(_engine(), args.as_of))
+
+
+def cmd_calls_refresh(args: argparse.Namespace) -> int:
+    from outreach.call_queue import refresh_call_queue
+
+    return _print_counts(refresh_call_queue(_engine(), args.as_of, _now()))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     _engine()
     print(f"database at head: {settings.database_url().split('@')[-1]}")
@@ -345,6 +408,41 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--as-of", type=_date, required=True)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_summary)
+
+    lt = sub.add_parser("letters", help="print batches and returned mail")
+    ltsub = lt.add_subparsers(dest="letters_command", required=True)
+    ltc = ltsub.add_parser("close", help="write the day's print manifest for the mail house")
+    ltc.add_argument("--as-of", type=_date, required=True)
+    ltc.add_argument("--drop", help="the drop location URL (default: channels.yaml letter.drop)")
+    ltc.set_defaults(func=cmd_letters_close)
+    ltr = ltsub.add_parser("returned", help="import the mail house's returned-mail CSV")
+    ltr.add_argument("file")
+    ltr.add_argument("--allow-rejects", action="store_true")
+    ltr.set_defaults(func=cmd_letters_returned)
+
+    ag = sub.add_parser("agencies", help="agency placements, recalls, returns")
+    agsub = ag.add_subparsers(dest="agencies_command", required=True)
+    agc = agsub.add_parser("check", help="validate config/agencies.yaml; exit 1 on errors")
+    agc.add_argument("file", nargs="?")
+    agc.set_defaults(func=cmd_agencies_check)
+    agr = agsub.add_parser("returns", help="import an agency's returns CSV")
+    agr.add_argument("agency")
+    agr.add_argument("file")
+    agr.add_argument("--allow-rejects", action="store_true")
+    agr.set_defaults(func=cmd_agencies_returns)
+    for name, func, what in (
+        ("recall", cmd_agencies_recall, "recall what is due back and write recall files"),
+        ("files", cmd_agencies_files, "write the day's placement file per agency"),
+    ):
+        agx = agsub.add_parser(name, help=what)
+        agx.add_argument("--as-of", type=_date, required=True)
+        agx.set_defaults(func=func)
+
+    cl = sub.add_parser("calls", help="the agent call queue")
+    clsub = cl.add_subparsers(dest="calls_command", required=True)
+    clr = clsub.add_parser("refresh", help="expire, requeue and re-judge queued calls now")
+    clr.add_argument("--as-of", type=_date, required=True)
+    clr.set_defaults(func=cmd_calls_refresh)
 
     db = sub.add_parser("db", help="application database")
     dbsub = db.add_subparsers(dest="db_command", required=True)

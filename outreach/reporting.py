@@ -6,7 +6,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 STATES = ("planned", "sending", "sent", "deferred", "suppressed", "failed", "uncertain", "expired")
 
@@ -36,6 +36,7 @@ def day_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
             for code in (codes or "").split():
                 reasons[state][code] += int(n)
         accounts = conn.execute(text("SELECT COUNT(*) FROM account")).scalar_one()
+        media = {name: _counts(conn, sql, day) for name, sql in MEDIA.items()}
     return {
         "as_of": day.isoformat(),
         "accounts": int(accounts),
@@ -43,7 +44,27 @@ def day_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
         "by_stage": {s: {c: dict(v) for c, v in ch.items()} for s, ch in by_stage.items()},
         "suppressed_by_reason": dict(reasons["suppressed"].most_common()),
         "deferred_by_reason": dict(reasons["deferred"].most_common()),
+        "people_and_paper": {name: counts for name, counts in media.items() if counts},
     }
+
+
+# What the people and paper channels hold for the day, by a label: (label, count) rows.
+MEDIA = {
+    "call tasks by state": "SELECT t.state, COUNT(*) FROM call_task t JOIN contact c "
+    "ON c.key = t.key WHERE c.plan_date = :d GROUP BY t.state",
+    "documents written": "SELECT kind, COUNT(*) FROM document WHERE batch_date = :d "
+    "GROUP BY kind",
+    "placements made, by agency": "SELECT agency, COUNT(*) FROM placement WHERE placed_on = :d "
+    "GROUP BY agency",
+    "placements recalled, by reason": "SELECT recall_reason, COUNT(*) FROM placement "
+    "WHERE recalled_on = :d GROUP BY recall_reason",
+    "legal referrals, by firm": "SELECT firm, COUNT(*) FROM legal_case WHERE referred_on = :d "
+    "GROUP BY firm",
+}
+
+
+def _counts(conn: Connection, sql: str, day: dt.date) -> dict[str, int]:
+    return {str(label): int(n) for label, n in conn.execute(text(sql), {"d": day})}
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -73,4 +94,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         if summary[key]:
             lines += ["", f"{title}:"]
             lines += [f"  {code:<36} {n:>7,}" for code, n in summary[key].items()]
+    for title, counts in summary.get("people_and_paper", {}).items():
+        lines += ["", f"{title[0].upper()}{title[1:]}:"]
+        lines += [f"  {label:<36} {n:>7,}" for label, n in sorted(counts.items())]
     return "\n".join(lines)

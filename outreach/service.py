@@ -20,35 +20,101 @@ def setup_database() -> None:
 
 
 def ingest(inbox: Path | None = None) -> dict[str, Any]:
-    """Import every portfolio file waiting in the inbox (``data/inbox`` by default), moving each
-    to ``data/inbox/done`` once imported. Returns counts per file."""
+    """Import what waits in the inbox (``data/inbox`` by default), moving each file to a
+    ``done`` folder beside it once imported: portfolio files at the top, the mail house's
+    returned mail under ``returned_mail/``, each agency's returns under
+    ``agency_returns/<agency>/``. Returns counts."""
     from outreach.importer import import_file
+    from outreach.letters import import_returned_mail
+    from outreach.placement import import_agency_returns
 
     inbox = inbox or settings.data_dir() / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
-    done = inbox / "done"
-    done.mkdir(exist_ok=True)
+    engine = get_engine()
+    at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     totals: dict[str, Any] = {"files": 0, "rows_read": 0, "rejected": 0}
-    for path in sorted(p for p in inbox.iterdir() if p.is_file()):
-        report = import_file(path, engine=get_engine())
-        totals["files"] += 1
+    for path in _waiting(inbox):
+        report = import_file(path, engine=engine)
         totals["rows_read"] += report.rows_read
         totals["rejected"] += report.rejected
-        path.rename(done / path.name)
+        _done(path, totals)
+    for path in _waiting(inbox / "returned_mail"):
+        returned = import_returned_mail(engine, path, at)
+        totals["returned_mail"] = totals.get("returned_mail", 0) + int(returned["returned"])
+        totals["rejected"] += int(returned["rejected"])
+        _done(path, totals)
+    returns = inbox / "agency_returns"
+    for agency_dir in sorted(p for p in returns.iterdir() if p.is_dir()) if returns.is_dir() else []:
+        if agency_dir.name == "done":
+            continue
+        for path in _waiting(agency_dir):
+            imported = import_agency_returns(engine, agency_dir.name, path, at)
+            totals["agency_returns"] = totals.get("agency_returns", 0) + int(imported["inserted"])
+            totals["rejected"] += int(imported.get("rejected", 0))
+            _done(path, totals)
     return totals
+
+
+def _waiting(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+
+
+def _done(path: Path, totals: dict[str, Any]) -> None:
+    done = path.parent / "done"
+    done.mkdir(exist_ok=True)
+    path.rename(done / path.name)
+    totals["files"] += 1
+
+
+def recall_placements(as_of: dt.date) -> dict[str, Any]:
+    """Recall the placements due back (by days, or at once on a dispute, bankruptcy, cease
+    request or payment in full) and write the recall files; before the day is planned, so the
+    plan sees the accounts back."""
+    from outreach.placement import recall_placements as recall
+
+    return recall(get_engine(), as_of)
+
+
+def close_day(as_of: dt.date, channel: str) -> dict[str, Any]:
+    """What a channel writes once its day's contacts are dispatched: the print batch's
+    manifest for letters, a placement file per agency for placements."""
+    if channel == "letter":
+        from outreach.letters import close_print_batch
+
+        return close_print_batch(get_engine(), as_of)
+    if channel == "agency":
+        from outreach.placement import write_placement_files
+
+        return write_placement_files(get_engine(), as_of)
+    return {}
+
+
+def refresh_call_queue(as_of: dt.date, *, clock: str = "wall") -> dict[str, Any]:
+    """Upkeep of the agent call queue on the wall clock: expire closed windows, queue stale
+    claims again, withdraw tasks the gate now stops. Agents work in real time, so a run on the
+    logical clock (a demo, a backfill) leaves the queue alone."""
+    from outreach.call_queue import refresh_call_queue as refresh
+
+    if clock == "logical":
+        return {"skipped": "logical clock"}
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return refresh(get_engine(), as_of, now)
 
 
 def plan_batches(as_of: dt.date, batch_size: int) -> list[dict[str, int]]:
     """Split the portfolio into account-id ranges of about ``batch_size`` accounts."""
     from outreach.ladder import load_ladder
+    from outreach.placement import agency_config
     from outreach.planner import account_ranges
     from outreach.policy_settings import policy_settings
     from policies.packs import assert_valid
 
-    # A broken pack, ladder or policy setting fails the run before anything is planned.
+    # A broken pack, ladder, policy setting or agency file fails the run before anything is
+    # planned.
     assert_valid()
     load_ladder(settings.ladder_path())
     policy_settings()
+    agency_config()
     return [{"lo": lo, "hi": hi} for lo, hi in account_ranges(get_engine(), batch_size)]
 
 

@@ -45,11 +45,12 @@ def _app_env() -> dict[str, str]:
 
 
 def _wipe_app_data() -> None:
-    """Start each demo clean: app DB, outbox, inbox and rejects (Airflow's run history stays)."""
+    """Start each demo clean: app DB, outbox, inbox, rejects and drop files (Airflow's run
+    history stays)."""
     for name in ("outreach.db", "outbox.db"):
         for suffix in ("", "-wal", "-shm", "-journal"):
             (DATA / f"{name}{suffix}").unlink(missing_ok=True)
-    for directory in ("inbox", "rejects"):
+    for directory in ("inbox", "rejects", "drop"):
         shutil.rmtree(DATA / directory, ignore_errors=True)
 
 
@@ -155,6 +156,8 @@ def main() -> int:
         f"""
 Where to look next (commands are in {Path(sys.executable).parent}):
   outbox (what was "sent"):   {DATA / "outbox.db"}
+  letters and print manifest: {DATA / "drop" / "mailhouse" / today.isoformat()}
+  agent call queue:           table call_task in {DATA / "outreach.db"} (docs/call-queue.md)
   why an account was (not) contacted:
                               outreach explain ACCOUNT --as-of {today}{explain}
   the day's counts again:     outreach summary --as-of {today}

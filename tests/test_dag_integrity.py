@@ -73,22 +73,29 @@ def test_dispatch_is_mapped_per_channel_with_one_pool_each(dagbag: Any, dag_id: 
         assert f"dispatch_batches_{channel}" in dispatch.upstream_task_ids
 
 
-def test_daily_flow_is_ingest_plan_dispatch_summary(dagbag: Any) -> None:
+def test_daily_flow_is_ingest_recall_plan_dispatch_close_summary(dagbag: Any) -> None:
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
     dag = dagbag.dags["outreach_daily"]
-    assert dag.get_task("plan_batches").upstream_task_ids == {"ingest"}
+    assert dag.get_task("recall_placements").upstream_task_ids == {"ingest"}
+    assert dag.get_task("plan_batches").upstream_task_ids == {"recall_placements"}
     plan = dag.get_task("plan_batch")
     assert isinstance(plan, MappedOperator)
     assert plan.upstream_task_ids == {"plan_batches"}
     for channel in CHANNEL_KINDS:
         assert dag.get_task(f"dispatch_batches_{channel}").upstream_task_ids == {"plan_batch"}
+    # The day's batch outputs follow their channel's dispatch.
+    assert dag.get_task("close_letter").upstream_task_ids == {"dispatch_letter"}
+    assert dag.get_task("close_agency").upstream_task_ids == {"dispatch_agency"}
+    assert dag.get_task("refresh_call_queue").upstream_task_ids == {"dispatch_call"}
     summary = dag.get_task("summary")
-    assert summary.upstream_task_ids == {f"dispatch_{channel}" for channel in CHANNEL_KINDS}
-    # A channel with nothing to send skips its mapped task; the summary must still run.
-    assert summary.trigger_rule == "none_failed"
-    # Fixed task count: 3 + 2 per channel + summary, however large the portfolio.
-    assert len(dag.tasks) == 3 + 2 * len(CHANNEL_KINDS) + 1
+    assert summary.upstream_task_ids == {"dispatch_sms", "dispatch_email", "refresh_call_queue",
+                                         "close_letter", "close_agency", "dispatch_legal"}
+    # A channel with nothing to send skips its mapped task; what follows must still run.
+    for task_id in ("summary", "close_letter", "close_agency", "refresh_call_queue"):
+        assert dag.get_task(task_id).trigger_rule == "none_failed"
+    # Fixed task count: 4 + 2 per channel + 3 closing tasks + summary, whatever the portfolio.
+    assert len(dag.tasks) == 4 + 2 * len(CHANNEL_KINDS) + 3 + 1
 
 
 def test_daily_params_offer_clock_and_batch_size(dagbag: Any) -> None:

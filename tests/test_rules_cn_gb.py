@@ -170,7 +170,8 @@ def test_china_placement_only_with_an_approved_agency(agency: str | None, approv
 
 def test_agency_approval_is_a_chinese_rule_only() -> None:
     us = AccountFacts(1, "US", "NY", 100.0, address_zones=("America/New_York",))
-    assert evaluate(Step("agency"), us, day=DAY).verdict == "send"
+    # An agency not on the approved list: only China's rule asks for approval.
+    assert evaluate(Step("agency", agency="acme"), us, day=DAY).verdict == "send"
 
 
 # --- United Kingdom: hours ----------------------------------------------------------------------
