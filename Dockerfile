@@ -3,6 +3,13 @@
 # the CeleryExecutor or KubernetesExecutor, as configured by the deployment.
 FROM apache/airflow:3.3.2-python3.11
 
+# Fonts embedded in the PDF letters: Latin (DejaVu) and Chinese (WenQuanYi Zen Hei), so every
+# worker prints the same bytes (docs/letters.md).
+USER root
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-wqy-zenhei \
+    && rm -rf /var/lib/apt/lists/*
+
 # Direct dependencies, resolved to the versions we test with (the lock as constraints).
 COPY --chown=airflow:root requirements.txt requirements.lock /opt/outreach/
 USER airflow

@@ -58,11 +58,11 @@ def build_channel(
     """The adapter for ``kind`` according to ``settings`` (``backend``, ``conn_id``).
 
     ``backend: auto`` (the default) uses Twilio for ``sms`` and SendGrid for ``email`` when
-    their Airflow connection exists, and the outbox otherwise. ``call``, ``letter``, ``agency``
-    and ``legal`` always use the outbox for now: their real channels (agent call queue, print
-    vendor, agency and law-firm placement) come in a later issue. ``outbox``, ``twilio`` and
-    ``sendgrid`` force a backend; a forced provider whose connection is missing is an error,
-    never a silent fallback. Other keys in ``settings`` are left to their owners.
+    their Airflow connection exists, and the outbox otherwise; ``call``, ``letter``, ``agency``
+    and ``legal`` use the outbox unless their medium (LOCAL_MEDIA) is named. ``outbox``,
+    ``twilio``, ``sendgrid`` and the media force a backend; a forced provider whose connection
+    is missing is an error, never a silent fallback. Other keys in ``settings`` are left to
+    their owners.
 
     ``auto`` decides once, when the channel is built: in production name the provider
     explicitly so that a secrets backend outage fails the run instead of filling the outbox.
