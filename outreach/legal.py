@@ -1,5 +1,8 @@
-"""Legal referral: the conditions the gate does not check yet (balance threshold, final notice
-long enough ago), the law firm an account goes to, and what its case package holds.
+"""Legal referral: the law firm an account goes to, and what its case package holds.
+
+Whether an account may be referred is the gate's alone (core.legal_min_balance,
+core.final_notice_wait, core.dispute_before_referral, the time bar, the validation period,
+bankruptcy, SCRA): a referral that reaches these hooks was allowed by a rule on record.
 
 The package's layout (PDF, JSON, CSV files at the firm's drop location) is the adapter's,
 ``contact_channels.legal_package``; its content is decided here. Details:
@@ -10,19 +13,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from outreach import settings
 from outreach.dispatcher import ChannelHooks, MessageContext
 from outreach.facts import as_date, as_instant
-from outreach.ladder import load_ladder
 from outreach.placement import (
     LawFirm,
-    LegalSettings,
     account_lines,
     agency_config,
     drop_root,
@@ -31,87 +30,14 @@ from outreach.placement import (
 )
 from policies.model import Verdict
 
-# The reason codes a referral is refused with (the adapter's PermanentError code).
-BALANCE_BELOW_THRESHOLD = "legal.balance_below_threshold"
-NO_FINAL_NOTICE = "legal.no_final_notice"
-FINAL_NOTICE_TOO_RECENT = "legal.final_notice_too_recent"
-DISPUTE_OPEN = "legal.dispute_open"
+# The reason codes a referral is refused with (the adapter's PermanentError code): the
+# medium's own conditions, which no gate can know.
 NO_FIRM = "legal.no_firm"
 ALREADY_REFERRED = "legal.already_referred"
-REFUSAL_CODES = (
-    BALANCE_BELOW_THRESHOLD, NO_FINAL_NOTICE, FINAL_NOTICE_TOO_RECENT, DISPUTE_OPEN, NO_FIRM,
-    ALREADY_REFERRED,
-)  # fmt: skip
-# A dispute stops a referral whenever it came: under Regulation F only one received within the
-# validation period stops collection (us_reg_f.dispute_in_validation_period supersedes
-# core.dispute_open), but suing on a debt the consumer disputes is what this house rule avoids.
-DISPUTE_HOLDS = ("dispute", "original_creditor_request")
-
-# When the ladder names no action with purpose final_notice, the default ladder's.
-DEFAULT_FINAL_NOTICE = frozenset({("final_notice", "final_notice_letter")})
+REFUSAL_CODES = (NO_FIRM, ALREADY_REFERRED)
 
 HISTORY_COLUMNS = ("occurred_at", "channel", "direction", "outcome", "source", "stage", "action")
 PAYMENT_COLUMNS = ("payment_ref", "paid_on", "amount", "currency")
-
-
-def final_notice_actions() -> frozenset[tuple[str, str]]:
-    """(stage, action) of every ladder action whose purpose is final_notice."""
-    ladder = load_ladder(settings.ladder_path())
-    found = frozenset(
-        (stage.id, action.id)
-        for stage in ladder.stages
-        for action in stage.actions
-        if action.gate_purpose == "final_notice"
-    )
-    return found or DEFAULT_FINAL_NOTICE
-
-
-def final_notice_sent(
-    conn: Connection,
-    account_id: int,
-    actions: Iterable[tuple[str, str]],
-    before: dt.datetime,
-) -> dt.datetime | None:
-    """When the account's latest final notice went out (a sent ledger row of a final-notice
-    action), as known before ``before``; None when none did."""
-    wanted = set(actions)
-    latest: dt.datetime | None = None
-    for stage, action, sent_at in conn.execute(
-        text(
-            "SELECT stage, action, sent_at FROM contact WHERE account_id = :a "
-            "AND state = 'sent' AND sent_at IS NOT NULL"
-        ),
-        {"a": account_id},
-    ):
-        if (stage, action) not in wanted:
-            continue
-        at = as_instant(sent_at)
-        if at < before and (latest is None or at > latest):
-            latest = at
-    return latest
-
-
-def legal_eligibility(
-    ctx: MessageContext,
-    legal: LegalSettings | None = None,
-    notice_actions: Iterable[tuple[str, str]] | None = None,
-) -> list[str]:
-    """The referral conditions the account misses, as reason codes (empty: eligible): its
-    balance at or above ``legal.min_balance``, a final notice sent at least
-    ``legal.final_notice_days`` days before the referral day, and no open dispute."""
-    legal = legal or agency_config().legal
-    actions = final_notice_actions() if notice_actions is None else notice_actions
-    missing: list[str] = []
-    if ctx.account.balance < legal.min_balance:
-        missing.append(BALANCE_BELOW_THRESHOLD)
-    sent = final_notice_sent(ctx.conn, ctx.account.id, actions, ctx.at)
-    if sent is None:
-        missing.append(NO_FINAL_NOTICE)
-    elif sent.date() + dt.timedelta(days=legal.final_notice_days) > ctx.day:
-        missing.append(FINAL_NOTICE_TOO_RECENT)
-    if any(kind in ctx.account.holds for kind in DISPUTE_HOLDS):
-        missing.append(DISPUTE_OPEN)
-    return missing
 
 
 def _money(amount: Decimal, currency: str) -> str:
@@ -124,17 +50,15 @@ def _iso(value: object) -> str:
 
 
 class LegalHooks(ChannelHooks):
-    """Checks the referral conditions, picks the law firm (licensed for the account's
-    jurisdiction; the one with the fewest open cases, ties by id) and builds the case package's
-    content. An ineligible account gets a ``refusal`` marker the adapter turns into a
+    """Picks the law firm (licensed for the account's jurisdiction; the one with the fewest open
+    cases, ties by id) and builds the case package's content. An account with no firm, or
+    referred under another key, gets a ``refusal`` marker the adapter turns into a
     PermanentError with that code."""
 
     def __init__(self, engine: Engine | None = None, day: dt.date | None = None) -> None:
         super().__init__(engine, day)
         config = agency_config()
-        self.legal = config.legal
         self.firms = sorted(config.law_firms, key=lambda f: f.id)
-        self.notice_actions = final_notice_actions()
         self.open_cases: Counter[str] = Counter()
         if engine is not None:
             with engine.connect() as conn:
@@ -153,9 +77,6 @@ class LegalHooks(ChannelHooks):
         return min(candidates, key=lambda f: (self.open_cases[f.id], f.id))
 
     def fields(self, ctx: MessageContext, verdict: Verdict) -> dict[str, Any]:
-        missing = legal_eligibility(ctx, self.legal, self.notice_actions)
-        if missing:
-            return {"refusal": missing[0], "refusals": missing}
         account = ctx.account
         referred = ctx.conn.execute(
             text("SELECT key FROM legal_case WHERE account_id = :a"), {"a": account.id}
@@ -166,14 +87,12 @@ class LegalHooks(ChannelHooks):
         if firm is None:
             return {"refusal": NO_FIRM}
         self.open_cases[firm.id] += 1
-        content = case_package(ctx, firm, self.notice_actions)
+        content = case_package(ctx, firm)
         root = drop_root("legal", firm.id, firm.drop, firm.conn_id)
         return {**content, "drop": str(root), "conn_id": firm.conn_id}
 
 
-def case_package(
-    ctx: MessageContext, firm: LawFirm, notice_actions: Iterable[tuple[str, str]]
-) -> dict[str, Any]:
+def case_package(ctx: MessageContext, firm: LawFirm) -> dict[str, Any]:
     """What the firm receives about one account, as plain data: the summary's lines, the
     manifest (without its file list, which the adapter adds with each file's sha256), the
     contact history and the payments. Deterministic for the same data and send instant."""
@@ -187,7 +106,7 @@ def case_package(
         ),
         {"a": account.id},
     ).one()
-    notice = final_notice_sent(conn, account.id, notice_actions, ctx.at)
+    notice = account.final_notice_sent_on
     payments = [
         {
             "payment_ref": r[0],
@@ -219,7 +138,7 @@ def case_package(
         "last_payment_date": line["last_payment_date"],
         "limitation_date": _iso(row[3]),
         "validation_notice_sent_on": _iso(row[4]),
-        "final_notice_sent_on": notice.date().isoformat() if notice else "",
+        "final_notice_sent_on": notice.isoformat() if notice else "",
         "scra_checked_on": _iso(row[5]),
     }
     manifest = {

@@ -91,17 +91,10 @@ class LawFirm(_Strict):
     conn_id: str | None = None
 
 
-class LegalSettings(_Strict):
-    # A referral only at or above this balance, and only this many days after the final notice.
-    min_balance: Decimal = Field(default=Decimal(2500), ge=0)
-    final_notice_days: int = Field(default=30, ge=1, le=365)
-
-
 class AgencyConfig(_Strict):
     agencies: tuple[Agency, ...] = ()
     allocation: Allocation | None = None
     law_firms: tuple[LawFirm, ...] = ()
-    legal: LegalSettings = LegalSettings()
 
     def agency(self, agency_id: str) -> Agency | None:
         return next((a for a in self.agencies if a.id == agency_id), None)
@@ -513,8 +506,10 @@ class PlacementHooks(ChannelHooks):
             allocated = self._pending.pop(ctx.contact.key)
         if allocated.refusal is not None:
             return {"refusal": allocated.refusal}
-        # What would recall the placement at once must not start it either (a dispute outside
-        # the validation period, a cease request: the gate lets a placement through).
+        # What would recall the placement at once must not start it either. The gates hold each
+        # of these already (core.bankruptcy, core.dispute_before_referral,
+        # core.cease_before_placement, core.not_delinquent); this keeps the recall's own
+        # reading and the start in step if a pack changes.
         reason = recall_reason(account.holds, account.balance, account.past_due)
         if reason is not None:
             return {"refusal": f"placement.{reason}"}

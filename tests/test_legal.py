@@ -13,22 +13,14 @@ from typing import Any
 
 import pypdf
 import pytest
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, text
 
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
 from contact_channels.legal_package import CounselChannel
 from contact_channels.registry import build_channel
-from outreach.dispatcher import DueContact, MessageContext, dispatch_range
-from outreach.facts import load_accounts
+from outreach.dispatcher import dispatch_range
 from outreach.ladder import load_ladder
-from outreach.legal import (
-    BALANCE_BELOW_THRESHOLD,
-    DISPUTE_OPEN,
-    FINAL_NOTICE_TOO_RECENT,
-    NO_FINAL_NOTICE,
-    legal_eligibility,
-)
-from outreach.placement import LegalSettings
+from outreach.legal import NO_FIRM
 from outreach.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
 from tests import factories as f
@@ -45,7 +37,6 @@ def drop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "law_firms:\n"
         f"  - {{id: hartley, name: Hartley LLP, jurisdictions: [US-NY], drop: 'file://{root}/hartley'}}\n"
         f"  - {{id: national, name: National Law, jurisdictions: [US], drop: 'file://{root}/national'}}\n"
-        "legal: {min_balance: 2500, final_notice_days: 30}\n"
     )
     monkeypatch.setenv("OUTREACH_AGENCIES", str(tmp_path / "agencies.yaml"))
     monkeypatch.setenv("OUTREACH_DATA_DIR", str(tmp_path / "data"))
@@ -65,8 +56,8 @@ def engine(url: str, drop: Path) -> Engine:
 
 def final_notice_sent(engine: Engine, account: dict[str, Any], days_ago: int) -> None:
     """The final notice letter went out ``days_ago`` days before DAY: a sent ledger row (what
-    the ladder's requires and the referral read), and the account's date where the schema
-    has it (what the dispatcher records when it sends one)."""
+    the ladder's requires read), and the account's date (what the dispatcher records when it
+    sends one, and core.final_notice_wait reads)."""
     sent = dt.datetime.combine(DAY - dt.timedelta(days=days_ago), dt.time(15))
     with engine.begin() as conn:
         due = conn.execute(text("SELECT due_date FROM account WHERE id = :a"),
@@ -78,9 +69,8 @@ def final_notice_sent(engine: Engine, account: dict[str, Any], days_ago: int) ->
             "'letter', :p, 'sent', 'send', '', 'test', '', 1, :s, :s)"),
             {"k": f"notice-{account['account_id']}", "a": account["account_id"], "e": due,
              "p": sent.date(), "s": sent})
-        if "final_notice_sent_on" in {c["name"] for c in inspect(conn).get_columns("account")}:
-            conn.execute(text("UPDATE account SET final_notice_sent_on = :d WHERE id = :a"),
-                         {"d": sent.date(), "a": account["account_id"]})
+        conn.execute(text("UPDATE account SET final_notice_sent_on = :d WHERE id = :a"),
+                     {"d": sent.date(), "a": account["account_id"]})
 
 
 def referable(engine: Engine, *, notice_days_ago: int = 60, **columns: Any) -> dict[str, Any]:
@@ -258,12 +248,8 @@ def test_ineligible_accounts_get_no_case_package(
     assert by_name["bankruptcy"] == ("suppressed", "core.bankruptcy")
     # A dispute after the validation period: the house rule stops the referral all the same.
     assert by_name["dispute"] == ("suppressed", "core.dispute_before_referral")
-    # The gate's own rules when the packs have them (core.final_notice_wait,
-    # core.legal_min_balance), else the adapter's refusal.
-    assert by_name["notice_recent"] in {("suppressed", "core.final_notice_wait"),
-                                        ("failed", FINAL_NOTICE_TOO_RECENT)}
-    assert by_name["below_threshold"] in {("suppressed", "core.legal_min_balance"),
-                                          ("failed", BALANCE_BELOW_THRESHOLD)}
+    assert by_name["notice_recent"] == ("suppressed", "core.final_notice_wait")
+    assert by_name["below_threshold"] == ("suppressed", "core.legal_min_balance")
     assert by_name["eligible"] == ("sent", None)
     eligible_ref = accounts["eligible"]["account_ref"]
     assert {Path(p).parts[2] for p in files_under(drop)} == {eligible_ref}
@@ -272,48 +258,13 @@ def test_ineligible_accounts_get_no_case_package(
             accounts["eligible"]["account_id"]]
 
 
-def _context(engine: Engine, account: dict[str, Any]) -> tuple[Any, MessageContext]:
-    conn = engine.connect()
-    record = load_accounts(conn, account["account_id"], account["account_id"], day=DAY,
-                           cutoff=AT)[account["account_id"]]
-    contact = DueContact("k", record.id, None, None, "legal_referral", "refer_to_counsel", DAY,
-                         AT, AT + dt.timedelta(days=1))
-    return conn, MessageContext(conn, contact, record, {}, DAY, AT, None)
-
-
-def test_legal_eligibility_names_each_missing_condition(engine: Engine) -> None:
-    settings = LegalSettings(min_balance=Decimal(2500), final_notice_days=30)
-    notice = [("final_notice", "final_notice_letter")]
-    cases = {
-        "eligible": (referable(engine, notice_days_ago=30), []),
-        "low": (referable(engine, balance="2499.99"), [BALANCE_BELOW_THRESHOLD]),
-        "recent": (referable(engine, notice_days_ago=29), [FINAL_NOTICE_TOO_RECENT]),
-        "none": (f.add_account(engine, as_of=DAY, dpd=250, balance="100.00"),
-                 [BALANCE_BELOW_THRESHOLD, NO_FINAL_NOTICE]),
-    }
-    f.add_hold(engine, cases["eligible"][0]["account_id"], "hardship", DAY)  # not a dispute
-    disputed = referable(engine)
-    f.add_hold(engine, disputed["account_id"], "original_creditor_request", DAY)
-    cases["disputed"] = (disputed, [DISPUTE_OPEN])
-    for name, (account, expected) in cases.items():
-        conn, ctx = _context(engine, account)
-        with conn:
-            assert legal_eligibility(ctx, settings, notice) == expected, name
-    # A final notice sent after the instant judged is not known yet.
-    conn, ctx = _context(engine, cases["eligible"][0])
-    with conn:
-        early = MessageContext(conn, ctx.contact, ctx.account, {}, DAY,
-                               dt.datetime(2026, 10, 24, 12), None)
-        assert legal_eligibility(early, settings, notice) == [NO_FINAL_NOTICE]
-
-
 def test_the_adapter_refuses_a_marked_or_incomplete_referral(
         engine: Engine, url: str, tmp_path: Path, drop: Path) -> None:
     channel = counsel(url, tmp_path).inner
-    refused = OutboundMessage("k1", "legal", "A1", "", fields={"refusal": FINAL_NOTICE_TOO_RECENT})
+    refused = OutboundMessage("k1", "legal", "A1", "", fields={"refusal": NO_FIRM})
     with pytest.raises(PermanentError) as err:
         channel.send(refused)
-    assert err.value.code == FINAL_NOTICE_TOO_RECENT
+    assert err.value.code == NO_FIRM
     with pytest.raises(PermanentError) as err:
         channel.send(OutboundMessage("k2", "legal", "A1", "", fields={"account_ref": "A1"}))
     assert err.value.code == "legal.incomplete"

@@ -159,7 +159,7 @@ def test_shipped_agency_config_is_valid() -> None:
     model, errors = check_agency_config_text((PROJECT_ROOT / "config" / "agencies.yaml").read_text())
     assert errors == [] and model is not None
     assert {a.id for a in model.agencies} >= {"liberty_credit", "huaxin_collect"}
-    assert model.legal.min_balance == Decimal(2500) and model.legal.final_notice_days == 30
+    assert {f.id for f in model.law_firms} >= {"zhonghe_law"}
 
 
 def test_config_errors_name_their_yaml_path_and_line() -> None:
