@@ -15,31 +15,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Numeric, bindparam, create_engine, event, text
+from sqlalchemy import Numeric, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
+from contact_channels.media import app_engine
 
 log = logging.getLogger(__name__)
 
 MONEY = Numeric(14, 2)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def app_engine(database_url: str | None, kind: str) -> Engine:
-    """An engine on the application database, where our own media keep their records."""
-    if not database_url:
-        raise ValueError(f"the {kind} channel needs the application database URL")
-    engine = create_engine(database_url, pool_pre_ping=not database_url.startswith("sqlite"))
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
 
 
 def _utcnow() -> dt.datetime:

@@ -12,60 +12,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
+from contact_channels.media import app_engine
 
 log = logging.getLogger(__name__)
 
 STATUS = "queued"
 # What the dispatcher's hooks (outreach.call_queue.CallQueueHooks) put in ``message.fields``.
 REQUIRED_FIELDS = ("account_id", "priority", "due_start", "due_end")
-
-# One engine per database URL for the whole process: every channel built on the URL shares
-# its pool (the dispatcher builds one channel per run; the hourly DAG builds many).
-_engines: dict[str, Engine] = {}
-_engines_lock = threading.Lock()
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # The same settings as the application's own engine (outreach.db): the planner, the
-    # dispatcher and the agents' API write the same file.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-def get_engine(url: str) -> Engine:
-    """The shared engine for the application database at ``url``."""
-    with _engines_lock:
-        engine = _engines.get(url)
-        if engine is None:
-            if make_url(url).get_backend_name() == "sqlite":
-                engine = create_engine(url, connect_args={"timeout": 30})
-                event.listen(engine, "connect", _sqlite_pragmas)
-            else:
-                engine = create_engine(url, pool_pre_ping=True)
-            _engines[url] = engine
-        return engine
-
-
-def dispose_engine(url: str) -> None:
-    """Close the pooled connections for ``url`` (tests, process shutdown)."""
-    with _engines_lock:
-        engine = _engines.pop(url, None)
-    if engine is not None:
-        engine.dispose()
-
 
 def provider_id_for(key: str) -> str:
     """The queue's reference for a task: stable, so a repeated send returns the same result."""
@@ -118,7 +79,7 @@ class AgentQueueChannel:
             )
         self.settings = dict(settings or {})
         self.url = database_url
-        self._engine = get_engine(database_url)
+        self._engine = app_engine(database_url, self.kind)
         # created_at is bookkeeping only (the task's window comes from the gate's verdict).
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
 
@@ -176,7 +137,7 @@ class AgentQueueChannel:
         return SendResult(provider_id=provider_id_for(key), provider_status=STATUS)
 
     def close(self) -> None:
-        # The engine is shared by every channel on this URL; dispose_engine() closes it.
+        # The engine is shared by every medium on this URL; media.dispose_engine() closes it.
         pass
 
     def __repr__(self) -> str:

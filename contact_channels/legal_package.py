@@ -11,7 +11,6 @@ files. The content comes in ``message.fields`` from ``outreach.legal.LegalHooks`
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import io
@@ -26,8 +25,8 @@ from urllib.parse import quote
 from sqlalchemy import Numeric, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
-from contact_channels.agency_files import app_engine
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
+from contact_channels.media import app_engine, csv_bytes, drop_location, record_document, write_file
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +37,6 @@ LATIN_FONT, LATIN_BOLD, CJK_FONT = "Helvetica", "Helvetica-Bold", "STSong-Light"
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def _csv(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([row.get(c, "") for c in columns])
-    return buffer.getvalue().encode("utf-8")
 
 
 def _needs_cjk(value: str) -> bool:
@@ -115,8 +105,8 @@ def render_package(fields: Mapping[str, Any]) -> dict[str, bytes]:
     """The package's files, by name, from the hooks' content."""
     files = {
         "summary.pdf": summary_pdf(str(fields["title"]), fields["summary"]),
-        "history.csv": _csv(fields["history"]["columns"], fields["history"]["rows"]),
-        "payments.csv": _csv(fields["payments"]["columns"], fields["payments"]["rows"]),
+        "history.csv": csv_bytes(fields["history"]["columns"], fields["history"]["rows"]),
+        "payments.csv": csv_bytes(fields["payments"]["columns"], fields["payments"]["rows"]),
     }
     manifest = dict(fields["manifest"])
     manifest["files"] = [
@@ -159,21 +149,13 @@ class CounselChannel:
         return None if found is None else self._result(key)
 
     def _root(self, fields: Mapping[str, Any], firm: str) -> Any:
-        from airflow.sdk import ObjectStoragePath
-
-        drop = fields.get("drop")
-        conn_id = fields.get("conn_id")
-        if drop:
-            return (
-                ObjectStoragePath(str(drop), conn_id=conn_id)
-                if conn_id
-                else ObjectStoragePath(str(drop))
+        fallback = Path(self.data_dir) / "drop" / "legal" if self.data_dir is not None else None
+        try:
+            return drop_location(
+                fields.get("drop"), fields.get("conn_id"), self.settings.get("drop"), fallback, firm
             )
-        if self.settings.get("drop"):
-            return ObjectStoragePath(str(self.settings["drop"])) / firm
-        if self.data_dir is None:
-            raise PermanentError("no drop location for the law firm", code="legal.no_drop")
-        return ObjectStoragePath((Path(self.data_dir) / "drop" / "legal" / firm).resolve().as_uri())
+        except ValueError:
+            raise PermanentError("no drop location for the law firm", code="legal.no_drop") from None
 
     def send(self, message: OutboundMessage) -> SendResult:
         if self.lookup(message.key) is not None:
@@ -204,9 +186,7 @@ class CounselChannel:
         for name in PACKAGE_FILES:
             path = folder / name
             data = files[name]
-            if not (path.exists() and path.read_bytes() == data):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
+            write_file(path, data)
             written.append((str(path), data))
         now = _utcnow()
         try:
@@ -221,16 +201,9 @@ class CounselChannel:
                      "balance": balance, "now": now},
                 )  # fmt: skip
                 for path, data in written:
-                    conn.execute(
-                        text(
-                            "INSERT INTO document (kind, batch_date, recipient, path, sha256, "
-                            "size, ledger_key, account_id, created_at) VALUES ('case_package', "
-                            ":day, :firm, :path, :sha, :size, :k, :a, :now) "
-                            "ON CONFLICT (kind, path) DO NOTHING"
-                        ),
-                        {"day": day, "firm": firm, "path": path,
-                         "sha": hashlib.sha256(data).hexdigest(), "size": len(data),
-                         "k": message.key, "a": account_id, "now": now},
+                    record_document(
+                        conn, kind="case_package", day=day, recipient=firm, path=path, data=data,
+                        now=now, ledger_key=message.key, account_id=account_id,
                     )  # fmt: skip
         except IntegrityError:
             if self.lookup(message.key) is not None:

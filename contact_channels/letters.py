@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, text
 
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
+from contact_channels.media import app_engine, drop_location, record_document, write_file
 
 log = logging.getLogger(__name__)
 
@@ -666,42 +667,15 @@ def _instalment_block(
 def drop_root(settings: Mapping[str, Any], data_dir: Path | None) -> Any:
     """The mail house's drop location: ``settings['drop']`` (a URL: ``file://``, ``s3://``,
     ``sftp://``; ``conn_id`` for its Airflow connection), else ``file://<data_dir>/drop/mailhouse``."""
-    from airflow.sdk import ObjectStoragePath
-
-    url = settings.get("drop")
-    if not url:
-        if data_dir is None:
-            raise ValueError("channels.letter.drop is not set and there is no data dir")
-        url = (Path(data_dir).resolve() / "drop" / "mailhouse").as_uri()
-    conn_id = settings.get("conn_id")
-    return (
-        ObjectStoragePath(str(url), conn_id=str(conn_id))
-        if conn_id
-        else ObjectStoragePath(str(url))
-    )
+    fallback = Path(data_dir) / "drop" / "mailhouse" if data_dir is not None else None
+    try:
+        return drop_location(settings.get("drop"), settings.get("conn_id"), None, fallback)
+    except ValueError:
+        raise ValueError("channels.letter.drop is not set and there is no data dir") from None
 
 
 def letter_path(root: Any, batch_date: dt.date, key: str) -> Any:
     return root / batch_date.isoformat() / "letters" / f"{key}.pdf"
-
-
-def write_file(path: Any, data: bytes) -> bool:
-    """Write ``data`` at ``path`` unless the same bytes are there; False when they were.
-
-    Written under a temporary name and moved, so a reader (or a lookup after a crash) never
-    sees half a file at the final name."""
-    if path.exists():
-        try:
-            if path.read_bytes() == data:
-                return False
-        except OSError:
-            pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.parent / f"{path.name}.part"
-    with part.open("wb") as handle:
-        handle.write(data)
-    part.rename(path)
-    return True
 
 
 def is_complete_pdf(data: bytes) -> bool:
@@ -709,21 +683,6 @@ def is_complete_pdf(data: bytes) -> bool:
 
 
 # --- the app database ---------------------------------------------------------------------------
-
-
-def _sqlite_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-def app_engine(url: str) -> Engine:
-    """An engine on the app database for the document rows (text SQL only)."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_busy_timeout)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
 
 
 def insert_document(
@@ -738,40 +697,26 @@ def insert_document(
     account_id: int | None,
     now: Callable[[], dt.datetime] | None = None,
 ) -> tuple[int, bool]:
-    """The ``document`` row of a file (inserted once per kind and path); (id, inserted).
+    """The ``document`` row of a file (one per kind and path); (id, inserted or changed).
 
     A row already there with other bytes (a manifest rewritten after late letters) gets the new
     hash and size."""
-    digest, size = hashlib.sha256(data).hexdigest(), len(data)
-    stamp = (now or _utcnow)()
     with engine.begin() as conn:
-        inserted = conn.execute(
-            text(
-                "INSERT INTO document (kind, batch_date, recipient, path, sha256, size, ledger_key, "
-                "account_id, created_at) VALUES (:kind, :day, :recipient, :path, :sha, :size, :key, "
-                ":account, :now) ON CONFLICT (kind, path) DO NOTHING"
-            ),
-            {
-                "kind": kind,
-                "day": batch_date,
-                "recipient": recipient,
-                "path": path,
-                "sha": digest,
-                "size": size,
-                "key": ledger_key,
-                "account": account_id,
-                "now": stamp,
-            },
-        ).rowcount
+        inserted = record_document(
+            conn,
+            kind=kind,
+            day=batch_date,
+            recipient=recipient,
+            path=path,
+            data=data,
+            now=(now or _utcnow)(),
+            ledger_key=ledger_key,
+            account_id=account_id,
+        )
         row = conn.execute(
-            text("SELECT id, sha256 FROM document WHERE kind = :kind AND path = :path"),
+            text("SELECT id FROM document WHERE kind = :kind AND path = :path"),
             {"kind": kind, "path": path},
         ).one()
-        if not inserted and row[1] != digest:
-            conn.execute(
-                text("UPDATE document SET sha256 = :sha, size = :size WHERE id = :id"),
-                {"sha": digest, "size": size, "id": row[0]},
-            )
     return int(row[0]), bool(inserted)
 
 
@@ -814,7 +759,7 @@ class PrintChannel:
         self.root = drop_root(settings, data_dir)
         self.mail_house = str(settings.get("mail_house") or DEFAULT_MAIL_HOUSE)
         self.fonts = letter_fonts()  # a configured font that cannot load fails the build here
-        self._engine = app_engine(database_url)
+        self._engine = app_engine(database_url, self.kind)
 
     def send(self, message: OutboundMessage) -> SendResult:
         done = self._recorded(message.key)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import io
 import logging
 import os
@@ -29,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection, Engine, Numeric, bindparam, text
 
+from contact_channels.media import csv_bytes, drop_location, record_document
 from outreach import settings
 from outreach.dispatcher import ChannelHooks, MessageContext, channel_settings
 from outreach.facts import AccountRecord, as_date
@@ -236,14 +236,10 @@ def licensed(jurisdictions: Iterable[str], country: str, region: str | None) -> 
 def drop_root(kind: str, recipient: str, drop: str | None, conn_id: str | None) -> Any:
     """The recipient's drop location as an ObjectStoragePath: its own ``drop``, else the
     channel's ``drop`` in channels.yaml plus the recipient's id, else under the data dir."""
-    from airflow.sdk import ObjectStoragePath
-
-    if drop:
-        return ObjectStoragePath(drop, conn_id=conn_id) if conn_id else ObjectStoragePath(drop)
-    base = channel_settings(kind).get("drop")
-    if base:
-        return ObjectStoragePath(str(base)) / recipient
-    return ObjectStoragePath((settings.data_dir() / "drop" / kind / recipient).resolve().as_uri())
+    return drop_location(
+        drop, conn_id, channel_settings(kind).get("drop"), settings.data_dir() / "drop" / kind,
+        recipient,
+    )  # fmt: skip
 
 
 # --- what an agency gets about an account -------------------------------------------------------
@@ -557,16 +553,6 @@ def agency_performance(conn: Connection, day: dt.date, days: int) -> dict[str, D
 # --- files for the agencies ---------------------------------------------------------------------
 
 
-def csv_bytes(columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -> bytes:
-    """A CSV (RFC 4180 line ends, UTF-8) with a header: the same rows give the same bytes."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([row.get(c, "") for c in columns])
-    return buffer.getvalue().encode("utf-8")
-
-
 def write_if_changed(path: Any, data: bytes) -> bool:
     """Write ``data`` to an ObjectStoragePath unless it already holds exactly these bytes."""
     if path.exists() and path.read_bytes() == data:
@@ -574,40 +560,6 @@ def write_if_changed(path: Any, data: bytes) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return True
-
-
-def record_document(
-    conn: Connection,
-    *,
-    kind: str,
-    day: dt.date,
-    recipient: str,
-    path: str,
-    data: bytes,
-    now: dt.datetime,
-    ledger_key: str | None = None,
-    account_id: int | None = None,
-) -> None:
-    """One ``document`` row per file, kept to the bytes last written there."""
-    conn.execute(
-        text(
-            "INSERT INTO document (kind, batch_date, recipient, path, sha256, size, ledger_key, "
-            "account_id, created_at) VALUES (:kind, :day, :recipient, :path, :sha, :size, :key, "
-            ":account, :now) ON CONFLICT (kind, path) DO UPDATE SET sha256 = excluded.sha256, "
-            "size = excluded.size WHERE document.sha256 <> excluded.sha256"
-        ),
-        {
-            "kind": kind,
-            "day": day,
-            "recipient": recipient,
-            "path": path,
-            "sha": hashlib.sha256(data).hexdigest(),
-            "size": len(data),
-            "key": ledger_key,
-            "account": account_id,
-            "now": now,
-        },
-    )
 
 
 def _utcnow() -> dt.datetime:
