@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -214,10 +214,12 @@ def _semantic_errors(
     return errors
 
 
-def check_ladder_text(
-    text: str, templates: Path | None = None
-) -> tuple[LadderModel | None, list[ConfigError]]:
-    templates = templates or settings.templates_dir()
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_yaml(text: str, model: type[M]) -> tuple[M | None, list[ConfigError], dict[str, int]]:
+    """Parse YAML that operations write and validate it as ``model``: the model or the errors,
+    each with its YAML path and line, and the line of every path (for later checks' errors)."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -228,10 +230,10 @@ def check_ladder_text(
                 f"not valid YAML: {getattr(exc, 'problem', exc)}",
                 mark.line + 1 if mark else None,
             )
-        ]
+        ], {}
     lines = _line_index(text)
     try:
-        model = LadderModel.model_validate(raw)
+        return model.model_validate({} if raw is None else raw), [], lines
     except ValidationError as exc:
         found = [(_path_text(tuple(err["loc"])), err) for err in exc.errors()]
         errors = [
@@ -240,7 +242,16 @@ def check_ladder_text(
             # A list whose only item failed also reports "too short": noise, the item says why.
             if not (err["type"] == "too_short"
                     and any(other.startswith((path + ".", path + "[")) for other, _ in found))
-        ]
+        ]  # fmt: skip
+        return None, errors, lines
+
+
+def check_ladder_text(
+    text: str, templates: Path | None = None
+) -> tuple[LadderModel | None, list[ConfigError]]:
+    templates = templates or settings.templates_dir()
+    model, errors, lines = validate_yaml(text, LadderModel)
+    if model is None:
         return None, errors
     try:
         max_segments = max_sms_segments()

@@ -24,15 +24,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Engine, Numeric, bindparam, text
 
 from contact_channels.media import csv_bytes, drop_location, record_document
 from outreach import settings
 from outreach.dispatcher import ChannelHooks, MessageContext, channel_settings
 from outreach.facts import AccountRecord, as_date
-from outreach.ladder import ConfigError, _line_index, _path_text
+from outreach.ladder import ConfigError, validate_yaml
 from outreach.policy_settings import policy_settings
 from policies.model import Step, Verdict
 
@@ -167,28 +166,9 @@ def _semantic_errors(model: AgencyConfig) -> list[tuple[str, str]]:
 
 def check_agency_config_text(text: str) -> tuple[AgencyConfig | None, list[ConfigError]]:
     """Parse and validate the config; errors name their YAML path (and line)."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return None, [
-            ConfigError(
-                "(file)",
-                f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                mark.line + 1 if mark else None,
-            )
-        ]
-    raw = {} if raw is None else raw
-    lines = _line_index(text)
-    try:
-        model = AgencyConfig.model_validate(raw)
-    except ValidationError as exc:
-        return None, [
-            ConfigError(
-                _path_text(tuple(e["loc"])), e["msg"], lines.get(_path_text(tuple(e["loc"])))
-            )
-            for e in exc.errors()
-        ]
+    model, errors, lines = validate_yaml(text, AgencyConfig)
+    if model is None:
+        return None, errors
     errors = [
         ConfigError(path, msg, lines.get(path) or lines.get(path.rsplit(".", 1)[0]))
         for path, msg in _semantic_errors(model)
