@@ -371,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     cc = csub.add_parser("check", help="validate a ladder file; exit 1 on errors")
     cc.add_argument("file")
     cc.set_defaults(func=cmd_config_check)
+    from outreach.ladder_diff import add_parser as add_diff_parser
+
+    add_diff_parser(csub)
 
     pc = sub.add_parser("policy", help="check the rule packs and policy settings")
     pcsub = pc.add_subparsers(dest="policy_command", required=True)

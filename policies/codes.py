@@ -90,4 +90,7 @@ REASON_CODES: dict[str, str] = {
     "automated contact.",
     # ladder: the escalation config itself
     "ladder.prerequisite_unmet": "The stage requires an earlier action that has not happened.",
+    # ops: decisions people make in the ops console (docs/console.md)
+    "ops.dropped": "An ops user dropped an uncertain or failed contact by hand (who and why are "
+    "recorded with it).",
 }

@@ -1,0 +1,313 @@
+"""The ops console app, behind Airflow's real authentication.
+
+Tokens are signed by the installed Airflow's own auth manager (``SimpleAuthManager.generate_jwt``,
+the call its login route makes) with a secret set through ``AIRFLOW__API_AUTH__JWT_SECRET``,
+and the app checks them with the same manager's ``JWTValidator`` through the core API's
+``get_user`` dependency: nothing about authentication is faked. The validator also asks
+Airflow's metadata DB whether the token was revoked, so the test creates that one table
+(``revoked_token``) in the throwaway Airflow DB that conftest points Airflow at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from outreach.console import console_routes, create_app
+from outreach.ladder import load_ladder
+from outreach.planner import iter_plan
+from outreach.settings import PROJECT_ROOT
+from tests import factories as f
+
+DAY = dt.date(2026, 11, 23)
+NOW = dt.datetime(2026, 11, 23, 18, 0)
+LADDER = load_ladder(PROJECT_ROOT / "config/ladders/default.yaml")
+PHONE = "+12125550188"
+EMAIL = "jane.roe@example.com"
+SECRET = "console-test-secret-" + "x" * 64  # HS512 wants 64+ bytes
+
+
+@pytest.fixture
+def auth_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The real SimpleAuthManager as the api-server would hold it, with a known JWT secret."""
+    from airflow import settings as airflow_settings
+    from airflow.api_fastapi import app as airflow_app
+    from airflow.api_fastapi.auth.managers.base_auth_manager import BaseAuthManager
+    from airflow.models.revoked_token import RevokedToken
+
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", SECRET)
+    monkeypatch.setenv(
+        "AIRFLOW__CORE__AUTH_MANAGER",
+        "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+    )
+    # The validator is cached per class: drop any built with another secret.
+    BaseAuthManager._get_token_validator.__func__.cache_clear()  # type: ignore[attr-defined]
+    RevokedToken.__table__.create(airflow_settings.engine, checkfirst=True)
+    previous = airflow_app._AuthManagerState.instance
+    airflow_app._AuthManagerState.instance = None
+    manager = airflow_app.create_auth_manager()
+    yield manager
+    airflow_app._AuthManagerState.instance = previous
+    BaseAuthManager._get_token_validator.__func__.cache_clear()  # type: ignore[attr-defined]
+
+
+def bearer(manager: Any, username: str, role: str) -> dict[str, str]:
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    token = manager.generate_jwt(SimpleAuthManagerUser(username=username, role=role))
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def ledger(app_data: Path) -> dict[str, Any]:
+    """One account planned for DAY with the default ladder (real plan rows and decisions)."""
+    engine = f.database(f"sqlite:///{app_data / 'outreach.db'}")
+    acc = f.add_account(
+        engine, as_of=DAY, dpd=5,
+        phones=[{"value": PHONE, "type": "mobile", "zones": "America/New_York"}],
+        emails=[{"value": EMAIL, "consent": True}],
+    )
+    f.add_payment(engine, acc["account_id"], DAY - dt.timedelta(days=20), "25.00")
+    for _ in iter_plan(engine, LADDER, DAY, 1000):
+        pass
+    rows = f.contacts(engine, account_id=acc["account_id"])
+    assert rows, "the default ladder plans something for a 5-dpd account"
+    return {"engine": engine, "account": acc, "keys": [r["key"] for r in rows]}
+
+
+@pytest.fixture
+def client(auth_manager: Any, ledger: dict[str, Any]) -> TestClient:
+    app: FastAPI = create_app(engine=ledger["engine"], now=lambda: NOW)
+    return TestClient(app)
+
+
+def set_state(engine: Engine, key: str, state: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE contact SET state = :s, error_detail = 'timeout after +12125550188' "
+                 "WHERE key = :k"),
+            {"s": state, "k": key},
+        )
+
+
+def row(engine: Engine, key: str) -> dict[str, Any]:
+    return f.contacts(engine, key=key)[0]
+
+
+def ops_events(engine: Engine, key: str) -> list[tuple[str, str, str]]:
+    with engine.connect() as conn:
+        return [
+            (r.direction, r.outcome, r.source)
+            for r in conn.execute(
+                text("SELECT direction, outcome, source FROM contact_event "
+                     "WHERE ledger_key = :k ORDER BY id"),
+                {"k": key},
+            )
+        ]
+
+
+def test_every_console_route_refuses_an_anonymous_request_with_401(client: TestClient) -> None:
+    routes = list(console_routes(client.app))  # type: ignore[arg-type]
+    assert len(routes) >= 12
+    for method, path in routes:
+        url = path.replace("{key}", "somekey")
+        response = client.request(method, url, params={"account_ref": "A1", "day": "2026-11-23"})
+        assert response.status_code == 401, (method, path, response.status_code)
+
+
+def test_a_token_signed_with_another_secret_is_refused(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, auth_manager: Any
+) -> None:
+    from airflow.api_fastapi.auth.tokens import JWTGenerator
+
+    forged = JWTGenerator(secret_key="not-the-secret-" + "y" * 64, valid_for=60,
+                          audience="apache-airflow").generate({"sub": "eve", "role": "ADMIN"})
+    response = client.get("/api/me", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code in (401, 403)
+
+
+def test_the_ui_session_cookie_authenticates_too(client: TestClient, auth_manager: Any) -> None:
+    token = bearer(auth_manager, "ana", "VIEWER")["Authorization"].split()[1]
+    client.cookies.set("_token", token)
+    assert client.get("/api/me").json() == {
+        "name": "ana", "personal_data": False, "may_resolve": False}
+
+
+def test_a_viewer_sees_the_timeline_with_masked_destinations(
+    client: TestClient, auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    ref = ledger["account"]["account_ref"]
+    response = client.get("/api/timeline", params={"account_ref": ref},
+                          headers=bearer(auth_manager, "vic", "VIEWER"))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["personal_data"] == "masked"
+    assert PHONE not in response.text and EMAIL not in response.text
+    assert "Pat Example" not in response.text
+    destinations = {c["destination"] for c in body["contacts"]}
+    assert destinations & {"+1******0188", "j***@e***.com"}
+    # Each contact carries its plan-time gate decision with reasons and pack versions.
+    decided = [d for c in body["contacts"] for d in c["decisions"]]
+    assert decided and all(d["phase"] == "plan" and d["pack_versions"] for d in decided)
+    assert [p["amount"] for p in body["payments"]] == ["25.00"]
+    html = client.get("/timeline", params={"account_ref": ref},
+                      headers=bearer(auth_manager, "vic", "VIEWER"))
+    assert html.status_code == 200 and ref in html.text and PHONE not in html.text
+
+
+def test_an_admin_sees_full_destinations_and_names(
+    client: TestClient, auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    ref = ledger["account"]["account_ref"]
+    response = client.get("/api/timeline", params={"account_ref": ref},
+                          headers=bearer(auth_manager, "ada", "ADMIN"))
+    body = response.json()
+    assert body["personal_data"] == "shown"
+    assert {c["destination"] for c in body["contacts"]} & {PHONE, EMAIL}
+    assert body["account"]["name"].startswith("Pat Example")
+
+
+def test_the_pii_roles_come_from_the_environment(
+    client: TestClient, auth_manager: Any, ledger: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OUTREACH_CONSOLE_PII_ROLES", "op")
+    ref = ledger["account"]["account_ref"]
+    as_op = client.get("/api/timeline", params={"account_ref": ref},
+                       headers=bearer(auth_manager, "oli", "OP")).json()
+    as_admin = client.get("/api/timeline", params={"account_ref": ref},
+                          headers=bearer(auth_manager, "ada", "ADMIN")).json()
+    assert (as_op["personal_data"], as_admin["personal_data"]) == ("shown", "masked")
+
+
+def test_resolving_an_uncertain_contact_records_who_and_why_and_moves_it(
+    client: TestClient, auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    engine, key = ledger["engine"], ledger["keys"][0]
+    set_state(engine, key, "uncertain")
+    listed = client.get("/api/open-contacts", params={"day": DAY.isoformat()},
+                        headers=bearer(auth_manager, "vic", "VIEWER")).json()
+    assert [c["key"] for c in listed["contacts"]] == [key]
+    assert PHONE not in str(listed)  # error text is scrubbed for viewers too
+    response = client.post(
+        f"/api/contacts/{key}/resolve",
+        json={"resolution": "mark_sent", "reason": "Twilio console shows it delivered"},
+        headers=bearer(auth_manager, "oli", "OP"),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["resolved_by"] == "oli"
+    after = row(engine, key)
+    assert after["state"] == "sent" and after["sent_at"] == NOW
+    assert after["error_detail"] == "ops mark_sent by oli: Twilio console shows it delivered"
+    channel = after["channel"]
+    outbound = "attempted" if channel == "call" else "sent"
+    assert ops_events(engine, key) == [("ops", "ops_mark_sent", "ops"),
+                                       ("outbound", outbound, "ops")]
+
+
+def test_not_sent_goes_back_to_planned_and_drop_suppresses_with_a_reason(
+    client: TestClient, auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    engine = ledger["engine"]
+    if len(ledger["keys"]) < 2:
+        pytest.skip("needs two planned contacts")
+    resend, dropped = ledger["keys"][:2]
+    set_state(engine, resend, "failed")
+    set_state(engine, dropped, "uncertain")
+    op = bearer(auth_manager, "oli", "OP")
+    for key, resolution in ((resend, "mark_not_sent"), (dropped, "drop")):
+        response = client.post(f"/api/contacts/{key}/resolve",
+                               json={"resolution": resolution, "reason": "checked with vendor"},
+                               headers=op)
+        assert response.status_code == 200, response.text
+    assert row(engine, resend)["state"] == "planned"
+    assert row(engine, resend)["claim_token"] is None
+    assert (row(engine, dropped)["state"], row(engine, dropped)["reasons"]) == (
+        "suppressed", "ops.dropped")
+    # Neither counts as a contact: no outbound event was written.
+    assert ops_events(engine, resend) == [("ops", "ops_mark_not_sent", "ops")]
+    assert ops_events(engine, dropped) == [("ops", "ops_drop", "ops")]
+    board = client.get("/api/suppressions", params={"day": DAY.isoformat()}, headers=op).json()
+    assert board["suppressed_by_reason"].get("ops.dropped") == 1
+
+
+def test_resolving_a_sent_contact_is_refused_with_409_and_changes_nothing(
+    client: TestClient, auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    engine, key = ledger["engine"], ledger["keys"][0]
+    set_state(engine, key, "sent")
+    before = row(engine, key)
+    response = client.post(f"/api/contacts/{key}/resolve",
+                           json={"resolution": "mark_not_sent", "reason": "try again"},
+                           headers=bearer(auth_manager, "ada", "ADMIN"))
+    assert response.status_code == 409
+    assert row(engine, key) == before
+    assert ops_events(engine, key) == []
+
+
+def test_a_resolve_needs_a_reason_and_a_role_that_may_change_the_ledger(
+    client: TestClient, auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    engine, key = ledger["engine"], ledger["keys"][0]
+    set_state(engine, key, "uncertain")
+    no_reason = client.post(f"/api/contacts/{key}/resolve",
+                            json={"resolution": "drop", "reason": "   "},
+                            headers=bearer(auth_manager, "ada", "ADMIN"))
+    viewer = client.post(f"/api/contacts/{key}/resolve",
+                         json={"resolution": "drop", "reason": "because"},
+                         headers=bearer(auth_manager, "vic", "VIEWER"))
+    assert (no_reason.status_code, viewer.status_code) == (422, 403)
+    assert row(engine, key)["state"] == "uncertain"
+
+
+def test_the_resolve_form_redirects_back_to_the_list(
+    client: TestClient, auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    engine, key = ledger["engine"], ledger["keys"][0]
+    set_state(engine, key, "uncertain")
+    op = bearer(auth_manager, "oli", "OP")
+    page = client.get("/open-contacts", params={"day": DAY.isoformat()}, headers=op)
+    assert page.status_code == 200 and f'value="{key}"' in page.text
+    response = client.post("/open-contacts/resolve", headers=op, follow_redirects=False,
+                           data={"key": key, "resolution": "mark_not_sent",
+                                 "reason": "not in provider logs", "day": DAY.isoformat()})
+    assert response.status_code == 303
+    assert response.headers["location"].endswith("open-contacts?day=2026-11-23&done=planned")
+    assert row(engine, key)["state"] == "planned"
+
+
+def test_the_ladder_view_shows_the_active_version_and_checks_a_draft_with_paths(
+    client: TestClient, auth_manager: Any
+) -> None:
+    viewer = bearer(auth_manager, "vic", "VIEWER")
+    active = client.get("/api/ladder", headers=viewer).json()
+    assert active["version"] == LADDER.version
+    assert [s["id"] for s in active["stages"]] == [s.id for s in LADDER.stages]
+    draft = "name: broken\nstages:\n  - id: early\n    entry: {dpd_min: 0}\n    actions: []\n"
+    checked = client.post("/api/ladder/check", json={"text": draft}, headers=viewer).json()
+    assert checked["valid"] is False
+    assert {"stages[0].entry.dpd_min", "stages[0].actions"} <= {e["path"]
+                                                                for e in checked["errors"]}
+    page = client.post("/ladder", data={"draft": "<script>x</script>"}, headers=viewer)
+    assert page.status_code == 200 and "<script>x</script>" not in page.text  # autoescaped
+
+
+def test_the_plugin_mounts_the_console_and_puts_its_views_in_the_navigation() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "outreach_console_plugin", PROJECT_ROOT / "plugins/outreach_console_plugin.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plugin = module.OutreachConsolePlugin
+    assert [a["url_prefix"] for a in plugin.fastapi_apps] == ["/outreach-console"]
+    assert {v["destination"] for v in plugin.external_views} == {"nav"}
+    assert all(v["href"].startswith("/outreach-console/") for v in plugin.external_views)
