@@ -27,6 +27,13 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+def _controls() -> Any:
+    """The run's controls (its trigger form), checked: a bad value fails the task, naming it."""
+    from outreach import service
+
+    return service.run_controls(get_current_context()["params"])
+
+
 def _as_of() -> dt.date:
     """The run's logical date in UTC; a run triggered without one uses its ``run_after``."""
     context = get_current_context()
@@ -54,6 +61,31 @@ def _as_of() -> dt.date:
         "batch_size": Param(
             5000, type="integer", minimum=1, description="Accounts per planning/dispatch batch."
         ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            description="Plan and count what would go out; write nothing to the ledger, send "
+            "nothing.",
+        ),
+        "channels": Param(
+            [],
+            type="array",
+            items={"type": "string", "enum": list(CHANNEL_KINDS)},
+            description="Channels to plan and send (empty: every channel).",
+        ),
+        "stages": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Ladder stages to plan (empty: every stage).",
+        ),
+        "accounts": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            maxItems=1000,
+            description="Account refs to plan and send (empty: the whole portfolio).",
+        ),
     },
     doc_md=__doc__,
 )
@@ -75,20 +107,22 @@ def outreach_daily() -> None:
         from outreach import service
 
         params = get_current_context()["params"]
-        return service.plan_batches(_as_of(), int(params["batch_size"]))
+        return service.plan_batches(_as_of(), int(params["batch_size"]), _controls())
 
     @task
     def plan_batch(batch: dict[str, int]) -> dict[str, int]:
         from outreach import service
 
-        return service.plan_batch(_as_of(), batch["lo"], batch["hi"])
+        return service.plan_batch(_as_of(), batch["lo"], batch["hi"], _controls())
 
     @task
     def dispatch_batches(channel: str) -> list[dict[str, int]]:
         from outreach import service
 
         params = get_current_context()["params"]
-        return service.dispatch_batches(_as_of(), channel, int(params["batch_size"]))
+        return service.dispatch_batches(
+            _as_of(), channel, int(params["batch_size"]), _controls()
+        )
 
     @task
     def dispatch(channel: str, batch: dict[str, int]) -> dict[str, int]:
@@ -102,20 +136,20 @@ def outreach_daily() -> None:
     def close_day(channel: str) -> dict[str, Any]:
         from outreach import service
 
-        return service.close_day(_as_of(), channel)
+        return service.close_day(_as_of(), channel, _controls())
 
     @task(trigger_rule="none_failed")
     def refresh_call_queue() -> dict[str, Any]:
         from outreach import service
 
         clock = get_current_context()["params"]["clock"]
-        return service.refresh_call_queue(_as_of(), clock=clock)
+        return service.refresh_call_queue(_as_of(), clock=clock, controls=_controls())
 
     @task(trigger_rule="none_failed")
-    def summary() -> dict[str, Any]:
+    def summary(planned: list[dict[str, int]]) -> dict[str, Any]:
         from outreach import service
 
-        counts = service.summary(_as_of())
+        counts = service.summary(_as_of(), _controls(), planned)
         log.info("outreach summary (counts only): %s", counts)
         return counts
 
@@ -140,7 +174,8 @@ def outreach_daily() -> None:
             finished.append(sent >> refresh_call_queue())
         else:
             finished.append(sent)
-    finished >> summary()
+    # The plan's counts go to the summary: a dry run's only record of what it would do.
+    finished >> summary(planned)
 
 
 outreach_daily()

@@ -6,7 +6,9 @@ its window since. A day's windows are local calendar days, so American evenings 
 midnight UTC (New York until 02:00, Hawaii until 07:00): each run therefore covers the previous
 UTC day as well as the current one; the dispatcher sends only what is inside its window now.
 The dispatcher claims each contact in the ledger before sending, so this DAG and the daily run
-never send the same contact twice. Wiring only; counts, days and id ranges in XCom.
+never send the same contact twice. Before each SMS and email dispatch, contacts that failed
+transiently (a provider outage that outlasted the retries) go back to the queue while their
+window is open (``outreach.redrive``); the dispatch judges them again before sending. Wiring only; counts, days and id ranges in XCom.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from airflow.sdk import Param, dag, get_current_context, task
 from contact_channels.base import CHANNEL_KINDS
 
 log = logging.getLogger(__name__)
+
+# Channels whose transient failures (provider outages, retries spent) are sent again.
+REDRIVEN = ("sms", "email")
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "collections-ops",
@@ -86,8 +91,17 @@ def outreach_dispatch() -> None:
 
         return service.refresh_call_queue(_as_of())
 
+    @task
+    def redrive(channel: str) -> dict[str, int]:
+        from outreach import service
+
+        return service.redrive(_as_of(), channel)
+
     for channel in CHANNEL_KINDS:
         ranges = dispatch_batches.override(task_id=f"dispatch_batches_{channel}")(channel=channel)
+        if channel in REDRIVEN:
+            # What failed transiently goes back to the queue first; the dispatch re-judges it.
+            redrive.override(task_id=f"redrive_{channel}")(channel=channel) >> ranges
         sent = dispatch.override(task_id=f"dispatch_{channel}", pool=f"{channel}_dispatch").partial(
             channel=channel
         ).expand(batch=ranges)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, bindparam, text
 
 from outreach.bulk import column_types, insert_rows, upsert_rows
 from outreach.facts import AccountRecord, Destination, load_accounts
@@ -209,6 +209,25 @@ def choose(
 StepHook = Callable[[Step, AccountRecord], Step]
 
 
+@dataclass(frozen=True, slots=True)
+class PlanScope:
+    """The part of the day a run plans (the daily DAG's run controls): only these channels,
+    stages and accounts; None means all. A scoped run replaces only its own part of the plan."""
+
+    channels: frozenset[str] | None = None
+    stages: frozenset[str] | None = None
+    account_refs: frozenset[str] | None = None
+
+    def admits(self, stage: Stage, action: Action) -> bool:
+        return (self.channels is None or action.channel in self.channels) and (
+            self.stages is None or stage.id in self.stages
+        )
+
+    @property
+    def whole(self) -> bool:
+        return self.channels is None and self.stages is None and self.account_refs is None
+
+
 def plan_step_hook(engine: Engine, day: dt.date) -> StepHook:
     """What the planner adds to a step before judging it, as the dispatcher's channel hooks
     will at send time: the agency a placement would go to (so the rules on approved agencies
@@ -285,9 +304,11 @@ def plan_account(
     role: str = COLLECTOR,
     trace: bool = False,
     step_hook: StepHook | None = None,
+    scope: PlanScope | None = None,
 ) -> tuple[Stage | None, int | None, list[PlannedStep]]:
     """Stage, days past due and the due steps of one account for ``day`` (pure); ``role`` is
-    the user's (policy settings), which decides the packs that apply."""
+    the user's (policy settings), which decides the packs that apply. ``scope`` leaves out the
+    actions of other channels and stages."""
     if account.due_date is None or account.past_due <= 0:
         return None, None, []
     dpd = (day - account.due_date).days
@@ -300,6 +321,8 @@ def plan_account(
     facts: AccountFacts | None = None  # built for the first due step only
     steps: list[PlannedStep] = []
     for action in stage.actions:
+        if scope is not None and not scope.admits(stage, action):
+            continue
         times, last = account.ladder_history.get((stage.id, action.id), (0, None))
         if times >= action.cadence.max_times or notice_already_sent(action, account):
             continue
@@ -490,10 +513,14 @@ def write_plan(
     lo: int,
     hi: int,
     now: dt.datetime,
+    *,
+    only_written: bool = False,
 ) -> None:
     """Replace this batch's plan for ``day``: expire stale planned rows, upsert, record decisions.
 
     Rows the dispatcher already took (sending, sent, failed, uncertain) are never rewritten.
+    ``only_written`` (a scoped run): replace only the decisions of the contacts written, so the
+    rest of the day's plan keeps its own.
     """
     conn.execute(
         text(
@@ -502,13 +529,24 @@ def write_plan(
         ),
         {"now": now, "lo": lo, "hi": hi, "day": day},
     )
-    conn.execute(
-        text(
-            "DELETE FROM policy_decision WHERE phase = 'plan' AND as_of = :day "
-            "AND account_id BETWEEN :lo AND :hi"
-        ),
-        {"day": day, "lo": lo, "hi": hi},
-    )
+    if only_written:
+        keys = [d[0] for d in decisions]
+        if keys:
+            conn.execute(
+                text(
+                    "DELETE FROM policy_decision WHERE phase = 'plan' AND as_of = :day "
+                    "AND contact_key IN :keys"
+                ).bindparams(bindparam("keys", expanding=True)),
+                {"day": day, "keys": keys},
+            )
+    else:
+        conn.execute(
+            text(
+                "DELETE FROM policy_decision WHERE phase = 'plan' AND as_of = :day "
+                "AND account_id BETWEEN :lo AND :hi"
+            ),
+            {"day": day, "lo": lo, "hi": hi},
+        )
     upsert_rows(conn, "contact", CONTACT_COLUMNS, contacts, CONTACT_TYPES, ON_CONFLICT_CONTACT)
     insert_rows(conn, "policy_decision", DECISION_COLUMNS, decisions, DECISION_TYPES)
 
@@ -546,9 +584,19 @@ def relaxed_gc() -> Iterator[None]:
             gc.enable()
 
 
-def plan_range(engine: Engine, ladder: Ladder, day: dt.date, lo: int, hi: int) -> PlanCounts:
+def plan_range(
+    engine: Engine,
+    ladder: Ladder,
+    day: dt.date,
+    lo: int,
+    hi: int,
+    *,
+    scope: PlanScope | None = None,
+    write: bool = True,
+) -> PlanCounts:
     """Plan accounts ``lo..hi`` for ``day``: read and judge first, then write in one short
-    transaction (only this batch writes these accounts' plan rows)."""
+    transaction (only this batch writes these accounts' plan rows). ``write=False`` (a dry
+    run) judges and counts, and writes nothing."""
     counts = PlanCounts()
     role = policy_settings().role
     with relaxed_gc():
@@ -557,8 +605,11 @@ def plan_range(engine: Engine, ladder: Ladder, day: dt.date, lo: int, hi: int) -
         steps: list[PlannedStep] = []
         hook = plan_step_hook(engine, day)
         for account in accounts.values():
+            if scope is not None and scope.account_refs is not None:
+                if account.account_ref not in scope.account_refs:
+                    continue
             stage, _dpd, account_steps = plan_account(
-                ladder, account, day, role=role, step_hook=hook
+                ladder, account, day, role=role, step_hook=hook, scope=scope
             )
             counts.accounts += 1
             counts.in_stage += stage is not None
@@ -567,9 +618,12 @@ def plan_range(engine: Engine, ladder: Ladder, day: dt.date, lo: int, hi: int) -
             setattr(counts, s.verdict.verdict, getattr(counts, s.verdict.verdict) + 1)
         counts.steps = len(steps)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        if not write:
+            return counts
         contacts, decisions = _rows(steps, day, ladder, now)
+        partial = scope is not None and not scope.whole
         with writer_turn(engine), engine.begin() as conn:
-            write_plan(conn, contacts, decisions, day, lo, hi, now)
+            write_plan(conn, contacts, decisions, day, lo, hi, now, only_written=partial)
     return counts
 
 

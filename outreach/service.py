@@ -7,11 +7,15 @@ names, reason codes. Never names, numbers, addresses or amounts per person.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contact_channels.base import CHANNEL_KINDS
 from outreach import settings
 from outreach.db import get_engine, migrate
+from outreach.planner import PlanScope
 
 
 def setup_database() -> None:
@@ -75,9 +79,13 @@ def recall_placements(as_of: dt.date) -> dict[str, Any]:
     return recall(get_engine(), as_of)
 
 
-def close_day(as_of: dt.date, channel: str) -> dict[str, Any]:
+def close_day(
+    as_of: dt.date, channel: str, controls: RunControls | None = None
+) -> dict[str, Any]:
     """What a channel writes once its day's contacts are dispatched: the print batch's
-    manifest for letters, a placement file per agency for placements."""
+    manifest for letters, a placement file per agency for placements (not on a dry run)."""
+    if controls is not None and not controls.sends(channel):
+        return {"skipped": "dry run or channel left out"}
     if channel == "letter":
         from outreach.letters import close_print_batch
 
@@ -89,7 +97,9 @@ def close_day(as_of: dt.date, channel: str) -> dict[str, Any]:
     return {}
 
 
-def refresh_call_queue(as_of: dt.date, *, clock: str = "wall") -> dict[str, Any]:
+def refresh_call_queue(
+    as_of: dt.date, *, clock: str = "wall", controls: RunControls | None = None
+) -> dict[str, Any]:
     """Upkeep of the agent call queue on the wall clock: expire closed windows, queue stale
     claims again, withdraw tasks the gate now stops. Agents work in real time, so a run on the
     logical clock (a demo, a backfill) leaves the queue alone."""
@@ -97,12 +107,63 @@ def refresh_call_queue(as_of: dt.date, *, clock: str = "wall") -> dict[str, Any]
 
     if clock == "logical":
         return {"skipped": "logical clock"}
+    if controls is not None and not controls.sends("call"):
+        return {"skipped": "dry run or calls left out"}
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     return refresh(get_engine(), as_of, now)
 
 
-def plan_batches(as_of: dt.date, batch_size: int) -> list[dict[str, int]]:
-    """Split the portfolio into account-id ranges of about ``batch_size`` accounts."""
+@dataclass(frozen=True)
+class RunControls:
+    """What one run of the daily DAG does (its trigger form's params): a dry run plans and
+    counts but writes and sends nothing; a scope limits the plan to some channels, stages or
+    accounts, and the dispatch to those channels and accounts."""
+
+    dry_run: bool = False
+    scope: PlanScope = field(default_factory=PlanScope)
+
+    @property
+    def account_refs(self) -> frozenset[str] | None:
+        return self.scope.account_refs
+
+    def sends(self, channel: str) -> bool:
+        return not self.dry_run and (self.scope.channels is None or channel in self.scope.channels)
+
+
+MAX_ACCOUNT_FILTER = 1000
+
+
+def run_controls(params: Mapping[str, Any] | None) -> RunControls:
+    """The controls from a run's params, checked: unknown channels or stages, or too many
+    accounts, are refused with the param named (an empty list means all)."""
+    from outreach.ladder import load_ladder
+
+    params = params or {}
+    channels = list(params.get("channels") or [])
+    unknown = sorted(set(channels) - set(CHANNEL_KINDS))
+    if unknown:
+        raise ValueError(f"params.channels: unknown channel {unknown[0]!r}")
+    stages = list(params.get("stages") or [])
+    known = {stage.id for stage in load_ladder(settings.ladder_path()).stages}
+    unknown = sorted(set(stages) - known)
+    if unknown:
+        raise ValueError(f"params.stages: {unknown[0]!r} is not a stage of the ladder in force")
+    accounts = [str(a).strip() for a in params.get("accounts") or [] if str(a).strip()]
+    if len(accounts) > MAX_ACCOUNT_FILTER:
+        raise ValueError(f"params.accounts: at most {MAX_ACCOUNT_FILTER} account refs a run")
+    scope = PlanScope(
+        channels=frozenset(channels) or None,
+        stages=frozenset(stages) or None,
+        account_refs=frozenset(accounts) or None,
+    )
+    return RunControls(dry_run=bool(params.get("dry_run", False)), scope=scope)
+
+
+def plan_batches(
+    as_of: dt.date, batch_size: int, controls: RunControls | None = None
+) -> list[dict[str, int]]:
+    """Split the portfolio (or the run's accounts) into account-id ranges of about
+    ``batch_size`` accounts."""
     from outreach.ladder import load_ladder
     from outreach.placement import agency_config
     from outreach.planner import account_ranges
@@ -115,25 +176,67 @@ def plan_batches(as_of: dt.date, batch_size: int) -> list[dict[str, int]]:
     load_ladder(settings.ladder_path())
     policy_settings()
     agency_config()
-    return [{"lo": lo, "hi": hi} for lo, hi in account_ranges(get_engine(), batch_size)]
+    controls = controls or RunControls()
+    if controls.account_refs is None:
+        return [{"lo": lo, "hi": hi} for lo, hi in account_ranges(get_engine(), batch_size)]
+    ids = _account_ids(controls.account_refs)
+    return [
+        {"lo": ids[i], "hi": ids[min(i + batch_size, len(ids)) - 1]}
+        for i in range(0, len(ids), batch_size)
+    ]
 
 
-def plan_batch(as_of: dt.date, lo: int, hi: int) -> dict[str, int]:
+def _account_ids(refs: frozenset[str]) -> list[int]:
+    """The ids of the run's accounts, sorted; an unknown ref is refused by name."""
+    from sqlalchemy import bindparam, text
+
+    with get_engine().connect() as conn:
+        found: dict[str, int] = dict(
+            conn.execute(
+                text("SELECT account_ref, id FROM account WHERE account_ref IN :refs").bindparams(
+                    bindparam("refs", expanding=True)
+                ),
+                {"refs": sorted(refs)},
+            ).all()
+        )
+    missing = sorted(refs - set(found))
+    if missing:
+        raise ValueError(f"params.accounts: no account {missing[0]!r}")
+    return sorted(int(i) for i in found.values())
+
+
+def plan_batch(
+    as_of: dt.date, lo: int, hi: int, controls: RunControls | None = None
+) -> dict[str, int]:
     """Plan accounts ``lo..hi`` (inclusive ids) as of ``as_of``; returns verdict counts."""
     from outreach.ladder import load_ladder
     from outreach.planner import plan_range
 
+    controls = controls or RunControls()
     ladder = load_ladder(settings.ladder_path())
-    return plan_range(get_engine(), ladder, as_of, lo, hi).as_dict()
+    counts = plan_range(
+        get_engine(), ladder, as_of, lo, hi, scope=controls.scope, write=not controls.dry_run
+    )
+    return counts.as_dict()
 
 
-def dispatch_batches(as_of: dt.date, channel: str, batch_size: int) -> list[dict[str, int]]:
-    """Account-id ranges holding contacts of ``channel`` planned for ``as_of``."""
+def dispatch_batches(
+    as_of: dt.date, channel: str, batch_size: int, controls: RunControls | None = None
+) -> list[dict[str, int]]:
+    """Account-id ranges holding contacts of ``channel`` planned for ``as_of``: none on a dry
+    run or for a channel the run leaves out; only the run's accounts when it names some."""
     from outreach.dispatcher import dispatch_ranges
 
-    return [
-        {"lo": lo, "hi": hi} for lo, hi in dispatch_ranges(get_engine(), as_of, channel, batch_size)
-    ]
+    controls = controls or RunControls()
+    if not controls.sends(channel):
+        return []
+    ranges = dispatch_ranges(get_engine(), as_of, channel, batch_size)
+    if controls.account_refs is not None:
+        ids = _account_ids(controls.account_refs)
+        # One range per account named (the filter is for a few accounts at a time): a range
+        # never takes in an account the run did not name.
+        return [{"lo": i, "hi": i} for i in ids if any(lo <= i <= hi for lo, hi in ranges)]
+    return [{"lo": lo, "hi": hi} for lo, hi in ranges]
 
 
 def dispatch_batch(
@@ -150,8 +253,32 @@ def dispatch_batch(
     return dispatch_range(get_engine(), as_of, channel, lo, hi, clock=clock).as_dict()
 
 
-def summary(as_of: dt.date) -> dict[str, Any]:
-    """Counts for the day: planned/sent by stage and channel, suppressed by reason code."""
+def redrive(as_of: dt.date, channel: str) -> dict[str, int]:
+    """Give contacts of ``channel`` that failed transiently (a provider outage, its retries
+    spent) back to the queue while their window is open, for today and yesterday's evening
+    windows; the dispatch that follows judges them again before sending."""
+    from outreach.redrive import redrive_failed
+
+    totals: dict[str, int] = {}
+    for day in (as_of - dt.timedelta(days=1), as_of):
+        for name, n in redrive_failed(get_engine(), day, channel).items():
+            totals[name] = totals.get(name, 0) + int(n)
+    return totals
+
+
+def summary(
+    as_of: dt.date,
+    controls: RunControls | None = None,
+    planned: Iterable[Mapping[str, int]] = (),
+) -> dict[str, Any]:
+    """Counts for the day: planned/sent by stage and channel, suppressed by reason code. A dry
+    run's are its plan's counts (``planned``, one dict per batch): nothing was written."""
     from outreach.reporting import day_summary
 
+    if controls is not None and controls.dry_run:
+        totals: dict[str, int] = {}
+        for counts in planned:
+            for name, n in counts.items():
+                totals[name] = totals.get(name, 0) + int(n)
+        return {"as_of": as_of.isoformat(), "dry_run": True, "plan": totals}
     return day_summary(get_engine(), as_of)

@@ -89,8 +89,10 @@ def test_daily_flow_is_ingest_recall_plan_dispatch_close_summary(dagbag: Any) ->
     assert dag.get_task("close_agency").upstream_task_ids == {"dispatch_agency"}
     assert dag.get_task("refresh_call_queue").upstream_task_ids == {"dispatch_call"}
     summary = dag.get_task("summary")
+    # The plan's counts too: a dry run's summary is made of them.
     assert summary.upstream_task_ids == {"dispatch_sms", "dispatch_email", "refresh_call_queue",
-                                         "close_letter", "close_agency", "dispatch_legal"}
+                                         "close_letter", "close_agency", "dispatch_legal",
+                                         "plan_batch"}
     # A channel with nothing to send skips its mapped task; what follows must still run.
     for task_id in ("summary", "close_letter", "close_agency", "refresh_call_queue"):
         assert dag.get_task(task_id).trigger_rule == "none_failed"
@@ -98,12 +100,16 @@ def test_daily_flow_is_ingest_recall_plan_dispatch_close_summary(dagbag: Any) ->
     assert len(dag.tasks) == 4 + 2 * len(CHANNEL_KINDS) + 3 + 1
 
 
-def test_daily_params_offer_clock_and_batch_size(dagbag: Any) -> None:
+def test_daily_params_offer_the_run_controls(dagbag: Any) -> None:
     params = dagbag.dags["outreach_daily"].params
     assert params["clock"] == "wall"
     assert params.get_param("clock").schema["enum"] == ["wall", "logical"]
     assert params["batch_size"] == 5000
     assert params.get_param("batch_size").schema["type"] == "integer"
+    assert params["dry_run"] is False
+    assert params["channels"] == params["stages"] == params["accounts"] == []
+    assert params.get_param("channels").schema["items"]["enum"] == list(CHANNEL_KINDS)
+    assert params.get_param("accounts").schema["maxItems"] == 1000
 
 
 def test_hourly_dispatch_runs_every_hour_on_the_wall_clock(dagbag: Any) -> None:
@@ -209,3 +215,12 @@ def test_importing_a_dag_file_does_no_io(tmp_path: Path) -> None:
     events = json.loads(result.stdout.strip().splitlines()[-1])
     assert events == []
     assert not missing.exists()
+
+
+def test_hourly_dispatch_redrives_transient_failures_before_sms_and_email(dagbag: Any) -> None:
+    dag = dagbag.dags["outreach_dispatch"]
+    for channel in ("sms", "email"):
+        assert dag.get_task(f"dispatch_batches_{channel}").upstream_task_ids == {
+            f"redrive_{channel}"}
+    assert not any(t.task_id.startswith("redrive_") and t.task_id[8:] not in ("sms", "email")
+                   for t in dag.tasks)  # fmt: skip

@@ -23,23 +23,29 @@ class RecordingService:
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.controls: list[Any] = []  # the run controls each call was given
 
     def ingest(self) -> dict[str, int]:
         self.calls.append(("ingest",))
         return {"files": 1, "rows_read": 3, "rejected": 0}
 
-    def plan_batches(self, as_of: dt.date, batch_size: int) -> list[dict[str, int]]:
+    def plan_batches(
+        self, as_of: dt.date, batch_size: int, controls: Any = None
+    ) -> list[dict[str, int]]:
         self.calls.append(("plan_batches", as_of, batch_size))
+        self.controls.append(controls)
         return [{"lo": 1, "hi": 100}, {"lo": 101, "hi": 180}]
 
-    def plan_batch(self, as_of: dt.date, lo: int, hi: int) -> dict[str, int]:
+    def plan_batch(self, as_of: dt.date, lo: int, hi: int, controls: Any = None) -> dict[str, int]:
         self.calls.append(("plan_batch", as_of, lo, hi))
+        self.controls.append(controls)
         return {"send": 1}
 
     def dispatch_batches(
-        self, as_of: dt.date, channel: str, batch_size: int
+        self, as_of: dt.date, channel: str, batch_size: int, controls: Any = None
     ) -> list[dict[str, int]]:
         self.calls.append(("dispatch_batches", as_of, channel, batch_size))
+        self.controls.append(controls)
         return [{"lo": 7, "hi": 9}]
 
     def dispatch_batch(
@@ -48,9 +54,12 @@ class RecordingService:
         self.calls.append(("dispatch_batch", as_of, channel, lo, hi, clock))
         return {"sent": 1}
 
-    def summary(self, as_of: dt.date) -> dict[str, Any]:
+    def summary(
+        self, as_of: dt.date, controls: Any = None, planned: Any = ()
+    ) -> dict[str, Any]:
         self.calls.append(("summary", as_of))
-        return {"as_of": as_of.isoformat(), "totals": {"sent": 1}}
+        self.controls.append(controls)
+        return {"as_of": as_of.isoformat(), "totals": {"sent": 1}, "planned": list(planned)}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +99,8 @@ def test_daily_tasks_call_the_service_with_the_logical_day_and_params(
     dagbag: Any, service: RecordingService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dag = dagbag.dags["outreach_daily"]
-    params = {"clock": "logical", "batch_size": 100}
+    params = {"clock": "logical", "batch_size": 100, "dry_run": True, "channels": ["email"],
+              "stages": ["early_reminder"], "accounts": []}  # fmt: skip
 
     def run(task_id: str, **kwargs: Any) -> Any:
         return _callable(dag, task_id, monkeypatch, params)(**kwargs)
@@ -100,7 +110,14 @@ def test_daily_tasks_call_the_service_with_the_logical_day_and_params(
     run("plan_batch", batch={"lo": 101, "hi": 180})
     assert run("dispatch_batches_email", channel="email") == [{"lo": 7, "hi": 9}]
     run("dispatch_email", channel="email", batch={"lo": 7, "hi": 9})
-    assert run("summary")["totals"] == {"sent": 1}
+    summary = run("summary", planned=[{"send": 1}, {"send": 2}])
+    assert summary["totals"] == {"sent": 1} and summary["planned"] == [{"send": 1}, {"send": 2}]
+    # Every call got the run's controls, read from its params.
+    for controls in service.controls:
+        assert controls.dry_run is True
+        assert controls.scope.channels == {"email"}
+        assert controls.scope.stages == {"early_reminder"}
+        assert controls.scope.account_refs is None
 
     assert service.calls == [
         ("ingest",),
@@ -133,3 +150,15 @@ def test_hourly_dispatch_covers_yesterdays_open_windows_on_the_wall_clock(
         ("dispatch_batch", yesterday, "sms", 7, 9, "wall"),
         ("dispatch_batch", DAY, "sms", 7, 9, "wall"),
     ]
+
+
+def test_hourly_redrive_calls_the_service_with_the_logical_day(
+    dagbag: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outreach import service as real
+
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(real, "redrive", lambda day, channel: calls.append((day, channel)) or {})
+    dag = dagbag.dags["outreach_dispatch"]
+    _callable(dag, "redrive_email", monkeypatch, {"batch_size": 50})(channel="email")
+    assert calls == [(DAY, "email")] and type(calls[0][0]) is dt.date
