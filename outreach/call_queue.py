@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from contact_channels.masking import mask_phone
 from outreach.bulk import insert_rows
-from outreach.dispatcher import ChannelHooks, MessageContext, SendRules, send_rules
+from outreach.dispatcher import ChannelHooks, DueContact, MessageContext, SendRules, send_rules
 from outreach.facts import AccountRecord, as_date, as_instant, load_accounts
 from outreach.models import (
     Account,
@@ -93,47 +93,61 @@ def call_priority(
     return balance_points + dpd_points + promise_points + SEGMENT_POINTS.get(segment or "", 0)
 
 
-def broken_promises(conn: Connection, account_id: int, day: dt.date) -> int:
-    """Promises to pay on the account that were broken as of ``day``: marked ``broken``, or still
+def broken_promises(conn: Connection, account_ids: Iterable[int], day: dt.date) -> dict[int, int]:
+    """Per account, the promises to pay broken as of ``day``: marked ``broken``, or still
     ``open`` past their date without payments (dated from the day the promise was made up to
-    its date) covering the amount."""
-    promises = conn.execute(
-        select(Promise.amount, Promise.due_on, Promise.recorded_at, Promise.status).where(
-            Promise.account_id == account_id, Promise.status.in_(("open", "broken"))
-        )
-    ).all()
+    its date) covering the amount. Two queries for all the accounts; absent: none broken."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    promises: dict[int, list[Any]] = {}
+    for row in conn.execute(
+        select(
+            Promise.account_id, Promise.amount, Promise.due_on, Promise.recorded_at, Promise.status
+        ).where(Promise.account_id.in_(ids), Promise.status.in_(("open", "broken")))
+    ):
+        promises.setdefault(row[0], []).append(row[1:])
     if not promises:
-        return 0
-    payments = conn.execute(
-        select(Payment.paid_on, Payment.amount).where(Payment.account_id == account_id)
-    ).all()
-    broken = 0
-    for amount, due_on, recorded_at, status in promises:
-        if status == "broken":
-            broken += 1
-            continue
-        due = as_date(due_on)
-        made_on = as_instant(recorded_at).date()
-        if due is None or due >= day:
-            continue  # not due yet
-        paid = sum(
-            (Decimal(str(a)) for d, a in payments if made_on <= as_date(d) <= due),  # type: ignore[operator]
-            Decimal(0),
+        return {}
+    payments: dict[int, list[Any]] = {}
+    for paid_row in conn.execute(
+        select(Payment.account_id, Payment.paid_on, Payment.amount).where(
+            Payment.account_id.in_(sorted(promises))
         )
-        if paid < Decimal(str(amount)):
-            broken += 1
+    ):
+        payments.setdefault(paid_row[0], []).append(paid_row[1:])
+    broken: dict[int, int] = {}
+    for account_id, rows in promises.items():
+        paid_rows = payments.get(account_id, [])
+        for amount, due_on, recorded_at, status in rows:
+            if status != "broken":
+                due = as_date(due_on)
+                made_on = as_instant(recorded_at).date()
+                if due is None or due >= day:
+                    continue  # not due yet
+                paid = sum(
+                    (Decimal(str(a)) for d, a in paid_rows if made_on <= as_date(d) <= due),  # type: ignore[operator]
+                    Decimal(0),
+                )
+                if paid >= Decimal(str(amount)):
+                    continue  # kept
+            broken[account_id] = broken.get(account_id, 0) + 1
     return broken
 
 
 class CallQueueHooks(ChannelHooks):
     """The dispatcher's hooks for ``call``: the task's account, number, priority and window."""
 
+    def prepare(self, conn: Connection, contacts: Sequence[DueContact], day: dt.date) -> None:
+        self._broken = broken_promises(conn, (c.account_id for c in contacts), day)
+
     def fields(self, ctx: MessageContext, verdict: Verdict) -> dict[str, Any]:
         account = ctx.account
         dpd = (ctx.day - account.due_date).days if account.due_date else 0
-        priority = call_priority(
-            account.balance, dpd, broken_promises(ctx.conn, account.id, ctx.day), account.segment
-        )
+        broken = getattr(self, "_broken", None)
+        if broken is None:  # a caller that did not prepare the group
+            broken = broken_promises(ctx.conn, [account.id], ctx.day)
+        priority = call_priority(account.balance, dpd, broken.get(account.id, 0), account.segment)
         # The gate computed the send window in the consumer's local hours, as UTC instants.
         return {
             "account_id": account.id,

@@ -15,7 +15,7 @@ import logging
 import os
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -490,6 +490,10 @@ class ChannelHooks:
     def __init__(self, engine: Engine | None = None, day: dt.date | None = None) -> None:
         self.engine, self.day = engine, day
 
+    def prepare(self, conn: Connection, contacts: Sequence[DueContact], day: dt.date) -> None:
+        """Load, once for a claimed group, what ``step`` and ``fields`` read per contact (one
+        query for the group rather than one per contact)."""
+
     def step(self, step: Step, ctx: MessageContext) -> Step:
         """The step the gate judges (e.g. with the agency a placement would go to)."""
         return step
@@ -744,6 +748,7 @@ def _start_group(
                 conn, pending[0].account_id, pending[-1].account_id, day=day, cutoff=cutoff
             )
             personal = _personal_data(conn, [c.key for c in pending])
+            hooks.prepare(conn, pending, day)
             for contact in pending:
                 account = accounts[contact.account_id]
                 pd = personal[contact.key]

@@ -18,13 +18,13 @@ import io
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, bindparam, text
 
 from contact_channels.letters import (
     BACKEND,
@@ -38,7 +38,7 @@ from contact_channels.letters import (
     write_file,
 )
 from outreach import settings
-from outreach.dispatcher import ChannelHooks, MessageContext, channel_settings
+from outreach.dispatcher import ChannelHooks, DueContact, MessageContext, channel_settings
 from outreach.facts import as_date
 from outreach.importer import ImportFileError
 from outreach.messages import brand, money
@@ -201,22 +201,39 @@ class LetterHooks(ChannelHooks):
     """Fills a letter's ``fields`` for the print medium: recipient, sender, amounts and, by the
     action's purpose, the validation notice or the instalment offer."""
 
+    def prepare(self, conn: Connection, contacts: Sequence[DueContact], day: dt.date) -> None:
+        self._recipients = recipient_rows(conn, [c.key for c in contacts])
+
     def fields(self, ctx: MessageContext, verdict: Verdict) -> dict[str, Any]:
-        return letter_fields(ctx)
+        rows = getattr(self, "_recipients", None)
+        row = rows.get(ctx.contact.key) if rows is not None else None
+        return letter_fields(ctx, row)
 
 
-def letter_fields(ctx: MessageContext) -> dict[str, Any]:
-    """``OutboundMessage.fields`` of one letter (personal data: never logged)."""
-    account, pd, contact = ctx.account, ctx.personal, ctx.contact
-    row = ctx.conn.execute(
+def recipient_rows(conn: Connection, keys: Sequence[str]) -> dict[str, Any]:
+    """Per ledger key, what a letter's address block and itemisation read: one query for a
+    group of letters."""
+    if not keys:
+        return {}
+    rows = conn.execute(
         text(
-            "SELECT a.balance_as_of, a.charge_off_date, p.full_name, p.address_line1, p.city, "
-            "p.region, p.postal_code, p.country, cp.kind, cp.value, cp.relation "
-            "FROM account a JOIN person p ON p.id = a.person_id "
-            "LEFT JOIN contact_point cp ON cp.id = :cp WHERE a.id = :a"
-        ),
-        {"a": account.id, "cp": contact.contact_point_id},
-    ).one()
+            "SELECT c.key, a.balance_as_of, a.charge_off_date, p.full_name, p.address_line1, "
+            "p.city, p.region, p.postal_code, p.country, cp.kind, cp.value, cp.relation "
+            "FROM contact c JOIN account a ON a.id = c.account_id "
+            "JOIN person p ON p.id = a.person_id "
+            "LEFT JOIN contact_point cp ON cp.id = c.contact_point_id WHERE c.key IN :keys"
+        ).bindparams(bindparam("keys", expanding=True)),
+        {"keys": list(keys)},
+    )
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def letter_fields(ctx: MessageContext, row: Any = None) -> dict[str, Any]:
+    """``OutboundMessage.fields`` of one letter (personal data: never logged). ``row`` is the
+    contact's ``recipient_rows`` entry, read here when not given."""
+    account, pd, contact = ctx.account, ctx.personal, ctx.contact
+    if row is None:
+        row = recipient_rows(ctx.conn, [contact.key])[contact.key]
     balance_as_of, charge_off_date = as_date(row[0]), as_date(row[1])
     language = str(pd["language"])
     currency = str(pd["currency"])

@@ -518,3 +518,23 @@ def test_a_call_due_at_a_time_the_consumer_said_is_inconvenient_waits_until_it_e
         ("defer", "us_reg_f.consumer_inconvenient_time")]
     later = q.claim_next(engine, "agent-1", dt.datetime(2026, 11, 23, 15, 0))
     assert later is not None and later.key == task["key"]
+
+
+def test_broken_promises_are_counted_per_account_for_a_whole_group(engine: Engine) -> None:
+    broken, kept, marked, none = (f.add_account(engine, as_of=DAY, dpd=20)["account_id"]
+                                  for _ in range(4))  # fmt: skip
+    made = dt.datetime(2026, 11, 1, 15)
+    with engine.begin() as conn:
+        for account_id, due, status in ((broken, dt.date(2026, 11, 10), "open"),
+                                        (kept, dt.date(2026, 11, 10), "open"),
+                                        (marked, dt.date(2026, 11, 30), "broken"),
+                                        (none, dt.date(2026, 11, 30), "open")):  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO promise (account_id, amount, due_on, recorded_at, source, status) "
+                "VALUES (:a, 50, :d, :m, 'agent', :s)"), {"a": account_id, "d": due, "m": made,
+                                                          "s": status})  # fmt: skip
+    f.add_payment(engine, kept, dt.date(2026, 11, 8), "50.00")
+    with engine.connect() as conn:
+        counts = q.broken_promises(conn, [broken, kept, marked, none], DAY)
+    # Past due and unpaid, or marked broken; a paid one is kept; one not yet due is not broken.
+    assert counts == {broken: 1, marked: 1}
