@@ -15,7 +15,10 @@ shared by every component, and no cron scheduling (runs are triggered through th
 
 Each component runs in its own process group, so ``stop`` also ends the task processes the
 LocalExecutor forked. The REST API is used as admin through the SimpleAuthManager with
-``simple_auth_manager_all_admins``: this is for local test stacks only.
+``simple_auth_manager_all_admins``: this is for local test stacks only. With ``users`` (for
+example ``"ops:admin"``) that shortcut is off and the SimpleAuthManager's real login applies
+(passwords from ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE`` or the generated file);
+``components=("api-server",)`` starts the api-server alone (a UI or console test).
 """
 
 from __future__ import annotations
@@ -58,8 +61,11 @@ def free_port() -> int:
         return port
 
 
-def stack_env(env: dict[str, str], port: int) -> dict[str, str]:
-    """``env`` (from ``airflow_local.airflow_env``) plus what running components share."""
+def stack_env(env: dict[str, str], port: int, *, users: str | None = None) -> dict[str, str]:
+    """``env`` (from ``airflow_local.airflow_env``) plus what running components share.
+
+    ``users``: SimpleAuthManager users as ``name:role[,name:role]``; given, the all-admins
+    shortcut is off and those users must log in. None keeps everyone admin without a login."""
     base_url = f"http://127.0.0.1:{port}"
     out = dict(env)
     out.update(
@@ -72,7 +78,7 @@ def stack_env(env: dict[str, str], port: int) -> dict[str, str]:
             "AIRFLOW__API_AUTH__JWT_SECRET": env.get(
                 "AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32)
             ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True" if users is None else "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             # Only runs triggered through the API: no cron run for "today" in between.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
@@ -81,6 +87,8 @@ def stack_env(env: dict[str, str], port: int) -> dict[str, str]:
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
         }
     )
+    if users is not None:
+        out["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = users
     return out
 
 
@@ -195,16 +203,29 @@ class AirflowStack:
     _logs: list[IO[bytes]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, env: dict[str, str], log_dir: Path, *, timeout: float = 180) -> AirflowStack:
-        """Start api-server, scheduler and dag-processor; return once the API says all three
-        are healthy. On any failure the started processes are stopped before raising."""
+    def start(
+        cls,
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        timeout: float = 180,
+        components: Iterable[str] = COMPONENTS,
+        users: str | None = None,
+    ) -> AirflowStack:
+        """Start ``components`` (default api-server, scheduler and dag-processor); return once
+        the API says each of them is healthy. ``users``: see ``stack_env``. On any failure the
+        started processes are stopped before raising."""
+        names = tuple(components)
+        unknown = set(names) - set(COMPONENTS)
+        if "api-server" not in names or unknown:
+            raise ValueError(f"components must include api-server and be among {COMPONENTS}")
         port = free_port()
-        full = stack_env(env, port)
+        full = stack_env(env, port, users=users)
         log_dir.mkdir(parents=True, exist_ok=True)
         stack = cls(full, log_dir, RestApi(f"http://127.0.0.1:{port}"))
         airflow = Path(sys.executable).parent / "airflow"
         try:
-            for name in COMPONENTS:
+            for name in names:
                 args = [str(airflow), name]
                 if name == "api-server":
                     args += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
@@ -232,7 +253,12 @@ class AirflowStack:
                         f"{self.log_dir / (name + '.log')}"
                     )
             health = self.api.healthy()
-            wanted = ("metadatabase", "scheduler", "dag_processor")
+            # The health parts of what was started (the api-server answers for the DB).
+            wanted = ["metadatabase"] + [
+                part for name, part in (("scheduler", "scheduler"),
+                                        ("dag-processor", "dag_processor"))
+                if name in self.processes
+            ]
             if health and all(health.get(part) == "healthy" for part in wanted):
                 return
             time.sleep(1)
@@ -272,7 +298,7 @@ class AirflowStack:
 
     def log_tail(self, lines: int = 40) -> str:
         out = []
-        for name in COMPONENTS:
+        for name in self.processes or COMPONENTS:
             path = self.log_dir / f"{name}.log"
             if path.exists():
                 tail = path.read_text(errors="replace").splitlines()[-lines:]
