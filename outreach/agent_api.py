@@ -1,10 +1,9 @@
 """The agents' API over the call queue: claim the next call, record what came of it.
 
 ``build_router(engine_provider, dependencies=...)`` returns a FastAPI ``APIRouter`` under
-``/agent``; ``router`` is the one built on the application's engine. Authentication is not
-here yet (the ops console issue): mount the router behind a dependency that authenticates the
-agent, for example ``build_router(get_engine, dependencies=[Depends(require_agent)])``. Until
-then the ``agent`` in each request body is taken at its word. See docs/call-queue.md.
+``/agent``; ``router`` is the one built on the application's engine. The ops console
+(``outreach.console.create_app``) mounts it behind Airflow's login, with the body's ``agent``
+bound to the signed-in user; never mount it without such a dependency. See docs/call-queue.md.
 """
 
 from __future__ import annotations

@@ -618,6 +618,19 @@ def create_app(
         check = await run_in_threadpool(check_draft_ladder, draft)
         return page(request, "ladder.html", user, ladder=overview, draft=draft, check=check)
 
+    # The agents' call-queue API, behind the same login; an agent acts only as themselves.
+    async def agent_is_the_user(request: Request, user: Any = current_user) -> None:
+        try:
+            body = await request.json()
+        except ValueError:
+            return  # no JSON body: the route's own validation refuses it
+        agent = body.get("agent") if isinstance(body, dict) else None
+        if agent is not None and agent != user_name(user):
+            raise HTTPException(status_code=403, detail="agents act only as themselves")
+
+    from outreach.agent_api import build_router
+
+    app.include_router(build_router(db, dependencies=[Depends(agent_is_the_user)], clock=now))
     return app
 
 

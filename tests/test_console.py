@@ -311,3 +311,16 @@ def test_the_plugin_mounts_the_console_and_puts_its_views_in_the_navigation() ->
     assert [a["url_prefix"] for a in plugin.fastapi_apps] == ["/outreach-console"]
     assert {v["destination"] for v in plugin.external_views} == {"nav"}
     assert all(v["href"].startswith("/outreach-console/") for v in plugin.external_views)
+
+
+def test_the_agents_api_is_behind_the_login_and_an_agent_acts_only_as_themselves(
+    client: TestClient, auth_manager: Any
+) -> None:
+    anonymous = client.post("/agent/tasks/claim", json={"agent": "ops"})
+    assert anonymous.status_code == 401
+    as_other = client.post("/agent/tasks/claim", json={"agent": "someone_else"},
+                           headers=bearer(auth_manager, "ops", "Op"))
+    assert as_other.status_code == 403
+    as_self = client.post("/agent/tasks/claim", json={"agent": "ops"},
+                          headers=bearer(auth_manager, "ops", "Op"))
+    assert as_self.status_code in (200, 204)  # the queue of this ledger may be empty
