@@ -387,7 +387,7 @@ def claim_next(engine: Engine, agent: str, now: dt.datetime) -> ClaimedTask | No
     """
     agent = _check_agent(agent)
     now = utc(now)
-    rules = send_rules()
+    rules = send_rules(engine)
     judged: set[str] = set()
     while True:
         with engine.connect() as conn:
@@ -565,7 +565,7 @@ def requeue_stale(engine: Engine, now: dt.datetime, *, lease: dt.timedelta | Non
 def _rejudge_queued(engine: Engine, day: dt.date, now: dt.datetime) -> tuple[int, int]:
     """Judge every queued task of ``day`` and earlier at the first instant it could be worked;
     withdraw those the gate now stops, reschedule those it defers within their window."""
-    rules = send_rules()
+    rules = send_rules(engine)
     withdrawn = rescheduled = 0
     with engine.connect() as conn:
         tasks = _tasks(conn, call_task.c.state == QUEUED, call_task.c.due_end > now,

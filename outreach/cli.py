@@ -37,9 +37,12 @@ def _engine():  # type: ignore[no-untyped-def]
 
 
 def _ladder(path: str | None):  # type: ignore[no-untyped-def]
+    """The ladder a command was given, else the one in force (the approved version, or the
+    configured file before any approval)."""
     from outreach.ladder import load_ladder
+    from outreach.ladder_versions import ladder_in_force
 
-    return load_ladder(Path(path) if path else settings.ladder_path())
+    return load_ladder(Path(path)) if path else ladder_in_force(engine=_engine())
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -277,6 +280,48 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_propose(args: argparse.Namespace) -> int:
+    from outreach.ladder_versions import VersionError, propose
+
+    _engine()
+    try:
+        version = propose(Path(args.file), args.by)
+    except VersionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"proposed ladder version {version}; a second person approves it with: "
+          f"outreach config approve {version} --by NAME")  # fmt: skip
+    return 0
+
+
+def cmd_config_approve(args: argparse.Namespace) -> int:
+    from outreach.ladder_versions import VersionError, approve
+
+    _engine()
+    try:
+        record = approve(args.version, args.by)
+    except VersionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"ladder version {record.version} is active (proposed by {record.proposed_by}, "
+          f"approved by {record.approved_by})")  # fmt: skip
+    return 0
+
+
+def cmd_config_versions(args: argparse.Namespace) -> int:
+    from outreach.ladder_versions import history, ladder_in_force
+
+    engine = _engine()
+    records = history(engine=engine)
+    in_force = ladder_in_force(engine=engine)
+    print(f"in force: {in_force.version} ({in_force.source})")
+    for r in records:
+        approved = f", approved by {r.approved_by} {r.approved_at:%Y-%m-%d %H:%M}" if r.approved_by else ""
+        print(f"  {r.version} {r.state:<8} proposed by {r.proposed_by} "
+              f"{r.proposed_at:%Y-%m-%d %H:%M}{approved}")  # fmt: skip
+    return 0
+
+
 def _print_counts(counts: dict[str, Any]) -> int:
     print(json.dumps(counts, indent=2, sort_keys=True, default=str))
     return 0
@@ -374,6 +419,16 @@ def build_parser() -> argparse.ArgumentParser:
     from outreach.ladder_diff import add_parser as add_diff_parser
 
     add_diff_parser(csub)
+    cp = csub.add_parser("propose", help="store a checked ladder as a version to approve")
+    cp.add_argument("file")
+    cp.add_argument("--by", required=True, help="who proposes it")
+    cp.set_defaults(func=cmd_config_propose)
+    ca = csub.add_parser("approve", help="make a proposed version active (a second person)")
+    ca.add_argument("version")
+    ca.add_argument("--by", required=True, help="who approves it (not its proposer)")
+    ca.set_defaults(func=cmd_config_approve)
+    cv = csub.add_parser("versions", help="the ladder in force and every version on record")
+    cv.set_defaults(func=cmd_config_versions)
 
     pc = sub.add_parser("policy", help="check the rule packs and policy settings")
     pcsub = pc.add_subparsers(dest="policy_command", required=True)

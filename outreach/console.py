@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, text
 from contact_channels.masking import mask_email, mask_phone, scrub_text
 from outreach import settings
 from outreach.dispatcher import EVENT_OUTCOME, utcnow
-from outreach.ladder import LadderError, check_ladder_text, ladder_version, load_ladder
+from outreach.ladder import LadderError, check_ladder_text, ladder_version
 from outreach.reporting import day_summary
 
 DEFAULT_PII_ROLES = "Admin"
@@ -401,16 +401,25 @@ def resolve_contact(
     return Resolution(key, row.state, state, resolution, who, at)
 
 
-def ladder_overview() -> dict[str, Any]:
-    """The active ladder: version, stages, their entry and actions; or its errors."""
+def ladder_overview(engine: Engine | None = None) -> dict[str, Any]:
+    """The ladder in force (the approved version, or the configured file before any approval):
+    version, stages, their entry and actions, and the versions on record; or its errors."""
+    from outreach.ladder_versions import history, ladder_in_force
+
     path = settings.ladder_path()
     try:
-        ladder = load_ladder(path)
+        ladder = ladder_in_force(engine=engine)
     except LadderError as exc:
         return {"path": path.name, "version": None,
                 "errors": [e.__dict__ for e in exc.errors], "stages": []}
     return {
-        "path": path.name,
+        "path": ladder.source if ladder.source.startswith("ladder version") else path.name,
+        "history": [
+            {"version": r.version, "state": r.state, "proposed_by": r.proposed_by,
+             "approved_by": r.approved_by,
+             "approved_at": r.approved_at.isoformat() + "Z" if r.approved_at else None}
+            for r in history(engine=engine)
+        ],  # fmt: skip
         "version": ladder.version,
         "name": ladder.model.name,
         "errors": [],
@@ -547,7 +556,7 @@ def create_app(
 
     @app.get("/api/ladder")
     async def api_ladder() -> dict[str, Any]:
-        return await run_in_threadpool(ladder_overview)
+        return await run_in_threadpool(ladder_overview, db())
 
     @app.post("/api/ladder/check")
     async def api_ladder_check(draft: LadderDraft) -> dict[str, Any]:
@@ -607,14 +616,14 @@ def create_app(
 
     @app.get("/ladder", response_class=HTMLResponse)
     async def ladder_page(request: Request, user: Any = current_user) -> HTMLResponse:
-        overview = await run_in_threadpool(ladder_overview)
+        overview = await run_in_threadpool(ladder_overview, db())
         return page(request, "ladder.html", user, ladder=overview, draft="", check=None)
 
     @app.post("/ladder", response_class=HTMLResponse)
     async def ladder_check_page(
         request: Request, user: Any = current_user, draft: str = Form("")
     ) -> HTMLResponse:
-        overview = await run_in_threadpool(ladder_overview)
+        overview = await run_in_threadpool(ladder_overview, db())
         check = await run_in_threadpool(check_draft_ladder, draft)
         return page(request, "ladder.html", user, ladder=overview, draft=draft, check=check)
 
@@ -718,6 +727,7 @@ value="{{ day }}"><select name="resolution"><option value="mark_sent">it was sen
     "ladder.html": _page(
         """<h1>Ladder {{ ladder.name or "" }}</h1>
 <p>Active: {{ ladder.path }}, version {{ ladder.version or "INVALID" }}</p>
+{% if ladder.history %}<h2>Versions</h2><table><tr><th>version</th><th>state</th><th>proposed by</th><th>approved by</th><th>approved at</th></tr>{% for v in ladder.history %}<tr><td>{{ v.version }}</td><td>{{ v.state }}</td><td>{{ v.proposed_by }}</td><td>{{ v.approved_by or "" }}</td><td>{{ v.approved_at or "" }}</td></tr>{% endfor %}</table>{% endif %}
 {% for e in ladder.errors %}<p>{{ e.path }}: {{ e.message }}</p>{% endfor %}
 <table><tr><th>stage</th><th>entry</th><th>actions</th></tr>{% for s in ladder.stages %}
 <tr><td>{{ s.id }}</td><td>dpd {{ s.entry.dpd_min }}-{{ s.entry.dpd_max or "" }}</td>

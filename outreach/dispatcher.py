@@ -36,7 +36,7 @@ from contact_channels.registry import build_channel
 from outreach import settings
 from outreach.bulk import insert_rows
 from outreach.facts import AccountRecord, as_instant, load_accounts
-from outreach.ladder import Action, load_ladder
+from outreach.ladder import Action
 from outreach.messages import message_context, render
 from outreach.planner import DECISION_COLUMNS, DECISION_TYPES, decision_row, step_for
 from outreach.policy_settings import policy_settings
@@ -100,10 +100,13 @@ class SendRules:
         return self.actions.get((contact.stage, contact.action))
 
 
-def send_rules() -> SendRules:
-    """The rules in force now: validated packs, the policy settings, the current ladder."""
+def send_rules(engine: Engine) -> SendRules:
+    """The rules in force now: validated packs, the policy settings, the ladder in force (the
+    approved version in ``engine``'s database, or the configured file before any approval)."""
     assert_valid()
-    ladder = load_ladder(settings.ladder_path())
+    from outreach.ladder_versions import ladder_in_force
+
+    ladder = ladder_in_force(engine=engine)
     actions = {(st.id, a.id): a for st in ladder.stages for a in st.actions}
     return SendRules(role=policy_settings().role, actions=actions)
 
@@ -557,7 +560,7 @@ def dispatch_range(
         )
     tuning = send_tuning(channel, impl, concurrency=concurrency)
     counts = DispatchCounts()
-    rules = send_rules()
+    rules = send_rules(engine)
     pool = SenderPool(impl, tuning.concurrency)
     hooks = hooks_for(channel, engine, day)
     in_flight: deque[_Group] = deque()

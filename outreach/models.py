@@ -381,3 +381,29 @@ class LegalCase(Base):
     status: Mapped[str] = mapped_column(String(16))  # referred | closed
     balance_at_referral: Mapped[Decimal] = mapped_column(Money)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class LadderVersion(Base):
+    """A ladder as proposed by one person and approved by another. Once any version has been
+    approved, the active one is the ladder in force; the file in config/ is then a draft."""
+
+    __tablename__ = "ladder_version"
+    __table_args__ = (
+        Index(
+            "uq_ladder_version_active",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
+
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)  # Ladder.version
+    content: Mapped[str] = mapped_column(Text)  # the YAML as proposed
+    source: Mapped[str] = mapped_column(String(300))  # the file it was proposed from
+    state: Mapped[str] = mapped_column(String(16))  # proposed | active | retired
+    proposed_by: Mapped[str] = mapped_column(String(64))
+    proposed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

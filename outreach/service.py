@@ -15,6 +15,7 @@ from typing import Any
 from contact_channels.base import CHANNEL_KINDS
 from outreach import settings
 from outreach.db import get_engine, migrate
+from outreach.ladder_versions import ladder_in_force
 from outreach.planner import PlanScope
 
 
@@ -136,7 +137,6 @@ MAX_ACCOUNT_FILTER = 1000
 def run_controls(params: Mapping[str, Any] | None) -> RunControls:
     """The controls from a run's params, checked: unknown channels or stages, or too many
     accounts, are refused with the param named (an empty list means all)."""
-    from outreach.ladder import load_ladder
 
     params = params or {}
     channels = list(params.get("channels") or [])
@@ -144,7 +144,7 @@ def run_controls(params: Mapping[str, Any] | None) -> RunControls:
     if unknown:
         raise ValueError(f"params.channels: unknown channel {unknown[0]!r}")
     stages = list(params.get("stages") or [])
-    known = {stage.id for stage in load_ladder(settings.ladder_path()).stages}
+    known = {stage.id for stage in ladder_in_force().stages}
     unknown = sorted(set(stages) - known)
     if unknown:
         raise ValueError(f"params.stages: {unknown[0]!r} is not a stage of the ladder in force")
@@ -164,7 +164,6 @@ def plan_batches(
 ) -> list[dict[str, int]]:
     """Split the portfolio (or the run's accounts) into account-id ranges of about
     ``batch_size`` accounts."""
-    from outreach.ladder import load_ladder
     from outreach.placement import agency_config
     from outreach.planner import account_ranges
     from outreach.policy_settings import policy_settings
@@ -173,9 +172,9 @@ def plan_batches(
     # A broken pack, ladder, policy setting or agency file fails the run before anything is
     # planned.
     assert_valid()
-    load_ladder(settings.ladder_path())
     policy_settings()
     agency_config()
+    ladder_in_force()
     controls = controls or RunControls()
     if controls.account_refs is None:
         return [{"lo": lo, "hi": hi} for lo, hi in account_ranges(get_engine(), batch_size)]
@@ -209,11 +208,10 @@ def plan_batch(
     as_of: dt.date, lo: int, hi: int, controls: RunControls | None = None
 ) -> dict[str, int]:
     """Plan accounts ``lo..hi`` (inclusive ids) as of ``as_of``; returns verdict counts."""
-    from outreach.ladder import load_ladder
     from outreach.planner import plan_range
 
     controls = controls or RunControls()
-    ladder = load_ladder(settings.ladder_path())
+    ladder = ladder_in_force()
     counts = plan_range(
         get_engine(), ladder, as_of, lo, hi, scope=controls.scope, write=not controls.dry_run
     )

@@ -70,8 +70,12 @@ def dagbag() -> Any:
 
 
 @pytest.fixture
-def service(monkeypatch: pytest.MonkeyPatch) -> RecordingService:
+def service(monkeypatch: pytest.MonkeyPatch, app_data: Path) -> RecordingService:
     from outreach import service as real
+    from outreach.db import migrate
+
+    # The run controls are read for real: they check stages against the ladder in force.
+    migrate(f"sqlite:///{app_data / 'outreach.db'}")
 
     fake = RecordingService()
     for name in (

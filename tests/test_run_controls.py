@@ -94,6 +94,7 @@ def test_an_account_scope_plans_and_dispatches_only_the_named_accounts(
 def test_bad_controls_are_refused_with_the_param_named(
     app_data: Path, params: dict[str, Any], message: str
 ) -> None:
+    f.database(str(get_engine().url))
     with pytest.raises(ValueError, match=message):
         service.run_controls(params)
 
