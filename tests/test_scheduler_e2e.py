@@ -78,15 +78,48 @@ class Outcome:
 
 
 def _ledger(database_url: str) -> dict[str, dict[str, str]]:
-    path = database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute(
-            "SELECT channel, key, state FROM contact WHERE plan_date = ?", (DAY.isoformat(),)
-        )
-        out: dict[str, dict[str, str]] = {}
-        for channel, key, state in rows:
-            out.setdefault(channel, {})[key] = state
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT channel, key, state FROM contact WHERE plan_date = :d"), {"d": DAY}
+            ).all()
+    finally:
+        engine.dispose()
+    out: dict[str, dict[str, str]] = {}
+    for channel, key, state in rows:
+        out.setdefault(channel, {})[key] = state
     return out
+
+
+# The PostgreSQL server for the second run of this module: Airflow's metadata database and the
+# application's, each a scratch database created here and dropped after.
+PG_SERVER = os.environ.get("OUTREACH_TEST_SCHEDULER_PG", "postgres@127.0.0.1:5432")
+
+
+def _pg_databases(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """Two scratch databases (metadata, app) on PG_SERVER, dropped when the module is done."""
+    import uuid
+
+    psycopg = pytest.importorskip("psycopg")
+    admin = f"postgresql://{PG_SERVER}/postgres"
+    names = tuple(f"outreach_e2e_{uuid.uuid4().hex[:8]}_{part}" for part in ("airflow", "app"))
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            for name in names:
+                conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {PG_SERVER}: {exc}")
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            for name in names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    request.addfinalizer(drop)
+    return names[0], names[1]
 
 
 def _outbox(path: Path) -> list[tuple[str, str]]:
@@ -123,8 +156,12 @@ def _wait_for_file(path: Path, timeout: float) -> str:
     raise TimeoutError(f"{path.name} not written within {timeout:.0f}s")
 
 
-@pytest.fixture(scope="module")
-def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def outcome(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Outcome]:
+    """One faulted day, run, cleared and finished: with SQLite for Airflow's metadata and the
+    application, then with PostgreSQL for both (the production engine)."""
     stack_mod = _load_stack_module()
     runner = stack_mod.load_airflow_local()
     root = tmp_path_factory.mktemp("scheduler-e2e")
@@ -136,6 +173,11 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         "OUTREACH_DATABASE_URL": f"sqlite:///{data / 'outreach.db'}",
         "OUTREACH_OUTBOX_URL": f"sqlite:///{data / 'outbox.db'}",
     }
+    metadata_url = None
+    if request.param == "postgresql":
+        airflow_db, app_db = _pg_databases(request)
+        app_env["OUTREACH_DATABASE_URL"] = f"postgresql+psycopg://{PG_SERVER}/{app_db}"
+        metadata_url = f"postgresql+psycopg://{PG_SERVER}/{airflow_db}"
     base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     base.update(app_env)
     base.update(
@@ -149,6 +191,12 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         }
     )
     env = runner.airflow_env(root / "airflow", base=base)
+    if metadata_url is not None:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata_url
+        # Airflow's async engine would pick asyncpg (not installed) for a plain postgresql URL.
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = metadata_url.replace(
+            "+psycopg:", "+psycopg_async:"
+        )
     with (root / "bootstrap.log").open("w") as log:
         runner.bootstrap(env, log)
 
