@@ -98,3 +98,43 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines += ["", f"{title[0].upper()}{title[1:]}:"]
         lines += [f"  {label:<36} {n:>7,}" for label, n in sorted(counts.items())]
     return "\n".join(lines)
+
+
+# Where each of our own media keeps what it took, one row per contact (the ledger key).
+MEDIA_RECORDS = {
+    "call": "SELECT COUNT(*) FROM call_task",
+    "letter": "SELECT COUNT(*) FROM document WHERE kind = 'letter'",
+    "agency": "SELECT COUNT(*) FROM placement",
+    "legal": "SELECT COUNT(*) FROM legal_case",
+}
+
+
+def sent_and_recorded(database_url: str, outbox_url: str) -> tuple[dict[str, int], dict[str, int]]:
+    """The ledger's sent contacts by channel, and what the media recorded by channel (the
+    outbox's messages, the call tasks, letters, placements and cases): equal when every sent
+    contact went out once and none is missing. Counts only."""
+    from sqlalchemy import create_engine
+
+    from contact_channels.outbox import count_outbox_by_channel, dispose_engine
+
+    try:
+        recorded = dict(count_outbox_by_channel(outbox_url))
+    finally:
+        dispose_engine(outbox_url)
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            sent = {
+                str(channel): int(n)
+                for channel, n in conn.execute(
+                    text("SELECT channel, COUNT(*) FROM contact WHERE state = 'sent' "
+                         "GROUP BY channel")  # fmt: skip
+                )
+            }
+            for channel, query in MEDIA_RECORDS.items():
+                count = int(conn.execute(text(query)).scalar_one())
+                if count:
+                    recorded[channel] = recorded.get(channel, 0) + count
+    finally:
+        engine.dispose()
+    return sent, recorded

@@ -55,15 +55,6 @@ DAY = dt.date(2025, 1, 7)  # a Tuesday, no US federal holiday: every channel has
 SEED = 7
 TERMINAL = {"success", "failed"}
 
-# Where each of our own media keeps what it took, one row per contact (the ledger key); the
-# outbox's messages are counted by contact_channels.outbox. Same table as tests/test_dag_run.py.
-MEDIA_RECORDS = {
-    "call": "SELECT COUNT(*) FROM call_task",
-    "letter": "SELECT COUNT(*) FROM document WHERE kind = 'letter'",
-    "agency": "SELECT COUNT(*) FROM placement",
-    "legal": "SELECT COUNT(*) FROM legal_case",
-}
-
 
 def _step(message: str) -> None:
     print(f"==> {message}", flush=True)
@@ -285,46 +276,6 @@ def task_states(metadata_url: str, run_id: str) -> dict[str, dict[str, int]]:
     return states
 
 
-def ledger_sent_by_channel(database_url: str) -> dict[str, int]:
-    from sqlalchemy import create_engine, func, select
-
-    from outreach.models import Contact
-
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(Contact.channel, func.count())
-                .where(Contact.state == "sent")
-                .group_by(Contact.channel)
-            ).all()
-    finally:
-        engine.dispose()
-    return {str(channel): int(count) for channel, count in rows}
-
-
-def recorded_by_channel(database_url: str, outbox_url: str) -> dict[str, int]:
-    """What each medium recorded, by channel: outbox messages plus our media's own rows."""
-    from sqlalchemy import create_engine, text
-
-    from contact_channels.outbox import count_outbox_by_channel, dispose_engine
-
-    try:
-        recorded = dict(count_outbox_by_channel(outbox_url))
-    finally:
-        dispose_engine(outbox_url)
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            for channel, query in MEDIA_RECORDS.items():
-                count = int(conn.execute(text(query)).scalar_one())
-                if count:
-                    recorded[channel] = recorded.get(channel, 0) + count
-    finally:
-        engine.dispose()
-    return recorded
-
-
 def _print_summary(as_of: dt.date, env: dict[str, str]) -> bool:
     cli = Path(sys.executable).parent / "outreach"
     cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "outreach.cli"]
@@ -469,8 +420,9 @@ def run_stack(args: argparse.Namespace) -> int:
                     return 1
 
                 summary_ok = _print_summary(args.day, env)
-                ledger = ledger_sent_by_channel(app_url)
-                recorded = recorded_by_channel(app_url, app_url)
+                from outreach.reporting import sent_and_recorded
+
+                ledger, recorded = sent_and_recorded(app_url, app_url)
                 print(f"    ledger sent by channel: {json.dumps(ledger, sort_keys=True)}")
                 print(f"    recorded by the media:  {json.dumps(recorded, sort_keys=True)}")
                 if not sum(ledger.values()):

@@ -137,53 +137,17 @@ def site(tmp_path_factory: pytest.TempPathFactory, app_database: str | None) -> 
 
 
 def _ledger_sent_by_channel(site: Site) -> dict[str, int]:
-    from sqlalchemy import create_engine, func, select
+    from outreach.reporting import sent_and_recorded
 
-    from outreach.models import Contact
-
-    engine = create_engine(site.database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(Contact.channel, func.count())
-                .where(Contact.state == "sent")
-                .group_by(Contact.channel)
-            ).all()
-    finally:
-        engine.dispose()
-    return {channel: int(count) for channel, count in rows}
-
-
-# Where each of our own media keeps what it took, one row per contact (the ledger key).
-MEDIA_RECORDS = {
-    "call": "SELECT COUNT(*) FROM call_task",
-    "letter": "SELECT COUNT(*) FROM document WHERE kind = 'letter'",
-    "agency": "SELECT COUNT(*) FROM placement",
-    "legal": "SELECT COUNT(*) FROM legal_case",
-}
+    return sent_and_recorded(site.database_url, site.outbox_url)[0]
 
 
 def _outbox_by_channel(site: Site) -> dict[str, int]:
     """What each medium recorded, by channel: the outbox's messages, the call queue's tasks,
     the letters, placements and cases written."""
-    from sqlalchemy import create_engine, text
+    from outreach.reporting import sent_and_recorded
 
-    from contact_channels.outbox import count_outbox_by_channel, dispose_engine
-
-    try:
-        recorded = count_outbox_by_channel(site.outbox_url)
-    finally:
-        dispose_engine(site.outbox_url)
-    engine = create_engine(site.database_url)
-    try:
-        with engine.connect() as conn:
-            for channel, query in MEDIA_RECORDS.items():
-                count = int(conn.execute(text(query)).scalar_one())
-                if count:
-                    recorded[channel] = recorded.get(channel, 0) + count
-    finally:
-        engine.dispose()
-    return recorded
+    return sent_and_recorded(site.database_url, site.outbox_url)[1]
 
 
 def _failure_report(site: Site, result: dict[str, Any]) -> str:
