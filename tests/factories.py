@@ -7,7 +7,7 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 
 from outreach.db import make_engine, migrate
 from outreach.models import (
@@ -147,3 +147,20 @@ def contacts(engine: Engine, **where: Any) -> list[dict[str, Any]]:
         stmt = stmt.where(getattr(Contact, name) == value)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def add_final_notice(engine: Engine, account_id: int, sent_at: dt.datetime) -> None:
+    """The account's final notice letter went out at ``sent_at``: a sent ledger row (what the
+    agency and legal stages' ``requires`` read) and the account's date (what the dispatcher
+    records when it sends one, and core.final_notice_wait reads)."""
+    with engine.begin() as conn:
+        due = conn.execute(select(Account.due_date).where(Account.id == account_id)).scalar()
+        conn.execute(text(
+            "INSERT INTO contact (key, account_id, episode, stage, action, slot, channel, "
+            "plan_date, state, verdict, reasons, config_version, pack_versions, attempts, "
+            "sent_at, updated_at) VALUES (:k, :a, :e, 'final_notice', 'final_notice_letter', 1, "
+            "'letter', :p, 'sent', 'send', '', 'test', '', 1, :s, :s)"),
+            {"k": f"notice-{account_id}", "a": account_id, "e": due, "p": sent_at.date(),
+             "s": sent_at})  # fmt: skip
+        conn.execute(text("UPDATE account SET final_notice_sent_on = :d WHERE id = :a"),
+                     {"d": sent_at.date(), "a": account_id})  # fmt: skip

@@ -11,7 +11,6 @@ installs the Debian package; Playwright never downloads one here).
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import os
 import shutil
@@ -24,6 +23,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
+
+from tests.airflow_stack_loader import load_stack_module
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -54,18 +55,6 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 TIMEOUT_MS = 30_000
-
-
-def _load_stack_module() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "airflow_stack", REPO / "scripts/airflow_stack.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # Registered before it runs: its dataclasses resolve their annotations through sys.modules.
-    sys.modules.setdefault("airflow_stack", module)
-    spec.loader.exec_module(module)
-    return sys.modules["airflow_stack"]
 
 
 @dataclass
@@ -109,7 +98,7 @@ def _ledger_with_one_uncertain_contact(database_url: str) -> tuple[Engine, str, 
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    stack_mod = _load_stack_module()
+    stack_mod = load_stack_module()
     runner = stack_mod.load_airflow_local()
     root = tmp_path_factory.mktemp("console-browser")
     data = root / "data"

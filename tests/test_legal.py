@@ -55,22 +55,9 @@ def engine(url: str, drop: Path) -> Engine:
 
 
 def final_notice_sent(engine: Engine, account: dict[str, Any], days_ago: int) -> None:
-    """The final notice letter went out ``days_ago`` days before DAY: a sent ledger row (what
-    the ladder's requires read), and the account's date (what the dispatcher records when it
-    sends one, and core.final_notice_wait reads)."""
+    """The final notice letter went out ``days_ago`` days before DAY."""
     sent = dt.datetime.combine(DAY - dt.timedelta(days=days_ago), dt.time(15))
-    with engine.begin() as conn:
-        due = conn.execute(text("SELECT due_date FROM account WHERE id = :a"),
-                           {"a": account["account_id"]}).scalar()
-        conn.execute(text(
-            "INSERT INTO contact (key, account_id, episode, stage, action, slot, channel, "
-            "plan_date, state, verdict, reasons, config_version, pack_versions, attempts, "
-            "sent_at, updated_at) VALUES (:k, :a, :e, 'final_notice', 'final_notice_letter', 1, "
-            "'letter', :p, 'sent', 'send', '', 'test', '', 1, :s, :s)"),
-            {"k": f"notice-{account['account_id']}", "a": account["account_id"], "e": due,
-             "p": sent.date(), "s": sent})
-        conn.execute(text("UPDATE account SET final_notice_sent_on = :d WHERE id = :a"),
-                     {"d": sent.date(), "a": account["account_id"]})
+    f.add_final_notice(engine, account["account_id"], sent)
 
 
 def referable(engine: Engine, *, notice_days_ago: int = 60, **columns: Any) -> dict[str, Any]:

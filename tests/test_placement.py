@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, text
 
 from contact_channels.agency_files import AgencyFileChannel
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
@@ -85,22 +85,9 @@ def drop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def final_notice_sent(engine: Engine, account: dict[str, Any], days_ago: int) -> None:
-    """The final notice letter went out ``days_ago`` days before DAY (what the agency and legal
-    stages require): a sent ledger row, and the account's date where the schema has it."""
+    """The final notice letter went out ``days_ago`` days before DAY."""
     sent = dt.datetime.combine(DAY - dt.timedelta(days=days_ago), dt.time(15))
-    with engine.begin() as conn:
-        due = conn.execute(text("SELECT due_date FROM account WHERE id = :a"),
-                           {"a": account["account_id"]}).scalar()
-        conn.execute(text(
-            "INSERT INTO contact (key, account_id, episode, stage, action, slot, channel, "
-            "plan_date, state, verdict, reasons, config_version, pack_versions, attempts, "
-            "sent_at, updated_at) VALUES (:k, :a, :e, 'final_notice', 'final_notice_letter', 1, "
-            "'letter', :p, 'sent', 'send', '', 'test', '', 1, :s, :s)"),
-            {"k": f"notice-{account['account_id']}", "a": account["account_id"], "e": due,
-             "p": sent.date(), "s": sent})
-        if "final_notice_sent_on" in {c["name"] for c in inspect(conn).get_columns("account")}:
-            conn.execute(text("UPDATE account SET final_notice_sent_on = :d WHERE id = :a"),
-                         {"d": sent.date(), "a": account["account_id"]})
+    f.add_final_notice(engine, account["account_id"], sent)
 
 
 def placeable(engine: Engine, n: int = 1, *, balance: str = "1500.00", **kw: Any) -> list[dict[str, Any]]:

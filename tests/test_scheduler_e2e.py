@@ -14,7 +14,6 @@ import datetime as dt
 import os
 import signal
 import sqlite3
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.airflow_stack_loader import load_stack_module
 
 pytestmark = [
     pytest.mark.scheduler,
@@ -44,20 +45,6 @@ CONF = {"clock": "logical", "batch_size": BATCH_SIZE}
 SENDS_BEFORE_FAULT = 10  # inside the first claimed group (25): part of a group is in doubt
 LEASE_SECONDS = 5  # a killed worker's claims are presumed dead after this (default 300)
 CRASHED, KILLED = "sms", "email"  # the channel of the batch that raises / that is SIGKILLed
-
-
-def _load_stack_module() -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "airflow_stack", REPO / "scripts/airflow_stack.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # Registered before it runs: its dataclasses resolve their annotations through sys.modules.
-    sys.modules.setdefault("airflow_stack", module)
-    spec.loader.exec_module(module)
-    return sys.modules["airflow_stack"]
 
 
 @dataclass
@@ -162,7 +149,7 @@ def outcome(
 ) -> Iterator[Outcome]:
     """One faulted day, run, cleared and finished: with SQLite for Airflow's metadata and the
     application, then with PostgreSQL for both (the production engine)."""
-    stack_mod = _load_stack_module()
+    stack_mod = load_stack_module()
     runner = stack_mod.load_airflow_local()
     root = tmp_path_factory.mktemp("scheduler-e2e")
     data, fault_dir = root / "data", root / "faults"
