@@ -42,6 +42,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from docs_block import write_block  # noqa: E402  (beside this script)
+
 AS_OF = dt.date(2026, 11, 23)
 AT = "2026-11-23T17:00:00"  # 12:00 in New York, 09:00 in Los Angeles: most US windows open
 PROVIDERS = {"sms": ("twilio", "fakes.twilio_server"), "email": ("sendgrid", "fakes.sendgrid_server")}
@@ -225,10 +227,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def write_docs(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    path = ROOT / "docs" / "performance.md"
-    text = path.read_text()
-    start, end = "<!-- dispatch-bench:start -->", "<!-- dispatch-bench:end -->"
-    table = [start,
+    table = [
              f"Measured {dt.date.today()} on {platform.machine()}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}, SQLite, {args.accounts:,} accounts, "
              f"{args.workers} dispatch processes x {args.concurrency} sender threads, median of "
@@ -243,13 +242,7 @@ def write_docs(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
                      f"{', '.join(f'{x:,}' for x in r['runs'])} | {r['min_second']:,} | "
                      f"{r['held_seconds']} | {r['wall']:,} | {r['rate_limited_429']} | "
                      f"{r['requests']:,} |")
-    table.append(end)
-    block = "\n".join(table)
-    if start in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n## Dispatch\n\n" + block + "\n"
-    path.write_text(text)
+    write_block("dispatch-bench", table, "Dispatch")
 
 
 if __name__ == "__main__":

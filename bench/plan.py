@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from docs_block import write_block  # noqa: E402  (beside this script)
+
 AS_OF = dt.date(2026, 11, 23)
 SEED = 11
 
@@ -117,10 +119,7 @@ def main() -> None:
 
 
 def write_docs(results: list[dict], args: argparse.Namespace) -> None:  # type: ignore[type-arg]
-    path = ROOT / "docs" / "performance.md"
-    text = path.read_text() if path.exists() else "# Performance\n"
-    start, end = "<!-- plan-bench:start -->", "<!-- plan-bench:end -->"
-    table = [start,
+    table = [
              f"Measured {dt.date.today()} on {platform.machine()}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}, SQLite, batch size {args.batch_size}, "
              f"median of {args.repeat} runs (`python bench/plan.py --write-docs`).", "",
@@ -130,13 +129,7 @@ def write_docs(results: list[dict], args: argparse.Namespace) -> None:  # type: 
     table += [f"| {r['accounts']:,} | {r['workers']} | {r['steps']:,} | {r['median_seconds']} | "
               f"{r['accounts_per_second']:,} | {r['peak_mib']} | "
               f"{', '.join(map(str, r['runs']))} |" for r in results]
-    table.append(end)
-    block = "\n".join(table)
-    if start in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n## Planning\n\n" + block + "\n"
-    path.write_text(text)
+    write_block("plan-bench", table, "Planning")
 
 
 if __name__ == "__main__":

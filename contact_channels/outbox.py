@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,8 +32,13 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from contact_channels.base import CHANNEL_KINDS, OutboundMessage, PermanentError, SendResult
-from contact_channels.masking import mask_destination
+from contact_channels.base import (
+    CHANNEL_KINDS,
+    ChannelError,
+    OutboundMessage,
+    PermanentError,
+    SendResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +122,9 @@ def dispose_engine(url: str) -> None:
         engine.dispose()
 
 
-def _insert_ignoring_duplicates(engine: Engine) -> Callable[[dict[str, Any]], bool]:
-    """An insert that keeps the first row for a key; returns whether this call stored it."""
+def _insert_ignoring_duplicates(engine: Engine) -> Callable[[list[dict[str, Any]]], int]:
+    """An insert of several rows in one transaction that keeps the first row for each key;
+    returns how many rows this call stored."""
     dialect = engine.dialect.name
     if dialect in ("sqlite", "postgresql"):
         if dialect == "sqlite":
@@ -127,21 +133,27 @@ def _insert_ignoring_duplicates(engine: Engine) -> Callable[[dict[str, Any]], bo
             from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
         statement = dialect_insert(outbox_messages).on_conflict_do_nothing(index_elements=["key"])
 
-        def upsert(row: dict[str, Any]) -> bool:
+        def upsert(rows: list[dict[str, Any]]) -> int:
             with engine.begin() as conn:
-                return conn.execute(statement, row).rowcount == 1
+                # One statement per row, in one transaction: each row's own rowcount tells
+                # whether it was new (an executemany's total is not reported by every driver).
+                return sum(conn.execute(statement, row).rowcount == 1 for row in rows)
 
         return upsert
 
     plain = insert(outbox_messages)
 
-    def insert_or_skip(row: dict[str, Any]) -> bool:
-        try:
-            with engine.begin() as conn:
-                conn.execute(plain, row)
-        except IntegrityError:
-            return False
-        return True
+    def insert_or_skip(rows: list[dict[str, Any]]) -> int:
+        stored = 0
+        with engine.begin() as conn:
+            for row in rows:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(plain, row)
+                except IntegrityError:
+                    continue
+                stored += 1
+        return stored
 
     return insert_or_skip
 
@@ -213,37 +225,60 @@ class OutboxChannel:
         self._engine = get_engine(url)
         self._store = _insert_ignoring_duplicates(self._engine)
 
+    # Messages the dispatcher may hand over at once (``send_batch``): a group's sends are
+    # recorded in one transaction instead of one commit each.
+    max_batch = 100
+
     def send(self, message: OutboundMessage) -> SendResult:
+        result = self.send_batch([message])[0]
+        if isinstance(result, ChannelError):
+            raise result
+        return result
+
+    def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult | ChannelError]:
+        """Record ``messages`` in one transaction, each once by its key (a repeat keeps the
+        first). A message for another channel or without a key is refused on its own, with
+        nothing recorded for it; the others are recorded."""
+        results: list[SendResult | ChannelError] = []
+        rows: list[dict[str, Any]] = []
+        now = self._clock()
+        for message in messages:
+            refused = self._refusal(message)
+            if refused is not None:
+                results.append(refused)
+                continue
+            provider_id = provider_id_for(message.key)
+            rows.append(
+                {
+                    "key": message.key,
+                    "channel": message.channel,
+                    "destination": message.destination,
+                    "subject": message.subject,
+                    "body_text": message.body_text,
+                    "body_html": message.body_html,
+                    "tags": json.dumps(dict(message.tags), sort_keys=True),
+                    "provider_id": provider_id,
+                    "recorded_at": now,
+                }
+            )
+            results.append(SendResult(provider_id=provider_id, provider_status=STATUS))
+        stored = self._store(rows) if rows else 0
+        log.debug(
+            "outbox: recorded %d of %d %s messages (the rest were already there or refused)",
+            stored, len(messages), self.kind,
+        )  # fmt: skip
+        return results
+
+    def _refusal(self, message: OutboundMessage) -> ChannelError | None:
         if message.channel != self.kind:
             # A routing bug upstream; nothing was recorded, so it is safe to call it permanent.
-            raise PermanentError(
+            return PermanentError(
                 f"outbox for {self.kind!r} was given a {message.channel!r} message",
                 code="wrong_channel",
             )
         if not message.key:
-            raise PermanentError("message has no key", code="no_key")
-        provider_id = provider_id_for(message.key)
-        stored = self._store(
-            {
-                "key": message.key,
-                "channel": message.channel,
-                "destination": message.destination,
-                "subject": message.subject,
-                "body_text": message.body_text,
-                "body_html": message.body_html,
-                "tags": json.dumps(dict(message.tags), sort_keys=True),
-                "provider_id": provider_id,
-                "recorded_at": self._clock(),
-            }
-        )
-        log.debug(
-            "outbox %s %s for %s (key %s)",
-            "recorded" if stored else "already had",
-            self.kind,
-            mask_destination(self.kind, message.destination),
-            message.key[:16],
-        )
-        return SendResult(provider_id=provider_id, provider_status=STATUS)
+            return PermanentError("message has no key", code="no_key")
+        return None
 
     def lookup(self, key: str) -> SendResult | None:
         query = select(outbox_messages.c.provider_id).where(outbox_messages.c.key == key)

@@ -747,9 +747,8 @@ def _start_group(
     try:
         cutoff = at if clock == "logical" else now()
         with engine.connect() as conn:
-            accounts = load_accounts(
-                conn, pending[0].account_id, pending[-1].account_id, day=day, cutoff=cutoff
-            )
+            ids = [c.account_id for c in pending]
+            accounts = load_accounts(conn, min(ids), max(ids), day=day, cutoff=cutoff, only=ids)
             personal = _personal_data(conn, [c.key for c in pending])
             hooks.prepare(conn, pending, day)
             for contact in pending:

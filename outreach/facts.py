@@ -7,13 +7,17 @@ and ``outreach explain`` all read facts through here, so they judge from the sam
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Connection, Date, DateTime
 
-from outreach.bulk import bind, fetchall
+from outreach.bulk import bind
+from outreach.bulk import fetchall as _fetchall
 from policies.model import SELF, AccountFacts, HoldPeriod, PastContact, TimeBlock
 from policies.timeblocks import parse as parse_times
 
@@ -149,6 +153,26 @@ def _time_blocks(text: str | None) -> tuple[TimeBlock, ...]:
     return parse_times(text)
 
 
+_RANGE = re.compile(r"(\b[\w.]+) BETWEEN \? AND \?")
+
+
+def _restrict(
+    sql: str, params: Sequence[Any], only: Sequence[int] | None
+) -> tuple[str, Sequence[Any]]:
+    """``sql`` with each ``col BETWEEN ? AND ?`` narrowed to ``col IN (only)`` as well (the
+    range kept for the index), and ``only``'s values placed after each range's bounds."""
+    if only is None:
+        return sql, params
+    marks = ", ".join("?" * len(only))
+    out = list(params)
+    added = 0
+    for match in _RANGE.finditer(sql):
+        at = sql.count("?", 0, match.start()) + 2 + added
+        out[at:at] = only
+        added += len(only)
+    return _RANGE.sub(lambda m: f"{m.group(0)} AND {m.group(1)} IN ({marks})", sql), out
+
+
 def load_accounts(
     conn: Connection,
     lo: int,
@@ -157,12 +181,26 @@ def load_accounts(
     day: dt.date,
     cutoff: dt.datetime,
     history_before: dt.date | None = None,
+    only: Collection[int] | None = None,
 ) -> dict[int, AccountRecord]:
     """Accounts ``lo..hi`` with their facts known before ``cutoff`` (naive UTC).
 
     ``history_before``: count ledger rows planned before this date (the planner passes its own
     day, so that a rerun of the same day sees the same history as the first run).
+
+    ``only``: of the range, just these account ids. A dispatch group's 25 contacts can span
+    thousands of accounts (they are due at the same instant, not neighbours); without it each
+    group would read every account between its first and last.
     """
+    if only is not None:
+        only = sorted(set(only))
+        if not only:
+            return {}
+        lo, hi = max(lo, only[0]), min(hi, only[-1])
+
+    def fetchall(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return _fetchall(conn, *_restrict(sql, params, only))
+
     d = bind(conn, Date(), day)
     c = bind(conn, DateTime(), cutoff)
     since = bind(conn, DateTime(), cutoff - HISTORY_LOOKBACK)

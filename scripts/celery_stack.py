@@ -8,6 +8,11 @@ the dispatch pools, starts the scheduler, the dag-processor, the api-server (the
 Execution API) and one ``airflow celery worker``, drops a generated portfolio into the app's
 inbox, triggers ``outreach_daily`` for a fixed logical date with ``clock=logical`` and waits.
 
+With ``--outbox`` every channel kind (calls, letters, placements and referrals too) records to
+the outbox instead of its own medium, through a scratch copy of ``config/`` (the benchmark in
+``bench/celery_daily.py`` runs 1M accounts that way: PDF rendering would otherwise dominate).
+``--json-out`` writes the run's figures: wall time, task instances, time per task.
+
 It prints the run's state, its task-instance count and the day's summary, checks that the run
 succeeded and that every contact the ledger calls sent is recorded exactly once in its medium
 (outbox messages, call tasks, letters, placements, legal cases), then stops every process it
@@ -276,6 +281,59 @@ def task_states(metadata_url: str, run_id: str) -> dict[str, dict[str, int]]:
     return states
 
 
+def task_timings(metadata_url: str, run_id: str) -> dict[str, dict[str, Any]]:
+    """Per task id: instances, summed and longest run time, first start and last end (seconds
+    from the run's first task start), from the metadata database."""
+    rows = _metadata(
+        metadata_url,
+        "SELECT task_id, start_date, end_date FROM task_instance "
+        "WHERE dag_id = :dag AND run_id = :run AND start_date IS NOT NULL",
+        {"dag": DAG_ID, "run": run_id},
+    )
+    if not rows:
+        return {}
+    origin = min(row[1] for row in rows)
+    timings: dict[str, dict[str, Any]] = {}
+    for task_id, start, end in rows:
+        end = end or start
+        entry = timings.setdefault(
+            str(task_id),
+            {"instances": 0, "task_seconds": 0.0, "longest": 0.0, "first_start": None,
+             "last_end": None},
+        )  # fmt: skip
+        seconds = (end - start).total_seconds()
+        entry["instances"] += 1
+        entry["task_seconds"] += seconds
+        entry["longest"] = max(entry["longest"], seconds)
+        begin, finish = (start - origin).total_seconds(), (end - origin).total_seconds()
+        first, last = entry["first_start"], entry["last_end"]
+        entry["first_start"] = begin if first is None else min(first, begin)
+        entry["last_end"] = finish if last is None else max(last, finish)
+    for entry in timings.values():
+        for key in ("task_seconds", "longest", "first_start", "last_end"):
+            entry[key] = round(entry[key], 1)
+    return timings
+
+
+def outbox_config(target: Path) -> Path:
+    """A copy of ``config/`` in which every channel kind's backend is the outbox (its other
+    settings kept), for a run that must not render PDFs or write agency and counsel files."""
+    import yaml
+
+    from contact_channels.base import CHANNEL_KINDS
+
+    shutil.copytree(REPO / "config", target)
+    path = target / "channels.yaml"
+    settings = yaml.safe_load(path.read_text()) or {}
+    for kind in CHANNEL_KINDS:
+        section = dict(settings.get(kind) or {})
+        section["backend"] = "outbox"
+        section.pop("conn_id", None)
+        settings[kind] = section
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return target
+
+
 def _print_summary(as_of: dt.date, env: dict[str, str]) -> bool:
     cli = Path(sys.executable).parent / "outreach"
     cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "outreach.cli"]
@@ -332,6 +390,8 @@ def run_stack(args: argparse.Namespace) -> int:
         # task processes write it concurrently, which one SQLite file would serialize.
         "OUTREACH_OUTBOX_URL": app_url,
     }
+    if args.outbox:
+        app_env["OUTREACH_CONFIG_DIR"] = str(outbox_config(root / "config"))
     env.update(app_env)
     env["AIRFLOW_HOME"] = str(home)
     # The Celery result backend is SQLAlchemy too ("db+" prefix), on the metadata database.
@@ -413,6 +473,17 @@ def run_stack(args: argparse.Namespace) -> int:
                 states = task_states(metadata_url, run_id)
                 count = sum(sum(per.values()) for per in states.values())
                 print(f"    run {run_id}: {state}, {count} task instances in {run_seconds:.0f} s")
+                figures: dict[str, Any] = {
+                    "accounts": args.accounts,
+                    "batch_size": args.batch_size,
+                    "concurrency": args.concurrency,
+                    "outbox": bool(args.outbox),
+                    "state": state,
+                    "run_seconds": round(run_seconds, 1),
+                    "task_instances": count,
+                    "task_states": states,
+                    "tasks": task_timings(metadata_url, run_id),
+                }
                 bad = {t: s for t, s in states.items() if set(s) - {"success", "skipped"}}
                 if state != "success":
                     print(f"    tasks not successful: {bad}")
@@ -423,6 +494,11 @@ def run_stack(args: argparse.Namespace) -> int:
                 from outreach.reporting import sent_and_recorded
 
                 ledger, recorded = sent_and_recorded(app_url, app_url)
+                figures["sent"] = ledger
+                figures["recorded"] = recorded
+                if args.json_out:
+                    figures["stack_seconds"] = round(time.monotonic() - started, 1)
+                    Path(args.json_out).write_text(json.dumps(figures, indent=2, sort_keys=True))
                 print(f"    ledger sent by channel: {json.dumps(ledger, sort_keys=True)}")
                 print(f"    recorded by the media:  {json.dumps(recorded, sort_keys=True)}")
                 if not sum(ledger.values()):
@@ -461,6 +537,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="Celery worker slots")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the run")
     parser.add_argument("--keep", action="store_true", help="keep logs and data on success")
+    parser.add_argument(
+        "--outbox", action="store_true", help="every channel kind records to the outbox"
+    )
+    parser.add_argument("--json-out", help="write the run's figures (JSON) to this file")
     args = parser.parse_args(argv)
     try:
         return run_stack(args)

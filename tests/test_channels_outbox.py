@@ -137,6 +137,42 @@ def test_channels_on_one_url_share_one_engine(outbox_url: str) -> None:
     assert OutboxChannel("sms", outbox_url)._engine is OutboxChannel("email", outbox_url)._engine
 
 
+def test_a_batch_is_recorded_at_once_and_only_the_bad_message_is_refused(
+    outbox_url: str,
+) -> None:
+    channel = OutboxChannel("sms", outbox_url, clock=lambda: FIXED)
+    channel.send(sms("b-2", body="already there"))
+    wrong = OutboundMessage(key="b-x", channel="email", destination="a@example.com",
+                            body_text="x")  # fmt: skip
+    results = channel.send_batch([sms("b-1"), sms("b-2", body="again"), wrong, sms("b-3")])
+    assert [type(r) for r in results] == [SendResult, SendResult, PermanentError, SendResult]
+    assert isinstance(results[2], PermanentError) and results[2].code == "wrong_channel"
+    assert results[1] == channel.lookup("b-2")
+    records = {r.key: r for r in list_outbox(outbox_url)}
+    assert sorted(records) == ["b-1", "b-2", "b-3"]
+    assert records["b-2"].body_text == "already there"  # a repeat keeps the first
+    assert channel.max_batch > 1  # the dispatcher hands it a group's sends at once
+
+
+def test_a_batch_that_fails_records_none_of_it(outbox_url: str, monkeypatch: pytest.MonkeyPatch
+                                                ) -> None:  # fmt: skip
+    channel = OutboxChannel("sms", outbox_url)
+    calls = {"n": 0}
+    real_execute = __import__("sqlalchemy").engine.Connection.execute
+
+    def failing_second(self: object, statement: object, *args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("database gone")
+        return real_execute(self, statement, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("sqlalchemy.engine.Connection.execute", failing_second)
+    with pytest.raises(RuntimeError):
+        channel.send_batch([sms("f-1"), sms("f-2")])
+    monkeypatch.undo()
+    assert count_outbox(outbox_url) == 0  # one transaction: the first row went back too
+
+
 def test_records_thousands_of_messages_quickly(outbox_url: str) -> None:
     channel = OutboxChannel("sms", outbox_url)
     started = time.perf_counter()

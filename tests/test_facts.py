@@ -227,6 +227,28 @@ def test_queries_do_not_grow_with_the_number_of_accounts(engine: Engine) -> None
     assert statements(ids[0], ids[0]) == statements(ids[0], ids[-1])
 
 
+def test_only_loads_the_named_accounts_of_a_range_with_the_same_facts(engine: Engine) -> None:
+    ids = []
+    for n in range(6):
+        acc = add_account(engine, as_of=DAY, phones=[MOBILE, WORK])
+        add_call(engine, acc["account_id"], CUTOFF - dt.timedelta(days=n + 1))
+        if n % 2:
+            add_hold(engine, acc["account_id"], "dispute", DAY - dt.timedelta(days=3))
+        ids.append(acc["account_id"])
+    picked = [ids[4], ids[1]]
+    with engine.connect() as conn:
+        everything = load_accounts(conn, ids[0], ids[-1], day=DAY, cutoff=CUTOFF)
+        some = load_accounts(conn, ids[0], ids[-1], day=DAY, cutoff=CUTOFF, only=picked)
+        narrower = load_accounts(conn, ids[2], ids[-1], day=DAY, cutoff=CUTOFF, only=picked)
+        none = load_accounts(conn, ids[0], ids[-1], day=DAY, cutoff=CUTOFF, only=[])
+    assert sorted(some) == sorted(picked)
+    for aid in picked:  # every fact (history, holds, destinations) as the full range loads it
+        assert some[aid] == everything[aid]
+    assert some[ids[1]].holds == {"dispute"} and len(some[ids[4]].history) == 1
+    assert list(narrower) == [ids[4]]  # the range still bounds it
+    assert none == {}
+
+
 @pytest.mark.postgres
 def test_the_same_facts_load_on_postgresql(postgres_url: str) -> None:
     from sqlalchemy import text
