@@ -445,6 +445,25 @@ def check_draft_ladder(draft: str) -> dict[str, Any]:
     }
 
 
+def diff_draft_ladder(engine: Engine, draft: str, day: dt.date) -> dict[str, Any]:
+    """What the draft would change against the ladder in force, for ``day``'s portfolio: the
+    same comparison as ``outreach config diff`` (``outreach.ladder_diff``), sending and writing
+    nothing. An invalid draft gets its errors instead. Counts, codes and account references
+    only: no personal data."""
+    from outreach.ladder import Ladder
+    from outreach.ladder_diff import diff_ladders
+    from outreach.ladder_versions import ladder_in_force
+
+    check = check_draft_ladder(draft)
+    if not check["valid"]:
+        return {"check": check, "diff": None}
+    model, _ = check_ladder_text(draft)
+    assert model is not None  # valid above
+    new = Ladder(model=model, version=check["version"], source="draft")
+    old = ladder_in_force(engine=engine)
+    return {"check": check, "diff": diff_ladders(engine, old, new, day).as_dict()}
+
+
 # --- the app --------------------------------------------------------------------------------
 
 ROUTE_PREFIX = "/outreach-console"
@@ -457,6 +476,11 @@ class ResolveBody(BaseModel):
 
 class LadderDraft(BaseModel):
     text: str
+
+
+class LadderDiffRequest(BaseModel):
+    text: str
+    as_of: str | None = None  # YYYY-MM-DD; default today
 
 
 def _parse_day(value: str | None, today: Callable[[], dt.date]) -> dt.date:
@@ -562,6 +586,11 @@ def create_app(
     async def api_ladder_check(draft: LadderDraft) -> dict[str, Any]:
         return await run_in_threadpool(check_draft_ladder, draft.text)
 
+    @app.post("/api/ladder/diff")
+    async def api_ladder_diff(body: LadderDiffRequest) -> dict[str, Any]:
+        day = _parse_day(body.as_of, today)
+        return await run_in_threadpool(diff_draft_ladder, db(), body.text, day)
+
     # -- HTML (the views in Airflow's navigation) ------------------------------------------
 
     def page(request: Request, name: str, user: Any, **context: Any) -> HTMLResponse:
@@ -617,15 +646,32 @@ def create_app(
     @app.get("/ladder", response_class=HTMLResponse)
     async def ladder_page(request: Request, user: Any = current_user) -> HTMLResponse:
         overview = await run_in_threadpool(ladder_overview, db())
-        return page(request, "ladder.html", user, ladder=overview, draft="", check=None)
+        return page(
+            request, "ladder.html", user, ladder=overview, draft="", check=None, diff=None,
+            as_of=today().isoformat(),
+        )  # fmt: skip
 
     @app.post("/ladder", response_class=HTMLResponse)
     async def ladder_check_page(
-        request: Request, user: Any = current_user, draft: str = Form("")
+        request: Request,
+        user: Any = current_user,
+        draft: str = Form(""),
+        action: str = Form("check"),
+        as_of: str = Form(""),
     ) -> HTMLResponse:
+        """Check a draft; with ``action=diff`` also compare it with the ladder in force."""
         overview = await run_in_threadpool(ladder_overview, db())
-        check = await run_in_threadpool(check_draft_ladder, draft)
-        return page(request, "ladder.html", user, ladder=overview, draft=draft, check=check)
+        diff = None
+        if action == "diff":
+            day = _parse_day(as_of, today)
+            result = await run_in_threadpool(diff_draft_ladder, db(), draft, day)
+            check, diff = result["check"], result["diff"]
+        else:
+            check = await run_in_threadpool(check_draft_ladder, draft)
+        return page(
+            request, "ladder.html", user, ladder=overview, draft=draft, check=check, diff=diff,
+            as_of=as_of or today().isoformat(),
+        )  # fmt: skip
 
     # The agents' call-queue API, behind the same login; an agent acts only as themselves.
     async def agent_is_the_user(request: Request, user: Any = current_user) -> None:
@@ -735,9 +781,27 @@ value="{{ day }}"><select name="resolution"><option value="mark_sent">it was sen
 max {{ a.cadence.max_times }}){% if a.template %} {{ a.template }}{% endif %}<br>
 {% endfor %}</td></tr>{% endfor %}</table>
 <h2>Check a draft</h2><form method="post"><textarea name="draft" rows="20" cols="100">
-{{ draft }}</textarea><br><button>Check</button></form>
+{{ draft }}</textarea><br><button name="action" value="check">Check</button>
+<label>as of <input name="as_of" type="date" value="{{ as_of }}"></label>
+<button name="action" value="diff">Diff against the ladder in force</button></form>
 {% if check %}{% if check.valid %}<p>Valid, version {{ check.version }}.</p>{% else %}
 <ul>{% for e in check.errors %}<li>{{ e.path }}{% if e.line %} (line {{ e.line }}){% endif %}:
-{{ e.message }}</li>{% endfor %}</ul>{% endif %}{% endif %}"""
+{{ e.message }}</li>{% endfor %}</ul>{% endif %}{% endif %}
+{% if diff %}<h2 id="diff">What the draft changes on {{ diff.as_of }}</h2>
+<p>{{ diff.accounts }} accounts; in force {{ diff.old.version }}: {{ diff.old.steps }} due steps,
+{{ diff.old.send }} sends; draft {{ diff.new.version }}: {{ diff.new.steps }} due steps,
+{{ diff.new.send }} sends.{% if diff.empty %} No change.{% endif %}</p>
+{% if diff.contacts %}<table><tr><th>stage</th><th>action</th><th>channel</th><th>added</th>
+<th>removed</th><th>changed</th><th>rerouted</th><th>verdict moves</th></tr>
+{% for r in diff.contacts %}<tr><td>{{ r.stage }}</td><td>{{ r.action }}</td>
+<td>{{ r.channel }}</td><td>{{ r.added }}</td><td>{{ r.removed }}</td><td>{{ r.changed }}</td>
+<td>{{ r.rerouted }}</td><td>{% for m, n in r.moves.items() %}{{ m }} {{ n }}<br>{% endfor %}
+</td></tr>{% endfor %}</table>{% endif %}
+{% for title, shift in (("Newly blocked", diff.newly_blocked),
+                        ("Newly allowed", diff.newly_allowed)) %}{% if shift.accounts %}
+<h3>{{ title }}: {{ shift.accounts }} accounts</h3><table>
+{% for code, n in shift.by_reason.items() %}<tr><td>{{ code }}</td><td>{{ n }}</td></tr>
+{% endfor %}</table><p>For example: {{ shift.examples | join(", ") }}</p>{% endif %}{% endfor %}
+{% endif %}"""
     ),
 }

@@ -152,6 +152,67 @@ def test_stack_config_selects_celery_with_redis_broker_and_postgres_backend(
     assert cfg["scheduler"]["use_job_schedule"] == "False"
 
 
+def test_outbox_config_sends_every_channel_kind_to_the_outbox_and_keeps_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contact_channels.base import CHANNEL_KINDS
+    from outreach.dispatcher import channel_settings
+
+    stack = _load_script("celery_stack")
+    project_file = (REPO / "config" / "channels.yaml").read_text()
+    original = yaml.safe_load(project_file)
+    target = stack.outbox_config(tmp_path / "config")
+    assert (REPO / "config" / "channels.yaml").read_text() == project_file  # untouched
+    # As the app reads it (the stack points OUTREACH_CONFIG_DIR at the copy).
+    monkeypatch.setenv("OUTREACH_CONFIG_DIR", str(target))
+    for kind in CHANNEL_KINDS:
+        settings = channel_settings(kind)
+        assert settings["backend"] == "outbox", kind
+        assert "conn_id" not in settings
+        kept = {k: v for k, v in (original.get(kind) or {}).items() if k not in ("backend", "conn_id")}
+        assert {k: v for k, v in settings.items() if k != "backend"} == kept, kind
+    # The ladders, packs and agencies come along: the copy is a whole configuration.
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        p.name for p in (REPO / "config").iterdir()
+    )
+
+
+def test_bench_groups_the_daily_tasks_into_phases() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "celery_daily", REPO / "bench" / "celery_daily.py"
+    )
+    assert spec is not None and spec.loader is not None
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    t = {"instances": 1, "task_seconds": 2.0, "first_start": 0.0, "last_end": 2.0}
+    tasks = {
+        "ingest": t,
+        "plan_batches": {**t, "first_start": 3.0, "last_end": 4.0},
+        "plan_batch": {**t, "instances": 3, "task_seconds": 9.0, "first_start": 4.0,
+                       "last_end": 8.0},
+        "dispatch_batches_sms": {**t, "first_start": 8.0, "last_end": 9.0},
+        "dispatch_sms": {**t, "instances": 2, "task_seconds": 10.0, "first_start": 9.0,
+                         "last_end": 20.0},
+        "close_letter": {**t, "first_start": 20.0, "last_end": 21.0},
+        "summary": {**t, "first_start": 21.0, "last_end": 22.0},
+    }  # fmt: skip
+    phases = {p["phase"]: p for p in bench.phases(tasks)}
+    assert list(phases) == [
+        "ingest (import the portfolio)",
+        "plan",
+        "dispatch",
+        "close the day (print manifest, placement files)",
+        "call-queue refresh, summary",
+    ]
+    assert phases["plan"]["instances"] == 4 and phases["plan"]["task_seconds"] == 11.0
+    assert (phases["plan"]["first_start"], phases["plan"]["last_end"]) == (3.0, 8.0)
+    assert phases["dispatch"]["instances"] == 3 and phases["dispatch"]["last_end"] == 20.0
+
+
 @pytest.mark.celery
 def test_daily_run_through_celery_workers_succeeds_and_records_each_send() -> None:
     if os.environ.get("OUTREACH_TEST_CELERY") != "1":

@@ -299,6 +299,50 @@ def test_the_ladder_view_shows_the_active_version_and_checks_a_draft_with_paths(
     assert page.status_code == 200 and "<script>x</script>" not in page.text  # autoescaped
 
 
+EMAIL_REMINDER = """      - id: email_reminder
+        channel: email
+        template: email/reminder
+        cadence: {every_days: 5, max_times: 3}
+"""
+
+
+def test_the_console_diffs_a_draft_against_the_ladder_in_force_without_writing(
+    client: TestClient, auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    viewer = bearer(auth_manager, "vic", "VIEWER")
+    source = (PROJECT_ROOT / "config/ladders/default.yaml").read_text(encoding="utf-8")
+    assert source.count(EMAIL_REMINDER) == 1
+    draft = source.replace(EMAIL_REMINDER, "")
+    before = f.contacts(ledger["engine"])
+    out = client.post("/api/ladder/diff", json={"text": draft, "as_of": DAY.isoformat()},
+                      headers=viewer).json()  # fmt: skip
+    assert out["check"]["valid"] is True
+    diff = out["diff"]
+    assert diff["old"]["version"] == LADDER.version != diff["new"]["version"]
+    assert diff["accounts"] == 1 and diff["as_of"] == DAY.isoformat()
+    # Exactly the removed action's contact, which the draft no longer plans at all.
+    [changed] = diff["contacts"]
+    assert (changed["stage"], changed["action"], changed["channel"]) == (
+        "early_reminder", "email_reminder", "email")
+    [(move, n)] = changed["moves"].items()
+    assert move.endswith("->none") and n == 1
+    assert diff["old"]["steps"] - diff["new"]["steps"] == 1
+    assert f.contacts(ledger["engine"]) == before  # nothing written
+    assert EMAIL not in str(out) and PHONE not in str(out)
+
+    page = client.post("/ladder", data={"draft": draft, "action": "diff",
+                                        "as_of": DAY.isoformat()}, headers=viewer)  # fmt: skip
+    assert page.status_code == 200
+    assert "What the draft changes on 2026-11-23" in page.text and "email_reminder" in page.text
+
+    broken = client.post("/api/ladder/diff", json={"text": "name: x\nstages: []\n"},
+                         headers=viewer).json()  # fmt: skip
+    assert broken["diff"] is None and broken["check"]["valid"] is False
+    bad_day = client.post("/api/ladder/diff", json={"text": draft, "as_of": "23/11/2026"},
+                          headers=viewer)  # fmt: skip
+    assert bad_day.status_code == 422
+
+
 def test_the_plugin_mounts_the_console_and_puts_its_views_in_the_navigation() -> None:
     import importlib.util
 
