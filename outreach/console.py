@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, text
 from contact_channels.masking import mask_email, mask_phone, scrub_text
 from outreach import settings
 from outreach.dispatcher import EVENT_OUTCOME, utcnow
+from outreach.facts import as_instant
 from outreach.ladder import LadderError, check_ladder_text, ladder_version
 from outreach.reporting import day_summary
 
@@ -355,8 +356,8 @@ def resolve_contact(
     with engine.begin() as conn:
         row = conn.execute(
             text(
-                "SELECT account_id, channel, contact_point_id, state, reasons FROM contact "
-                "WHERE key = :k"
+                "SELECT account_id, channel, contact_point_id, state, reasons, claimed_at "
+                "FROM contact WHERE key = :k"
             ),
             {"k": key},
         ).first()
@@ -364,8 +365,11 @@ def resolve_contact(
             raise ResolveError(404, "no such contact")
         if row.state not in RESOLVABLE_STATES:
             raise ResolveError(409, f"contact is {row.state}, only uncertain or failed resolve")
+        # The message went out (if it did) when it was claimed and handed to the provider, not
+        # when a person settled it: the gate's frequency counts must see it on its own day.
+        sent_at = as_instant(row.claimed_at) if row.claimed_at is not None else at
         fields = {
-            "mark_sent": "sent_at = :at, outcome = 'ops_marked_sent', error_code = NULL",
+            "mark_sent": "sent_at = :sent_at, outcome = 'ops_marked_sent', error_code = NULL",
             "mark_not_sent": "outcome = 'ops_not_sent', error_code = NULL, claim_token = NULL, "
             "claimed_at = NULL",
             "drop": "outcome = 'ops_dropped', reasons = :drop",
@@ -376,7 +380,7 @@ def resolve_contact(
                 f"{fields} WHERE key = :k AND state = :prev"
             ),
             {"state": state, "note": note, "at": at, "k": key, "prev": row.state,
-             "drop": DROP_REASON},
+             "drop": DROP_REASON, "sent_at": sent_at},
         ).rowcount
         if moved != 1:  # settled by someone else between our read and our write
             raise ResolveError(409, "contact changed meanwhile; reload and try again")
@@ -395,7 +399,7 @@ def resolve_contact(
         if resolution == "mark_sent":
             conn.execute(
                 text(event),
-                {**base, "ref": f"ledger:{key}", "dir": "outbound",
+                {**base, "at": sent_at, "ref": f"ledger:{key}", "dir": "outbound",
                  "o": EVENT_OUTCOME.get(row.channel, "sent"), "src": "ops"},
             )
     return Resolution(key, row.state, state, resolution, who, at)

@@ -212,6 +212,34 @@ def test_resolving_an_uncertain_contact_records_who_and_why_and_moves_it(
                                        ("outbound", outbound, "ops")]
 
 
+def test_mark_sent_dates_the_message_when_it_was_handed_to_the_provider(
+    client: TestClient, auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    engine, key = ledger["engine"], ledger["keys"][0]
+    claimed = NOW - dt.timedelta(hours=3)
+    set_state(engine, key, "uncertain")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE contact SET claimed_at = :c WHERE key = :k"),
+                     {"c": claimed, "k": key})  # fmt: skip
+    response = client.post(
+        f"/api/contacts/{key}/resolve",
+        json={"resolution": "mark_sent", "reason": "provider log shows it"},
+        headers=bearer(auth_manager, "oli", "OP"),
+    )
+    assert response.status_code == 200, response.text
+    assert row(engine, key)["sent_at"] == claimed
+    with engine.connect() as conn:
+        when = dict(
+            conn.execute(
+                text("SELECT direction, occurred_at FROM contact_event WHERE ledger_key = :k"),
+                {"k": key},
+            ).all()
+        )
+    # The message on its own day for the frequency rules; the resolution when it was made.
+    assert str(when["outbound"]).startswith(claimed.isoformat(sep=" "))
+    assert str(when["ops"]).startswith(NOW.isoformat(sep=" "))
+
+
 def test_not_sent_goes_back_to_planned_and_drop_suppresses_with_a_reason(
     client: TestClient, auth_manager: Any, ledger: dict[str, Any]
 ) -> None:
