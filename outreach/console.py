@@ -496,6 +496,13 @@ def _parse_day(value: str | None, today: Callable[[], dt.date]) -> dt.date:
         raise HTTPException(status_code=422, detail="day must be YYYY-MM-DD") from None
 
 
+def _base(request: Request) -> str:
+    """Where the console is mounted, as the request saw it: the api-server's mount point
+    (``/outreach-console``) behind any prefix a proxy gave Airflow (its ``root_path``), so links
+    work wherever Airflow is served."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
 def _templates() -> Any:
     from fastapi.templating import Jinja2Templates
     from jinja2 import DictLoader, Environment, select_autoescape
@@ -599,7 +606,9 @@ def create_app(
 
     def page(request: Request, name: str, user: Any, **context: Any) -> HTMLResponse:
         response: HTMLResponse = pages.TemplateResponse(
-            request, name, {"user": user_name(user), "pii": may_see_pii(user), **context}
+            request,
+            name,
+            {"user": user_name(user), "pii": may_see_pii(user), "base": _base(request), **context},
         )
         return response
 
@@ -637,6 +646,7 @@ def create_app(
     # A plain form post: the UI's cookie is SameSite=Lax, so another site cannot post it here.
     @app.post("/open-contacts/resolve")
     async def resolve_form(
+        request: Request,
         user: Any = current_user,
         key: str = Form(...),
         resolution: str = Form(...),
@@ -644,7 +654,7 @@ def create_app(
         day: str = Form(""),
     ) -> RedirectResponse:
         done = await run_in_threadpool(resolve_or_raise, key, resolution, user, reason)
-        target = f"{ROUTE_PREFIX}/open-contacts?day={_parse_day(day, today).isoformat()}"
+        target = f"{_base(request)}/open-contacts?day={_parse_day(day, today).isoformat()}"
         return RedirectResponse(f"{target}&done={done.state}", status_code=303)
 
     @app.get("/ladder", response_class=HTMLResponse)
@@ -708,9 +718,9 @@ def console_routes(app: FastAPI) -> Iterable[tuple[str, str]]:
 _LAYOUT_HEAD = """<!doctype html><html><head><meta charset="utf-8"><title>Outreach console</title>
 <style>body{font-family:sans-serif;margin:1rem}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%;vertical-align:top}</style></head><body>
-<nav><a href="/outreach-console/timeline">Timeline</a> | <a href="/outreach-console/suppressions">
-Suppressions</a> | <a href="/outreach-console/open-contacts">Uncertain and failed</a> |
-<a href="/outreach-console/ladder">Ladder</a> <small>signed in as {{ user }};
+<nav><a href="{{ base }}/timeline">Timeline</a> | <a href="{{ base }}/suppressions">
+Suppressions</a> | <a href="{{ base }}/open-contacts">Uncertain and failed</a> |
+<a href="{{ base }}/ladder">Ladder</a> <small>signed in as {{ user }};
 personal data {{ "shown" if pii else "masked" }}</small></nav><hr>"""
 _LAYOUT_TAIL = "</body></html>"
 
@@ -766,7 +776,7 @@ PAGES = {
 {% for r in rows %}<tr><td>{{ r.account_ref }}</td><td>{{ r.stage }} / {{ r.action }}</td>
 <td>{{ r.channel }}</td><td>{{ r.destination or "" }}</td><td>{{ r.state }}</td>
 <td>{{ r.error_code or "" }} {{ r.error_detail or "" }}</td><td>{% if may_resolve %}
-<form method="post" action="/outreach-console/open-contacts/resolve">
+<form method="post" action="{{ base }}/open-contacts/resolve">
 <input type="hidden" name="key" value="{{ r.key }}"><input type="hidden" name="day"
 value="{{ day }}"><select name="resolution"><option value="mark_sent">it was sent</option>
 <option value="mark_not_sent">not sent: allow a resend</option><option value="drop">drop it

@@ -371,6 +371,30 @@ def test_the_console_diffs_a_draft_against_the_ladder_in_force_without_writing(
     assert bad_day.status_code == 422
 
 
+@pytest.mark.parametrize("proxy_prefix", ["", "/airflow"])
+def test_links_and_redirects_follow_where_the_console_is_mounted(
+    auth_manager: Any, ledger: dict[str, Any], proxy_prefix: str
+) -> None:
+    parent = FastAPI()
+    parent.mount("/outreach-console", create_app(engine=ledger["engine"], now=lambda: NOW))
+    client = TestClient(parent, root_path=proxy_prefix)
+    op = bearer(auth_manager, "oli", "OP")
+    page = client.get(f"{proxy_prefix}/outreach-console/ladder", headers=op)
+    assert page.status_code == 200
+    base = f"{proxy_prefix}/outreach-console"
+    for view in ("timeline", "suppressions", "open-contacts", "ladder"):
+        assert f'href="{base}/{view}"' in page.text
+    key = ledger["keys"][0]
+    set_state(ledger["engine"], key, "failed")
+    listed = client.get(f"{base}/open-contacts", params={"day": DAY.isoformat()}, headers=op)
+    assert f'action="{base}/open-contacts/resolve"' in listed.text
+    done = client.post(f"{base}/open-contacts/resolve", headers=op, follow_redirects=False,
+                       data={"key": key, "resolution": "mark_not_sent", "reason": "retry",
+                             "day": DAY.isoformat()})  # fmt: skip
+    assert done.status_code == 303
+    assert done.headers["location"] == f"{base}/open-contacts?day={DAY.isoformat()}&done=planned"
+
+
 def test_the_plugin_mounts_the_console_and_puts_its_views_in_the_navigation() -> None:
     import importlib.util
 
