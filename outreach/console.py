@@ -35,6 +35,7 @@ from outreach.reporting import day_summary
 DEFAULT_PII_ROLES = "Admin"
 # Roles that may resolve contacts. Viewers read; they do not change the ledger.
 DEFAULT_RESOLVE_ROLES = "Admin,Op,User"
+DEFAULT_LADDER_ROLES = "Admin,Op"
 RESOLVABLE_STATES = ("uncertain", "failed")
 DROP_REASON = "ops.dropped"
 MAX_NOTE = 200  # characters of the person's "why" kept (error_detail is 300 wide)
@@ -72,6 +73,13 @@ def may_resolve(user: Any) -> bool:
     """Resolving changes the ledger: a role in ``OUTREACH_CONSOLE_RESOLVE_ROLES``
     (default ``Admin,Op,User``; Airflow's viewers may only read)."""
     allowed = _role_list("OUTREACH_CONSOLE_RESOLVE_ROLES", DEFAULT_RESOLVE_ROLES)
+    return bool(user_roles(user) & allowed)
+
+
+def may_change_ladder(user: Any) -> bool:
+    """Proposing and approving ladder versions: a role in ``OUTREACH_CONSOLE_LADDER_ROLES``
+    (default ``Admin,Op``). Approval also needs a person other than the proposer."""
+    allowed = _role_list("OUTREACH_CONSOLE_LADDER_ROLES", DEFAULT_LADDER_ROLES)
     return bool(user_roles(user) & allowed)
 
 
@@ -468,6 +476,32 @@ def diff_draft_ladder(engine: Engine, draft: str, day: dt.date) -> dict[str, Any
     return {"check": check, "diff": diff_ladders(engine, old, new, day).as_dict()}
 
 
+def change_ladder(engine: Engine, user: Any, action: str, *, draft: str = "",
+                  version: str = "", now: Callable[[], dt.datetime] = utcnow) -> dict[str, Any]:
+    """Propose the draft, or approve a proposed version, as the signed-in user (their Airflow
+    login is the name recorded; nobody types it). Returns ``{"version", "state"}``; raises
+    ResolveError with the HTTP status for a refusal (403 role, 409 version rules, 422 draft)."""
+    from outreach.ladder_versions import VersionError, approve, propose_text
+
+    if not may_change_ladder(user):
+        raise ResolveError(403, "your role may not propose or approve ladder versions")
+    who = user_name(user)
+    at = now()
+    try:
+        if action == "propose":
+            made = propose_text(draft, who, source=f"console draft by {who}", engine=engine,
+                                now=at)  # fmt: skip
+            return {"version": made, "state": "proposed"}
+        if action == "approve":
+            record = approve(version, who, engine=engine, now=at)
+            return {"version": record.version, "state": record.state}
+    except LadderError as exc:
+        raise ResolveError(422, "; ".join(str(e) for e in exc.errors)) from None
+    except VersionError as exc:
+        raise ResolveError(409, str(exc)) from None
+    raise ResolveError(422, f"unknown ladder action {action!r}")
+
+
 # --- the app --------------------------------------------------------------------------------
 
 ROUTE_PREFIX = "/outreach-console"
@@ -559,6 +593,13 @@ def create_app(
         except ResolveError as exc:
             raise HTTPException(status_code=exc.status, detail=str(exc)) from None
 
+    def ladder_change_or_raise(user: Any, action: str, draft: str, version: str
+                               ) -> dict[str, Any]:  # fmt: skip
+        try:
+            return change_ladder(db(), user, action, draft=draft, version=version, now=now)
+        except ResolveError as exc:
+            raise HTTPException(status_code=exc.status, detail=str(exc)) from None
+
     # -- JSON ------------------------------------------------------------------------------
 
     @app.get("/api/me")
@@ -596,6 +637,14 @@ def create_app(
     @app.post("/api/ladder/check")
     async def api_ladder_check(draft: LadderDraft) -> dict[str, Any]:
         return await run_in_threadpool(check_draft_ladder, draft.text)
+
+    @app.post("/api/ladder/propose")
+    async def api_ladder_propose(draft: LadderDraft, user: Any = current_user) -> dict[str, Any]:
+        return await run_in_threadpool(ladder_change_or_raise, user, "propose", draft.text, "")
+
+    @app.post("/api/ladder/versions/{version}/approve")
+    async def api_ladder_approve(version: str, user: Any = current_user) -> dict[str, Any]:
+        return await run_in_threadpool(ladder_change_or_raise, user, "approve", "", version)
 
     @app.post("/api/ladder/diff")
     async def api_ladder_diff(body: LadderDiffRequest) -> dict[str, Any]:
@@ -662,7 +711,7 @@ def create_app(
         overview = await run_in_threadpool(ladder_overview, db())
         return page(
             request, "ladder.html", user, ladder=overview, draft="", check=None, diff=None,
-            as_of=today().isoformat(),
+            as_of=today().isoformat(), notice=None, may_change=may_change_ladder(user),
         )  # fmt: skip
 
     @app.post("/ladder", response_class=HTMLResponse)
@@ -672,19 +721,30 @@ def create_app(
         draft: str = Form(""),
         action: str = Form("check"),
         as_of: str = Form(""),
+        version: str = Form(""),
     ) -> HTMLResponse:
-        """Check a draft; with ``action=diff`` also compare it with the ladder in force."""
-        overview = await run_in_threadpool(ladder_overview, db())
-        diff = None
+        """Check a draft; ``action=diff`` also compares it with the ladder in force;
+        ``propose`` stores it as a proposed version, ``approve`` makes ``version`` active."""
+        diff, notice = None, None
         if action == "diff":
             day = _parse_day(as_of, today)
             result = await run_in_threadpool(diff_draft_ladder, db(), draft, day)
             check, diff = result["check"], result["diff"]
         else:
-            check = await run_in_threadpool(check_draft_ladder, draft)
+            check = await run_in_threadpool(check_draft_ladder, draft) if draft else None
+        if action in ("propose", "approve"):
+            try:
+                done = await run_in_threadpool(
+                    change_ladder, db(), user, action, draft=draft, version=version, now=now
+                )
+                notice = f"Version {done['version']} is {done['state']}."
+            except ResolveError as exc:
+                notice = f"Refused: {exc}"
+        overview = await run_in_threadpool(ladder_overview, db())
         return page(
             request, "ladder.html", user, ladder=overview, draft=draft, check=check, diff=diff,
-            as_of=as_of or today().isoformat(),
+            as_of=as_of or today().isoformat(), notice=notice,
+            may_change=may_change_ladder(user),
         )  # fmt: skip
 
     # The agents' call-queue API, behind the same login; an agent acts only as themselves.
@@ -787,7 +847,8 @@ value="{{ day }}"><select name="resolution"><option value="mark_sent">it was sen
     "ladder.html": _page(
         """<h1>Ladder {{ ladder.name or "" }}</h1>
 <p>Active: {{ ladder.path }}, version {{ ladder.version or "INVALID" }}</p>
-{% if ladder.history %}<h2>Versions</h2><table><tr><th>version</th><th>state</th><th>proposed by</th><th>approved by</th><th>approved at</th></tr>{% for v in ladder.history %}<tr><td>{{ v.version }}</td><td>{{ v.state }}</td><td>{{ v.proposed_by }}</td><td>{{ v.approved_by or "" }}</td><td>{{ v.approved_at or "" }}</td></tr>{% endfor %}</table>{% endif %}
+{% if notice %}<p class="notice">{{ notice }}</p>{% endif %}
+{% if ladder.history %}<h2>Versions</h2><table><tr><th>version</th><th>state</th><th>proposed by</th><th>approved by</th><th>approved at</th><th></th></tr>{% for v in ladder.history %}<tr><td>{{ v.version }}</td><td>{{ v.state }}</td><td>{{ v.proposed_by }}</td><td>{{ v.approved_by or "" }}</td><td>{{ v.approved_at or "" }}</td><td>{% if v.state == "proposed" and may_change and v.proposed_by != user %}<form method="post"><input type="hidden" name="version" value="{{ v.version }}"><button name="action" value="approve">Approve</button></form>{% endif %}</td></tr>{% endfor %}</table>{% endif %}
 {% for e in ladder.errors %}<p>{{ e.path }}: {{ e.message }}</p>{% endfor %}
 <table><tr><th>stage</th><th>entry</th><th>actions</th></tr>{% for s in ladder.stages %}
 <tr><td>{{ s.id }}</td><td>dpd {{ s.entry.dpd_min }}-{{ s.entry.dpd_max or "" }}</td>
@@ -797,7 +858,9 @@ max {{ a.cadence.max_times }}){% if a.template %} {{ a.template }}{% endif %}<br
 <h2>Check a draft</h2><form method="post"><textarea name="draft" rows="20" cols="100">
 {{ draft }}</textarea><br><button name="action" value="check">Check</button>
 <label>as of <input name="as_of" type="date" value="{{ as_of }}"></label>
-<button name="action" value="diff">Diff against the ladder in force</button></form>
+<button name="action" value="diff">Diff against the ladder in force</button>
+{% if may_change %}<button name="action" value="propose">Propose as a new version</button>
+{% endif %}</form>
 {% if check %}{% if check.valid %}<p>Valid, version {{ check.version }}.</p>{% else %}
 <ul>{% for e in check.errors %}<li>{{ e.path }}{% if e.line %} (line {{ e.line }}){% endif %}:
 {{ e.message }}</li>{% endfor %}</ul>{% endif %}{% endif %}

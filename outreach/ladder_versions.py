@@ -61,23 +61,43 @@ def propose(
 ) -> str:
     """Validate the ladder at ``path`` and store it as a proposed version; returns the version.
     Proposing a version already on record changes nothing (and says its state)."""
-    ladder = load_ladder(path)  # LadderError with every YAML path and line
-    content = path.read_text(encoding="utf-8")
+    try:
+        content = path.read_text(encoding="utf-8")
+    except OSError:
+        load_ladder(path)  # raises LadderError naming the file and why it cannot be read
+        raise
+    return propose_text(content, who, source=str(path), engine=engine, now=now)
+
+
+def propose_text(
+    content: str,
+    who: str,
+    *,
+    source: str,
+    engine: Engine | None = None,
+    now: dt.datetime | None = None,
+) -> str:
+    """``propose`` for a ladder given as text (the console's draft box); ``source`` says where
+    it came from. Raises LadderError with every YAML path and line of an invalid draft."""
+    model, errors = check_ladder_text(content)
+    if model is None:
+        raise LadderError(source, errors)
+    version = ladder_version(model)
     with _engine(engine).begin() as conn:
         state = conn.execute(
-            text("SELECT state FROM ladder_version WHERE version = :v"), {"v": ladder.version}
+            text("SELECT state FROM ladder_version WHERE version = :v"), {"v": version}
         ).scalar()
         if state is not None:
-            raise VersionError(f"version {ladder.version} is already on record ({state})")
+            raise VersionError(f"version {version} is already on record ({state})")
         conn.execute(
             text(
                 "INSERT INTO ladder_version (version, content, source, state, proposed_by, "
                 "proposed_at) VALUES (:v, :c, :s, 'proposed', :by, :at)"
             ),
-            {"v": ladder.version, "c": content, "s": str(path)[:300], "by": _who(who),
+            {"v": version, "c": content, "s": source[:300], "by": _who(who),
              "at": now or _now()},
         )  # fmt: skip
-    return ladder.version
+    return version
 
 
 def approve(

@@ -395,6 +395,41 @@ def test_links_and_redirects_follow_where_the_console_is_mounted(
     assert done.headers["location"] == f"{base}/open-contacts?day={DAY.isoformat()}&done=planned"
 
 
+def test_a_ladder_version_proposed_by_one_user_becomes_active_only_when_another_approves(
+    client: TestClient, auth_manager: Any
+) -> None:
+    source = (PROJECT_ROOT / "config/ladders/default.yaml").read_text(encoding="utf-8")
+    draft = source.replace(EMAIL_REMINDER, "")
+    oli, ada = bearer(auth_manager, "oli", "OP"), bearer(auth_manager, "ada", "ADMIN")
+    viewer = bearer(auth_manager, "vic", "VIEWER")
+    assert client.post("/api/ladder/propose", json={"text": draft},
+                       headers=viewer).status_code == 403  # fmt: skip
+    bad = client.post("/api/ladder/propose", json={"text": "name: x\nstages: []\n"}, headers=oli)
+    assert bad.status_code == 422
+    proposed = client.post("/api/ladder/propose", json={"text": draft}, headers=oli)
+    assert proposed.status_code == 200, proposed.text
+    version = proposed.json()["version"]
+    assert proposed.json()["state"] == "proposed"
+    assert client.get("/api/ladder", headers=viewer).json()["version"] == LADDER.version
+    again = client.post("/api/ladder/propose", json={"text": draft}, headers=ada)
+    assert again.status_code == 409  # already on record
+    # The proposer cannot approve their own version; a viewer may not approve at all.
+    own = client.post(f"/api/ladder/versions/{version}/approve", headers=oli)
+    assert own.status_code == 409 and "second person" in own.json()["detail"]
+    assert client.post(f"/api/ladder/versions/{version}/approve",
+                       headers=viewer).status_code == 403  # fmt: skip
+    # The approve button is offered to another user with the role, not to the proposer.
+    assert 'value="approve"' in client.get("/ladder", headers=ada).text
+    assert 'value="approve"' not in client.get("/ladder", headers=oli).text
+    page = client.post("/ladder", data={"action": "approve", "version": version}, headers=ada)
+    assert f"Version {version} is active." in page.text
+    overview = client.get("/api/ladder", headers=viewer).json()
+    assert overview["version"] == version
+    [record] = [v for v in overview["history"] if v["version"] == version]
+    assert (record["state"], record["proposed_by"], record["approved_by"]) == (
+        "active", "oli", "ada")
+
+
 def test_the_plugin_mounts_the_console_and_puts_its_views_in_the_navigation() -> None:
     import importlib.util
 
