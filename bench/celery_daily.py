@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"the Celery stack run failed (exit {result.returncode})")
         figures: dict[str, Any] = json.loads(figures_path.read_text())
         figures["bench_seconds"] = round(time.monotonic() - started, 1)
+        # The raw figures first, so that nothing after an hour's run can lose them.
+        print(json.dumps(figures, sort_keys=True), flush=True)
         return figures
 
 
@@ -142,10 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         figures = json.loads(Path(args.from_json).read_text())
     else:
         figures = run(args)
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(figures, indent=2, sort_keys=True))
     lines = report(figures)
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)
+    if args.json_out:
+        out = Path(args.json_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(figures, indent=2, sort_keys=True))
     if args.write_docs:
         write_block(f"celery-bench-{figures['accounts']}", lines, "The daily DAG through Celery")
     return 0

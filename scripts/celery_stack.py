@@ -498,7 +498,9 @@ def run_stack(args: argparse.Namespace) -> int:
                 figures["recorded"] = recorded
                 if args.json_out:
                     figures["stack_seconds"] = round(time.monotonic() - started, 1)
-                    Path(args.json_out).write_text(json.dumps(figures, indent=2, sort_keys=True))
+                    out = Path(args.json_out)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_text(json.dumps(figures, indent=2, sort_keys=True))
                 print(f"    ledger sent by channel: {json.dumps(ledger, sort_keys=True)}")
                 print(f"    recorded by the media:  {json.dumps(recorded, sort_keys=True)}")
                 if not sum(ledger.values()):
