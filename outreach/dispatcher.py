@@ -158,21 +158,47 @@ class DueContact:
     plan_date: dt.date
     window_start: dt.datetime
     window_end: dt.datetime
+    defer_until: dt.datetime | None = None
 
 
 def _due(conn: Connection, day: dt.date, channel: str, lo: int, hi: int) -> list[DueContact]:
     rows = conn.execute(
         text(
             "SELECT key, account_id, contact_point_id, template, stage, action, plan_date, "
-            "window_start, window_end FROM contact WHERE plan_date = :day AND channel = :channel "
-            "AND state = 'planned' AND account_id BETWEEN :lo AND :hi ORDER BY account_id, key"
+            "window_start, window_end, defer_until FROM contact WHERE plan_date = :day "
+            "AND channel = :channel AND state = 'planned' AND account_id BETWEEN :lo AND :hi "
+            "ORDER BY account_id, key"
         ),
         {"day": day, "channel": channel, "lo": lo, "hi": hi},
     )
     return [
-        DueContact(r[0], r[1], r[2], r[3], r[4], r[5], day, as_instant(r[7]), as_instant(r[8]))
+        DueContact(r[0], r[1], r[2], r[3], r[4], r[5], day, as_instant(r[7]), as_instant(r[8]),
+                   as_instant(r[9]) if r[9] is not None else None)  # fmt: skip
         for r in rows
     ]
+
+
+# The logical clock walks the day again for contacts the gate deferred to later the same day;
+# every pass moves each of them at least an hour on, so a day has at most this many.
+MAX_LOGICAL_PASSES = 26
+
+
+def _deferred_within_day(
+    due: list[DueContact], judged_at: dict[str, dt.datetime]
+) -> list[DueContact]:
+    """Of the contacts still planned after a logical walk, those it judged and put back for
+    later today: each starts again at the later of its deferral and an hour after its last
+    judging, if that is still inside its window."""
+    again: list[DueContact] = []
+    for c in due:
+        last = judged_at.get(c.key)
+        if last is None:
+            continue  # not judged by this walk (e.g. planned meanwhile): the next run's
+        start = max(c.window_start, c.defer_until or c.window_start, last + dt.timedelta(hours=1))
+        if start < c.window_end:
+            c.window_start = start
+            again.append(c)
+    return again
 
 
 def _send_instants(
@@ -569,31 +595,33 @@ def dispatch_range(
         with engine.connect() as conn:
             due = _due(conn, day, channel, lo, hi)
         counts.due = len(due)
-        for at, contacts in _send_instants(due, clock, now()):
-            for i in range(0, len(contacts), tuning.group_size):
-                if pool.broken is not None:
-                    break  # an adapter failed unexpectedly: claim nothing more
-                group = _start_group(
-                    engine,
-                    impl,
-                    pool,
-                    channel,
-                    day,
-                    contacts[i : i + tuning.group_size],
-                    at,
-                    clock,
-                    counts,
-                    now,
-                    rules,
-                    hooks,
-                )
-                in_flight.append(group)
-                # Keep about two groups at the provider: enough to hide one group's
-                # judging and recording behind the other's round trips.
-                while in_flight and (len(in_flight) > 2 or in_flight[0].done()):
-                    _finish_group(engine, impl, channel, in_flight.popleft(), counts, now())
-        while in_flight:
-            _finish_group(engine, impl, channel, in_flight.popleft(), counts, now())
+        judged_at: dict[str, dt.datetime] = {}
+        for _ in range(MAX_LOGICAL_PASSES if clock == "logical" else 1):
+            for at, contacts in _send_instants(due, clock, now()):
+                for i in range(0, len(contacts), tuning.group_size):
+                    if pool.broken is not None:
+                        break  # an adapter failed unexpectedly: claim nothing more
+                    chunk = contacts[i : i + tuning.group_size]
+                    judged_at.update((c.key, at) for c in chunk)
+                    group = _start_group(
+                        engine, impl, pool, channel, day, chunk, at, clock, counts, now, rules,
+                        hooks,
+                    )  # fmt: skip
+                    in_flight.append(group)
+                    # Keep about two groups at the provider: enough to hide one group's
+                    # judging and recording behind the other's round trips.
+                    while in_flight and (len(in_flight) > 2 or in_flight[0].done()):
+                        _finish_group(engine, impl, channel, in_flight.popleft(), counts, now())
+            while in_flight:
+                _finish_group(engine, impl, channel, in_flight.popleft(), counts, now())
+            if clock != "logical" or pool.broken is not None:
+                break
+            # The hourly dispatcher would meet a contact deferred to later today again: walk
+            # on for those (they are planned again, with their deferral).
+            with engine.connect() as conn:
+                due = _deferred_within_day(_due(conn, day, channel, lo, hi), judged_at)
+            if not due:
+                break
     finally:
         # On an error, what is at the provider is waited for and recorded if the database
         # allows; a row left `sending` is settled by recover_stale after the lease.

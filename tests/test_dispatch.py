@@ -112,6 +112,59 @@ def test_logical_clock_sends_at_the_first_hour_inside_each_window(
     assert {str(x)[:19] for x in sent_at} == {"2026-11-23 13:00:00"}  # 08:00 in New York
 
 
+def test_logical_clock_walks_on_for_a_contact_deferred_to_later_the_same_day(
+        engine: Engine, outbox, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """What the hourly dispatcher does on the wall clock (meet a contact deferred to 15:30 again
+    at 16:00), one logical walk does too: nothing is left planned at the end of the day."""
+    import outreach.dispatcher as dispatcher
+    from policies.model import DEFER, Verdict
+
+    portfolio(engine, 3)
+    real = dispatcher.evaluate
+    deferred: list[dt.datetime] = []
+
+    def defer_once(step, facts, *, day, at, **kw):  # type: ignore[no-untyped-def]
+        if not deferred:
+            deferred.append(at)
+            return Verdict(DEFER, ("test.later_today",), defer_until=at + dt.timedelta(hours=2, minutes=30))
+        return real(step, facts, day=day, at=at, **kw)
+
+    monkeypatch.setattr(dispatcher, "evaluate", defer_once)
+    sms = Recording(outbox("sms"))
+    totals = dispatch_all(engine, sms)
+    assert totals["sent"] == 3 and totals["deferred"] == 1
+    assert states(engine, "sms") == {"sent": 3}
+    assert len(sms.calls) == 3 == len(set(sms.calls))
+    with engine.connect() as conn:
+        sent_at = sorted(str(r[0])[:19] for r in conn.execute(
+            text("SELECT sent_at FROM contact WHERE channel = 'sms'")))
+    # Deferred at 13:00 UTC until 15:30: sent at the next top of the hour after it.
+    assert str(deferred[0])[:19] == "2026-11-23 13:00:00"
+    assert sent_at == ["2026-11-23 13:00:00", "2026-11-23 13:00:00", "2026-11-23 16:00:00"]
+
+
+def test_logical_clock_leaves_planned_a_contact_deferred_past_its_window(
+        engine: Engine, outbox, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import outreach.dispatcher as dispatcher
+    from policies.model import DEFER, Verdict
+
+    portfolio(engine, 1)
+    calls: list[dt.datetime] = []
+
+    def always_later(step, facts, *, day, at, **kw):  # type: ignore[no-untyped-def]
+        calls.append(at)
+        return Verdict(DEFER, ("test.later_today",), defer_until=at + dt.timedelta(hours=1))
+
+    monkeypatch.setattr(dispatcher, "evaluate", always_later)
+    dispatch_all(engine, Recording(outbox("sms")))
+    # Judged once an hour, each time an hour later, until its deferral reached the window's
+    # end: then deferred past today, and the walk ends.
+    steps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    assert steps and set(steps) == {dt.timedelta(hours=1)}
+    assert len(calls) <= dispatcher.MAX_LOGICAL_PASSES
+    assert states(engine, "sms") == {"deferred": 1}
+
+
 def test_wall_clock_sends_only_what_is_inside_its_window_now(engine: Engine, outbox) -> None:  # type: ignore[no-untyped-def]
     portfolio(engine, 5)
     sms = Recording(outbox("sms"))
