@@ -449,8 +449,13 @@ def ladder_overview(engine: Engine | None = None) -> dict[str, Any]:
 
 def check_draft_ladder(draft: str) -> dict[str, Any]:
     """Validate a draft ladder text with the same checks as loading; errors carry YAML paths."""
+    return _checked_draft(draft)[1]
+
+
+def _checked_draft(draft: str) -> tuple[Any, dict[str, Any]]:
+    """The draft's model (None if invalid) and its check report."""
     model, errors = check_ladder_text(draft)
-    return {
+    return model, {
         "valid": model is not None,
         "version": ladder_version(model) if model is not None else None,
         "errors": [{"path": e.path, "line": e.line, "message": e.message} for e in errors],
@@ -466,11 +471,9 @@ def diff_draft_ladder(engine: Engine, draft: str, day: dt.date) -> dict[str, Any
     from outreach.ladder_diff import diff_ladders
     from outreach.ladder_versions import ladder_in_force
 
-    check = check_draft_ladder(draft)
-    if not check["valid"]:
+    model, check = _checked_draft(draft)
+    if model is None:
         return {"check": check, "diff": None}
-    model, _ = check_ladder_text(draft)
-    assert model is not None  # valid above
     new = Ladder(model=model, version=check["version"], source="draft")
     old = ladder_in_force(engine=engine)
     return {"check": check, "diff": diff_ladders(engine, old, new, day).as_dict()}

@@ -269,15 +269,19 @@ def ladder_version(model: LadderModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def load_ladder(path: Path, templates: Path | None = None) -> Ladder:
-    """Load and validate a ladder file; raise LadderError listing every problem."""
+def read_ladder_text(path: Path) -> str:
+    """A ladder file's text; LadderError naming the file when it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LadderError(
             str(path), [ConfigError("(file)", f"cannot read: {exc.strerror}")]
         ) from exc
-    model, errors = check_ladder_text(text, templates)
+
+
+def load_ladder(path: Path, templates: Path | None = None) -> Ladder:
+    """Load and validate a ladder file; raise LadderError listing every problem."""
+    model, errors = check_ladder_text(read_ladder_text(path), templates)
     if model is None:
         raise LadderError(str(path), errors)
     return Ladder(model=model, version=ladder_version(model), source=str(path))

@@ -18,7 +18,14 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from outreach import settings
-from outreach.ladder import Ladder, LadderError, check_ladder_text, ladder_version, load_ladder
+from outreach.ladder import (
+    Ladder,
+    LadderError,
+    check_ladder_text,
+    ladder_version,
+    load_ladder,
+    read_ladder_text,
+)
 
 
 class VersionError(ValueError):
@@ -61,12 +68,7 @@ def propose(
 ) -> str:
     """Validate the ladder at ``path`` and store it as a proposed version; returns the version.
     Proposing a version already on record changes nothing (and says its state)."""
-    try:
-        content = path.read_text(encoding="utf-8")
-    except OSError:
-        load_ladder(path)  # raises LadderError naming the file and why it cannot be read
-        raise
-    return propose_text(content, who, source=str(path), engine=engine, now=now)
+    return propose_text(read_ladder_text(path), who, source=str(path), engine=engine, now=now)
 
 
 def propose_text(
