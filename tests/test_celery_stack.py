@@ -97,6 +97,18 @@ def test_compose_configures_the_celery_executor_on_postgres_and_redis(
     )
 
 
+def test_compose_requires_every_secret_and_defaults_none() -> None:
+    """Secrets have no default in the compose file: a missing one stops `docker compose` with
+    a message, instead of starting PostgreSQL with a password anyone can read here."""
+    text = COMPOSE.read_text()
+    secrets = ("POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET")
+    for name in secrets:
+        uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
+        assert uses, name
+        # `${NAME:?message}` only: no `${NAME}` (empty when unset) and no `${NAME:-default}`.
+        assert all(use.startswith(":?") for use in uses), (name, uses)
+
+
 def test_compose_init_creates_the_dispatch_pools_and_redis_connection(
     compose: dict[str, Any], pool_slots: dict[str, int]
 ) -> None:
