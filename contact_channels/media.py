@@ -9,7 +9,6 @@ by ``outreach`` for the batch files written after a day's dispatch). Imports not
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import io
@@ -20,6 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+
+from contact_channels.csvsafe import safe_writer
 
 # One engine per database URL for the whole process: every medium built on the URL shares its
 # pool (the dispatcher builds one channel per run; the hourly DAG builds many).
@@ -111,9 +112,11 @@ def write_file(path: Any, data: bytes) -> bool:
 
 
 def csv_bytes(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """A CSV (RFC 4180 line ends, UTF-8) with a header: the same rows give the same bytes."""
+    """A CSV (RFC 4180 line ends, UTF-8) with a header: the same rows give the same bytes.
+    Every cell a spreadsheet could take for a formula is neutralised (``csvsafe``): these
+    files go to agencies and law firms."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = safe_writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow([row.get(c, "") for c in columns])

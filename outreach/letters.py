@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, text
 
+from contact_channels.csvsafe import restore, safe_writer
 from contact_channels.letters import (
     BACKEND,
     DEFAULT_MAIL_HOUSE,
@@ -437,7 +438,8 @@ def close_print_batch(engine: Engine, day: dt.date, drop_url: str | None = None)
         ).scalar_one()
     folder = root / day.isoformat()
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    # For the mail house: every cell neutralised (names and addresses are the lender's text).
+    writer = safe_writer(out, lineterminator="\r\n")
     writer.writerow(MANIFEST_COLUMNS)
     pages = 0
     seen: set[str] = set()
@@ -664,7 +666,8 @@ def import_returned_mail(
 
 def _apply_returned(conn: Connection, record: Mapping[str, Any], at: dt.datetime) -> bool:
     """Apply one returned letter; False when it was recorded before. Raises _Reject."""
-    key, account_ref = _cell(record, "key"), _cell(record, "account_ref")
+    # As our manifest had them: a neutralised account_ref matches with its quote or without.
+    key, account_ref = restore(_cell(record, "key")), restore(_cell(record, "account_ref"))
     raw_day, reason = _cell(record, "returned_on"), _cell(record, "reason")
     if not key and not account_ref:
         raise _Reject("key", "required: the letter's key or the account_ref")

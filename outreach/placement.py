@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Engine, Numeric, bindparam, text
 
+from contact_channels.csvsafe import restore
 from contact_channels.media import csv_bytes, drop_location, record_document
 from outreach import settings
 from outreach.dispatcher import ChannelHooks, MessageContext, channel_settings
@@ -729,7 +730,8 @@ def _parse_return(agency: str, row: Any) -> _Return:
     return _Return(
         row.line,
         f"{agency}:{ref}",
-        _required_text(d.get("account_ref"), "account_ref", max_len=64),
+        # As our placement file had it: a neutralised ref matches with its quote or without.
+        restore(_required_text(d.get("account_ref"), "account_ref", max_len=64)),
         occurred_on,
         kind,
         amount,

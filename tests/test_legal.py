@@ -3,6 +3,7 @@ account, none for an ineligible one, and the same bytes and rows on every rerun.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import io
@@ -13,7 +14,7 @@ from typing import Any
 
 import pypdf
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, insert, text
 
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
 from contact_channels.legal_package import CounselChannel
@@ -21,6 +22,7 @@ from contact_channels.registry import build_channel
 from outreach.dispatcher import dispatch_range
 from outreach.ladder import load_ladder
 from outreach.legal import NO_FIRM
+from outreach.models import Payment
 from outreach.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
 from tests import factories as f
@@ -256,3 +258,38 @@ def test_the_adapter_refuses_a_marked_or_incomplete_referral(
         channel.send(OutboundMessage("k2", "legal", "A1", "", fields={"account_ref": "A1"}))
     assert err.value.code == "legal.incomplete"
     assert files_under(drop) == {} and row_counts(engine)["legal_case"] == 0
+
+
+# --- formula prefixes in the case package's CSVs --------------------------------------------------
+
+FORMULAS = ('=HYPERLINK("http://x","y")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1)")
+
+
+def test_the_case_package_csvs_neutralise_formula_prefixes_and_keep_amounts_numeric(
+        engine: Engine, url: str, tmp_path: Path, drop: Path) -> None:
+    account = referable(engine)
+    with engine.begin() as conn:
+        # Payment refs come from the lender's file as they are; a reversal is a negative amount.
+        for day, (ref, amount) in enumerate(zip(FORMULAS, ("200.00", "-50.00", "10.00", "5.00"),
+                                                strict=True)):
+            conn.execute(insert(Payment).values(payment_ref=ref, account_id=account["account_id"],
+                                                paid_on=DAY - dt.timedelta(days=40 - day),
+                                                amount=Decimal(amount)))
+    f.add_call(engine, account["account_id"], dt.datetime(2026, 10, 2, 15), "no_answer")
+    assert plan_and_dispatch(engine, counsel(url, tmp_path))["sent"] == 1
+    folder = drop / "hartley" / DAY.isoformat() / account["account_ref"]
+    with (folder / "payments.csv").open(encoding="utf-8", newline="") as handle:
+        payments = list(csv.reader(handle))
+    assert payments == [
+        ["payment_ref", "paid_on", "amount", "currency"],
+        ["'" + FORMULAS[0], "2026-10-14", "200.00", "USD"],
+        ["'" + FORMULAS[1], "2026-10-15", "-50.00", "USD"],
+        ["'" + FORMULAS[2], "2026-10-16", "10.00", "USD"],
+        ["'" + FORMULAS[3], "2026-10-17", "5.00", "USD"],
+    ]
+    with (folder / "history.csv").open(encoding="utf-8", newline="") as handle:
+        history = list(csv.reader(handle))
+    assert history[2] == ["2026-10-02T15:00:00Z", "call", "outbound", "no_answer", "import", "", ""]
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    sizes = {e["name"]: e["size"] for e in manifest["files"]}
+    assert sizes["payments.csv"] == (folder / "payments.csv").stat().st_size

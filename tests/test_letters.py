@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import io
@@ -563,3 +564,46 @@ def test_a_returned_mail_file_without_its_columns_is_refused_whole(
     bad.write_text("key,returned_on\nabc,2026-11-27\n")
     with pytest.raises(ImportFileError, match="line 1: missing column reason"):
         import_returned_mail(engine, bad, dt.datetime(2026, 12, 1))
+
+
+# --- formula prefixes in the manifest -------------------------------------------------------------
+
+FORMULAS = ('=HYPERLINK("http://x","y")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1)")
+
+
+def test_the_print_manifest_neutralises_formula_prefixes_and_keeps_the_rest_of_the_line(
+    engine: Engine, printer: PrintChannel, drop: Path, tmp_path: Path
+) -> None:
+    name, street, city, ref = FORMULAS
+    account = f.add_account(engine, as_of=DAY, dpd=70, validation_notice_sent_on=dt.date(2026, 9, 20))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE person SET full_name = :n, address_line1 = :s, city = :c "
+                          "WHERE id = :p"), {"n": name, "s": street, "c": city,
+                                             "p": account["person_id"]})  # fmt: skip
+        conn.execute(text("UPDATE account SET account_ref = :r WHERE id = :a"),
+                     {"r": ref, "a": account["account_id"]})  # fmt: skip
+    plan(engine)
+    assert dispatch(engine, printer).sent == 1
+    close_print_batch(engine, DAY, drop_url=drop.as_uri())
+    with (drop / DAY.isoformat() / "manifest.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["recipient_name"] == "'" + name
+    assert row["address_line_1"] == "'" + street
+    assert row["address_line_2"] == "'" + city + ", NY 10001"
+    assert row["account_ref"] == "'" + ref
+    # The rest of the line as it was: nothing else starts with a formula prefix.
+    key = f.contacts(engine, channel="letter")[0]["key"]
+    assert row["key"] == key and row["template"] == "letter/payment_reminder"
+    assert (row["address_line_3"], row["address_line_4"], row["postal_code"], row["country"]) == (
+        "", "", "10001", "US")
+    assert int(row["pages"]) >= 1 and row["file_name"] == f"letters/{key}.pdf"
+
+    # The mail house sends the account_ref back as our file had it, quote and all: it matches.
+    returned = tmp_path / "returned.csv"
+    with returned.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([["account_ref", "returned_on", "reason"],
+                                      [row["account_ref"], "2026-11-27", "moved"]])  # fmt: skip
+    result = import_returned_mail(engine, returned, dt.datetime(2026, 12, 1, 9))
+    assert (result["returned"], result["rejected"]) == (1, 0)

@@ -3,6 +3,7 @@ daily placement and recall files (byte-identical on rerun), recall, and agency r
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 from collections import Counter
@@ -512,3 +513,57 @@ def test_agency_returns_reach_the_payments_and_are_idempotent_and_bad_rows_rejec
     assert changed["rejected"] == 1 and changed["inserted"] == 0
     # The dispute the agency reported recalls the placement on the next recall run.
     assert recall_placements(engine, dt.date(2026, 11, 29))["by_reason"] == {"dispute": 1}
+
+
+# --- formula prefixes in the files for the agencies ---------------------------------------------
+
+FORMULAS = ('=HYPERLINK("http://x","y")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1)")
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_placement_and_recall_files_neutralise_formula_prefixes_and_returns_still_match(
+        engine: Engine, url: str, tmp_path: Path, drop: Path) -> None:
+    name, street, city, ref = FORMULAS
+    (account,) = placeable(engine, 1)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE person SET full_name = :n, address_line1 = :s, city = :c "
+                          "WHERE id = :p"), {"n": name, "s": street, "c": city, "p": account["person_id"]})
+        conn.execute(text("UPDATE account SET account_ref = :r WHERE id = :a"),
+                     {"r": ref, "a": account["account_id"]})
+    plan(engine)
+    dispatch(engine, channel(url, tmp_path))
+    (agency_id, _), = placements(engine).values()
+    write_placement_files(engine, DAY)
+    placed = read_csv(drop / agency_id / DAY.isoformat() / f"placements-{agency_id}.csv")
+    assert len(placed) == 1
+    row = placed[0]
+    assert (row["account_ref"], row["full_name"], row["address_line1"], row["city"]) == tuple(
+        "'" + v for v in (ref, name, street, city))
+    # The rest of the row intact: numbers (an E.164 phone, amounts) stay numbers.
+    assert row["phone1"].startswith("+1212") and row["phone1"][1:].isdigit()
+    assert (row["region"], row["postal_code"], row["country"], row["currency"]) == (
+        "NY", "10001", "US", "USD")
+    assert (row["balance"], row["past_due"], row["placed_on"], row["recall_due_on"]) == (
+        "1500.00", "300.00", "2026-11-23", "2027-03-23")
+
+    later = DAY + dt.timedelta(days=10)
+    f.add_hold(engine, account["account_id"], "dispute", later)
+    assert recall_placements(engine, later)["recalled"] == 1
+    recalled = read_csv(drop / agency_id / later.isoformat() / f"recalls-{agency_id}.csv")
+    assert recalled == [{"account_ref": "'" + ref, "placed_on": "2026-11-23",
+                         "recalled_on": later.isoformat(), "recall_reason": "dispute"}]
+
+    # The agency's returns name the account as our file had it, or without the quote: both match.
+    returns = tmp_path / "returns.csv"
+    with returns.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([
+            ["return_ref", "account_ref", "occurred_on", "kind", "amount", "outcome"],
+            ["R1", row["account_ref"], "2026-11-25", "payment", "20.00", ""],
+            ["R2", ref, "2026-11-26", "payment", "30.00", ""],
+        ])
+    counts = import_agency_returns(engine, agency_id, returns, dt.datetime(2026, 11, 29, 6))
+    assert (counts["inserted"], counts["payments"], counts["rejected"]) == (2, 2, 0)
