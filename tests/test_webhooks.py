@@ -272,6 +272,42 @@ def test_airflow_api_base_url_is_used_when_no_public_url_is_set(
     assert state(server.engine, key) == "sent"
 
 
+def test_mounted_like_the_plugin_the_airflow_base_url_and_its_path_are_what_twilio_signed(
+        engine: Engine, connections: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in the api-server: [api] base_url with a path becomes the app's root_path, the plugin
+    mounts this app under /outreach, and the proxy passes the full path through."""
+    from fastapi import FastAPI
+
+    from outreach.webhooks_app import MOUNT_PATH
+
+    monkeypatch.delenv("OUTREACH_PUBLIC_BASE_URL", raising=False)
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://ops.example.com/airflow/")
+    api_server = FastAPI(root_path="/airflow")
+    api_server.mount(MOUNT_PATH, create_app(engine=engine, now=lambda: NOW))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(api_server, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        acc = person(engine, "+14155550212")
+        key = uncertain_sms(engine, acc, "9e" * 16)
+        path = f"/airflow/outreach/webhooks/twilio/status?key={key}"
+        params = {"MessageSid": "SM108", "MessageStatus": "sent"}
+        local = Server(f"http://127.0.0.1:{port}", engine)
+        assert local.twilio(path, params).status_code == 403  # signed for the local URL
+        reply = local.twilio(path, params, signed_url="https://ops.example.com" + path)
+        assert reply.status_code == 200 and state(engine, key) == "sent"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
 def test_inbound_stop_start_help_answer_in_twiml(server: Server) -> None:
     acc = person(server.engine, "+14155550205")
     number = {"From": "+14155550205", "To": "+18005550000"}
