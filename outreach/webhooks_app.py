@@ -8,6 +8,11 @@ Every request is verified before anything is read into the ledger: Twilio's
 (the ``webhook_public_key`` extra of ``sendgrid_default``), and its timestamp must be recent.
 A missing, forged or stale signature gets 403 and changes nothing. These routes are not behind
 Airflow's authentication (providers cannot log in): the signature is the authentication.
+
+Because anyone can post to them, a body is capped (``OUTREACH_WEBHOOK_MAX_BODY_BYTES``) before it
+is read: the api-server that runs this app also serves Airflow's UI, REST API and the workers'
+Task Execution API, so an unsigned upload must not be able to take its memory. The URL Twilio
+signed comes from configuration, never from the request's ``Host`` header.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import aclosing
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -34,12 +42,51 @@ TWILIO_SIGNATURE = "X-Twilio-Signature"
 SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 DEFAULT_MAX_AGE = 600.0  # seconds a SendGrid signature's timestamp may be away from our clock
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # a SendGrid batch is far smaller; Twilio's forms are ~2 KB
+# Twilio's richest inbound form (MMS with 10 media, WhatsApp extras) has under 100 fields, and its
+# longest value is a 1,600-character Body (under 15 KB percent-encoded, even in Chinese).
+TWILIO_MAX_FIELDS = 200
+TWILIO_MAX_FIELD_BYTES = 64 * 1024
+MOUNT_PATH = "/outreach"  # where plugins/outreach_plugin.py mounts the app in the api-server
 
 
 def public_base_url() -> str | None:
     """``OUTREACH_PUBLIC_BASE_URL``: the public URL of this app's root as providers call it
     (``https://ops.example.com/outreach``), when a proxy or TLS terminator changes it."""
     return os.environ.get("OUTREACH_PUBLIC_BASE_URL") or None
+
+
+def airflow_api_base_url() -> str | None:
+    """Airflow's ``[api] base_url`` (the api-server's public URL), when set."""
+    from airflow.configuration import conf
+
+    return conf.get("api", "base_url", fallback="") or None
+
+
+def public_root_url() -> str | None:
+    """The public URL of this app's root: ``OUTREACH_PUBLIC_BASE_URL``, else Airflow's
+    ``[api] base_url`` plus the plugin's mount path, else None (nothing to verify against)."""
+    base = public_base_url()
+    if base:
+        return base.rstrip("/")
+    api = airflow_api_base_url()
+    if api:
+        return api.rstrip("/") + MOUNT_PATH
+    return None
+
+
+def max_body_bytes() -> int:
+    """``OUTREACH_WEBHOOK_MAX_BODY_BYTES``: the largest request body a webhook reads (default
+    1 MiB). A value that is not a positive whole number of bytes is an error."""
+    raw = os.environ.get("OUTREACH_WEBHOOK_MAX_BODY_BYTES", "").strip()
+    if not raw:
+        return DEFAULT_MAX_BODY_BYTES
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(
+            f"OUTREACH_WEBHOOK_MAX_BODY_BYTES: expected a positive whole number of bytes, "
+            f"got {raw!r}"
+        )
+    return int(raw)
 
 
 def max_signature_age() -> float:
@@ -50,18 +97,59 @@ def _conn_id(kind: str, default: str) -> str:
     return str(channel_settings(kind).get("conn_id") or default)
 
 
-def _public_url(request: Request) -> str:
-    """The URL the provider signed: the configured public base plus this route's path and query,
-    or the URL the request arrived on."""
-    base = public_base_url()
+def _public_url(request: Request) -> str | None:
+    """The URL the provider signed: the configured public root plus this route's path and query.
+    Never the URL the request arrived on: its host is the sender's to choose, and a signature
+    made with the same token for another deployment would then verify here. None when no public
+    URL is configured."""
+    base = public_root_url()
     if not base:
-        return str(request.url)
+        return None
     root = request.scope.get("root_path") or ""
     path = request.url.path
     if root and path.startswith(root):
         path = path[len(root) :]
     query = request.url.query
-    return base.rstrip("/") + path + (f"?{query}" if query else "")
+    return base + path + (f"?{query}" if query else "")
+
+
+class BodyTooLarge(Exception):
+    """A request body (or a form field) over its limit; answered 413 before anything else."""
+
+
+async def read_capped_body(request: Request, limit: int) -> bytes:
+    """The request body, read from the ASGI stream chunk by chunk and abandoned as soon as it
+    passes ``limit`` bytes, so no more than ``limit`` plus one chunk is ever pulled. A declared
+    ``Content-Length`` over the limit is refused without reading anything."""
+    declared = request.headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"request body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async with aclosing(request.stream()) as stream:
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"request body over {limit} bytes")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_twilio_form(body: bytes) -> dict[str, str]:
+    """A Twilio webhook's form (``application/x-www-form-urlencoded``) as the params its signature
+    covers: blank values kept, a repeated name's last value wins, at most ``TWILIO_MAX_FIELDS``
+    fields of at most ``TWILIO_MAX_FIELD_BYTES`` each (``BodyTooLarge`` otherwise)."""
+    if not body:
+        return {}
+    fields = body.split(b"&")
+    if len(fields) > TWILIO_MAX_FIELDS:
+        raise BodyTooLarge(f"form over {TWILIO_MAX_FIELDS} fields")
+    if any(len(field) > TWILIO_MAX_FIELD_BYTES for field in fields):
+        raise BodyTooLarge(f"a form field over {TWILIO_MAX_FIELD_BYTES} bytes")
+    # latin-1 keeps stray raw bytes as Starlette's form parser did; %-escapes decode as UTF-8
+    pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True,
+                      max_num_fields=TWILIO_MAX_FIELDS, encoding="utf-8", errors="replace")
+    return dict(pairs)
 
 
 def _forbidden(what: str) -> Response:
@@ -75,11 +163,18 @@ def _twilio_valid(request: Request, params: dict[str, str]) -> bool:
     signature = request.headers.get(TWILIO_SIGNATURE)
     if not signature:
         return False
+    url = _public_url(request)
+    if url is None:
+        log.error(
+            "twilio webhook: neither OUTREACH_PUBLIC_BASE_URL nor Airflow's [api] base_url is "
+            "set, cannot verify (the signed URL is never taken from the request's Host header)"
+        )
+        return False
     conn = get_connection(_conn_id("sms", "twilio_default"))
     if conn is None or not conn.password:
         log.error("twilio webhook: no auth token (connection missing), cannot verify")
         return False
-    return bool(RequestValidator(conn.password).validate(_public_url(request), params, signature))
+    return bool(RequestValidator(conn.password).validate(url, params, signature))
 
 
 def _sendgrid_valid(request: Request, payload: str, clock: Callable[[], float]) -> bool:
@@ -90,9 +185,13 @@ def _sendgrid_valid(request: Request, payload: str, clock: Callable[[], float]) 
     if not signature or not timestamp:
         return False
     try:
-        age = abs(clock() - float(timestamp))
+        sent_at = float(timestamp)
     except ValueError:
         return False
+    if not math.isfinite(sent_at):  # nan compares false with everything: it would pass below
+        log.warning("sendgrid webhook: signature timestamp is not a finite number")
+        return False
+    age = abs(clock() - sent_at)
     if age > max_signature_age():
         log.warning("sendgrid webhook: signature timestamp %.0f s away from our clock", age)
         return False
@@ -126,8 +225,18 @@ def create_app(
 ) -> FastAPI:
     """The webhook app. ``engine``: the application database (default: ``outreach.db``'s, from
     the environment, opened on first use). ``now``: the ledger's clock (naive UTC) for what the
-    callbacks record; ``clock``: the wall clock (epoch seconds) that judges signature age."""
+    callbacks record; ``clock``: the wall clock (epoch seconds) that judges signature age.
+    The body cap is read from the environment here, once, so a bad value stops the start."""
+    body_limit = max_body_bytes()
     app = FastAPI(title="Outreach webhooks", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> Response:
+        log.warning("webhook refused: %s", exc)
+        # Connection: close makes the server drop the connection instead of draining the rest
+        # of an upload the client may still be sending.
+        return Response(status_code=413, content=f"{exc}\n", media_type="text/plain",
+                        headers={"Connection": "close"})
 
     def db() -> Engine:
         if engine is not None:
@@ -137,8 +246,8 @@ def create_app(
         return get_engine()
 
     async def form_params(request: Request) -> dict[str, str]:
-        form = await request.form()
-        return {k: str(v) for k, v in form.multi_items()}
+        # Not request.form(): Starlette's parser would take up to 1,000 fields of 1 MB each.
+        return parse_twilio_form(await read_capped_body(request, body_limit))
 
     @app.post("/webhooks/twilio/status")
     async def twilio_status(request: Request) -> Response:
@@ -163,7 +272,7 @@ def create_app(
 
     @app.post("/webhooks/sendgrid/events")
     async def sendgrid_events(request: Request) -> Response:
-        raw = await request.body()
+        raw = await read_capped_body(request, body_limit)
         try:
             payload = raw.decode("utf-8")
         except UnicodeDecodeError:

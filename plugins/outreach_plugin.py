@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from outreach.webhooks_app import create_app
+from outreach.webhooks_app import MOUNT_PATH, create_app
 
 
 class OutreachPlugin(AirflowPlugin):
     name = "outreach"
     fastapi_apps = [
-        {"app": create_app(), "url_prefix": "/outreach", "name": "Outreach webhooks"},
+        {"app": create_app(), "url_prefix": MOUNT_PATH, "name": "Outreach webhooks"},
     ]

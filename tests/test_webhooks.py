@@ -57,17 +57,21 @@ class Server:
         return self.base + path
 
     def twilio(self, path: str, params: dict[str, str], token: str = TOKEN,
-               signed_url: str | None = None, signature: str | None = None) -> requests.Response:
+               signed_url: str | None = None, signature: str | None = None,
+               host: str | None = None) -> requests.Response:
         url = self.url(path)
         sig = signature if signature is not None else RequestValidator(token).compute_signature(
             signed_url or url, params)
         headers = {"X-Twilio-Signature": sig} if sig else {}
+        if host:
+            headers["Host"] = host
         return requests.post(url, data=params, headers=headers, timeout=30)
 
     def sendgrid(self, events: list[dict[str, Any]], key: ec.EllipticCurvePrivateKey = SG_PRIVATE,
-                 timestamp: float | None = None, signed: bool = True) -> requests.Response:
+                 timestamp: float | str | None = None, signed: bool = True) -> requests.Response:
         payload = json.dumps(events)
-        ts = str(int(timestamp if timestamp is not None else time.time()))
+        ts = timestamp if isinstance(timestamp, str) else str(
+            int(timestamp if timestamp is not None else time.time()))
         headers = {"Content-Type": "application/json"}
         if signed:
             sig = key.sign((ts + payload).encode(), ec.ECDSA(hashes.SHA256()))
@@ -94,7 +98,8 @@ def engine(tmp_path: Path) -> Engine:
 
 
 @pytest.fixture
-def server(engine: Engine, connections: None) -> Iterator[Server]:
+def server(engine: Engine, connections: None,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -107,8 +112,12 @@ def server(engine: Engine, connections: None) -> Iterator[Server]:
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.01)
     assert srv.started
+    base = f"http://127.0.0.1:{port}"
+    # Twilio signs the public URL, which must be configured: here the app is served at its root.
+    monkeypatch.setenv("OUTREACH_PUBLIC_BASE_URL", base)
+    monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
     try:
-        yield Server(f"http://127.0.0.1:{port}", engine)
+        yield Server(base, engine)
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
@@ -218,6 +227,87 @@ def test_public_base_url_is_what_twilio_signed(server: Server,
     assert state(server.engine, key) == "sent"
 
 
+@pytest.mark.parametrize("configured", [True, False])
+def test_a_forged_host_header_with_a_signature_for_that_host_is_refused(
+        server: Server, monkeypatch: pytest.MonkeyPatch, configured: bool) -> None:
+    if not configured:
+        monkeypatch.delenv("OUTREACH_PUBLIC_BASE_URL")
+    acc = person(server.engine, "+14155550208")
+    key = uncertain_sms(server.engine, acc, "9a" * 16)
+    path = f"/webhooks/twilio/status?key={key}"
+    params = {"MessageSid": "SM105", "MessageStatus": "delivered"}
+    before = snapshot(server.engine)
+    # a signature made with the same token for another deployment's host, replayed here
+    forged = server.twilio(path, params, host="other.example.com",
+                           signed_url="http://other.example.com" + path)
+    assert forged.status_code == 403
+    assert snapshot(server.engine) == before
+
+
+def test_without_a_configured_public_url_twilio_requests_are_refused_and_logged(
+        server: Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("OUTREACH_PUBLIC_BASE_URL")
+    acc = person(server.engine, "+14155550209")
+    key = uncertain_sms(server.engine, acc, "9b" * 16)
+    with caplog.at_level("ERROR", logger="outreach.webhooks_app"):
+        reply = server.twilio(f"/webhooks/twilio/status?key={key}",
+                              {"MessageSid": "SM106", "MessageStatus": "delivered"})
+    assert reply.status_code == 403 and state(server.engine, key) == "uncertain"
+    assert any("OUTREACH_PUBLIC_BASE_URL" in r.getMessage() and "[api] base_url" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_airflow_api_base_url_is_used_when_no_public_url_is_set(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OUTREACH_PUBLIC_BASE_URL")
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/")
+    acc = person(server.engine, "+14155550210")
+    key = uncertain_sms(server.engine, acc, "9c" * 16)
+    path = f"/webhooks/twilio/status?key={key}"
+    params = {"MessageSid": "SM107", "MessageStatus": "sent"}
+    assert server.twilio(path, params).status_code == 403  # signed for the local URL
+    # the plugin mounts the app under /outreach of the api-server
+    signed = "https://airflow.example.com/outreach" + path
+    assert server.twilio(path, params, signed_url=signed).status_code == 200
+    assert state(server.engine, key) == "sent"
+
+
+def test_mounted_like_the_plugin_the_airflow_base_url_and_its_path_are_what_twilio_signed(
+        engine: Engine, connections: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in the api-server: [api] base_url with a path becomes the app's root_path, the plugin
+    mounts this app under /outreach, and the proxy passes the full path through."""
+    from fastapi import FastAPI
+
+    from outreach.webhooks_app import MOUNT_PATH
+
+    monkeypatch.delenv("OUTREACH_PUBLIC_BASE_URL", raising=False)
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://ops.example.com/airflow/")
+    api_server = FastAPI(root_path="/airflow")
+    api_server.mount(MOUNT_PATH, create_app(engine=engine, now=lambda: NOW))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(api_server, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        acc = person(engine, "+14155550212")
+        key = uncertain_sms(engine, acc, "9e" * 16)
+        path = f"/airflow/outreach/webhooks/twilio/status?key={key}"
+        params = {"MessageSid": "SM108", "MessageStatus": "sent"}
+        local = Server(f"http://127.0.0.1:{port}", engine)
+        assert local.twilio(path, params).status_code == 403  # signed for the local URL
+        reply = local.twilio(path, params, signed_url="https://ops.example.com" + path)
+        assert reply.status_code == 200 and state(engine, key) == "sent"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
 def test_inbound_stop_start_help_answer_in_twiml(server: Server) -> None:
     acc = person(server.engine, "+14155550205")
     number = {"From": "+14155550205", "To": "+18005550000"}
@@ -289,6 +379,19 @@ def test_forged_or_stale_sendgrid_requests_are_refused(server: Server, how: str)
             data=payload.replace("bounce", "delivered").encode(),
             headers={"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(sig).decode(),
                      "X-Twilio-Email-Event-Webhook-Timestamp": ts}, timeout=30)
+    assert reply.status_code == 403
+    assert snapshot(server.engine) == before
+
+
+@pytest.mark.parametrize("timestamp", ["nan", "NaN", "inf", "-inf", "1e308", "9" * 400])
+def test_a_non_finite_or_absurd_sendgrid_timestamp_fails_the_freshness_check(
+        server: Server, timestamp: str) -> None:
+    acc = person(server.engine, "+14155550211", "lee@example.com")
+    key = uncertain_sms(server.engine, acc, "9d" * 16, channel="email", point="email0")
+    events = [{"event": "delivered", "email": "lee@example.com", "sg_event_id": "sgev10",
+               "sg_message_id": "m10.f", "ledger_key": key}]
+    before = snapshot(server.engine)
+    reply = server.sendgrid(events, timestamp=timestamp)  # signed with the right key
     assert reply.status_code == 403
     assert snapshot(server.engine) == before
 
