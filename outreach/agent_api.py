@@ -56,12 +56,17 @@ def build_router(
     # of one agent does not hold up the others.
     @router.post(
         "/tasks/claim",
-        responses={204: {"description": "No call is due now"}},
+        responses={204: {"description": "No call is due now"},
+                   409: {"description": "The agent already holds as many open calls as allowed"}},
         summary="Claim the next call due now, checked against the compliance gate",
     )
     def claim(body: ClaimRequest) -> Any:
         try:
             task = call_queue.claim_next(engine_provider(), body.agent, clock())
+        except call_queue.TooManyOpenTasks as exc:
+            # The keys (no personal data) let an agent who lost a page find the call to close.
+            return JSONResponse(status_code=409, content={
+                "code": "too_many_open_tasks", "detail": str(exc), "open": exc.open_keys})
         except ValueError as exc:
             return _error(422, "agent", str(exc))
         if task is None:

@@ -55,6 +55,9 @@ QUEUED, CLAIMED, DONE, WITHDRAWN, EXPIRED = "queued", "claimed", "done", "withdr
 STATES = (QUEUED, CLAIMED, DONE, WITHDRAWN, EXPIRED)
 
 DEFAULT_LEASE = dt.timedelta(minutes=30)
+# One call at a time: an agent records what came of a call before taking the next, so nobody
+# collects a list of numbers by claiming in a row (OUTREACH_CALL_MAX_OPEN_TASKS).
+DEFAULT_MAX_OPEN_TASKS = 1
 # Candidates read per query when claiming; a withdrawn or raced one makes the loop read again.
 CANDIDATES = 20
 MAX_AGENT_LENGTH = 64  # call_task.agent
@@ -65,6 +68,34 @@ def claim_lease() -> dt.timedelta:
     ``OUTREACH_CALL_LEASE_SECONDS`` (default 30 minutes)."""
     seconds = os.environ.get("OUTREACH_CALL_LEASE_SECONDS")
     return dt.timedelta(seconds=float(seconds)) if seconds else DEFAULT_LEASE
+
+
+def max_open_tasks() -> int:
+    """How many claimed calls one agent may hold at once (claims older than the lease do not
+    count): ``OUTREACH_CALL_MAX_OPEN_TASKS`` (default 1, at least 1)."""
+    raw = os.environ.get("OUTREACH_CALL_MAX_OPEN_TASKS")
+    if not raw:
+        return DEFAULT_MAX_OPEN_TASKS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"OUTREACH_CALL_MAX_OPEN_TASKS: a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"OUTREACH_CALL_MAX_OPEN_TASKS: at least 1, got {value}")
+    return value
+
+
+class TooManyOpenTasks(Exception):
+    """The agent already holds ``limit`` open calls (``open_keys``): record their dispositions
+    first. Nothing was claimed or judged."""
+
+    def __init__(self, agent_open: Sequence[str], limit: int) -> None:
+        self.open_keys = list(agent_open)
+        self.limit = limit
+        super().__init__(
+            f"agent holds {len(self.open_keys)} open call(s), at most {limit}: record their "
+            "dispositions before claiming another"
+        )
 
 
 # --- Priority ---------------------------------------------------------------------------------
@@ -376,7 +407,33 @@ def _check_agent(agent: str) -> str:
     return agent
 
 
-def claim_next(engine: Engine, agent: str, now: dt.datetime) -> ClaimedTask | None:
+def _held_by(agent: str, stale_before: dt.datetime) -> Any:
+    """The agent's claims still inside their lease: a condition on an alias of call_task, so
+    the claiming UPDATE can count them in a subquery of its own."""
+    held = call_task.alias("held")
+    return and_(held.c.state == CLAIMED, held.c.agent == agent,
+                held.c.claimed_at > stale_before), held
+
+
+def _open_keys(conn: Connection, agent: str, stale_before: dt.datetime) -> list[str]:
+    where, held = _held_by(agent, stale_before)
+    return list(conn.execute(select(held.c.key).where(where).order_by(held.c.key)).scalars())
+
+
+def _lock_agent(conn: Connection, agent: str) -> None:
+    """Serialise one agent's claims until this transaction ends. PostgreSQL's READ COMMITTED
+    lets two claims of the same agent (two tabs, a double click) each count the agent's open
+    calls before the other commits; an advisory lock keyed on the agent makes the second count
+    after the first's commit. SQLite serialises every write already."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            select(func.pg_advisory_xact_lock(
+                func.hashtextextended("outreach.call_agent:" + agent, 0)))
+        )
+
+
+def claim_next(engine: Engine, agent: str, now: dt.datetime, *,
+               max_open: int | None = None) -> ClaimedTask | None:
     """Hand ``agent`` the highest-priority queued task whose window holds ``now``, after the gate
     allowed the call on the facts known at ``now``; None when there is none.
 
@@ -384,9 +441,22 @@ def claim_next(engine: Engine, agent: str, now: dt.datetime) -> ClaimedTask | No
     then judged; the decision is recorded as a send-phase policy_decision. A task the gate
     blocks (paid, disputed, opted out, cease request, ...) is withdrawn with the reason codes,
     one it defers to later in its window waits until then, and the next task is tried.
+
+    An agent holds at most ``max_open`` claimed calls whose lease has not run out (default
+    ``max_open_tasks()``); one more raises TooManyOpenTasks and claims nothing. The limit is
+    part of the claiming UPDATE itself (and, on PostgreSQL, under a per-agent lock), so two
+    claims of one agent at once cannot both pass it.
     """
     agent = _check_agent(agent)
     now = utc(now)
+    limit = max_open_tasks() if max_open is None else max_open
+    stale_before = now - claim_lease()
+    with engine.connect() as conn:
+        held_now = _open_keys(conn, agent, stale_before)
+    if len(held_now) >= limit:
+        raise TooManyOpenTasks(held_now, limit)
+    held_where, held = _held_by(agent, stale_before)
+    under_limit = select(func.count()).select_from(held).where(held_where).scalar_subquery() < limit
     rules = send_rules(engine)
     judged: set[str] = set()
     while True:
@@ -408,6 +478,7 @@ def claim_next(engine: Engine, agent: str, now: dt.datetime) -> ClaimedTask | No
         for task in candidates:
             judged.add(task.key)
             with engine.begin() as conn:
+                _lock_agent(conn, agent)
                 taken = conn.execute(
                     update(call_task)
                     .where(
@@ -415,9 +486,14 @@ def claim_next(engine: Engine, agent: str, now: dt.datetime) -> ClaimedTask | No
                         call_task.c.state == QUEUED,
                         call_task.c.due_start <= now,
                         call_task.c.due_end > now,
+                        under_limit,
                     )
                     .values(state=CLAIMED, agent=agent, claimed_at=now, updated_at=now)
                 ).rowcount
+                if taken != 1:
+                    held_now = _open_keys(conn, agent, stale_before)
+                    if len(held_now) >= limit:  # a claim of this agent's own got in first
+                        raise TooManyOpenTasks(held_now, limit)
             if taken != 1:
                 continue  # another agent (or a refresh) got there first
             try:

@@ -36,6 +36,9 @@ DEFAULT_PII_ROLES = "Admin"
 # Roles that may resolve contacts. Viewers read; they do not change the ledger.
 DEFAULT_RESOLVE_ROLES = "Admin,Op,User"
 DEFAULT_LADDER_ROLES = "Admin,Op"
+# Roles that work the call queue: a claim hands out a full number and a disposition can start
+# holds, invalidate numbers and record promises. Airflow's Viewer (and Public) are no agents.
+DEFAULT_AGENT_ROLES = "Admin,Op,User"
 RESOLVABLE_STATES = ("uncertain", "failed")
 DROP_REASON = "ops.dropped"
 MAX_NOTE = 200  # characters of the person's "why" kept (error_detail is 300 wide)
@@ -80,6 +83,13 @@ def may_change_ladder(user: Any) -> bool:
     """Proposing and approving ladder versions: a role in ``OUTREACH_CONSOLE_LADDER_ROLES``
     (default ``Admin,Op``). Approval also needs a person other than the proposer."""
     allowed = _role_list("OUTREACH_CONSOLE_LADDER_ROLES", DEFAULT_LADDER_ROLES)
+    return bool(user_roles(user) & allowed)
+
+
+def may_work_calls(user: Any) -> bool:
+    """Claiming calls and recording dispositions: a role in ``OUTREACH_CONSOLE_AGENT_ROLES``
+    (default ``Admin,Op,User``)."""
+    allowed = _role_list("OUTREACH_CONSOLE_AGENT_ROLES", DEFAULT_AGENT_ROLES)
     return bool(user_roles(user) & allowed)
 
 
@@ -559,17 +569,21 @@ def create_app(
     # Imported here: the data functions above must not need Airflow's api-server.
     from airflow.api_fastapi.core_api.security import get_user
 
+    from outreach.console_guard import csrf_guard, frame_policy, token_for
+
     # The same dependency object everywhere, so FastAPI resolves the user once per request.
     current_user: Any = Depends(get_user)
 
     app = FastAPI(
         title="Outreach console",
-        # Authentication for every route, including the HTML pages and the OpenAPI schema.
-        dependencies=[Depends(get_user)],
+        # Authentication for every route, including the HTML pages and the OpenAPI schema;
+        # then, for anything but GET/HEAD/OPTIONS, the cross-site check (console_guard).
+        dependencies=[Depends(get_user), Depends(csrf_guard)],
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
+    app.middleware("http")(frame_policy)
     pages = _templates()
 
     def db() -> Engine:
@@ -610,6 +624,11 @@ def create_app(
         return {"name": user_name(user), "personal_data": may_see_pii(user),
                 "may_resolve": may_resolve(user)}
 
+    @app.get("/api/csrf-token")
+    def csrf_token(request: Request) -> dict[str, str]:
+        """For a script in a page that uses the UI's cookie: send it as ``X-CSRF-Token``."""
+        return {"csrf_token": token_for(request)}
+
     # Only the lender's account ref goes in a URL (the api-server's access log keeps URLs);
     # names and destinations never do.
     @app.get("/api/timeline")
@@ -649,8 +668,15 @@ def create_app(
     async def api_ladder_approve(version: str, user: Any = current_user) -> dict[str, Any]:
         return await run_in_threadpool(ladder_change_or_raise, user, "approve", "", version)
 
+    def may_diff_or_raise(user: Any) -> None:
+        # The diff plans the whole portfolio twice in the request: not for every reader.
+        if not may_change_ladder(user):
+            raise HTTPException(status_code=403, detail="your role may not diff ladders")
+
     @app.post("/api/ladder/diff")
-    async def api_ladder_diff(body: LadderDiffRequest) -> dict[str, Any]:
+    async def api_ladder_diff(body: LadderDiffRequest, user: Any = current_user
+                              ) -> dict[str, Any]:  # fmt: skip
+        may_diff_or_raise(user)
         day = _parse_day(body.as_of, today)
         return await run_in_threadpool(diff_draft_ladder, db(), body.text, day)
 
@@ -660,7 +686,8 @@ def create_app(
         response: HTMLResponse = pages.TemplateResponse(
             request,
             name,
-            {"user": user_name(user), "pii": may_see_pii(user), "base": _base(request), **context},
+            {"user": user_name(user), "pii": may_see_pii(user), "base": _base(request),
+             "csrf_token": token_for(request), **context},
         )
         return response
 
@@ -695,7 +722,7 @@ def create_app(
         return page(request, "open_contacts.html", user, day=d.isoformat(), rows=rows,
                     done=done, may_resolve=may_resolve(user))
 
-    # A plain form post: the UI's cookie is SameSite=Lax, so another site cannot post it here.
+    # A plain form post with the page's csrf_token; another site's post is refused (csrf_guard).
     @app.post("/open-contacts/resolve")
     async def resolve_form(
         request: Request,
@@ -730,6 +757,7 @@ def create_app(
         ``propose`` stores it as a proposed version, ``approve`` makes ``version`` active."""
         diff, notice = None, None
         if action == "diff":
+            may_diff_or_raise(user)
             day = _parse_day(as_of, today)
             result = await run_in_threadpool(diff_draft_ladder, db(), draft, day)
             check, diff = result["check"], result["diff"]
@@ -750,8 +778,11 @@ def create_app(
             may_change=may_change_ladder(user),
         )  # fmt: skip
 
-    # The agents' call-queue API, behind the same login; an agent acts only as themselves.
+    # The agents' call-queue API, behind the same login, for the agent roles only; an agent
+    # acts only as themselves.
     async def agent_is_the_user(request: Request, user: Any = current_user) -> None:
+        if not may_work_calls(user):
+            raise HTTPException(status_code=403, detail="your role may not work the call queue")
         try:
             body = await request.json()
         except ValueError:
@@ -839,7 +870,7 @@ PAGES = {
 {% for r in rows %}<tr><td>{{ r.account_ref }}</td><td>{{ r.stage }} / {{ r.action }}</td>
 <td>{{ r.channel }}</td><td>{{ r.destination or "" }}</td><td>{{ r.state }}</td>
 <td>{{ r.error_code or "" }} {{ r.error_detail or "" }}</td><td>{% if may_resolve %}
-<form method="post" action="{{ base }}/open-contacts/resolve">
+<form method="post" action="{{ base }}/open-contacts/resolve"><input type="hidden" name="csrf_token" value="{{ csrf_token }}">
 <input type="hidden" name="key" value="{{ r.key }}"><input type="hidden" name="day"
 value="{{ day }}"><select name="resolution"><option value="mark_sent">it was sent</option>
 <option value="mark_not_sent">not sent: allow a resend</option><option value="drop">drop it
@@ -851,19 +882,18 @@ value="{{ day }}"><select name="resolution"><option value="mark_sent">it was sen
         """<h1>Ladder {{ ladder.name or "" }}</h1>
 <p>Active: {{ ladder.path }}, version {{ ladder.version or "INVALID" }}</p>
 {% if notice %}<p class="notice">{{ notice }}</p>{% endif %}
-{% if ladder.history %}<h2>Versions</h2><table><tr><th>version</th><th>state</th><th>proposed by</th><th>approved by</th><th>approved at</th><th></th></tr>{% for v in ladder.history %}<tr><td>{{ v.version }}</td><td>{{ v.state }}</td><td>{{ v.proposed_by }}</td><td>{{ v.approved_by or "" }}</td><td>{{ v.approved_at or "" }}</td><td>{% if v.state == "proposed" and may_change and v.proposed_by != user %}<form method="post"><input type="hidden" name="version" value="{{ v.version }}"><button name="action" value="approve">Approve</button></form>{% endif %}</td></tr>{% endfor %}</table>{% endif %}
+{% if ladder.history %}<h2>Versions</h2><table><tr><th>version</th><th>state</th><th>proposed by</th><th>approved by</th><th>approved at</th><th></th></tr>{% for v in ladder.history %}<tr><td>{{ v.version }}</td><td>{{ v.state }}</td><td>{{ v.proposed_by }}</td><td>{{ v.approved_by or "" }}</td><td>{{ v.approved_at or "" }}</td><td>{% if v.state == "proposed" and may_change and v.proposed_by != user %}<form method="post"><input type="hidden" name="csrf_token" value="{{ csrf_token }}"><input type="hidden" name="version" value="{{ v.version }}"><button name="action" value="approve">Approve</button></form>{% endif %}</td></tr>{% endfor %}</table>{% endif %}
 {% for e in ladder.errors %}<p>{{ e.path }}: {{ e.message }}</p>{% endfor %}
 <table><tr><th>stage</th><th>entry</th><th>actions</th></tr>{% for s in ladder.stages %}
 <tr><td>{{ s.id }}</td><td>dpd {{ s.entry.dpd_min }}-{{ s.entry.dpd_max or "" }}</td>
 <td>{% for a in s.actions %}{{ a.id }} ({{ a.channel }}, every {{ a.cadence.every_days }} d,
 max {{ a.cadence.max_times }}){% if a.template %} {{ a.template }}{% endif %}<br>
 {% endfor %}</td></tr>{% endfor %}</table>
-<h2>Check a draft</h2><form method="post"><textarea name="draft" rows="20" cols="100">
+<h2>Check a draft</h2><form method="post"><input type="hidden" name="csrf_token" value="{{ csrf_token }}"><textarea name="draft" rows="20" cols="100">
 {{ draft }}</textarea><br><button name="action" value="check">Check</button>
 <label>as of <input name="as_of" type="date" value="{{ as_of }}"></label>
-<button name="action" value="diff">Diff against the ladder in force</button>
-{% if may_change %}<button name="action" value="propose">Propose as a new version</button>
-{% endif %}</form>
+{% if may_change %}<button name="action" value="diff">Diff against the ladder in force</button>
+<button name="action" value="propose">Propose as a new version</button>{% endif %}</form>
 {% if check %}{% if check.valid %}<p>Valid, version {{ check.version }}.</p>{% else %}
 <ul>{% for e in check.errors %}<li>{{ e.path }}{% if e.line %} (line {{ e.line }}){% endif %}:
 {{ e.message }}</li>{% endfor %}</ul>{% endif %}{% endif %}

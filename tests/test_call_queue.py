@@ -167,7 +167,7 @@ def test_agents_get_the_highest_priority_call_first(
             {"a": promised["account_id"], "due": DAY - dt.timedelta(days=3),
              "made": dt.datetime(2026, 11, 13, 15)})
     dispatch()
-    order = [q.claim_next(engine, "agent-1", AT) for _ in range(5)]
+    order = [q.claim_next(engine, "agent-1", AT, max_open=5) for _ in range(5)]
     assert order[-1] is None
     assert [(t.account_id, t.priority) for t in order if t] == [
         (promised["account_id"], 10 + 40 + 250), (rich["account_id"], 90 + 40),
@@ -239,7 +239,7 @@ def test_two_agents_claiming_at_once_never_get_the_same_task(
         mine = got.setdefault(agent, [])
         try:
             start.wait()
-            while (task := q.claim_next(engine, agent, AT)) is not None:
+            while (task := q.claim_next(engine, agent, AT, max_open=12)) is not None:
                 mine.append(task.key)
         except BaseException as exc:  # surfaced below: a thread's failure must fail the test
             errors.append(exc)
@@ -258,6 +258,64 @@ def test_two_agents_claiming_at_once_never_get_the_same_task(
     judged = [r[0] for r in rows(engine, "SELECT contact_key, decided_at FROM policy_decision")
               if str(r[1])[:19] == str(AT)]
     assert len(judged) == 12 == len(set(judged))
+
+
+def test_an_agent_holds_at_most_the_configured_number_of_open_tasks(
+        engine: Engine, dispatch: Callable[..., DispatchCounts],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(4):
+        caller(engine, balance=f"{1000 + 100 * i}.00")
+    dispatch()
+    first = q.claim_next(engine, "agent-1", AT)  # the default: one open call per agent
+    assert first is not None
+    before = snapshot(engine)
+    with pytest.raises(q.TooManyOpenTasks) as refused:
+        q.claim_next(engine, "agent-1", AT)
+    assert refused.value.open_keys == [first.key] and refused.value.limit == 1
+    assert snapshot(engine) == before  # nothing judged, nothing claimed
+    assert q.claim_next(engine, "agent-2", AT) is not None  # another agent is not held up
+    q.record_disposition(engine, first.key, "agent-1", "no_answer", AT)
+    second = q.claim_next(engine, "agent-1", AT)  # the call is closed: the next one
+    assert second is not None and second.key != first.key
+    monkeypatch.setenv("OUTREACH_CALL_MAX_OPEN_TASKS", "2")
+    assert q.claim_next(engine, "agent-1", AT) is not None
+    with pytest.raises(q.TooManyOpenTasks):
+        q.claim_next(engine, "agent-1", AT)
+    # A claim older than the lease no longer holds the agent (it may go to someone else).
+    later = AT + q.claim_lease() + dt.timedelta(seconds=1)
+    assert q.claim_next(engine, "agent-1", later, max_open=1) is None  # no other call left
+    assert rows(engine, "SELECT agent, COUNT(*) FROM call_task WHERE state = 'claimed' "
+                        "GROUP BY agent ORDER BY agent") == [("agent-1", 2), ("agent-2", 1)]
+
+
+def test_one_agent_claiming_twice_at_once_gets_one_call(
+        engine: Engine, dispatch: Callable[..., DispatchCounts]) -> None:
+    for i in range(6):
+        caller(engine, balance=f"{1000 + 100 * i}.00")
+    dispatch()
+    for attempt in range(3):  # a race is a matter of luck: try it a few times
+        start = threading.Barrier(2)
+        got: list[str] = []
+        refused: list[BaseException] = []
+
+        def work(start: threading.Barrier, got: list[str], refused: list[BaseException]
+                 ) -> None:  # fmt: skip
+            start.wait()
+            try:
+                task = q.claim_next(engine, "agent-1", AT)
+            except q.TooManyOpenTasks as exc:
+                refused.append(exc)
+            else:
+                got.extend([task.key] if task else [])
+
+        threads = [threading.Thread(target=work, args=(start, got, refused)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert (len(got), len(refused)) == (1, 1), attempt
+        assert rows(engine, "SELECT key FROM call_task WHERE state = 'claimed'") == [(got[0],)]
+        q.record_disposition(engine, got[0], "agent-1", "busy", AT)
 
 
 # --- Dispositions -----------------------------------------------------------------------------
@@ -476,6 +534,9 @@ def test_agents_claim_and_record_through_the_api(
                     "due_start": "2026-11-23T13:00:00Z", "due_end": "2026-11-24T02:00:00Z",
                     "stage": "collections_call", "action": "agent_call"}
     assert api.post("/agent/tasks/claim", json={"agent": "agent-2"}).status_code == 204
+    more = api.post("/agent/tasks/claim", json={"agent": "agent-1"})  # one open call at a time
+    assert more.status_code == 409 and more.json()["code"] == "too_many_open_tasks"
+    assert more.json()["open"] == [body["key"]] and "+1212" not in more.text
     path = f"/agent/tasks/{body['key']}/disposition"
     unknown = api.post(path, json={"agent": "agent-1", "disposition": "hung_up"})
     assert unknown.status_code == 422 and unknown.json()["code"] == "unknown_disposition"

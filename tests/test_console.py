@@ -337,7 +337,7 @@ EMAIL_REMINDER = """      - id: email_reminder
 def test_the_console_diffs_a_draft_against_the_ladder_in_force_without_writing(
     client: TestClient, auth_manager: Any, ledger: dict[str, Any]
 ) -> None:
-    viewer = bearer(auth_manager, "vic", "VIEWER")
+    viewer = bearer(auth_manager, "oli", "OP")  # the diff is for the ladder roles
     source = (PROJECT_ROOT / "config/ladders/default.yaml").read_text(encoding="utf-8")
     assert source.count(EMAIL_REMINDER) == 1
     draft = source.replace(EMAIL_REMINDER, "")
@@ -455,3 +455,229 @@ def test_the_agents_api_is_behind_the_login_and_an_agent_acts_only_as_themselves
     as_self = client.post("/agent/tasks/claim", json={"agent": "ops"},
                           headers=bearer(auth_manager, "ops", "Op"))
     assert as_self.status_code in (200, 204)  # the queue of this ledger may be empty
+
+
+# --- the agents' roles (issue 12, item 1) -------------------------------------------------------
+
+CALLER_PHONE = "+12125550177"
+
+
+def queue_a_call(engine: Engine, tmp_path: Path) -> str:
+    """A 20-dpd account whose validation notice went out, planned for DAY and dispatched to the
+    agent queue: one queued call task, due 13:00-02:00 UTC (NOW is inside). Returns its key."""
+    from contact_channels.registry import build_channel
+    from outreach.dispatcher import dispatch_range
+
+    f.add_account(engine, as_of=DAY, dpd=20, validation_notice_sent_on=DAY - dt.timedelta(21),
+                  phones=[{"value": CALLER_PHONE, "zones": "America/New_York"}])
+    for _ in iter_plan(engine, LADDER, DAY, 1000):
+        pass
+    url = engine.url.render_as_string(hide_password=False)
+    channel = build_channel("call", {"backend": "agent_queue"},
+                            outbox_url=f"sqlite:///{tmp_path / 'outbox.db'}", state_dir=tmp_path,
+                            database_url=url)  # fmt: skip
+    dispatch_range(engine, DAY, "call", 0, 10**9, clock="logical", channel_impl=channel)
+    with engine.connect() as conn:
+        [key] = conn.execute(text("SELECT key FROM call_task WHERE state = 'queued'")).scalars()
+    return str(key)
+
+
+def queue_state(engine: Engine) -> dict[str, list[str]]:
+    """What a claim or a disposition could change: tasks, holds, promises, decisions, numbers."""
+    tables = ("call_task", "account_hold", "promise", "policy_decision", "contact_point",
+              "contact_event")
+    with engine.connect() as conn:
+        return {t: sorted(repr(tuple(r)) for r in conn.execute(text(f"SELECT * FROM {t}")))
+                for t in tables}
+
+
+def test_only_agent_roles_may_claim_or_record_and_others_change_nothing(
+    client: TestClient, auth_manager: Any, ledger: dict[str, Any], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = ledger["engine"]
+    key = queue_a_call(engine, tmp_path)
+    before = queue_state(engine)
+    viewer = bearer(auth_manager, "vic", "VIEWER")
+    claim = client.post("/agent/tasks/claim", json={"agent": "vic"}, headers=viewer)
+    assert claim.status_code == 403 and CALLER_PHONE not in claim.text
+    for disposition in ("cease_request", "dispute", "wrong_number", "promise_to_pay"):
+        record = client.post(f"/agent/tasks/{key}/disposition", headers=viewer,
+                             json={"agent": "vic", "disposition": disposition,
+                                   "promise_amount": "10.00", "promise_date": "2026-11-30"})
+        assert record.status_code == 403, disposition
+    assert queue_state(engine) == before  # nothing claimed, judged, held or invalidated
+
+    op = bearer(auth_manager, "oli", "OP")
+    got = client.post("/agent/tasks/claim", json={"agent": "oli"}, headers=op)
+    assert got.status_code == 200 and got.json()["dial"] == CALLER_PHONE
+    # A viewer cannot record on the task an agent holds either.
+    held = queue_state(engine)
+    assert client.post(f"/agent/tasks/{key}/disposition", headers=viewer,
+                       json={"agent": "vic", "disposition": "cease_request"}).status_code == 403
+    assert queue_state(engine) == held
+    # The agent roles come from the environment: Op alone, and an admin is no agent.
+    monkeypatch.setenv("OUTREACH_CONSOLE_AGENT_ROLES", "op")
+    assert client.post("/agent/tasks/claim", json={"agent": "ada"},
+                       headers=bearer(auth_manager, "ada", "ADMIN")).status_code == 403
+    done = client.post(f"/agent/tasks/{key}/disposition", headers=op,
+                       json={"agent": "oli", "disposition": "no_answer"})
+    assert done.status_code == 200 and done.json()["status"] == "recorded"
+
+
+# --- cross-site requests and framing (issue 12, item 2) -----------------------------------------
+
+EVIL = "https://evil.example"
+SAME = "http://testserver"  # the TestClient's own origin
+
+
+def cookie_client(auth_manager: Any, ledger: dict[str, Any], username: str, role: str
+                  ) -> TestClient:  # fmt: skip
+    """A browser-like client: the UI's ``_token`` cookie, no Authorization header."""
+    browser = TestClient(create_app(engine=ledger["engine"], now=lambda: NOW))
+    token = bearer(auth_manager, username, role)["Authorization"].split()[1]
+    browser.cookies.set("_token", token)
+    return browser
+
+
+def form_token(browser: TestClient, path: str) -> str:
+    import re
+
+    page = browser.get(path)
+    assert page.status_code == 200
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, "the page's form carries its token"
+    return found.group(1)
+
+
+def test_a_cross_site_form_post_with_the_session_cookie_is_refused_and_changes_nothing(
+    auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    engine, key = ledger["engine"], ledger["keys"][0]
+    set_state(engine, key, "uncertain")
+    browser = cookie_client(auth_manager, ledger, "oli", "OP")
+    form = {"key": key, "resolution": "drop", "reason": "attacker", "day": DAY.isoformat()}
+    before = (row(engine, key), ops_events(engine, key))
+    for headers in ({"Origin": EVIL}, {"Origin": EVIL, "Sec-Fetch-Site": "cross-site"},
+                    {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                    {"Origin": "null"}, {}):  # the last: no token, no origin at all
+        refused = browser.post("/open-contacts/resolve", data=form, headers=headers,
+                               follow_redirects=False)  # fmt: skip
+        assert refused.status_code == 403, headers
+    # A token from the page does not make another site's request acceptable either.
+    token = form_token(browser, f"/open-contacts?day={DAY.isoformat()}")
+    assert browser.post("/open-contacts/resolve", data={**form, "csrf_token": token},
+                        headers={"Origin": EVIL}, follow_redirects=False).status_code == 403
+    # ... nor a token of another session.
+    other = form_token(cookie_client(auth_manager, ledger, "ada", "ADMIN"), "/ladder")
+    assert browser.post("/open-contacts/resolve", data={**form, "csrf_token": other},
+                        headers={"Origin": SAME}, follow_redirects=False).status_code == 403
+    assert (row(engine, key), ops_events(engine, key)) == before
+    # The page's own form, posted from the page: accepted.
+    done = browser.post("/open-contacts/resolve", data={**form, "csrf_token": token},
+                        headers={"Origin": SAME, "Sec-Fetch-Site": "same-origin"},
+                        follow_redirects=False)  # fmt: skip
+    assert done.status_code == 303 and row(engine, key)["state"] == "suppressed"
+
+
+def test_a_cross_site_ladder_proposal_and_approval_never_reach_the_ladder_in_force(
+    auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    source = (PROJECT_ROOT / "config/ladders/default.yaml").read_text(encoding="utf-8")
+    draft = source.replace(EMAIL_REMINDER, "")
+    oli = cookie_client(auth_manager, ledger, "oli", "OP")
+    ada = cookie_client(auth_manager, ledger, "ada", "ADMIN")
+    proposed = oli.post("/ladder", data={"action": "propose", "draft": draft},
+                        headers={"Origin": EVIL})  # fmt: skip
+    assert proposed.status_code == 403
+    as_json = oli.post("/api/ladder/propose", content=json_text({"text": draft}),
+                       headers={"Origin": EVIL, "Content-Type": "text/plain"})  # fmt: skip
+    assert as_json.status_code == 403
+    from outreach.ladder_versions import history
+
+    assert history(engine=ledger["engine"]) == []
+    # Say a version was on record: a cross-site approval of it is refused just the same.
+    token = form_token(oli, "/ladder")
+    ok = oli.post("/ladder", data={"action": "propose", "draft": draft, "csrf_token": token},
+                  headers={"Origin": SAME})  # fmt: skip
+    assert ok.status_code == 200 and "is proposed" in ok.text
+    [version] = [v.version for v in history(engine=ledger["engine"])]
+    for path, data in ((f"/api/ladder/versions/{version}/approve", None),
+                       ("/ladder", {"action": "approve", "version": version})):
+        assert ada.post(path, data=data, headers={"Origin": EVIL}).status_code == 403
+    overview = ada.get("/api/ladder").json()
+    assert overview["version"] == LADDER.version
+
+
+def json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def test_every_state_changing_route_refuses_a_cross_site_request(
+    auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    browser = cookie_client(auth_manager, ledger, "ada", "ADMIN")
+    posts = [path for method, path in console_routes(browser.app)  # type: ignore[arg-type]
+             if method not in ("GET", "HEAD", "OPTIONS")]
+    assert len(posts) >= 9
+    for path in posts:
+        url = path.replace("{key}", ledger["keys"][0]).replace("{version}", "v1")
+        for headers in ({"Origin": EVIL}, {"Sec-Fetch-Site": "cross-site"}):
+            response = browser.post(url, content=json_text({"agent": "ada", "text": "x"}),
+                                    headers={**headers, "Content-Type": "text/plain"})
+            assert response.status_code == 403, (path, headers, response.status_code)
+    # A bearer token is no ambient credential: a script sends it on purpose, without a token.
+    api = TestClient(create_app(engine=ledger["engine"], now=lambda: NOW))
+    checked = api.post("/api/ladder/check", json={"text": "name: x\n"},
+                       headers=bearer(auth_manager, "ada", "ADMIN"))
+    assert checked.status_code == 200
+    # ... but a browser page on another site that has one is still refused.
+    assert api.post("/api/ladder/check", json={"text": "name: x\n"},
+                    headers={**bearer(auth_manager, "ada", "ADMIN"), "Origin": EVIL}
+                    ).status_code == 403  # fmt: skip
+
+
+def test_the_json_api_with_the_session_cookie_needs_the_token_header(
+    auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    engine, key = ledger["engine"], ledger["keys"][0]
+    set_state(engine, key, "uncertain")
+    browser = cookie_client(auth_manager, ledger, "oli", "OP")
+    body = {"resolution": "mark_not_sent", "reason": "checked"}
+    assert browser.post(f"/api/contacts/{key}/resolve", json=body,
+                        headers={"Origin": SAME}).status_code == 403  # fmt: skip
+    assert row(engine, key)["state"] == "uncertain"
+    token = browser.get("/api/csrf-token").json()["csrf_token"]
+    done = browser.post(f"/api/contacts/{key}/resolve", json=body,
+                        headers={"Origin": SAME, "X-CSRF-Token": token})
+    assert done.status_code == 200, done.text
+    assert row(engine, key)["state"] == "planned"
+
+
+def test_console_responses_may_be_framed_only_by_airflows_own_ui(
+    client: TestClient, auth_manager: Any
+) -> None:
+    op = bearer(auth_manager, "oli", "OP")
+    for response in (client.get("/timeline", headers=op), client.get("/ladder", headers=op),
+                     client.get("/api/me", headers=op), client.get("/open-contacts")):
+        policy = response.headers.get("content-security-policy", "")
+        assert "frame-ancestors 'self'" in policy, (response.url, policy)
+        assert response.headers.get("x-frame-options") == "SAMEORIGIN"
+
+
+def test_the_ladder_diff_is_for_the_ladder_roles_only(
+    client: TestClient, auth_manager: Any
+) -> None:
+    source = (PROJECT_ROOT / "config/ladders/default.yaml").read_text(encoding="utf-8")
+    viewer = bearer(auth_manager, "vic", "VIEWER")
+    assert client.post("/api/ladder/diff", json={"text": source, "as_of": DAY.isoformat()},
+                       headers=viewer).status_code == 403  # fmt: skip
+    assert client.post("/ladder", data={"draft": source, "action": "diff"},
+                       headers=viewer).status_code == 403  # fmt: skip
+    assert 'value="diff"' not in client.get("/ladder", headers=viewer).text
+    op = bearer(auth_manager, "oli", "OP")
+    assert 'value="diff"' in client.get("/ladder", headers=op).text
+    assert client.post("/api/ladder/diff", json={"text": source, "as_of": DAY.isoformat()},
+                       headers=op).status_code == 200  # fmt: skip

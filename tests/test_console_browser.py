@@ -11,12 +11,15 @@ installs the Debian package; Playwright never downloads one here).
 from __future__ import annotations
 
 import datetime as dt
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,6 +185,76 @@ def test_anonymous_browser_is_refused_on_the_console(console: Console, browser: 
             assert console.account_ref not in page.content()
     finally:
         context.close()
+
+
+@contextmanager
+def _another_site(html: str) -> Iterator[str]:
+    """A page served from another origin (another loopback port): what an attacker's site
+    would serve to a signed-in ops user. Yields its URL."""
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:  # quiet: the test reports what matters
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_a_page_on_another_site_cannot_resolve_a_contact_with_the_ops_users_cookie(
+    console: Console, browser: Any
+) -> None:
+    """Runs before the legitimate resolve below, so the contact is still uncertain: an attack
+    that worked would change it."""
+    action = f"{console.base_url}/outreach-console/open-contacts/resolve"
+    api = f"{console.base_url}/outreach-console/api/contacts/{console.uncertain_key}/resolve"
+    attack = f"""<!doctype html><html><body>
+<form method="post" action="{action}"><input name="key" value="{console.uncertain_key}">
+<input name="resolution" value="drop"><input name="reason" value="attacker">
+<input name="day" value="{DAY.isoformat()}"></form>
+<script>
+fetch("{api}", {{method: "POST", mode: "no-cors", credentials: "include",
+  headers: {{"Content-Type": "text/plain"}},
+  body: JSON.stringify({{resolution: "drop", reason: "attacker"}})}})
+  .finally(() => document.forms[0].submit());
+</script></body></html>"""
+    before = _contact(console.engine, console.uncertain_key)
+    assert before["state"] == "uncertain"
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    seen: list[Any] = []
+    try:
+        page = context.new_page()
+        _log_in(page, console.base_url)
+        page.on("response", lambda r: seen.append(r) if "/resolve" in r.url else None)
+        with _another_site(attack) as evil_url:
+            with page.expect_response(lambda r: r.url == action) as posted:
+                page.goto(evil_url)
+            response = posted.value
+            assert response.status == 403, response.status
+            # The browser did send the session cookie (another port is the same site): the
+            # console refused the request itself, not the cookie's absence.
+            assert "_token=" in (response.request.header_value("cookie") or "")
+            assert "cross-site request refused" in page.inner_text("body")
+        # Both the form post and the script's text/plain fetch reached the console: refused.
+        assert sorted((r.url, r.status) for r in seen) == sorted([(action, 403), (api, 403)])
+    finally:
+        context.close()
+    assert _contact(console.engine, console.uncertain_key) == before
 
 
 def test_ops_user_logs_in_sees_the_uncertain_contact_and_resolves_it(
