@@ -79,6 +79,10 @@ class AccountRecord:
     last_conversation: dt.datetime | None = None
     # (stage, action) -> (times counted, last plan date) in the current delinquency episode.
     ladder_history: dict[tuple[str, str], tuple[int, dt.date]] = field(default_factory=dict)
+    # Outbound contacts a previous system made in the current episode (imported contact_event
+    # rows, on or after the due date), as (UTC day, channel), oldest first: the planner counts
+    # them toward the ladder's cadence like its own (outreach.planner.action_history).
+    imported_contacts: list[tuple[dt.date, str]] = field(default_factory=list)
 
     def gate_facts(self, role: str) -> AccountFacts:
         """The gate's view of this account, for a system collecting as ``role``
@@ -360,6 +364,20 @@ def load_accounts(
         first = as_instant(r[1]).date()
         if acc.initial_communication_on is None or first < acc.initial_communication_on:
             acc.initial_communication_on = first
+
+    # A previous system's outbound contacts in this episode (ours are in the ledger, below).
+    # A failed or bounced message reached no one, as a failed send of ours is not counted.
+    for r in fetchall(
+        conn,
+        "SELECT e.account_id, e.occurred_at, e.channel FROM contact_event e "
+        "JOIN account a ON a.id = e.account_id "
+        "WHERE e.account_id BETWEEN ? AND ? AND e.source = 'import' "
+        "AND e.direction = 'outbound' AND e.outcome NOT IN ('failed', 'bounced') "
+        "AND e.occurred_at >= a.due_date AND e.occurred_at < ? "
+        "ORDER BY e.account_id, e.occurred_at, e.id",
+        (lo, hi, c),
+    ):
+        accounts[r[0]].imported_contacts.append((as_instant(r[1]).date(), r[2]))
 
     for r in fetchall(
         conn,

@@ -288,3 +288,91 @@ def test_a_bounced_email_stays_invalid_through_a_reimport(engine: Engine, tmp_pa
     assert point_valid(engine, "email", EMAIL) == [False]
     load(engine, path, [account()])
     assert point_valid(engine, "email", EMAIL) == [False]
+
+
+# --- item 12: history from a previous system counts like our own -------------------------------
+
+
+def test_an_sms_the_previous_system_delivered_yesterday_counts_toward_every_days(
+        engine: Engine, tmp_path: Path) -> None:
+    facts = {"validation_notice_sent_on": "2026-11-21", "initial_communication_on": "2026-11-21"}
+    load(engine, tmp_path / "p.jsonl", [
+        account(**facts), event("2026-11-22T10:00:00-05:00", destination=PHONE)])  # fmt: skip
+    plan(engine, DAY)
+    actions = {r["action"]: r for r in plan_rows(engine, DAY)}
+    assert "sms_reminder" not in actions  # every 3 days: the next is due on the 25th
+    assert actions["email_reminder"]["verdict"] == "send"
+    later = DAY + dt.timedelta(days=2)
+    plan(engine, later)
+    sms = [r for r in plan_rows(engine, later) if r["action"] == "sms_reminder"]
+    assert [(r["slot"], r["verdict"]) for r in sms] == [(2, "send")]  # the imported one was 1
+
+
+def test_imported_contacts_of_an_earlier_stage_or_episode_do_not_count(
+        engine: Engine, tmp_path: Path) -> None:
+    facts = {"validation_notice_sent_on": "2026-10-10", "initial_communication_on": "2026-10-09"}
+    load(engine, tmp_path / "p.jsonl", [
+        account(due=DAY - dt.timedelta(days=20), **facts),
+        # In early_reminder (day 14), and before this episode's due date: not sms_followup's.
+        event("2026-11-17T10:00:00-05:00", destination=PHONE),
+        event("2026-10-20T10:00:00-05:00", destination=PHONE),
+    ])  # fmt: skip
+    plan(engine, DAY)
+    sms = [r for r in plan_rows(engine, DAY) if r["action"] == "sms_followup"]
+    assert [(r["slot"], r["verdict"]) for r in sms] == [(1, "send")]
+
+
+def test_an_imported_final_notice_counts_for_the_agency_prerequisite(
+        engine: Engine, tmp_path: Path) -> None:
+    load(engine, tmp_path / "p.jsonl", [account(
+        due=DAY - dt.timedelta(days=200), validation_notice_sent_on="2026-05-10",
+        initial_communication_on="2026-05-08", final_notice_sent_on="2026-09-20")])  # fmt: skip
+    plan(engine, DAY)
+    [row] = plan_rows(engine, DAY)
+    assert (row["stage"], row["action"]) == ("agency_placement", "place_with_agency")
+    assert "ladder.prerequisite_unmet" not in row["reasons"]
+
+
+def test_an_account_that_never_had_its_final_notice_catches_up_at_it(
+        engine: Engine, printer: PrintChannel, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    load(engine, tmp_path / "p.jsonl", [account(
+        due=DAY - dt.timedelta(days=302), validation_notice_sent_on="2026-02-01",
+        initial_communication_on="2026-01-30")])  # fmt: skip
+    plan(engine, DAY)
+    first = plan_rows(engine, DAY)
+    assert [(r["stage"], r["action"], r["verdict"]) for r in first] == [
+        ("final_notice", "final_notice_letter", "send")]
+    plan(engine, DAY)
+    assert plan_rows(engine, DAY) == first  # deterministic: the same plan again
+
+    from outreach.cli import main
+    from outreach.reporting import day_summary, format_summary
+
+    summary = day_summary(engine, DAY)
+    assert summary["accounts_caught_up"] == 1
+    assert "Entered by catch-up: 1 accounts" in format_summary(summary)
+    monkeypatch.setenv("OUTREACH_DATABASE_URL", url)
+    assert main(["plan", "--as-of", str(DAY), "--json"]) == 0
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert line["catch_up"] == {"stage": "legal_referral", "requires_stage": "final_notice",
+                                "requires_action": "final_notice_letter", "min_times": 1,
+                                "times": 0}  # fmt: skip
+    assert line["evidence"]["ladder.catch_up"]["outcome"] == "catch_up"
+    assert main(["explain", "A1", "--as-of", str(DAY), "--json"]) == 0
+    explained = json.loads(capsys.readouterr().out)
+    assert explained["stage"] == "legal_referral"
+    assert "final_notice.final_notice_letter" in explained["catch_up"]["why"]
+    assert [(a["stage"], a["action"], a["decision"]["verdict"]) for a in explained["actions"]] == [
+        ("final_notice", "final_notice_letter", "send")]
+    assert main(["explain", "A1", "--as-of", str(DAY)]) == 0
+    assert "catch-up:" in capsys.readouterr().out
+
+    assert dispatch_range(engine, DAY, "letter", 0, 10**9, clock="logical",
+                          channel_impl=printer).sent == 1  # fmt: skip
+    later = DAY + dt.timedelta(days=1)
+    plan(engine, later)
+    [row] = plan_rows(engine, later)
+    assert (row["stage"], row["action"]) == ("legal_referral", "refer_to_counsel")
+    assert "ladder.prerequisite_unmet" not in row["reasons"]  # the wait after the notice rules
+    assert day_summary(engine, later)["accounts_caught_up"] == 0
