@@ -83,6 +83,9 @@ class AccountRecord:
     # rows, on or after the due date), as (UTC day, channel), oldest first: the planner counts
     # them toward the ladder's cadence like its own (outreach.planner.action_history).
     imported_contacts: list[tuple[dt.date, str]] = field(default_factory=list)
+    # (stage, action) of our own contacts planned on or after ``history_before`` and taken (a
+    # rerun of the same day): their notice dates must not change that day's plan.
+    taken_since: set[tuple[str, str]] = field(default_factory=set)
 
     def gate_facts(self, role: str) -> AccountFacts:
         """The gate's view of this account, for a system collecting as ``role``
@@ -389,4 +392,15 @@ def load_accounts(
         (lo, hi, before),
     ):
         accounts[r[0]].ladder_history[(r[1], r[2])] = (int(r[3]), as_date(r[4]))  # type: ignore[assignment]
+
+    # A notice our dispatch sent for this plan day records its date, which may fall before the
+    # day (an evening window): the planner must not count that date as history for the day.
+    for r in fetchall(
+        conn,
+        "SELECT DISTINCT c.account_id, c.stage, c.action FROM contact c "
+        "WHERE c.account_id BETWEEN ? AND ? AND c.plan_date >= ? "
+        "AND c.state IN ('sent', 'sending', 'uncertain')",
+        (lo, hi, before),
+    ):
+        accounts[r[0]].taken_since.add((r[1], r[2]))
     return accounts

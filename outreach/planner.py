@@ -323,7 +323,7 @@ def action_history(
         times += more[0]
         last = more[1] if last is None else max(last, more[1])
     notice_field = NOTICE_FACTS.get(action.gate_purpose)
-    if notice_field is not None:
+    if notice_field is not None and (stage_id, action.id) not in account.taken_since:
         on = getattr(account, notice_field)
         if on is not None and (account.due_date is None or on >= account.due_date):
             times = max(times, 1)
