@@ -167,6 +167,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
                             "ladder_version": r[12],
                             "pack_versions": r[13],
                             "evidence": evidence,
+                            # Why a step out of the stage's order: the earlier required step
+                            # the account lacked (null for a step of its own stage).
+                            "catch_up": (evidence.get("ladder.catch_up") or {}).get("facts"),
                         },
                         ensure_ascii=False,
                     )
@@ -244,6 +247,8 @@ def format_explanation(e: dict[str, Any]) -> str:
         f"{f['limitation_date'] or '-'}; SCRA check: {f['scra_checked_on'] or 'none'}",
         f"  stage: {e['stage'] or 'none (' + e.get('why_no_stage', '') + ')'}",
     ]
+    if e.get("catch_up"):
+        lines.append(f"  catch-up: {e['catch_up']['why']}")
     for a in e["actions"]:
         c = a["cadence"]
         head = (

@@ -79,6 +79,13 @@ class AccountRecord:
     last_conversation: dt.datetime | None = None
     # (stage, action) -> (times counted, last plan date) in the current delinquency episode.
     ladder_history: dict[tuple[str, str], tuple[int, dt.date]] = field(default_factory=dict)
+    # Outbound contacts a previous system made in the current episode (imported contact_event
+    # rows, on or after the due date), as (UTC day, channel), oldest first: the planner counts
+    # them toward the ladder's cadence like its own (outreach.planner.action_history).
+    imported_contacts: list[tuple[dt.date, str]] = field(default_factory=list)
+    # (stage, action) of our own contacts planned on or after ``history_before`` and taken (a
+    # rerun of the same day): their notice dates must not change that day's plan.
+    taken_since: set[tuple[str, str]] = field(default_factory=set)
 
     def gate_facts(self, role: str) -> AccountFacts:
         """The gate's view of this account, for a system collecting as ``role``
@@ -361,6 +368,20 @@ def load_accounts(
         if acc.initial_communication_on is None or first < acc.initial_communication_on:
             acc.initial_communication_on = first
 
+    # A previous system's outbound contacts in this episode (ours are in the ledger, below).
+    # A failed or bounced message reached no one, as a failed send of ours is not counted.
+    for r in fetchall(
+        conn,
+        "SELECT e.account_id, e.occurred_at, e.channel FROM contact_event e "
+        "JOIN account a ON a.id = e.account_id "
+        "WHERE e.account_id BETWEEN ? AND ? AND e.source = 'import' "
+        "AND e.direction = 'outbound' AND e.outcome NOT IN ('failed', 'bounced') "
+        "AND e.occurred_at >= a.due_date AND e.occurred_at < ? "
+        "ORDER BY e.account_id, e.occurred_at, e.id",
+        (lo, hi, c),
+    ):
+        accounts[r[0]].imported_contacts.append((as_instant(r[1]).date(), r[2]))
+
     for r in fetchall(
         conn,
         "SELECT c.account_id, c.stage, c.action, COUNT(*), MAX(c.plan_date) FROM contact c "
@@ -371,4 +392,15 @@ def load_accounts(
         (lo, hi, before),
     ):
         accounts[r[0]].ladder_history[(r[1], r[2])] = (int(r[3]), as_date(r[4]))  # type: ignore[assignment]
+
+    # A notice our dispatch sent for this plan day records its date, which may fall before the
+    # day (an evening window): the planner must not count that date as history for the day.
+    for r in fetchall(
+        conn,
+        "SELECT DISTINCT c.account_id, c.stage, c.action FROM contact c "
+        "WHERE c.account_id BETWEEN ? AND ? AND c.plan_date >= ? "
+        "AND c.state IN ('sent', 'sending', 'uncertain')",
+        (lo, hi, before),
+    ):
+        accounts[r[0]].taken_since.add((r[1], r[2]))
     return accounts

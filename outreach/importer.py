@@ -662,6 +662,7 @@ def _parse_account(row: _Row, fmt: str) -> _AccountIn:
         d.get("validation_notice_sent_on"), "validation_notice_sent_on"
     )
     initial_communication_on = _date(d.get("initial_communication_on"), "initial_communication_on")
+    final_notice_sent_on = _date(d.get("final_notice_sent_on"), "final_notice_sent_on")
     scra_checked_on = _date(d.get("scra_checked_on"), "scra_checked_on")
     scra_active_duty = _flag(d.get("scra_active_duty"), "scra_active_duty")
     inconvenient_times = _inconvenient_times(d.get("inconvenient_times"))
@@ -694,6 +695,7 @@ def _parse_account(row: _Row, fmt: str) -> _AccountIn:
         "limitation_date": limitation_date,
         "validation_notice_sent_on": validation_notice_sent_on,
         "initial_communication_on": initial_communication_on,
+        "final_notice_sent_on": final_notice_sent_on,
         "scra_checked_on": scra_checked_on,
         "scra_active_duty": scra_active_duty,
     }
@@ -1231,12 +1233,48 @@ _ACCOUNT_COLS = (
     "person_id", "product", "currency", "balance", "amount_past_due", "due_date",
     "balance_as_of", "jurisdiction_country", "jurisdiction_region", "segment",
     "charge_off_date", "limitation_date", "validation_notice_sent_on", "initial_communication_on",
-    "scra_checked_on", "scra_active_duty",
+    "scra_checked_on", "scra_active_duty", "final_notice_sent_on",
 )  # fmt: skip
+# Dates the system records too (the dispatcher, when it sends a notice or a first contact) or a
+# previous system's history: an import merges them with what is stored instead of replacing it,
+# and an empty field keeps the stored date (docs/import-format.md, "Facts the system records").
+# A notice's sending day: the later one wins (the waiting periods run from the latest notice).
+# The first communication: the earlier one wins (the validation notice is due from it).
+_LATEST_DATE_COLS = ("validation_notice_sent_on", "final_notice_sent_on")
+_EARLIEST_DATE_COLS = ("initial_communication_on",)
 _CONTACT_COLS = (
     "phone_type", "time_zones", "sms_consent", "call_consent", "is_workplace", "email_consent",
     "used_by_consumer", "no_calls_at_work", "relation", "priority",
 )  # fmt: skip
+
+
+def _account_values(item: _AccountIn, person_id: int) -> dict[str, Any]:
+    """The account columns a row wants. A superseded row only creates the account, without
+    the recorded dates: the last row brings them, so the merge below sees only its dates and
+    the result does not depend on which chunk the earlier row fell into."""
+    values = item.account | {"person_id": person_id}
+    if not item.final:
+        values.update(dict.fromkeys(_LATEST_DATE_COLS + _EARLIEST_DATE_COLS))
+    return values
+
+
+def _merge_recorded_dates(values: dict[str, Any], stored: Any) -> None:
+    """Merge the dates the system records with the stored ones (see _LATEST_DATE_COLS): an
+    empty field keeps the stored date, so a re-import never clears what the dispatcher
+    recorded, and a row that changes nothing else compares unchanged."""
+    for names, pick in ((_LATEST_DATE_COLS, max), (_EARLIEST_DATE_COLS, min)):
+        for name in names:
+            old = _as_date(getattr(stored, name))
+            new = values[name]
+            if old is not None:
+                values[name] = old if new is None else pick(old, new)
+
+
+def _as_date(value: Any) -> dt.date | None:
+    """A stored date: a date already (PostgreSQL) or ISO text (SQLite, see _stored)."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))
 
 
 @dataclass(slots=True)
@@ -1346,7 +1384,7 @@ class _Chunks:
                 want.source.changed = True
 
         account_wants = _collapse(
-            _Want(a.account_ref, a.account | {"person_id": person_ids[a.person_ref]}, a.final, a)
+            _Want(a.account_ref, _account_values(a, person_ids[a.person_ref]), a.final, a)
             for a in accounts
             if a.person_ref in person_ids
         )
@@ -1354,6 +1392,9 @@ class _Chunks:
         existing_accounts = {
             r.account_ref: r for r in _select_in(conn, cols, ACCOUNT.c.account_ref, account_wants)
         }
+        for ref, want in account_wants.items():
+            if ref in existing_accounts:
+                _merge_recorded_dates(want.values, existing_accounts[ref])
         account_outcome = _sync(
             conn, ACCOUNT, account_wants.values(), existing_accounts, _ACCOUNT_COLS, self.stamp
         )

@@ -81,6 +81,9 @@ class PlannedStep:
     destination: Destination | None
     verdict: Verdict
     days_past_due: int
+    # Set when the account entered at an earlier required step it lacked (catch-up): what was
+    # missing and for which stage (CatchUp.facts), else None.
+    catch_up: CatchUp | None = None
 
     key: str = field(init=False)
 
@@ -105,6 +108,7 @@ class PlanCounts:
     send: int = 0
     defer: int = 0
     block: int = 0
+    catch_up: int = 0  # accounts that entered at an earlier required step they lacked
 
     def add(self, other: PlanCounts) -> None:
         for name, value in asdict(other).items():
@@ -269,31 +273,151 @@ def account_pack_versions(account: AccountRecord, role: str, day: dt.date) -> st
     return pack_versions(j, day)
 
 
-def _prerequisite_block(
-    stage: Stage, account: AccountRecord, role: str, day: dt.date
-) -> Verdict | None:
-    for req in stage.requires:
-        times = account.ladder_history.get((req.stage, req.action), (0, None))[0]
-        if times < req.min_times:
-            result = RuleResult(
-                "ladder.prerequisite_unmet",
-                BLOCK,
-                "Ladder configuration",
-                "",
-                {
-                    "stage": req.stage,
-                    "action": req.action,
-                    "min_times": req.min_times,
-                    "times": times,
-                },
-            )
-            return Verdict(
-                BLOCK,
-                ("ladder.prerequisite_unmet",),
-                results=(result,),
-                pack_versions=account_pack_versions(account, role, day),
-            )
-    return None
+# Notices whose sending day the account carries (ours, recorded at send, or a previous
+# system's, imported): purpose -> the AccountRecord field. The day counts as one time of the
+# ladder action with that purpose, in the episode it belongs to.
+NOTICE_FACTS = {
+    "validation_notice": "validation_notice_sent_on",
+    "final_notice": "final_notice_sent_on",
+}
+
+History = dict[tuple[str, str], tuple[int, dt.date]]
+
+
+def imported_history(ladder: Ladder, account: AccountRecord) -> History:
+    """A previous system's contacts of this episode as ladder history: each counts for the stage
+    the account's days past due put it in on the contact's (UTC) day, as the first reminder
+    action of that stage on the contact's channel. Notices are not matched by channel: their
+    dates on the account count for them (NOTICE_FACTS)."""
+    out: History = {}
+    if not account.imported_contacts or account.due_date is None:
+        return out
+    stages: dict[int, Stage | None] = {}
+    for day, channel in account.imported_contacts:
+        dpd = (day - account.due_date).days
+        if dpd not in stages:
+            stages[dpd] = ladder.stage_for(dpd, account.balance, account.segment, account.product)
+        stage = stages[dpd]
+        if stage is None:
+            continue
+        action = next(
+            (a for a in stage.actions
+             if a.channel == channel and a.gate_purpose == "reminder" and a.audience == "debtor"),
+            None,
+        )  # fmt: skip
+        if action is None:
+            continue
+        times, last = out.get((stage.id, action.id), (0, day))
+        out[(stage.id, action.id)] = (times + 1, max(last, day))
+    return out
+
+
+def action_history(
+    stage_id: str, action: Action, account: AccountRecord, imported: History
+) -> tuple[int, dt.date | None]:
+    """Times the action was taken in this episode and the last day: our ledger, a previous
+    system's imported contacts (``imported_history``) and, for a notice, its date on record."""
+    times, last = account.ladder_history.get((stage_id, action.id), (0, None))
+    more = imported.get((stage_id, action.id))
+    if more is not None:
+        times += more[0]
+        last = more[1] if last is None else max(last, more[1])
+    notice_field = NOTICE_FACTS.get(action.gate_purpose)
+    if notice_field is not None and (stage_id, action.id) not in account.taken_since:
+        on = getattr(account, notice_field)
+        if on is not None and (account.due_date is None or on >= account.due_date):
+            times = max(times, 1)
+            last = on if last is None else max(last, on)
+    return times, last
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """The earliest required step an account lacks: it enters there instead of its own stage."""
+
+    stage: Stage  # the stage of the step to take
+    action: Action
+    times: int  # so far, in this episode
+    last: dt.date | None
+    facts: dict[str, Any]  # for the ledger's evidence, explain and the summary
+
+
+def _missing_step(
+    ladder: Ladder, stage: Stage, account: AccountRecord, imported: History
+) -> CatchUp | None:
+    """The earliest step ``stage`` requires (directly or through the required steps' own
+    stages) that has not been taken often enough, or None when all are met."""
+    order = {s.id: i for i, s in enumerate(ladder.stages)}
+    by_id = {s.id: s for s in ladder.stages}
+    found: CatchUp | None = None
+    current: Stage | None = stage
+    seen: set[str] = set()
+    while current is not None and current.id not in seen:
+        seen.add(current.id)
+        unmet: list[CatchUp] = []
+        for req in current.requires:
+            req_stage = by_id[req.stage]
+            action = next(a for a in req_stage.actions if a.id == req.action)
+            times, last = action_history(req_stage.id, action, account, imported)
+            if times < req.min_times:
+                unmet.append(
+                    CatchUp(req_stage, action, times, last, {
+                        "stage": stage.id, "requires_stage": req.stage,
+                        "requires_action": req.action, "min_times": req.min_times,
+                        "times": times,
+                    })
+                )  # fmt: skip
+        if not unmet:
+            break
+        found = min(unmet, key=lambda c: (order[c.stage.id], c.stage.actions.index(c.action)))
+        current = found.stage
+    return found
+
+
+def _prerequisite_block(catch_up: CatchUp, account: AccountRecord, role: str, day: dt.date
+                        ) -> Verdict:  # fmt: skip
+    """The block for a required step that can never be taken (its cadence is used up before
+    the ladder's ``min_times``): the account cannot catch up."""
+    facts = catch_up.facts
+    result = RuleResult(
+        "ladder.prerequisite_unmet",
+        BLOCK,
+        "Ladder configuration",
+        "",
+        {
+            "stage": facts["requires_stage"],
+            "action": facts["requires_action"],
+            "min_times": facts["min_times"],
+            "times": facts["times"],
+        },
+    )
+    return Verdict(
+        BLOCK,
+        ("ladder.prerequisite_unmet",),
+        results=(result,),
+        pack_versions=account_pack_versions(account, role, day),
+    )
+
+
+def entry_actions(
+    ladder: Ladder, stage: Stage, account: AccountRecord, imported: History
+) -> tuple[list[tuple[Stage, Action]], CatchUp | None]:
+    """The (stage, action) pairs an account in ``stage`` is planned for: the stage's own
+    actions, or, when it lacks a step the stage requires, only the earliest such step
+    (catch-up)."""
+    catch_up = _missing_step(ladder, stage, account, imported)
+    if catch_up is None:
+        return [(stage, a) for a in stage.actions], None
+    return [(catch_up.stage, catch_up.action)], catch_up
+
+
+def _due(
+    action: Action, times: int, last: dt.date | None, account: AccountRecord, day: dt.date
+) -> bool:
+    """The action's cadence allows it today (and a validation notice is not on record)."""
+    if times >= action.cadence.max_times or notice_already_sent(action, account):
+        return False
+    return last is None or (day - last).days >= action.cadence.every_days
 
 
 def plan_account(
@@ -317,39 +441,40 @@ def plan_account(
     stage = ladder.stage_for(dpd, account.balance, account.segment, account.product)
     if stage is None:
         return None, dpd, []
-    prerequisite_block = _prerequisite_block(stage, account, role, day)
+    imported = imported_history(ladder, account)
+    entries, catch_up = entry_actions(ladder, stage, account, imported)
     facts: AccountFacts | None = None  # built for the first due step only
     steps: list[PlannedStep] = []
-    for action in stage.actions:
-        if scope is not None and not scope.admits(stage, action):
+    for step_stage, action in entries:
+        if scope is not None and not scope.admits(step_stage, action):
             continue
-        times, last = account.ladder_history.get((stage.id, action.id), (0, None))
-        if times >= action.cadence.max_times or notice_already_sent(action, account):
+        times, last = action_history(step_stage.id, action, account, imported)
+        if catch_up is not None and times >= action.cadence.max_times:
+            # The required step's cadence is used up before the ladder's min_times: it can
+            # never be met, so the stage's own actions stay blocked.
+            block = _prerequisite_block(catch_up, account, role, day)
+            for own in stage.actions:
+                if scope is not None and not scope.admits(stage, own):
+                    continue
+                own_times, own_last = action_history(stage.id, own, account, imported)
+                if not _due(own, own_times, own_last, account, day):
+                    continue
+                candidates = candidate_destinations(account, own.channel, own.audience)
+                steps.append(PlannedStep(account, stage, own, own_times + 1,
+                                         candidates[0] if candidates else None, block, dpd))
             continue
-        if last is not None and (day - last).days < action.cadence.every_days:
-            continue
-        if prerequisite_block is not None:
-            candidates = candidate_destinations(account, action.channel, action.audience)
-            steps.append(
-                PlannedStep(
-                    account,
-                    stage,
-                    action,
-                    times + 1,
-                    candidates[0] if candidates else None,
-                    prerequisite_block,
-                    dpd,
-                )
-            )
+        if not _due(action, times, last, account, day):
             continue
         if facts is None:
             facts = account.gate_facts(role)
         destination, verdict, _ = choose(
             action, account, facts, day, trace=trace, step_hook=step_hook
         )
-        step = PlannedStep(account, stage, action, times + 1, destination, verdict, dpd)
+        step = PlannedStep(
+            account, step_stage, action, times + 1, destination, verdict, dpd, catch_up
+        )
         steps.append(step)
-        if verdict.verdict == SEND and action is not stage.actions[-1]:
+        if verdict.verdict == SEND and action is not entries[-1][1]:
             # Later actions of the same day see this one as made: caps across channels (NYC,
             # Washington, Massachusetts) hold for the plan as a whole, not per action.
             facts = replace(facts, history=facts.history + (planned_contact(step),))
@@ -396,6 +521,7 @@ CONTACT_COLUMNS = (
     "pack_versions",
     "attempts",
     "updated_at",
+    "catch_up",
 )
 CONTACT_TYPES = column_types(Contact, CONTACT_COLUMNS)
 ON_CONFLICT_CONTACT = (
@@ -404,7 +530,8 @@ ON_CONFLICT_CONTACT = (
     "window_start = excluded.window_start, window_end = excluded.window_end, "
     "defer_until = excluded.defer_until, template = excluded.template, "
     "config_version = excluded.config_version, pack_versions = excluded.pack_versions, "
-    "updated_at = excluded.updated_at, claim_token = NULL, claimed_at = NULL "
+    "updated_at = excluded.updated_at, catch_up = excluded.catch_up, claim_token = NULL, "
+    "claimed_at = NULL "
     f"WHERE contact.state IN {REPLANNABLE} "
     "OR (contact.state = 'suppressed' AND (contact.plan_date < excluded.plan_date "
     "OR contact.claimed_at IS NULL))"
@@ -427,6 +554,18 @@ DECISION_COLUMNS = (
 )
 # The evidence is JSON text already: stored as given, not encoded again.
 DECISION_TYPES = column_types(PolicyDecision, DECISION_COLUMNS, as_given=("evidence",))
+
+
+CATCH_UP = "ladder.catch_up"
+
+
+def catch_up_evidence(verdict: Verdict, catch_up: CatchUp) -> dict[str, Any]:
+    """The verdict's evidence with why the step was taken out of its stage's order."""
+    return {
+        **verdict.evidence(),
+        CATCH_UP: {"outcome": "catch_up", "citation": "Ladder configuration",
+                   "facts": catch_up.facts},
+    }  # fmt: skip
 
 
 def decision_row(
@@ -491,12 +630,15 @@ def _rows(
                 v.pack_versions,
                 0,
                 now,
+                s.catch_up is not None,
             )
         )
         # Verdicts are shared between the steps that judged alike (see policies.gate); so is
         # their evidence text.
         evidence = evidence_cache.get(id(v))
-        if evidence is None:
+        if s.catch_up is not None:
+            evidence = json.dumps(catch_up_evidence(v, s.catch_up), separators=(",", ":"))
+        elif evidence is None:
             evidence = json.dumps(v.evidence(), separators=(",", ":"))
             evidence_cache[id(v)] = evidence
         decisions.append(
@@ -613,6 +755,7 @@ def plan_range(
             )
             counts.accounts += 1
             counts.in_stage += stage is not None
+            counts.catch_up += any(s.catch_up is not None for s in account_steps)
             steps.extend(account_steps)
         for s in steps:
             setattr(counts, s.verdict.verdict, getattr(counts, s.verdict.verdict) + 1)
@@ -740,10 +883,29 @@ def explain_account(
             else f"no stage of the ladder matches {dpd} days past due and balance {account.balance}"
         )
         return out
-    prerequisite = _prerequisite_block(stage, account, role, day)
-    for action in stage.actions:
-        times, last = account.ladder_history.get((stage.id, action.id), (0, None))
+    imported = imported_history(ladder, account)
+    entries, catch_up = entry_actions(ladder, stage, account, imported)
+    prerequisite: Verdict | None = None
+    if catch_up is not None:
+        out["catch_up"] = {
+            **catch_up.facts,
+            "why": f"stage {stage.id} requires {catch_up.facts['requires_stage']}."
+            f"{catch_up.facts['requires_action']} at least {catch_up.facts['min_times']} time(s) "
+            f"in this episode and it was taken {catch_up.facts['times']}: the account enters at "
+            "that step first",
+        }
+        if catch_up.times >= catch_up.action.cadence.max_times:
+            # It can never be taken again: the stage's own actions stay blocked.
+            prerequisite = _prerequisite_block(catch_up, account, role, day)
+            out["catch_up"]["why"] += (
+                "; its cadence is used up, so the stage's actions are blocked "
+                "(ladder.prerequisite_unmet)"
+            )
+            entries = [(stage, a) for a in stage.actions]
+    for step_stage, action in entries:
+        times, last = action_history(step_stage.id, action, account, imported)
         entry: dict[str, Any] = {
+            "stage": step_stage.id,
             "action": action.id,
             "channel": action.channel,
             "purpose": action.gate_purpose,
@@ -775,7 +937,7 @@ def explain_account(
             entry["key"] = contact_key(
                 account.id,
                 account.due_date,
-                stage.id,
+                step_stage.id,
                 action.id,
                 times + 1,
                 action.channel,
@@ -788,7 +950,9 @@ def explain_account(
                 for d, v in judged
             ]
             if verdict.verdict == SEND:
-                planned = PlannedStep(account, stage, action, times + 1, destination, verdict, 0)
+                planned = PlannedStep(
+                    account, step_stage, action, times + 1, destination, verdict, 0
+                )
                 facts = replace(facts, history=facts.history + (planned_contact(planned),))
         out["actions"].append(entry)
     return out

@@ -36,11 +36,19 @@ def day_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
             for code in (codes or "").split():
                 reasons[state][code] += int(n)
         accounts = conn.execute(text("SELECT COUNT(*) FROM account")).scalar_one()
+        # Accounts that entered at an earlier required step they lacked (the planner's
+        # catch-up), instead of their own stage's actions.
+        caught_up = conn.execute(
+            text("SELECT COUNT(DISTINCT account_id) FROM contact WHERE plan_date = :d "
+                 "AND catch_up = :t"),  # fmt: skip
+            {"d": day, "t": True},
+        ).scalar_one()
         media = {name: _counts(conn, sql, day) for name, sql in MEDIA.items()}
     return {
         "as_of": day.isoformat(),
         "accounts": int(accounts),
         "totals": {s: totals.get(s, 0) for s in STATES},
+        "accounts_caught_up": int(caught_up),
         "by_stage": {s: {c: dict(v) for c, v in ch.items()} for s, ch in by_stage.items()},
         "suppressed_by_reason": dict(reasons["suppressed"].most_common()),
         "deferred_by_reason": dict(reasons["deferred"].most_common()),
@@ -87,6 +95,11 @@ def format_summary(summary: dict[str, Any]) -> str:
             )
     t = summary["totals"]
     lines += ["", "Totals: " + ", ".join(f"{k} {v:,}" for k, v in t.items() if v)]
+    if summary.get("accounts_caught_up"):
+        lines += [
+            f"Entered by catch-up: {summary['accounts_caught_up']:,} accounts (an earlier step "
+            "their stage requires had not happened: they start there)"
+        ]
     for title, key in (
         ("Suppressed by reason", "suppressed_by_reason"),
         ("Deferred by reason", "deferred_by_reason"),

@@ -394,8 +394,10 @@ def test_voicemail_and_no_answer_count_for_the_7_in_7_cap_and_busy_does_not(
         engine: Engine, dispatch: Callable[..., DispatchCounts], disposition: str,
         next_state: str) -> None:
     acc = caller(engine)
-    for i in range(6):  # six unanswered calls over the four days before
-        f.add_call(engine, acc["account_id"], dt.datetime(2026, 11, 19 + i % 4, 15 + i // 4))
+    # Six unanswered calls two and three days before (imported calls count toward the
+    # ladder's every_days, so none yesterday: the seventh is due today).
+    for i in range(6):
+        f.add_call(engine, acc["account_id"], dt.datetime(2026, 11, 20 + i % 2, 15 + i // 2))
     dispatch()
     task = claimed(engine, acc)  # the seventh
     q.record_disposition(engine, task.key, "agent-1", disposition, AT)

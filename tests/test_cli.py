@@ -50,7 +50,7 @@ def test_explain_shows_every_rule_its_citation_and_facts(db, capsys: pytest.Capt
         {"value": "+12125550111", "zones": "America/Los_Angeles"}],
         validation_notice_sent_on=dt.date(2026, 11, 2))
     for i in range(7):
-        f.add_call(db, acc["account_id"], dt.datetime(2026, 11, 17 + i % 6, 15))
+        f.add_call(db, acc["account_id"], dt.datetime(2026, 11, 17 + i % 5, 15))
     assert main(["explain", acc["account_ref"], "--as-of", str(DAY), "--json"]) == 0
     e = json.loads(capsys.readouterr().out)
     assert e["stage"] == "collections_call" and e["facts"]["days_past_due"] == 20

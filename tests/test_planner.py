@@ -52,7 +52,7 @@ def test_early_stage_account_gets_validation_notice_sms_and_email_with_windows(e
     acc = f.add_account(engine, as_of=DAY, dpd=5)
     counts = plan_range(engine, ladder, DAY, acc["account_id"], acc["account_id"])
     assert counts.as_dict() == {"accounts": 1, "in_stage": 1, "steps": 3, "send": 3, "defer": 0,
-                                "block": 0}
+                                "block": 0, "catch_up": 0}
     rows = {r["channel"]: r for r in f.contacts(engine)}
     assert set(rows) == {"letter", "sms", "email"}  # the letter: the validation notice
     assert rows["sms"]["contact_point_id"] == acc["points"]["phone0"]
@@ -160,17 +160,27 @@ def test_eighth_call_in_seven_days_is_deferred_in_the_ledger(engine: Engine, lad
     acc = f.add_account(engine, as_of=DAY, dpd=20, validation_notice_sent_on=DAY - dt.timedelta(days=30))
     for i in range(7):
         f.add_call(engine, acc["account_id"],
-                   dt.datetime.combine(DAY - dt.timedelta(days=1 + i % 6), dt.time(15)))
+                   dt.datetime.combine(DAY - dt.timedelta(days=2 + i % 5), dt.time(15)))
     plan_all(engine, ladder)
     [row] = f.contacts(engine, channel="call")
     assert row["state"] == "deferred" and row["reasons"] == "us_reg_f.call_frequency_7in7"
     assert row["defer_until"] is not None
 
 
-def test_prerequisite_unmet_is_a_recorded_block(engine: Engine, ladder: Ladder) -> None:
-    f.add_account(engine, as_of=DAY, dpd=160, balance="3000.00")
+def test_prerequisite_unmet_is_a_recorded_block(engine: Engine, ladder: Ladder, tmp_path: Path
+                                                ) -> None:  # fmt: skip
+    # A required step that can never be taken often enough (the ladder asks for two final
+    # notices, the cadence allows one): the account cannot catch up, so its stage is blocked.
+    text_ = (PROJECT_ROOT / "config" / "ladders" / "default.yaml").read_text()
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(text_.replace("- {stage: final_notice, action: final_notice_letter}",
+                                    "- {stage: final_notice, action: final_notice_letter, "
+                                    "min_times: 2}"))  # fmt: skip
+    ladder = load_ladder(strict)
+    acc = f.add_account(engine, as_of=DAY, dpd=160, balance="3000.00")
+    f.add_final_notice(engine, acc["account_id"], dt.datetime(2026, 10, 1, 15))
     plan_all(engine, ladder)
-    [row] = f.contacts(engine)
+    [row] = f.contacts(engine, plan_date=DAY)
     assert row["stage"] == "agency_placement"
     assert row["state"] == "suppressed" and row["reasons"] == "ladder.prerequisite_unmet"
 
