@@ -89,7 +89,10 @@ REASON_CODES: dict[str, str] = {
     "gb.vulnerable_customer": "A vulnerable customer: a person handles the account, no "
     "automated contact.",
     # ladder: the escalation config itself
-    "ladder.prerequisite_unmet": "The stage requires an earlier action that has not happened.",
+    "ladder.prerequisite_unmet": (
+        "The stage requires an earlier action that can never be taken (its cadence is used up); "
+        "a required action not yet taken is taken first instead (catch-up)."
+    ),
     # ops: decisions people make in the ops console (docs/console.md)
     "ops.dropped": "An ops user dropped an uncertain or failed contact by hand (who and why are "
     "recorded with it).",
