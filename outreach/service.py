@@ -16,7 +16,6 @@ from contact_channels.base import CHANNEL_KINDS
 from outreach import settings
 from outreach.config import Config, load_config
 from outreach.db import get_engine, migrate
-from outreach.ladder_versions import ladder_in_force
 from outreach.planner import PlanScope
 
 
@@ -157,7 +156,8 @@ def run_controls(params: Mapping[str, Any] | None) -> RunControls:
     if unknown:
         raise ValueError(f"params.channels: unknown channel {unknown[0]!r}")
     stages = list(params.get("stages") or [])
-    known = {stage.id for stage in ladder_in_force().stages}
+    # The whole configuration first: a broken file is reported as such, not as a bad param.
+    known = {stage.id for stage in checked_config().ladder.stages}
     unknown = sorted(set(stages) - known)
     if unknown:
         raise ValueError(f"params.stages: {unknown[0]!r} is not a stage of the ladder in force")

@@ -369,3 +369,39 @@ def test_config_check_all_validates_every_file(
     assert f"{config_dir / 'channels.yaml'}: channels.sms.backnd" in err
     assert f"{config_dir / 'policy.yaml'}: colour" in err
     assert "2 error(s)" in err
+
+
+def test_the_dag_tasks_refuse_a_broken_sms_section_before_an_email_dispatch(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real DAG task callables, the real service: a broken sms section fails the daily
+    run's first task and every email task of both DAGs; nothing is sent."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    engine = planned_day(config_dir)
+    before = _states(engine)
+    edit(config_dir, "channels.yaml", _set("sms", "backnd", value="twilio"))
+    dags = DagBag(dag_folder=str(PROJECT_ROOT / "dags")).dags
+    context = {
+        "logical_date": dt.datetime(2026, 11, 23, 6, tzinfo=dt.UTC),
+        "params": {"clock": "logical", "batch_size": 100, "dry_run": False, "channels": [],
+                   "stages": [], "accounts": []},
+    }  # fmt: skip
+
+    def run(dag_id: str, task_id: str, **kwargs: Any) -> Any:
+        function = dags[dag_id].get_task(task_id).python_callable
+        monkeypatch.setitem(function.__globals__, "get_current_context", lambda: context)
+        return function(**kwargs)
+
+    for dag_id, task_id, kwargs in (
+        ("outreach_daily", "ingest", {}),
+        ("outreach_daily", "dispatch_batches_email", {"channel": "email"}),
+        ("outreach_daily", "dispatch_email", {"channel": "email", "batch": {"lo": 0, "hi": 10**9}}),
+        ("outreach_dispatch", "redrive_email", {"channel": "email"}),
+        ("outreach_dispatch", "dispatch_batches_email", {"channel": "email"}),
+        ("outreach_dispatch", "dispatch_email",
+         {"channel": "email", "batch": {"day": DAY.isoformat(), "lo": 0, "hi": 10**9}}),
+    ):  # fmt: skip
+        with pytest.raises(ConfigInvalid, match=r"channels\.sms\.backnd"):
+            run(dag_id, task_id, **kwargs)
+    nothing_dispatched(engine, before)
