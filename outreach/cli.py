@@ -66,6 +66,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     from outreach.ladder import check_ladder_text, ladder_version
 
+    if args.all:
+        return _config_check_all(Path(args.file) if args.file else None)
+    if not args.file:
+        print("outreach config check: give a ladder FILE, or --all", file=sys.stderr)
+        return 2
     path = Path(args.file)
     try:
         source = path.read_text(encoding="utf-8")
@@ -79,6 +84,32 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(f"{path}: {len(errors)} error(s)", file=sys.stderr)
         return 1
     print(f"{path}: OK, version {ladder_version(model)}, {len(model.stages)} stages")
+    return 0
+
+
+def _config_check_all(ladder_file: Path | None) -> int:
+    """Validate every config file and the environment together, as a run does before acting
+    (the ladder: FILE, else the configured ladder file); print each problem with its file and
+    YAML path."""
+    from outreach.config import ConfigInvalid, config_files, load_config
+    from outreach.policy_settings import policy_path
+    from policies.packs import validate_packs
+
+    ladder_file = ladder_file or settings.ladder_path()
+    problems = [f"rule packs: {problem}" for problem in validate_packs()]
+    try:
+        load_config(ladder_file=ladder_file)
+    except ConfigInvalid as exc:
+        problems.extend(exc.errors)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} error(s)", file=sys.stderr)
+        return 1
+    for path in config_files(ladder_file):
+        absent = " (absent: defaults)" if path == policy_path() and not path.is_file() else ""
+        print(f"{path}: OK{absent}")
+    print("environment: OK")
     return 0
 
 
@@ -135,10 +166,14 @@ PLAN_JSON_QUERY = text(
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from outreach.config import load_config
     from outreach.planner import PlanCounts, iter_plan, plan_parallel
 
     engine = _engine()
-    ladder = _ladder(args.ladder)
+    # The whole configuration, before anything is planned.
+    ladder = load_config(
+        engine=engine, ladder_file=Path(args.ladder) if args.ladder else None
+    ).ladder
     total = PlanCounts()
     batches = (iter_plan(engine, ladder, args.as_of, args.batch_size) if args.workers == 1 else
                plan_parallel(settings.database_url(), ladder, args.as_of, args.batch_size,
@@ -181,9 +216,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_dispatch(args: argparse.Namespace) -> int:
     from contact_channels.base import CHANNEL_KINDS
+    from outreach.config import load_config
     from outreach.dispatcher import dispatch_range, dispatch_ranges
 
     engine = _engine()
+    # The whole configuration, every channel's included, before any channel dispatches.
+    load_config(engine=engine)
     for channel in args.channel or CHANNEL_KINDS:
         totals: dict[str, int] = {}
         for lo, hi in dispatch_ranges(engine, args.as_of, channel, args.batch_size):
@@ -416,10 +454,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     i.set_defaults(func=cmd_import)
 
-    c = sub.add_parser("config", help="check escalation ladders")
+    c = sub.add_parser("config", help="check the configuration and escalation ladders")
     csub = c.add_subparsers(dest="config_command", required=True)
-    cc = csub.add_parser("check", help="validate a ladder file; exit 1 on errors")
-    cc.add_argument("file")
+    cc = csub.add_parser(
+        "check", help="validate a ladder file, or (--all) every config file; exit 1 on errors"
+    )
+    cc.add_argument("file", nargs="?", help="a ladder file")
+    cc.add_argument(
+        "--all",
+        action="store_true",
+        help="validate channels.yaml, policy.yaml, agencies.yaml, the ladder (FILE or the "
+        "configured one) and the OUTREACH_* environment together, as a run does",
+    )
     cc.set_defaults(func=cmd_config_check)
     from outreach.ladder_diff import add_parser as add_diff_parser
 
@@ -515,12 +561,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from outreach.config import ConfigInvalid
     from outreach.ladder import LadderError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except LadderError as exc:
+    except (ConfigInvalid, LadderError) as exc:
         print(str(exc), file=sys.stderr)
         return 1
     except (FileNotFoundError, ValueError) as exc:

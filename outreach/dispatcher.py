@@ -20,7 +20,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import yaml
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from contact_channels.base import (
@@ -35,6 +34,7 @@ from contact_channels.base import (
 from contact_channels.registry import build_channel
 from outreach import settings
 from outreach.bulk import insert_rows
+from outreach.channel_config import channels_config
 from outreach.facts import AccountRecord, as_instant, load_accounts
 from outreach.ladder import Action
 from outreach.messages import message_context, render
@@ -77,14 +77,10 @@ class DispatchCounts:
 
 
 def channel_settings(kind: str) -> dict[str, Any]:
-    path = settings.config_dir() / "channels.yaml"
-    if not path.is_file():
-        return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    section = data.get(kind) or {}
-    if not isinstance(section, dict):
-        raise ValueError(f"{path}: '{kind}' must be a mapping")
-    return section
+    """``kind``'s section of ``config/channels.yaml`` as a plain dict of what is set. The whole
+    file is validated first (outreach.channel_config): a broken or unknown key in any section
+    stops every kind, so a typo never falls back to a default."""
+    return channels_config().section(kind)
 
 
 @dataclass(frozen=True)

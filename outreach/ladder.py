@@ -7,13 +7,14 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from contact_channels.base import CHANNEL_KINDS
 from outreach import settings
+from outreach.config_yaml import ConfigError, ConfigFileError, validate_yaml
 from outreach.templates_lint import lint_template, max_sms_segments
 from policies.model import PURPOSES
 
@@ -28,8 +29,9 @@ class _Strict(BaseModel):
 
 
 class Cadence(_Strict):
-    every_days: int = Field(ge=1, le=365)
-    max_times: int = Field(ge=1, le=1000)
+    # strict: YAML's `true` is not a number of days (pydantic would take it as 1).
+    every_days: int = Field(ge=1, le=365, strict=True)
+    max_times: int = Field(ge=1, le=1000, strict=True)
 
 
 # What an action is for when the ladder does not say (policies.model.PURPOSES lists them all).
@@ -46,7 +48,7 @@ class Action(_Strict):
     # whether the message speaks of a suit (never on a time-barred debt), and whom it addresses.
     purpose: Literal[PURPOSES] | None = None  # type: ignore[valid-type]
     dialer: Literal["manual", "autodialed", "prerecorded"] = "manual"
-    threatens_suit: bool = False
+    threatens_suit: bool = Field(default=False, strict=True)
     audience: Literal["debtor", "third_party"] = "debtor"
 
     @property
@@ -55,8 +57,8 @@ class Action(_Strict):
 
 
 class Entry(_Strict):
-    dpd_min: int = Field(ge=1)
-    dpd_max: int | None = Field(default=None, ge=1)
+    dpd_min: int = Field(ge=1, strict=True)
+    dpd_max: int | None = Field(default=None, ge=1, strict=True)
     min_balance: Decimal = Field(default=Decimal(0), ge=0)
     segment: str | None = None
     products: tuple[Literal["credit_card", "consumer_loan"], ...] | None = None
@@ -65,7 +67,7 @@ class Entry(_Strict):
 class Prerequisite(_Strict):
     stage: str
     action: str
-    min_times: int = Field(default=1, ge=1)
+    min_times: int = Field(default=1, ge=1, strict=True)
 
 
 class Stage(_Strict):
@@ -81,21 +83,8 @@ class LadderModel(_Strict):
     stages: tuple[Stage, ...] = Field(min_length=1)
 
 
-@dataclass(frozen=True)
-class ConfigError:
-    path: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.path} (line {self.line})" if self.line else self.path
-        return f"{where}: {self.message}"
-
-
-class LadderError(ValueError):
-    def __init__(self, source: str, errors: list[ConfigError]) -> None:
-        self.errors = errors
-        super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(map(str, errors)))
+class LadderError(ConfigFileError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -126,36 +115,6 @@ class Ladder:
                 continue
             return stage
         return None
-
-
-def _path_text(loc: tuple[Any, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
-def _line_index(text: str) -> dict[str, int]:
-    """YAML path -> 1-based line, from the composed node tree, so errors point at the file."""
-    index: dict[str, int] = {}
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return index
-
-    def walk(node: yaml.Node, loc: tuple[Any, ...]) -> None:
-        index[_path_text(loc)] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                walk(value, (*loc, key.value))
-                index.setdefault(_path_text((*loc, key.value)), key.start_mark.line + 1)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, (*loc, i))
-
-    if root is not None:
-        walk(root, ())
-    return index
 
 
 def _semantic_errors(
@@ -212,38 +171,6 @@ def _semantic_errors(
                 errors.extend((f"{awhere}.template", problem) for problem in linted[key])
         seen_stages[stage.id] = action_ids
     return errors
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def validate_yaml(text: str, model: type[M]) -> tuple[M | None, list[ConfigError], dict[str, int]]:
-    """Parse YAML that operations write and validate it as ``model``: the model or the errors,
-    each with its YAML path and line, and the line of every path (for later checks' errors)."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return None, [
-            ConfigError(
-                "(file)",
-                f"not valid YAML: {getattr(exc, 'problem', exc)}",
-                mark.line + 1 if mark else None,
-            )
-        ], {}
-    lines = _line_index(text)
-    try:
-        return model.model_validate({} if raw is None else raw), [], lines
-    except ValidationError as exc:
-        found = [(_path_text(tuple(err["loc"])), err) for err in exc.errors()]
-        errors = [
-            ConfigError(path, err["msg"], lines.get(path))
-            for path, err in found
-            # A list whose only item failed also reports "too short": noise, the item says why.
-            if not (err["type"] == "too_short"
-                    and any(other.startswith((path + ".", path + "[")) for other, _ in found))
-        ]  # fmt: skip
-        return None, errors, lines
 
 
 def check_ladder_text(

@@ -30,9 +30,9 @@ from sqlalchemy import Connection, Engine, Numeric, bindparam, text
 from contact_channels.csvsafe import restore
 from contact_channels.media import csv_bytes, drop_location, record_document
 from outreach import settings
+from outreach.config_yaml import ConfigError, ConfigFileError, validate_yaml
 from outreach.dispatcher import ChannelHooks, MessageContext, channel_settings
 from outreach.facts import AccountRecord, as_date
-from outreach.ladder import ConfigError, validate_yaml
 from outreach.policy_settings import policy_settings
 from policies.model import Step, Verdict
 
@@ -53,14 +53,15 @@ class Agency(_Strict):
     id: str = Identifier
     name: str = Field(min_length=1, max_length=200)
     jurisdictions: tuple[str, ...] = Field(min_length=1)
-    capacity: int = Field(ge=0)  # open placements at most
-    approved: bool
+    # strict: YAML's `true` is not a capacity, nor "yes" (a string) an approval.
+    capacity: int = Field(ge=0, strict=True)  # open placements at most
+    approved: bool = Field(strict=True)
     commission_rate: Decimal = Field(ge=0, le=1)
     # Where its placement and recall files go (file://, s3://, sftp://...); credentials never
     # here: ``conn_id`` names the Airflow connection the object storage uses.
     drop: str | None = None
     conn_id: str | None = None
-    recall_after_days: int = Field(ge=1, le=3650)
+    recall_after_days: int = Field(ge=1, le=3650, strict=True)
 
 
 class Band(_Strict):
@@ -79,7 +80,7 @@ class Band(_Strict):
 class Allocation(_Strict):
     strategy: Literal["round_robin", "performance"] = "round_robin"
     # Performance = recovered / placed over the placements of the last this many days.
-    performance_days: int = Field(default=365, ge=1, le=3650)
+    performance_days: int = Field(default=365, ge=1, le=3650, strict=True)
     bands: tuple[Band, ...] = Field(min_length=1)
 
 
@@ -103,10 +104,8 @@ class AgencyConfig(_Strict):
         return next((f for f in self.law_firms if f.id == firm_id), None)
 
 
-class AgencyConfigError(ValueError):
-    def __init__(self, source: str, errors: list[ConfigError]) -> None:
-        self.errors = errors
-        super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(map(str, errors)))
+class AgencyConfigError(ConfigFileError):
+    pass
 
 
 def _url_problem(url: str) -> str | None:

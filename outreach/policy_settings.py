@@ -7,15 +7,26 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
-import yaml
+from pydantic import BaseModel, ConfigDict, Field
 
 from outreach import settings
+from outreach.config_yaml import ConfigError, ConfigFileError, validate_yaml
 from policies.model import ROLES
 
 
-class PolicySettingsError(ValueError):
+class PolicySettingsError(ConfigFileError):
     pass
+
+
+class PolicyModel(BaseModel):
+    """The file as written: every key known, nothing else accepted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    role: Literal[ROLES] = "collector"  # type: ignore[valid-type]
+    # Names as in the agency configuration; China requires an approved list.
+    approved_agencies: tuple[Annotated[str, Field(min_length=1, strict=True)], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -29,24 +40,18 @@ def policy_path() -> Path:
     return Path(os.environ.get("OUTREACH_POLICY", settings.config_dir() / "policy.yaml"))
 
 
+def check_policy_text(text: str) -> tuple[PolicyModel | None, list[ConfigError]]:
+    model, errors, _ = validate_yaml(text, PolicyModel)
+    return model, errors
+
+
 def parse_policy(text: str, source: str) -> PolicySettings:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicySettingsError(f"{source}: not valid YAML: {exc}") from exc
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise PolicySettingsError(f"{source}: (top level): must be a mapping")
-    unknown = sorted(set(data) - {"role", "approved_agencies"})
-    if unknown:
-        raise PolicySettingsError(f"{source}: {unknown[0]}: unknown setting")
-    role = data.get("role", "collector")
-    if role not in ROLES:
-        raise PolicySettingsError(f"{source}: role: must be one of {', '.join(ROLES)}, not {role!r}")
-    agencies = data.get("approved_agencies") or []
-    if not isinstance(agencies, list) or not all(isinstance(a, str) and a for a in agencies):
-        raise PolicySettingsError(f"{source}: approved_agencies: must be a list of agency names")
-    return PolicySettings(role=role, approved_agencies=frozenset(agencies), source=source)
+    model, errors = check_policy_text(text)
+    if model is None:
+        raise PolicySettingsError(source, errors)
+    return PolicySettings(
+        role=model.role, approved_agencies=frozenset(model.approved_agencies or ()), source=source
+    )
 
 
 @lru_cache(maxsize=8)

@@ -14,9 +14,17 @@ from typing import Any
 
 from contact_channels.base import CHANNEL_KINDS
 from outreach import settings
+from outreach.config import Config, load_config
 from outreach.db import get_engine, migrate
-from outreach.ladder_versions import ladder_in_force
 from outreach.planner import PlanScope
+
+
+def checked_config() -> Config:
+    """The whole configuration, validated (``outreach.config``). Every task of a run that acts
+    calls it first, so a broken file fails the run at its first task, with one error listing
+    every problem, before anything is imported, planned or sent; never after some channels
+    have dispatched."""
+    return load_config(engine=get_engine())
 
 
 def setup_database() -> None:
@@ -33,6 +41,7 @@ def ingest(inbox: Path | None = None) -> dict[str, Any]:
     from outreach.letters import import_returned_mail
     from outreach.placement import import_agency_returns
 
+    checked_config()
     inbox = inbox or settings.data_dir() / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
     engine = get_engine()
@@ -77,6 +86,7 @@ def recall_placements(as_of: dt.date) -> dict[str, Any]:
     plan sees the accounts back."""
     from outreach.placement import recall_placements as recall
 
+    checked_config()
     return recall(get_engine(), as_of)
 
 
@@ -85,6 +95,7 @@ def close_day(
 ) -> dict[str, Any]:
     """What a channel writes once its day's contacts are dispatched: the print batch's
     manifest for letters, a placement file per agency for placements (not on a dry run)."""
+    checked_config()
     if controls is not None and not controls.sends(channel):
         return {"skipped": "dry run or channel left out"}
     if channel == "letter":
@@ -106,6 +117,7 @@ def refresh_call_queue(
     logical clock (a demo, a backfill) leaves the queue alone."""
     from outreach.call_queue import refresh_call_queue as refresh
 
+    checked_config()
     if clock == "logical":
         return {"skipped": "logical clock"}
     if controls is not None and not controls.sends("call"):
@@ -144,7 +156,8 @@ def run_controls(params: Mapping[str, Any] | None) -> RunControls:
     if unknown:
         raise ValueError(f"params.channels: unknown channel {unknown[0]!r}")
     stages = list(params.get("stages") or [])
-    known = {stage.id for stage in ladder_in_force().stages}
+    # The whole configuration first: a broken file is reported as such, not as a bad param.
+    known = {stage.id for stage in checked_config().ladder.stages}
     unknown = sorted(set(stages) - known)
     if unknown:
         raise ValueError(f"params.stages: {unknown[0]!r} is not a stage of the ladder in force")
@@ -164,17 +177,12 @@ def plan_batches(
 ) -> list[dict[str, int]]:
     """Split the portfolio (or the run's accounts) into account-id ranges of about
     ``batch_size`` accounts."""
-    from outreach.placement import agency_config
     from outreach.planner import account_ranges
-    from outreach.policy_settings import policy_settings
     from policies.packs import assert_valid
 
-    # A broken pack, ladder, policy setting or agency file fails the run before anything is
-    # planned.
+    # A broken pack or config file fails the run before anything is planned.
     assert_valid()
-    policy_settings()
-    agency_config()
-    ladder_in_force()
+    checked_config()
     controls = controls or RunControls()
     if controls.account_refs is None:
         return [{"lo": lo, "hi": hi} for lo, hi in account_ranges(get_engine(), batch_size)]
@@ -211,7 +219,7 @@ def plan_batch(
     from outreach.planner import plan_range
 
     controls = controls or RunControls()
-    ladder = ladder_in_force()
+    ladder = checked_config().ladder
     counts = plan_range(
         get_engine(), ladder, as_of, lo, hi, scope=controls.scope, write=not controls.dry_run
     )
@@ -225,6 +233,7 @@ def dispatch_batches(
     run or for a channel the run leaves out; only the run's accounts when it names some."""
     from outreach.dispatcher import dispatch_ranges
 
+    checked_config()
     controls = controls or RunControls()
     if not controls.sends(channel):
         return []
@@ -248,6 +257,7 @@ def dispatch_batch(
     """
     from outreach.dispatcher import dispatch_range
 
+    checked_config()
     return dispatch_range(get_engine(), as_of, channel, lo, hi, clock=clock).as_dict()
 
 
@@ -257,6 +267,7 @@ def redrive(as_of: dt.date, channel: str) -> dict[str, int]:
     windows; the dispatch that follows judges them again before sending."""
     from outreach.redrive import redrive_failed
 
+    checked_config()
     totals: dict[str, int] = {}
     for day in (as_of - dt.timedelta(days=1), as_of):
         for name, n in redrive_failed(get_engine(), day, channel).items():

@@ -26,13 +26,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import yaml
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from outreach import settings
+from outreach.channel_config import DEFAULT_MAX_SMS_SEGMENTS, channels_config
 from outreach.messages import escape_context, message_context, sandbox, split_subject
-
-DEFAULT_MAX_SMS_SEGMENTS = 3
 
 # GSM 03.38: the basic character set (one septet each) and the extension table (ESC + one
 # septet, so two each). Anything else makes the whole message UCS-2.
@@ -83,17 +81,8 @@ def sms_segments(text: str) -> tuple[str, int]:
 
 def max_sms_segments(config_dir: Path | None = None) -> int:
     """``sms.max_segments`` from ``config/channels.yaml``, else the default (3)."""
-    path = (config_dir or settings.config_dir()) / "channels.yaml"
-    if not path.is_file():
-        return DEFAULT_MAX_SMS_SEGMENTS
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    section = data.get("sms") if isinstance(data, dict) else None
-    value = section.get("max_segments") if isinstance(section, dict) else None
-    if value is None:
-        return DEFAULT_MAX_SMS_SEGMENTS
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{path}: sms.max_segments must be a whole number of at least 1")
-    return value
+    value = channels_config(config_dir).sms.max_segments
+    return DEFAULT_MAX_SMS_SEGMENTS if value is None else value
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from outreach.cli import main
+from outreach.config import ConfigInvalid
 from outreach.policy_settings import PolicySettingsError, parse_policy, policy_settings
 from outreach.service import plan_batches
 
@@ -20,15 +21,18 @@ def test_shipped_policy_is_a_collector_with_no_agencies() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("role: agency\n", "role: must be one of creditor, collector"),
-        ("role: creditor\ncolour: blue\n", "colour: unknown setting"),
-        ("approved_agencies: acme\n", "approved_agencies: must be a list"),
-        ("- role\n", "(top level): must be a mapping"),
+        ("role: agency\n", "role (line 1): Input should be 'creditor' or 'collector'"),
+        ("role: creditor\ncolour: blue\n",
+         "colour (line 2): unknown key; known keys: approved_agencies, role"),
+        ("approved_agencies: acme\n", "approved_agencies (line 1): must be a list"),
+        ("approved_agencies: [acme, 7]\n", "approved_agencies[1] (line 1): Input should be a valid string"),
+        ("- role\n", "(top level) (line 1): must be a mapping"),
     ],
 )
 def test_bad_policy_names_the_setting(text: str, message: str) -> None:
-    with pytest.raises(PolicySettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(PolicySettingsError) as caught:
         parse_policy(text, "policy.yaml")
+    assert caught.value.lines() == [f"policy.yaml: {message}"]
 
 
 def test_a_broken_policy_stops_the_run_before_planning(
@@ -37,10 +41,10 @@ def test_a_broken_policy_stops_the_run_before_planning(
     bad = tmp_path / "policy.yaml"
     bad.write_text("role: lender\n", encoding="utf-8")
     monkeypatch.setenv("OUTREACH_POLICY", str(bad))
-    with pytest.raises(PolicySettingsError, match="role"):
+    with pytest.raises(ConfigInvalid, match=r"policy.yaml: role \(line 1\): Input should be"):
         plan_batches(dt.date(2026, 11, 23), 100)
     assert main(["policy", "check"]) == 1
-    assert "role: must be one of" in capsys.readouterr().err
+    assert "role (line 1): Input should be 'creditor' or 'collector'" in capsys.readouterr().err
 
 
 def test_policy_check_lists_the_packs_in_force(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,161 @@
+"""Reading the YAML files operations write: pydantic validation whose every error carries the
+YAML path (``stages[0].actions[1].cadence``) and line, and names the known keys when a key is
+unknown. The one loader behind channels.yaml, policy.yaml, agencies.yaml and the ladders."""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    """One problem in a config file: where (the YAML path, the line) and what."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path} (line {self.line})" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+class ConfigFileError(ValueError):
+    """A config file that does not validate: every problem, one ``file: path: message`` a line."""
+
+    def __init__(self, source: str, errors: list[ConfigError]) -> None:
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(map(str, errors)))
+
+    def lines(self) -> list[str]:
+        return [f"{self.source}: {error}" for error in self.errors]
+
+
+def path_text(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def line_index(text: str) -> dict[str, int]:
+    """YAML path -> 1-based line, from the composed node tree, so errors point at the file."""
+    index: dict[str, int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return index
+
+    def walk(node: yaml.Node, loc: tuple[Any, ...]) -> None:
+        index[path_text(loc)] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                walk(value, (*loc, key.value))
+                index.setdefault(path_text((*loc, key.value)), key.start_mark.line + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*loc, i))
+
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (``X | None``, ``tuple[X, ...]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType, tuple, list, dict):
+        return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+    return []
+
+
+def known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys the model allows in the mapping at ``loc`` (the parent of an unknown key)."""
+    current: list[type[BaseModel]] = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue  # an item of a sequence: the same models
+        found = [
+            sub
+            for m in current
+            if (field := m.model_fields.get(str(part))) is not None
+            for sub in _models_in(field.annotation)
+        ]
+        if not found:
+            return []
+        current = found
+    return sorted({name for m in current for name in m.model_fields})
+
+
+# pydantic's words for a wrong shape, in the words of the YAML an operator wrote.
+SHAPES = {
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "dict_type": "must be a mapping",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+}
+
+
+def _message(model: type[BaseModel], err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        keys = known_keys(model, tuple(err["loc"])[:-1])
+        return "unknown key" + (f"; known keys: {', '.join(keys)}" if keys else "")
+    if kind in SHAPES:
+        return SHAPES[kind]
+    if kind == "value_error":
+        return str(err.get("ctx", {}).get("error") or err["msg"])
+    return str(err["msg"])
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_yaml(
+    text: str, model: type[M], *, root: tuple[str, ...] = ()
+) -> tuple[M | None, list[ConfigError], dict[str, int]]:
+    """Parse YAML that operations write and validate it as ``model``: the model or the errors,
+    each with its YAML path (under ``root``, e.g. ``channels``) and line, and the line of every
+    path (for later checks' errors). Error messages never quote the value (it may be personal
+    data or a secret)."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return (
+            None,
+            [
+                ConfigError(
+                    path_text(root) if root else "(file)",
+                    f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                    mark.line + 1 if mark else None,
+                )
+            ],
+            {},
+        )
+    lines = line_index(text)
+    try:
+        return model.model_validate({} if raw is None else raw), [], lines
+    except ValidationError as exc:
+        found = [(tuple(err["loc"]), err) for err in exc.errors()]
+        errors = [
+            ConfigError(path_text((*root, *loc)), _message(model, err), lines.get(path_text(loc)))
+            for loc, err in found
+            # A list whose only item failed also reports "too short": noise, the item says why.
+            if not (err["type"] == "too_short"
+                    and any(other[: len(loc)] == loc and len(other) > len(loc)
+                            for other, _ in found))
+        ]  # fmt: skip
+        return None, errors, lines
