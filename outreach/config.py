@@ -70,6 +70,14 @@ def _http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
+def _positive_whole(value: str) -> bool:
+    return value.strip().isdigit() and int(value) > 0
+
+
+def _empty_or(check: Callable[[str], bool]) -> Callable[[str], bool]:
+    return lambda value: not value.strip() or check(value)
+
+
 def _database_url(value: str) -> bool:
     try:
         make_url(value)
@@ -112,9 +120,14 @@ ENV_KNOBS: Mapping[str, tuple[Callable[[str], bool], str]] = {
     "OUTREACH_CALL_LEASE_SECONDS": (_seconds, "a number of seconds above 0"),
     "OUTREACH_WEBHOOK_MAX_AGE_SECONDS": (_seconds, "a number of seconds above 0"),
     "OUTREACH_PUBLIC_BASE_URL": (
-        _http_url,
+        _empty_or(_http_url),  # empty: not set (docker-compose.yaml passes it through empty)
         "an http(s) URL such as https://ops.example.com/outreach",
     ),
+    "OUTREACH_WEBHOOK_MAX_BODY_BYTES": (_positive_whole, "a whole number of bytes above 0"),
+    "OUTREACH_CALL_MAX_OPEN_TASKS": (_positive_whole, "a whole number above 0"),
+    "OUTREACH_CONSOLE_AGENT_ROLES": (_text, "a comma-separated list of roles"),
+    "OUTREACH_CONSOLE_CSRF_SECRET": (_text, "not blank"),
+    "OUTREACH_CONSOLE_TRUSTED_ORIGINS": (_text, "a comma-separated list of origins"),
     "OUTREACH_PAY_URL": (_http_url, "an http(s) URL"),
     "OUTREACH_CREDITOR_NAME": (_text, "not blank"),
     "OUTREACH_SERVICE_PHONE": (_text, "not blank"),

@@ -405,3 +405,26 @@ def test_the_dag_tasks_refuse_a_broken_sms_section_before_an_email_dispatch(
         with pytest.raises(ConfigInvalid, match=r"channels\.sms\.backnd"):
             run(dag_id, task_id, **kwargs)
     nothing_dispatched(engine, before)
+
+
+def test_every_environment_knob_the_project_reads_is_known() -> None:
+    """A knob added to the code but not to ENV_KNOBS would refuse every run that sets it."""
+    import re
+
+    from outreach.config import ENV_IGNORED_PREFIXES, ENV_KNOBS
+
+    read: set[str] = set()
+    for folder in ("outreach", "contact_channels", "policies", "plugins", "dags"):
+        for path in (PROJECT_ROOT / folder).rglob("*.py"):
+            read.update(re.findall(r"\bOUTREACH_[A-Z][A-Z0-9_]*[A-Z0-9]\b", path.read_text()))
+    read = {n for n in read if not n.startswith(ENV_IGNORED_PREFIXES)}
+    read.discard("OUTREACH_SENDNG_LEASE_SECONDS")  # the typo config.py names as its example
+    assert read - set(ENV_KNOBS) == set()
+
+
+def test_an_empty_public_base_url_is_the_same_as_unset(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docker-compose.yaml passes `${OUTREACH_PUBLIC_BASE_URL:-}`: empty until ops set it."""
+    monkeypatch.setenv("OUTREACH_PUBLIC_BASE_URL", "")
+    load_config()
