@@ -391,8 +391,9 @@ def _iter_csv_rows(path: Path, lines: _RecordLines) -> Iterator[_Row]:
             error = f"{len(values)} values for {width} header columns"
             yield _Row(start, "", {}, [_shown_bytes(v) for v in values], header, error)
             continue
-        bad_column = next((i for i, v in enumerate(values) if _bad_bytes(v)), None)
-        if bad_column is not None:
+        # Most rows are ASCII: one C-level pass each, the column search only for a bad row.
+        if not all(map(str.isascii, values)) and _BAD_BYTE.search("".join(values)):
+            bad_column = next(i for i, v in enumerate(values) if _bad_bytes(v))
             name = header[bad_column] or None
             error = cast(str, _bad_bytes(values[bad_column]))
             yield _Row(start, "", {"field": name}, [_shown_bytes(v) for v in values], header, error)
