@@ -69,8 +69,10 @@ CHUNK_LINES = 5000  # lines per transaction: big enough to amortise queries, sma
 # The longest CSV field read (the csv module's default is 131,072): no field takes more than
 # 500 characters, so a longer one is a row reject, and beyond this bound the row's line is.
 CSV_FIELD_LIMIT = 1 << 24
-# A file whose first bytes (after gunzip) hold a NUL byte is binary, as git and grep judge it.
+# A file whose first 8 KiB (after gunzip) are more than 5% control bytes is binary (an image, a
+# spreadsheet, UTF-16): a NUL or two in a name is a row's problem, not the file's.
 _SNIFF_BYTES = 8192
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
 _IN_BATCH = 5000  # keys per IN (...) list; SQLite allows 32766 parameters, PostgreSQL 65535
 SOURCE = "import"
 
@@ -255,7 +257,7 @@ def _shown_bytes(text: str) -> str:
 
 
 def _sniff(path: Path) -> None:
-    """Refuse a binary file (a NUL byte in its first bytes, after gunzip) or a broken gzip."""
+    """Refuse a binary file (control bytes in its first bytes, after gunzip) or a broken gzip."""
     try:
         with path.open("rb") as raw:
             source: IO[bytes] = (
@@ -268,10 +270,11 @@ def _sniff(path: Path) -> None:
         raise ImportFileError(f"{path.name}: cannot read: {exc}") from None
     except (EOFError, zlib.error) as exc:
         raise ImportFileError(f"{path.name}: cannot read: {exc}") from None
-    if b"\x00" in head:
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    if controls * 20 > len(head):
         raise ImportFileError(
-            f"{path.name}: a binary file, not CSV or JSON lines text (a NUL byte in the first "
-            f"{_SNIFF_BYTES:,} bytes; UTF-16 text is not read either)"
+            f"{path.name}: a binary file, not CSV or JSON lines text ({controls} control bytes "
+            f"in the first {len(head):,}; UTF-16 text is not read either)"
         )
 
 

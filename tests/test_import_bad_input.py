@@ -158,6 +158,17 @@ def test_a_csv_field_over_the_size_limit_rejects_its_row_only(
     assert report.inserted == 2
 
 
+def test_a_nul_byte_near_the_top_of_a_csv_rejects_its_row_not_the_file(
+    tmp_path: Path, engine: Engine
+) -> None:
+    path = tmp_path / "p.csv"
+    rows_ = [_HEADER, _csv_row("G1"), _csv_row("B1", full_name="Pat\x00Example"), _csv_row("G2")]
+    path.write_bytes(("\n".join(rows_) + "\n").encode())
+    report = import_file(path, engine=engine)
+    assert [(r["line"], r["field"]) for r in rejects(report)] == [(3, "full_name")]
+    assert report.inserted == 2
+
+
 # --- NUL characters and bound parameters on PostgreSQL ------------------------------------------
 
 
