@@ -53,14 +53,27 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    from outreach.importer import import_file
+# Exit codes of ``outreach import`` (README, docs/import-format.md); 2 is argparse's usage error.
+IMPORT_OK, IMPORT_REJECTS, IMPORT_UNREADABLE, IMPORT_INTERRUPTED = 0, 3, 4, 5
 
-    report = import_file(
-        Path(args.file), engine=_engine(), rejects_path=Path(args.rejects) if args.rejects else None
-    )
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from outreach.importer import ImportFileError, ImportInterruptedError, import_file
+
+    try:
+        report = import_file(
+            Path(args.file),
+            engine=_engine(),
+            rejects_path=Path(args.rejects) if args.rejects else None,
+        )
+    except ImportFileError as exc:  # names the file and the reason; nothing was written
+        print(f"outreach import: {exc}", file=sys.stderr)
+        return IMPORT_UNREADABLE
+    except ImportInterruptedError as exc:  # names the line it stopped after; no row values
+        print(f"outreach import: {exc}", file=sys.stderr)
+        return IMPORT_INTERRUPTED
     print(report)
-    return 0 if report.rejected == 0 or args.allow_rejects else 3
+    return IMPORT_OK if report.rejected == 0 or args.allow_rejects else IMPORT_REJECTS
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -446,11 +459,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--as-of", type=_date, default=today)
     g.set_defaults(func=cmd_generate)
 
-    i = sub.add_parser("import", help="import a CSV or JSONL portfolio file")
+    i = sub.add_parser(
+        "import",
+        help="import a CSV or JSONL portfolio file",
+        description="Import a portfolio file. Exit codes: 0 imported, every row accepted; "
+        "3 imported, some rows rejected (see the rejects file); 4 the file cannot be read "
+        "(nothing imported); 5 the import stopped part-way (import the file again to finish); "
+        "2 usage error.",
+    )
     i.add_argument("file")
     i.add_argument("--rejects", help="where to write rejected rows (default under data/rejects)")
     i.add_argument(
-        "--allow-rejects", action="store_true", help="exit 0 even when some rows were rejected"
+        "--allow-rejects", action="store_true", help="exit 0 (not 3) when some rows were rejected"
     )
     i.set_defaults(func=cmd_import)
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach import settings
@@ -25,13 +26,37 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def _without_row_values(context: ExceptionContext) -> None:
+    """Keep the values out of a PostgreSQL error's text, which hide_parameters does not cover:
+    the server's DETAIL quotes the failing row ("Failing row contains (...)", "Key
+    (person_ref)=(...)"), and a data exception (SQLSTATE class 22) ends its message with the
+    value (``invalid input syntax for type integer: "..."``)."""
+    orig = context.original_exception
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if not primary:
+        return
+    if (getattr(diag, "sqlstate", None) or "").startswith("22"):
+        primary = primary.split(": ", 1)[0]
+    if str(orig) == primary:
+        return
+    orig.args = (primary,)
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None and wrapped.args:
+        wrapped.args = (f"({orig.__class__.__module__}.{orig.__class__.__name__}) {primary}",)
+
+
 def make_engine(url: str | None = None) -> Engine:
     url = url or settings.database_url()
+    # hide_parameters: a database error's text (which reaches logs, task logs and the CLI)
+    # never carries the bound values, which are names, addresses and numbers.
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    event.listen(engine, "handle_error", _without_row_values)
+    return engine
 
 
 @lru_cache(maxsize=8)

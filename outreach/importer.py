@@ -16,6 +16,7 @@ import json
 import logging
 import operator
 import re
+import sys
 import time
 import zlib
 from collections import namedtuple
@@ -44,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.sql.dml import Insert
 
 from outreach import settings, zones
@@ -64,6 +66,13 @@ from policies.timeblocks import normalize as normalize_times
 log = logging.getLogger(__name__)
 
 CHUNK_LINES = 5000  # lines per transaction: big enough to amortise queries, small for memory
+# The longest CSV field read (the csv module's default is 131,072): no field takes more than
+# 500 characters, so a longer one is a row reject, and beyond this bound the row's line is.
+CSV_FIELD_LIMIT = 1 << 24
+# A file whose first 8 KiB (after gunzip) are more than 5% control bytes is binary (an image, a
+# spreadsheet, UTF-16): a NUL or two in a name is a row's problem, not the file's.
+_SNIFF_BYTES = 8192
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
 _IN_BATCH = 5000  # keys per IN (...) list; SQLite allows 32766 parameters, PostgreSQL 65535
 SOURCE = "import"
 
@@ -128,7 +137,14 @@ STATUSES = (INSERTED, UPDATED, UNCHANGED, SUPERSEDED, REJECTED)
 
 
 class ImportFileError(Exception):
-    """The file as a whole cannot be read (missing, not UTF-8, broken gzip or CSV, no header)."""
+    """The file as a whole cannot be read (missing, binary, broken gzip or CSV, bad header);
+    raised before anything is written."""
+
+
+class ImportInterruptedError(Exception):
+    """The import stopped part-way (a database error, the file changed under it): the chunks
+    before the line named are in the database, the rest are not; importing the file again
+    finishes the work. The message names the file, the line and the error's type only."""
 
 
 @dataclass
@@ -215,8 +231,51 @@ def _file_format(path: Path) -> str:
 def _text_stream(path: Path, binary: IO[bytes]) -> io.TextIOWrapper:
     gzipped = path.suffix.lower() == ".gz"
     source: IO[bytes] = cast(IO[bytes], gzip.GzipFile(fileobj=binary)) if gzipped else binary
-    # utf-8-sig: spreadsheet exports start with a byte-order mark.
-    return io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
+    # utf-8-sig: spreadsheet exports start with a byte-order mark. surrogateescape: a byte that
+    # is not UTF-8 rejects its row (_bad_bytes), not the whole file.
+    return io.TextIOWrapper(source, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+_BAD_BYTE = re.compile("[\udc80-\udcff]")  # how surrogateescape spells an undecodable byte
+
+
+def _bad_bytes(text: str) -> str | None:
+    """Why ``text`` is not UTF-8 (the first bad byte and its column), or None when it is."""
+    if text.isascii():
+        return None
+    found = _BAD_BYTE.search(text)
+    if found is None:
+        return None
+    return (
+        f"not UTF-8 text (byte 0x{ord(found.group()) - 0xDC00:02x} at column {found.start() + 1})"
+    )
+
+
+def _shown_bytes(text: str) -> str:
+    """Text with its undecodable bytes written as \\xNN, so the rejects file can hold it."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _sniff(path: Path) -> None:
+    """Refuse a binary file (control bytes in its first bytes, after gunzip) or a broken gzip."""
+    try:
+        with path.open("rb") as raw:
+            source: IO[bytes] = (
+                cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if path.suffix.lower() == ".gz" else raw
+            )
+            head = source.read(_SNIFF_BYTES)
+    except OSError as exc:
+        if exc.strerror:
+            raise ImportFileError(f"{path.name}: cannot open: {exc.strerror}") from None
+        raise ImportFileError(f"{path.name}: cannot read: {exc}") from None
+    except (EOFError, zlib.error) as exc:
+        raise ImportFileError(f"{path.name}: cannot read: {exc}") from None
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    if controls * 20 > len(head):
+        raise ImportFileError(
+            f"{path.name}: a binary file, not CSV or JSON lines text ({controls} control bytes "
+            f"in the first {len(head):,}; UTF-16 text is not read either)"
+        )
 
 
 # Numbers in JSON as Decimal: a balance written as 1200.10 must not become 1200.0999...
@@ -233,10 +292,22 @@ def _iter_rows(path: Path, fmt: str, text: io.TextIOWrapper) -> Iterator[_Row]:
                 stripped = raw_line.strip()
                 if not stripped:
                     continue
+                bad = _bad_bytes(stripped)
+                if bad is not None:
+                    yield _Row(line, "", {}, _shown_bytes(stripped), error=bad)
+                    continue
                 try:
                     obj = _JSON.decode(stripped)
                 except json.JSONDecodeError as exc:
                     yield _Row(line, "", {}, stripped, error=f"not valid JSON: {exc.msg}")
+                    continue
+                except RecursionError:
+                    yield _Row(line, "", {}, stripped, error="not valid JSON: nested too deeply")
+                    continue
+                except ValueError:  # an integer over Python's digit limit
+                    digits = sys.get_int_max_str_digits()
+                    error = f"not valid JSON: a number longer than {digits} digits"
+                    yield _Row(line, "", {}, stripped, error=error)
                     continue
                 if not isinstance(obj, dict):
                     yield _Row(line, "", {}, stripped, error="not a JSON object")
@@ -249,16 +320,49 @@ def _iter_rows(path: Path, fmt: str, text: io.TextIOWrapper) -> Iterator[_Row]:
         raise ImportFileError(f"{path.name}: cannot read: {exc}") from None
 
 
+class _RecordLines:
+    """The lines the CSV reader took for the record it is reading, for a record it cannot
+    parse (the rejects file shows them)."""
+
+    def __init__(self, text: Iterable[str]) -> None:
+        self._text = iter(text)
+        self.lines: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._text)
+        self.lines.append(line)
+        return line
+
+    def take(self, limit: int = 10_000) -> str:
+        text, self.lines = "".join(self.lines), []
+        return _shown_bytes(text if len(text) <= limit else text[:limit] + "...")
+
+
 def _iter_csv(path: Path, text: io.TextIOWrapper) -> Iterator[_Row]:
+    # The limit is the csv module's, process-wide: set while this file is read, then restored.
+    previous_limit = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        yield from _iter_csv_rows(path, _RecordLines(text))
+    finally:
+        csv.field_size_limit(previous_limit)
+
+
+def _iter_csv_rows(path: Path, lines: _RecordLines) -> Iterator[_Row]:
     # strict: a stray quote would otherwise swallow the rest of the file into one field.
-    reader = csv.reader(text, strict=True)
+    reader = csv.reader(lines, strict=True)
     try:
         header = next(reader, None)
     except csv.Error as exc:
         raise ImportFileError(f"{path.name}: line 1: {exc}") from None
     if header is None:
         return
+    lines.take()
     header = [h.strip() for h in header]
+    if any(_bad_bytes(h) for h in header):
+        raise ImportFileError(f"{path.name}: line 1: the CSV header is not UTF-8 text")
     if "record" not in header:
         raise ImportFileError(f"{path.name}: the CSV header has no 'record' column")
     dupes = sorted({h for h in header if h and header.count(h) > 1})
@@ -271,15 +375,31 @@ def _iter_csv(path: Path, text: io.TextIOWrapper) -> Iterator[_Row]:
         try:
             values = next(reader, None)
         except csv.Error as exc:
-            raise ImportFileError(f"{path.name}: line {start}: {exc}") from None
+            previous_end = reader.line_num
+            if "unexpected end of data" in str(exc):  # an open quote runs to the end of file
+                raise ImportFileError(f"{path.name}: line {start}: {exc}") from None
+            if "field larger than field limit" in str(exc):
+                error = f"a field is longer than {CSV_FIELD_LIMIT:,} characters"
+            else:
+                error = f"not valid CSV: {exc}"
+            yield _Row(start, "", {}, lines.take(), None, error)
+            continue
         if values is None:
             return
         previous_end = reader.line_num
+        lines.lines.clear()
         if not values or all(not v.strip() for v in values):
             continue
         if len(values) > width:
             error = f"{len(values)} values for {width} header columns"
-            yield _Row(start, "", {}, values, header, error)
+            yield _Row(start, "", {}, [_shown_bytes(v) for v in values], header, error)
+            continue
+        # Most rows are ASCII: one C-level pass each, the column search only for a bad row.
+        if not all(map(str.isascii, values)) and _BAD_BYTE.search("".join(values)):
+            bad_column = next(i for i, v in enumerate(values) if _bad_bytes(v))
+            name = header[bad_column] or None
+            error = cast(str, _bad_bytes(values[bad_column]))
+            yield _Row(start, "", {"field": name}, [_shown_bytes(v) for v in values], header, error)
             continue
         data = {h: v for h, v in zip(header, values, strict=False) if v != ""}
         yield _Row(start, _record_type(data.get("record")), data, values, header)
@@ -382,14 +502,14 @@ def _iter_key_fields(path: Path, text: io.TextIOWrapper) -> Iterator[_Row]:
             if "\\" in stripped or not (stripped[0] == "{" and stripped[-1] == "}"):
                 try:
                     obj = json.loads(stripped)
-                except ValueError:
+                except (ValueError, RecursionError):  # the main pass rejects the line
                     continue
                 if isinstance(obj, dict):
                     yield _Row(line, _record_type(obj.get("record")), obj, None)
                 continue
             data: dict[str, Any] = {}
             for key, string, number in _KEY_FIELD.findall(stripped):
-                data[key] = int(number) if number else string  # null reads as "", like blank
+                data[key] = _int_key(number) if number else string  # null reads "", like blank
             yield _Row(line, _record_type(data.get("record")), data, None)
     except UnicodeDecodeError as exc:
         where = f" after line {line}" if line else ""
@@ -398,7 +518,15 @@ def _iter_key_fields(path: Path, text: io.TextIOWrapper) -> Iterator[_Row]:
         raise ImportFileError(f"{path.name}: cannot read: {exc}") from None
 
 
+def _int_key(number: str) -> int | str:
+    try:
+        return int(number)
+    except ValueError:  # over the digit limit: the main pass rejects the line
+        return number
+
+
 def _prescan(path: Path, fmt: str) -> _Scan:
+    _sniff(path)
     try:
         size = path.stat().st_size
         binary = path.open("rb")
@@ -443,10 +571,16 @@ def _text(value: Any, name: str, *, required: bool = False, max_len: int = 200) 
     # Called ~30 times a row: the common case (a non-blank string) takes the first branch.
     if value.__class__ is str:
         text = value.strip()
-        if text and len(text) <= max_len:
+        if text and len(text) <= max_len and "\x00" not in text and _encodable(text):
             return text
         if text:
-            raise _Reject(name, f"longer than {max_len} characters")
+            if len(text) > max_len:
+                raise _Reject(name, f"longer than {max_len} characters")
+            # PostgreSQL cannot store NUL and no driver can encode a lone surrogate: the same
+            # reject on every engine, before any database sees the row.
+            if "\x00" in text:
+                raise _Reject(name, "contains a NUL character (U+0000)")
+            raise _Reject(name, "contains a lone surrogate (U+D800-U+DFFF), not valid Unicode")
     elif value is not None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Reject(name, "must be text")
@@ -454,6 +588,16 @@ def _text(value: Any, name: str, *, required: bool = False, max_len: int = 200) 
     if required:
         raise _Reject(name, "required")
     return None
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _required_text(value: Any, name: str, max_len: int = 200) -> str:
@@ -503,7 +647,10 @@ def _instant(value: Any, name: str) -> dt.datetime:
         raise _Reject(name, f"{_shown(value)} is not an ISO 8601 date-time")
     if when.utcoffset() is None:
         raise _Reject(name, "needs a UTC offset or Z (e.g. 2026-11-20T14:03:00-05:00)")
-    return when.astimezone(dt.UTC).replace(tzinfo=None)
+    try:
+        return when.astimezone(dt.UTC).replace(tzinfo=None)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before the first instant Python has
+        raise _Reject(name, f"{_shown(value)} is out of range in UTC") from None
 
 
 def _money(value: Any, name: str, *, positive: bool = False) -> Decimal:
@@ -946,7 +1093,7 @@ def _parse_row(row: _Row, fmt: str) -> _Item | _Bad:
     """Validate one row on its own (no database); what needs the database waits for apply."""
     try:
         if row.error:
-            raise _Reject(None, row.error)
+            raise _Reject(row.data.get("field") if row.data else None, row.error)
         parser = _PARSERS.get(row.record)
         if parser is None:
             if not row.record:
@@ -959,6 +1106,11 @@ def _parse_row(row: _Row, fmt: str) -> _Item | _Bad:
         return item
     except _Reject as rej:
         return _Bad(row, rej.field, rej.reason)
+    except Exception as exc:  # noqa: BLE001 - a row never stops the import
+        # The type only: the message may quote the row's values.
+        log.warning("line %d: %s while validating; the row is rejected", row.line,
+                    type(exc).__name__)  # fmt: skip
+        return _Bad(row, None, f"cannot be read ({type(exc).__name__})")
     finally:
         row.data = {}
 
@@ -1794,7 +1946,9 @@ def import_file(
 ) -> ImportReport:
     """Import one portfolio file; see docs/import-format.md for the format and the rules.
 
-    Raises ImportFileError when the file cannot be read at all; bad rows are rejected one by one.
+    Raises ImportFileError when the file cannot be read at all (nothing written); bad rows are
+    rejected one by one. Raises ImportInterruptedError when the import stops part-way (the
+    chunks before the line it names are committed; importing the file again finishes).
     """
     path = Path(path)
     began = time.monotonic()
@@ -1823,9 +1977,31 @@ def import_file(
     # generation every 700 allocations costs ~15% of the run for nothing.
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], 100_000), *thresholds[1:])
+    committed = 0  # the last line of the last committed chunk
     try:
         for parsed in _parse_chunks(path, fmt, chunk_size):
-            _count(report, rejects, parsed, chunks.apply(parsed))
+            try:
+                found = chunks.apply(parsed)
+            except (DataError, IntegrityError):
+                # A row the database refuses (a constraint the validation does not know): find
+                # it by applying the chunk's rows one by one, and reject it like any other.
+                found = _apply_one_by_one(chunks, parsed)
+            _count(report, rejects, parsed, found)
+            committed = parsed[-1].row.line
+    except Exception as exc:
+        # The type only: a driver's message may quote the rows.
+        log.error("import run %d stopped after line %d: %s", run_id, committed,
+                  type(exc).__name__)  # fmt: skip
+        done = (
+            f"lines 1-{committed} are in the database, the rest are not"
+            if committed
+            else "nothing was imported"
+        )
+        raise ImportInterruptedError(
+            f"{path.name}: the import stopped after line {committed} ({type(exc).__name__}): "
+            f"{done}; import the file again to finish (a re-import leaves what is already "
+            "there unchanged)"
+        ) from exc
     finally:
         gc.set_threshold(*thresholds)
         rejects.close()
@@ -1839,6 +2015,26 @@ def import_file(
         report.unchanged, report.superseded, report.rejected, report.seconds,
     )  # fmt: skip
     return report
+
+
+def _apply_one_by_one(
+    chunks: _Chunks, items: list[_Item | _Bad]
+) -> list[tuple[_Row, str | None, str]]:
+    """Apply a chunk the database refused one row at a time (each its own transaction), the
+    rows it refuses becoming rejects; the result is the chunk's, as the file's split into
+    chunks never changes it."""
+    rejected: list[tuple[_Row, str | None, str]] = []
+    for item in items:
+        if isinstance(item, _Item):
+            item.status, item.changed = "", False  # what the failed attempt had set
+        try:
+            rejected.extend(chunks.apply([item]))
+        except (DataError, IntegrityError) as exc:
+            assert isinstance(item, _Item)  # a _Bad is never written
+            item.status = REJECTED
+            refused = type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
+            rejected.append((item.row, None, f"refused by the database ({refused})"))
+    return rejected
 
 
 def _count(

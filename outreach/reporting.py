@@ -8,6 +8,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from outreach import settings
+from outreach.quarantine import in_quarantine
+
 STATES = ("planned", "sending", "sent", "deferred", "suppressed", "failed", "uncertain", "expired")
 
 
@@ -53,6 +56,8 @@ def day_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
         "suppressed_by_reason": dict(reasons["suppressed"].most_common()),
         "deferred_by_reason": dict(reasons["deferred"].most_common()),
         "people_and_paper": {name: counts for name, counts in media.items() if counts},
+        # Files the ingest could not read, waiting for a person (outreach.quarantine).
+        "quarantined_files": in_quarantine(settings.data_dir() / "inbox"),
     }
 
 
@@ -110,6 +115,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     for title, counts in summary.get("people_and_paper", {}).items():
         lines += ["", f"{title[0].upper()}{title[1:]}:"]
         lines += [f"  {label:<36} {n:>7,}" for label, n in sorted(counts.items())]
+    if summary.get("quarantined_files"):
+        lines += ["", "Files in quarantine (not imported; fix or remove them, see data/inbox):"]
+        lines += [f"  {q['file']}: {q['reason']}" for q in summary["quarantined_files"]]
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ names, reason codes. Never names, numbers, addresses or amounts per person.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from outreach import settings
 from outreach.config import Config, load_config
 from outreach.db import get_engine, migrate
 from outreach.planner import PlanScope
+
+log = logging.getLogger(__name__)
 
 
 def checked_config() -> Config:
@@ -36,8 +39,13 @@ def ingest(inbox: Path | None = None) -> dict[str, Any]:
     """Import what waits in the inbox (``data/inbox`` by default), moving each file to a
     ``done`` folder beside it once imported: portfolio files at the top, the mail house's
     returned mail under ``returned_mail/``, each agency's returns under
-    ``agency_returns/<agency>/``. Returns counts."""
-    from outreach.importer import import_file
+    ``agency_returns/<agency>/``. A file that cannot be read as a whole goes to a
+    ``quarantine`` folder beside it with a reason file (outreach.quarantine) and the others are
+    imported: one bad file never stops the day. Returns counts, and the quarantined files'
+    names (``quarantined``, ``quarantined_files``)."""
+    import csv
+
+    from outreach.importer import ImportFileError, import_file
     from outreach.letters import import_returned_mail
     from outreach.placement import import_agency_returns
 
@@ -46,14 +54,27 @@ def ingest(inbox: Path | None = None) -> dict[str, Any]:
     inbox.mkdir(parents=True, exist_ok=True)
     engine = get_engine()
     at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    totals: dict[str, Any] = {"files": 0, "rows_read": 0, "rejected": 0}
+    totals: dict[str, Any] = {
+        "files": 0, "rows_read": 0, "rejected": 0, "quarantined": 0, "quarantined_files": [],
+    }  # fmt: skip
+    # What a file that cannot be read raises. The returned-mail and agency readers also let a
+    # decoding or CSV error through; a database error is not the file's fault and fails the task.
+    unreadable = (ImportFileError, UnicodeError, csv.Error)
     for path in _waiting(inbox):
-        report = import_file(path, engine=engine)
+        try:
+            report = import_file(path, engine=engine)
+        except ImportFileError as exc:
+            _quarantine(inbox, path, exc, at, totals)
+            continue
         totals["rows_read"] += report.rows_read
         totals["rejected"] += report.rejected
         _done(path, totals)
     for path in _waiting(inbox / "returned_mail"):
-        returned = import_returned_mail(engine, path, at)
+        try:
+            returned = import_returned_mail(engine, path, at)
+        except unreadable as exc:
+            _quarantine(inbox, path, exc, at, totals)
+            continue
         totals["returned_mail"] = totals.get("returned_mail", 0) + int(returned["returned"])
         totals["rejected"] += int(returned["rejected"])
         _done(path, totals)
@@ -62,11 +83,29 @@ def ingest(inbox: Path | None = None) -> dict[str, Any]:
         if agency_dir.name == "done":
             continue
         for path in _waiting(agency_dir):
-            imported = import_agency_returns(engine, agency_dir.name, path, at)
+            try:
+                imported = import_agency_returns(engine, agency_dir.name, path, at)
+            except unreadable as exc:
+                _quarantine(inbox, path, exc, at, totals)
+                continue
             totals["agency_returns"] = totals.get("agency_returns", 0) + int(imported["inserted"])
             totals["rejected"] += int(imported.get("rejected", 0))
             _done(path, totals)
     return totals
+
+
+def _quarantine(
+    inbox: Path, path: Path, exc: Exception, at: dt.datetime, totals: dict[str, Any]
+) -> None:
+    from outreach.quarantine import quarantine
+
+    # ImportFileError's text names the file and the problem; a decoding or CSV error from the
+    # other readers is named by its kind (its text could quote the bytes it choked on).
+    reason = str(exc) if not isinstance(exc, UnicodeError) else f"{path.name}: not UTF-8 text"
+    log.warning("ingest: %s quarantined: %s", path.relative_to(inbox).as_posix(), reason)
+    quarantine(path, reason, at)
+    totals["quarantined"] += 1
+    totals["quarantined_files"].append(path.relative_to(inbox).as_posix())
 
 
 def _waiting(folder: Path) -> list[Path]:
@@ -282,6 +321,7 @@ def summary(
 ) -> dict[str, Any]:
     """Counts for the day: planned/sent by stage and channel, suppressed by reason code. A dry
     run's are its plan's counts (``planned``, one dict per batch): nothing was written."""
+    from outreach.quarantine import in_quarantine
     from outreach.reporting import day_summary
 
     if controls is not None and controls.dry_run:
@@ -289,5 +329,10 @@ def summary(
         for counts in planned:
             for name, n in counts.items():
                 totals[name] = totals.get(name, 0) + int(n)
-        return {"as_of": as_of.isoformat(), "dry_run": True, "plan": totals}
+        return {
+            "as_of": as_of.isoformat(),
+            "dry_run": True,
+            "plan": totals,
+            "quarantined_files": in_quarantine(settings.data_dir() / "inbox"),
+        }
     return day_summary(get_engine(), as_of)

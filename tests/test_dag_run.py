@@ -125,6 +125,9 @@ def site(tmp_path_factory: pytest.TempPathFactory, app_database: str | None) -> 
         inbox = data / "inbox"
         inbox.mkdir()
         generate(ACCOUNTS, seed=11, out=inbox / "portfolio.jsonl", as_of=DAY)
+        # A file the ingest cannot read, sorted before the good one: quarantined, never
+        # stopping the day (test_an_unreadable_inbox_file_is_quarantined_and_the_day_goes_on).
+        (inbox / "broken.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00junk")
         yield Site(
             env=env,
             data=data,
@@ -175,6 +178,44 @@ def first_run(site: Site) -> dict[str, Any]:
         "ledger_sent": _ledger_sent_by_channel(site),
         "outbox": _outbox_by_channel(site),
     }
+
+
+def test_an_unreadable_inbox_file_is_quarantined_and_the_day_goes_on(
+    site: Site, first_run: dict[str, Any]
+) -> None:
+    import json
+
+    from sqlalchemy import create_engine, text
+
+    tasks = first_run["result"]["tasks"]
+    assert tasks["ingest"] == {"success": 1} and sum(tasks["plan_batch"].values()) >= 2
+    inbox = site.data / "inbox"
+    assert (inbox / "done" / "portfolio.jsonl").exists()
+    assert (inbox / "quarantine" / "broken.jsonl.gz").exists()
+    reason = (inbox / "quarantine" / "broken.jsonl.gz.reason.txt").read_text()
+    assert "broken.jsonl.gz: cannot read" in reason
+    engine = create_engine(site.database_url)
+    try:
+        with engine.connect() as conn:
+            accounts = conn.execute(text("SELECT COUNT(*) FROM account")).scalar_one()
+            planned = conn.execute(
+                text("SELECT COUNT(DISTINCT account_id) FROM contact WHERE plan_date = :d"),
+                {"d": DAY},
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert accounts == ACCOUNTS and planned > ACCOUNTS // 2
+    with sqlite3.connect(site.airflow_home / "airflow.db") as conn:
+        found = {
+            task: json.loads(value if isinstance(value, str) else bytes(value).decode())
+            for task, value in conn.execute(
+                "select task_id, value from xcom where dag_id = ? and run_id = ? "
+                "and task_id in ('ingest', 'summary') and key = 'return_value'",
+                ("outreach_daily", first_run["result"]["run_id"]),
+            )
+        }
+    assert found["ingest"]["quarantined_files"] == ["broken.jsonl.gz"]
+    assert [q["file"] for q in found["summary"]["quarantined_files"]] == ["broken.jsonl.gz"]
 
 
 def test_daily_run_records_each_sent_contact_once_in_its_medium(first_run: dict[str, Any]) -> None:

@@ -251,7 +251,7 @@ def test_a_dependent_row_above_its_account_is_rejected(tmp_path: Path, engine: E
     [
         ("missing.jsonl", None, "cannot open"),
         ("no_record.csv", b"account_ref,balance\nA1,10\n", "no 'record' column"),
-        ("latin1.csv", b"record,full_name\naccount,Ren\xe9e\n", "not UTF-8"),
+        ("latin1.csv", b"record,full_n\xe9me\naccount,Pat\n", "header is not UTF-8"),
         ("quote.csv", b'record,full_name\naccount,"Pat\n', "line 2: unexpected end of data"),
         ("portfolio.xlsx", b"PK", "unknown format"),
     ],

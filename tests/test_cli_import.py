@@ -1,0 +1,79 @@
+"""``outreach import``: its exit codes, and one line naming the file and the reason for a file
+it cannot read, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from outreach import importer
+from outreach.cli import main
+from tests.test_import import account, payment, write
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("broken.jsonl.gz", b"\x1f\x8b\x08\x00junk", "cannot read"),
+        ("missing.jsonl", None, "cannot open: No such file or directory"),
+        ("photo.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a binary file"),
+        ("portfolio.xlsx", b"PK\x03\x04", "unknown format"),
+        ("no_record.csv", b"account_ref,balance\nA1,10\n", "no 'record' column"),
+        ("dupes.csv", b"record,balance,balance\naccount,1,2\n", "duplicate CSV columns"),
+    ],
+)
+def test_a_file_it_cannot_read_exits_4_with_one_line(
+    app_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str,
+    content: bytes | None, reason: str,
+) -> None:  # fmt: skip
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["import", str(path)]) == 4
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"outreach import: {name}: ")
+    assert reason in lines[0]
+
+
+def test_rejects_exit_3_unless_allowed_and_a_clean_file_exits_0(
+    app_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean = write(tmp_path / "clean.jsonl", [account()])
+    assert main(["import", str(clean)]) == 0
+    bad = write(tmp_path / "bad.jsonl", [payment(account_ref="NOPE"), "[1]"])
+    assert main(["import", str(bad)]) == 3
+    assert "2 rejected" in capsys.readouterr().out
+    assert main(["import", str(bad), "--allow-rejects"]) == 0
+
+
+def test_an_import_stopped_part_way_exits_5_with_one_line(
+    app_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from sqlalchemy.exc import OperationalError
+
+    def failing_apply(self: Any, items: list[Any]) -> Any:
+        raise OperationalError("INSERT ...", {"full_name": "Pat Secretname"}, Exception("down"))
+
+    monkeypatch.setattr(importer._Chunks, "apply", failing_apply)
+    path = write(tmp_path / "p.jsonl", [account()])
+    assert main(["import", str(path)]) == 5
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "p.jsonl: the import stopped after line 0" in lines[0]
+    assert "import the file again" in lines[0] and "Secretname" not in lines[0]
+
+
+def test_the_rejects_file_is_the_only_place_a_rejected_value_goes(
+    app_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path / "p.jsonl", [account(full_name="Pat\u0000Secretname")])
+    assert main(["import", str(path)]) == 3
+    out, err = capsys.readouterr()
+    assert "Secretname" not in out + err
+    (rejects,) = (app_data / "rejects").iterdir()
+    assert "Secretname" in json.loads(rejects.read_text())["record"]["full_name"]
