@@ -884,7 +884,9 @@ def _inconvenient_times(value: Any) -> str | None:
 
 
 def _region(value: Any, country: str) -> str | None:
-    region = _text(value, "region", required=country in ("US", "CN"), max_len=16)
+    # A US account may come without its state: its candidate zones are then every clock of
+    # the states (outreach.zones.US_NO_STATE_ZONES). China still needs its province.
+    region = _text(value, "region", required=country == "CN", max_len=16)
     if region is None:
         return None
     code = region.upper().removeprefix(f"{country}-")

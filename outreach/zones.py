@@ -82,6 +82,17 @@ _ZIP_PINS: dict[str, dict[str, str]] = {
     for state, pins in _ZIP_PIN_SPEC.items()
 }
 
+# Candidates of a US address with no state: one zone per clock of the 50 states and DC, so
+# only hours allowed in every state are used. A zone the states use but left out here shows the
+# same local time as one kept, every hour (Detroit and Indianapolis as New York, Menominee as
+# Chicago, Boise as Denver; a test checks it). The territories are left out: an account whose
+# state is missing is most likely in the states, and Guam and Saipan (UTC+10) would leave no
+# hour allowed anywhere; an account in a territory carries its code (PR, GU, VI, AS, MP).
+US_NO_STATE_ZONES: tuple[str, ...] = (
+    _NY, _CHI, _DEN, "America/Phoenix", _LA, "America/Anchorage", "America/Adak",
+    "Pacific/Honolulu",
+)  # fmt: skip
+
 # ISO 3166-2:CN codes of the 31 mainland provinces, autonomous regions and municipalities.
 CN_PROVINCES: frozenset[str] = frozenset(
     "AH BJ CQ FJ GD GS GX GZ HA HB HE HI HL HN JL JS JX LN NM NX QH SC SD SH SN SX TJ XJ XZ YN ZJ".split()
@@ -110,10 +121,13 @@ def _region_code(country: str, region: str | None) -> str:
 
 @lru_cache(maxsize=4096)
 def address_zones(country: str, region: str | None, postal_code: str | None) -> tuple[str, ...]:
-    """IANA zones a postal address may be in: one for most, two across a state's zone line."""
+    """IANA zones a postal address may be in: one for most, two across a state's zone line,
+    every clock of the states (:data:`US_NO_STATE_ZONES`) for a US address with no state."""
     country = (country or "").strip().upper()
     if country == "US":
         state = _region_code(country, region)
+        if not state:
+            return US_NO_STATE_ZONES
         if state in US_SPLIT_STATES:
             return _pinned_by_zip(state, postal_code) or US_SPLIT_STATES[state]
         zone = US_STATE_ZONES.get(state)
@@ -154,6 +168,12 @@ def _depths() -> dict[str, int]:
 def phone_zones(e164: str) -> tuple[str, ...]:
     """Candidate zones of an E.164 number from its country and area code; () when unknown.
 
+    A number that phonenumbers can only place in its whole calling code (toll-free 8XX, 5XX
+    personal numbers, 900, VoIP or mobile ranges with no region) gives () when that code spans
+    several zones: +1 alone lists every zone of North America, Guam and American Samoa
+    included, where no hour is allowed everywhere, so such a number adds no zone and the
+    address decides. Where the code has one zone (+86, +49) that zone is kept: it still tells.
+
     Cached per prefix: the prefix is cut where phonenumbers' zone data stops distinguishing
     numbers (``+1212`` for Manhattan, ``+1270202`` where an area code straddles a zone line).
     """
@@ -175,8 +195,18 @@ def phone_zones(e164: str) -> tuple[str, ...]:
     if not phonenumbers.is_valid_number(number):
         return ()  # not cached: an invalid number must not decide for valid ones under its prefix
     zones = tuple(z for z in _pn_timezone.time_zones_for_number(number) if z != _UNKNOWN_ZONE)
+    if len(zones) > 1 and zones == _calling_code_zones(number.country_code):
+        zones = ()  # the calling code's whole list: the number tells nothing
     _phone_zone_cache[key] = zones
     return zones
+
+
+def _calling_code_zones(country_code: int | None) -> tuple[str, ...]:
+    """Every zone phonenumbers lists for a calling code (its answer for a number it cannot
+    place more precisely)."""
+    from phonenumbers.tzdata import TIMEZONE_DATA
+
+    return tuple(TIMEZONE_DATA.get(str(country_code), ()))
 
 
 _PARSE_ERRORS = {
