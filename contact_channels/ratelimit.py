@@ -10,7 +10,9 @@ together. Every worker takes a token before each provider call:
 - ``local``: in this process only (threads), for tests and single-process runs.
 
 A bucket of ``rate`` tokens a second holding at most ``burst`` tokens lets through ``burst``
-at once, then ``rate`` a second. Retry-After from a provider is honoured by the retry policy
+at once, then ``rate`` a second. A token is a message, except for SMS: Twilio counts its
+throughput in segments, so an SMS takes one token per segment (GSM-7 or UCS-2, as
+``contact_channels.sms_segments`` counts them) and a three-part Chinese text three. Retry-After from a provider is honoured by the retry policy
 (``contact_channels.retry``); the bucket keeps us from causing the 429 in the first place.
 """
 
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from contact_channels.base import Channel, ChannelError, OutboundMessage, SendResult
+from contact_channels.sms_segments import sms_segments
 
 # Longest single wait: a limiter never sleeps longer than this in one go, so a worker that is
 # told to stop notices within a second.
@@ -213,13 +216,21 @@ class RateLimitedChannel:
         """Messages the inner channel sends in one request (1 when it cannot batch)."""
         return int(getattr(self.channel, "max_batch", 1) or 1)
 
+    def tokens(self, message: OutboundMessage) -> int:
+        """What one message costs: its segments for SMS (the unit Twilio's rate counts), else 1.
+        A take larger than the burst is made in portions (``_portions``), so it never waits
+        for a bucket fuller than it can be."""
+        if self.kind == "sms":
+            return sms_segments(message.body_text)[1]
+        return 1
+
     def send(self, message: OutboundMessage) -> SendResult:
-        self.waited += self.limiter.acquire()
+        self.waited += self.limiter.acquire(self.tokens(message))
         return self.channel.send(message)
 
     def send_batch(self, messages: Sequence[OutboundMessage]) -> list[SendResult | ChannelError]:
-        """One token per message of the batch, then the inner channel's batch send."""
-        self.waited += self.limiter.acquire(len(messages))
+        """Each message's tokens (see :meth:`tokens`), then the inner channel's batch send."""
+        self.waited += self.limiter.acquire(sum(self.tokens(m) for m in messages))
         return list(self.channel.send_batch(messages))  # type: ignore[attr-defined]
 
     def lookup(self, key: str) -> SendResult | None:

@@ -9,7 +9,7 @@ of the action's ``template``. The rules:
   (a 40-character name, five-digit amounts, a name that is not GSM-7);
 - ``sms``: the rendered text tells how to opt out (``STOP``; zh-CN ``STOP`` or ``退订``), and
   its worst rendering needs at most ``sms.max_segments`` segments (``config/channels.yaml``,
-  default 3), counted by :func:`sms_segments`;
+  default 3), counted by :func:`contact_channels.sms_segments.sms_segments`;
 - ``email``: the text starts with a ``Subject:`` line, and both the text and the HTML carry an
   unsubscribe instruction or link (the word unsubscribe or 退订, or one of SendGrid's ASM
   unsubscribe tags such as ``<%asm_group_unsubscribe_raw_url%>``);
@@ -28,21 +28,10 @@ from typing import Any
 
 from jinja2 import TemplateError, TemplateSyntaxError
 
+from contact_channels.sms_segments import sms_segments
 from outreach import settings
 from outreach.channel_config import DEFAULT_MAX_SMS_SEGMENTS, channels_config
 from outreach.messages import escape_context, message_context, sandbox, split_subject
-
-# GSM 03.38: the basic character set (one septet each) and the extension table (ESC + one
-# septet, so two each). Anything else makes the whole message UCS-2.
-GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
-# Per-segment capacity: a single message, and each part of a concatenated one (the rest of a
-# part is its user data header).
-GSM7_SINGLE, GSM7_PART = 160, 153
-UCS2_SINGLE, UCS2_PART = 70, 67
 
 # The opt-out instruction each language's SMS must carry, and the email unsubscribe markers.
 SMS_OPT_OUT = {"en": re.compile(r"\bSTOP\b"), "zh-CN": re.compile(r"\bSTOP\b|退订")}
@@ -50,33 +39,6 @@ EMAIL_UNSUBSCRIBE = re.compile(
     r"unsubscribe|退订|<%asm_(?:group_unsubscribe|global_unsubscribe|preferences)_raw_url%>",
     re.IGNORECASE,
 )
-
-
-def sms_segments(text: str) -> tuple[str, int]:
-    """``(encoding, segments)`` of an SMS body: ``"GSM-7"`` or ``"UCS-2"`` and the part count.
-
-    GSM-7 when every character is in the GSM 03.38 basic or extension table (extension
-    characters such as ``€ { } [ ] ~ ^ | \\`` take two septets): 160 septets in one message,
-    153 per part beyond. Otherwise UCS-2 (any Chinese text): 70 UTF-16 units in one message,
-    67 per part, a character outside the BMP (an emoji) taking two. Parts are filled the way
-    handsets and Twilio split them: an escape sequence or a surrogate pair is never cut, so a
-    part can hold one unit less. An empty body is one segment.
-    """
-    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text):
-        encoding, single, part = "GSM-7", GSM7_SINGLE, GSM7_PART
-        costs = [2 if ch in GSM7_EXTENSION else 1 for ch in text]
-    else:
-        encoding, single, part = "UCS-2", UCS2_SINGLE, UCS2_PART
-        costs = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
-    total = sum(costs)
-    if total <= single:
-        return encoding, 1
-    segments, used = 1, 0
-    for cost in costs:
-        if used + cost > part:
-            segments, used = segments + 1, 0
-        used += cost
-    return encoding, segments
 
 
 def max_sms_segments(config_dir: Path | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import os
 import time
@@ -20,8 +21,14 @@ from contact_channels.ratelimit import (
     limiter_from_settings,
 )
 from contact_channels.registry import build_channel
+from contact_channels.sms_segments import sms_segments
 from contact_channels.twilio_sms import TwilioSmsChannel
 from fakes.twilio_server import FakeTwilio
+from outreach.dispatcher import dispatch_range
+from outreach.ladder import load_ladder
+from outreach.planner import iter_plan
+from outreach.settings import PROJECT_ROOT
+from tests import factories as f
 
 
 class FakeClock:
@@ -163,3 +170,115 @@ def test_a_limited_channel_passes_batches_through_and_charges_each_message() -> 
     outcomes = channel.send_batch(messages)
     assert inner.batches == [30] and [o.provider_id for o in outcomes] == [m.key for m in messages]  # type: ignore[union-attr]
     assert channel.waited == pytest.approx(0.2)  # 10 from the bucket, 20 at 100 a second
+
+
+# --- issue 13 item 7: Twilio counts its rate in segments ----------------------------------------
+
+
+class Recording:
+    """An SMS channel that only notes what it was given."""
+
+    kind, backend = "sms", "twilio"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        self.sent.append(message.key)
+        return SendResult(provider_id=message.key)
+
+
+def _sms(key: str, body: str) -> OutboundMessage:
+    return OutboundMessage(key=key, channel="sms", destination="+14155550123", body_text=body)
+
+
+def test_an_sms_takes_one_token_per_segment_even_beyond_the_burst() -> None:
+    clock = FakeClock()
+    bucket = LocalTokenBucket(rate=10.0, burst=2.0, clock=clock, sleep=clock.sleep)
+    inner = Recording()
+    channel = RateLimitedChannel(inner, bucket)  # type: ignore[arg-type]
+    assert sms_segments("a" * 700) == ("GSM-7", 5)
+    channel.send(_sms("k1", "a" * 700))  # 5 segments through a bucket of 2: no deadlock
+    assert inner.sent == ["k1"] and channel.waited == pytest.approx(0.3)  # 3 more at 10 a second
+    channel.send(_sms("k2", "您" * 71))  # UCS-2: 2 segments
+    assert channel.waited == pytest.approx(0.5)
+    channel.send(_sms("k3", "Hi, reply STOP to opt out."))  # GSM-7: 1 segment
+    assert channel.waited == pytest.approx(0.6)
+
+
+def test_email_still_takes_one_token_per_message_whatever_its_length() -> None:
+    clock = FakeClock()
+    bucket = LocalTokenBucket(rate=10.0, burst=1.0, clock=clock, sleep=clock.sleep)
+    inner = Batching()
+    channel = RateLimitedChannel(inner, bucket)  # type: ignore[arg-type]
+    long = [OutboundMessage(key=f"k{i}", channel="email", destination="a@example.com",
+                            body_text="您" * 1000, subject="s") for i in range(3)]  # fmt: skip
+    channel.send_batch(long)
+    assert channel.waited == pytest.approx(0.2)
+
+
+def test_long_chinese_sms_go_out_at_the_limit_divided_by_their_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 12 segments a second, 3 segments a message: 4 messages a second at Twilio, measured by
+    # the fake's arrival times (one token a message would let 12 a second through).
+    body = "您的账户已逾期，请尽快还款。回复TD退订" * 7
+    assert sms_segments(body) == ("UCS-2", 3)
+    with FakeTwilio() as fake:
+        monkeypatch.setenv("AIRFLOW_CONN_TWILIO_DEFAULT", fake.airflow_conn_json())
+        sms = build_channel(
+            "sms",
+            {"backend": "twilio", "rate_limit": {"per_second": 12, "burst": 3, "store": "local"}},
+            outbox_url=f"sqlite:///{tmp_path / 'outbox.db'}",
+            state_dir=tmp_path,
+        )
+        started = time.monotonic()  # the fake's clock too: it runs in this process
+        try:
+            for i in range(9):
+                sms.send(_sms(f"k{i}", body))
+        finally:
+            sms.close()
+        arrivals = [r.received_at - started for r in fake.sends()]
+    assert len(arrivals) == 9
+    # The first goes on the full bucket, the 8 others at 4 a second: the last arrives after 2 s.
+    assert arrivals[-1] >= 8 * 3 / 12
+    assert arrivals[-1] < 8 * 3 / 12 + 1.5  # and no later than a busy shared machine explains
+
+
+def test_the_dispatcher_charges_each_chinese_sms_its_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A day's Chinese reminders dispatched through Twilio behind a bucket of 5 segments a
+    # second: the bucket holds for all sender threads together, segment by segment.
+    day = dt.date(2026, 11, 23)
+    engine = f.database(f"sqlite:///{tmp_path / 'app.db'}")
+    for i in range(6):
+        f.add_account(engine, as_of=day, dpd=3, language="zh-CN", phones=[
+            {"value": f"+1212555{200 + i:04d}", "zones": "America/New_York"}])  # fmt: skip
+    for _ in iter_plan(engine, load_ladder(PROJECT_ROOT / "config/ladders/default.yaml"), day, 100):
+        pass
+    rate, burst = 5.0, 2.0
+    with FakeTwilio() as fake:
+        monkeypatch.setenv("AIRFLOW_CONN_TWILIO_DEFAULT", fake.airflow_conn_json())
+        sms = build_channel(
+            "sms",
+            {
+                "backend": "twilio",
+                "rate_limit": {"per_second": rate, "burst": burst, "store": "local"},
+            },  # fmt: skip
+            outbox_url=f"sqlite:///{tmp_path / 'outbox.db'}",
+            state_dir=tmp_path,
+        )
+        started = time.monotonic()
+        try:
+            counts = dispatch_range(engine, day, "sms", 0, 10**9, clock="wall", channel_impl=sms,
+                                    now=lambda: dt.datetime(2026, 11, 23, 15)).as_dict()  # fmt: skip
+        finally:
+            sms.close()
+        sends = fake.sends()
+    assert counts["sent"] == 6 and len(sends) == 6
+    segments = [sms_segments(r.form["Body"]) for r in sends]
+    assert all(enc == "UCS-2" and n >= 2 for enc, n in segments), segments
+    total = sum(n for _, n in segments)
+    # Every segment beyond the bucket's first fill waits for its token at 5 a second.
+    assert max(r.received_at for r in sends) - started >= (total - burst) / rate
