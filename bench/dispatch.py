@@ -12,7 +12,9 @@ judge at the send instant, render, send, record.
 Two modes per channel:
 - ``limited``: ``rate_limit: {per_second: RATE, store: file}`` shared by the workers, and the
   fake provider answering 429 above RATE * 1.05 a second, so a 429 means our limiter let too
-  much through. Reported: the median rate over the run's whole seconds, and the 429s.
+  much through. The rate is in the provider's unit: SMS segments for Twilio (an SMS takes one
+  token per segment), emails for SendGrid. Reported: the median rate over the run's whole
+  seconds, in messages and in those units, and the 429s.
 - ``unlimited``: no limiter; the fake never refuses.
 
 Exactly once is checked on every run: the fake's accepted ledger keys are distinct and as many
@@ -177,10 +179,14 @@ def run_once(
         whole = per_second[1:-1] or per_second  # the first and last seconds are partial
         # The sustained rate: each whole second while both workers were still sending (a
         # worker past its deadline finishes its last range alone).
-        whole = whole[: max(1, int(min(c["seconds"] for c in counts)) - 1)]
+        held = max(1, int(min(c["seconds"] for c in counts)) - 1)
+        whole = whole[:held]
+        units = stats["accepted_units_per_second"]
+        whole_units = (units[1:-1] or units)[:held]
         return {"channel": channel, "mode": "limited" if rate else "unlimited", "rate": rate,
                 "sent": sent, "seconds": round(wall, 1), "per_second": round(sent / wall),
                 "median_second": statistics.median(whole) if whole else 0,
+                "median_units_second": statistics.median(whole_units) if whole_units else 0,
                 "min_second": min(whole) if whole else 0, "held_seconds": len(whole),
                 "rate_limited_429": stats["rate_limited"], "requests": stats["requests"],
                 "max_in_flight": stats["max_in_flight"],
@@ -195,7 +201,8 @@ def main() -> None:
     p.add_argument("--accounts", type=int, default=160_000)
     p.add_argument("--seconds", type=float, default=60.0,
                    help="each worker starts no new dispatch range after this")
-    p.add_argument("--rate", type=float, default=200.0, help="the limited mode's messages/s")
+    p.add_argument("--rate", type=float, default=200.0,
+                   help="the limited mode's rate a second: SMS segments, emails")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--workers", type=int, default=2, help="dispatch processes per channel")
     p.add_argument("--concurrency", type=int, default=16, help="sender threads per process")
@@ -226,6 +233,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One row of the docs table from the runs of a channel and mode."""
     return {**runs[0], "median": statistics.median(r["median_second"] for r in runs),
             "runs": [r["median_second"] for r in runs],
+            "units": statistics.median(r["median_units_second"] for r in runs),
             "wall": statistics.median(r["per_second"] for r in runs),
             "rate_limited_429": sum(r["rate_limited_429"] for r in runs),
             "held_seconds": min(r["held_seconds"] for r in runs),
@@ -239,13 +247,14 @@ def write_docs(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
              f"{args.workers} dispatch processes x {args.concurrency} sender threads, median of "
              f"{args.repeat} runs (`python bench/dispatch.py --write-docs`).", "",
              "| channel | mode | sent per run | median msg/s (whole seconds) | runs | "
-             "slowest second | whole seconds | msg/s over the wall time | 429s (all runs) | "
-             "requests per run |",
-             "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "median segments or emails/s | slowest second | whole seconds | "
+             "msg/s over the wall time | 429s (all runs) | requests per run |",
+             "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         mode = f"limited to {r['rate']:g}/s" if r["rate"] else "unlimited"
         table.append(f"| {r['channel']} | {mode} | {r['sent']:,} | {r['median']:,} | "
-                     f"{', '.join(f'{x:,}' for x in r['runs'])} | {r['min_second']:,} | "
+                     f"{', '.join(f'{x:,}' for x in r['runs'])} | {r['units']:,} | "
+                     f"{r['min_second']:,} | "
                      f"{r['held_seconds']} | {r['wall']:,} | {r['rate_limited_429']} | "
                      f"{r['requests']:,} |")
     write_block("dispatch-bench", table, "Dispatch")

@@ -258,18 +258,20 @@ class FakeProviderServer:
             if self.is_send(r) and (destination is None or r.destination == destination)
         ]
 
-    def _over_rate(self) -> bool:
-        """Take one send from the provider's own allowance; True when there is none left."""
+    def _over_rate(self, units: int = 1) -> bool:
+        """Take a send's units (:meth:`rate_units`) from the provider's own allowance; True
+        when there are not enough left."""
         if self.max_rate is None:
             return False
+        need = min(float(units), self.max_rate)  # a send above a second's worth waits a second
         with self._lock:
             now = time.monotonic()
             self._allowance = min(
                 self.max_rate, self._allowance + (now - self._allowance_at) * self.max_rate
             )
             self._allowance_at = now
-            if self._allowance >= 1.0:
-                self._allowance -= 1.0
+            if self._allowance >= need:
+                self._allowance -= need
                 return False
             self.rate_limited += 1
             return True
@@ -282,10 +284,13 @@ class FakeProviderServer:
         taken = [r for r in sends if r.fault is None]
         start = min((r.received_at for r in taken), default=0.0)
         per_second: list[int] = []
+        units_per_second: list[int] = []
         for r in taken:
             second = int(r.received_at - start)
             per_second.extend([0] * (second + 1 - len(per_second)))
+            units_per_second.extend([0] * (second + 1 - len(units_per_second)))
             per_second[second] += self.messages_in(r)
+            units_per_second[second] += self.rate_units(r)
         keys = self.accepted_keys()
         return {
             "requests": len(sends),
@@ -295,10 +300,15 @@ class FakeProviderServer:
             "accepted": len(keys),
             "distinct_keys": len(set(keys)),
             "accepted_per_second": per_second,
+            "accepted_units_per_second": units_per_second,
         }
 
     def messages_in(self, request: RecordedRequest) -> int:
         """How many messages one send request carries."""
+        return 1
+
+    def rate_units(self, request: RecordedRequest) -> int:
+        """What one send request costs against ``max_rate`` (Twilio: the SMS's segments)."""
         return 1
 
     def accepted_keys(self) -> list[str]:
@@ -364,7 +374,7 @@ class FakeProviderServer:
             if denied is not None or not self.is_send(request)
             else self._take_fault(request.destination)
         )
-        if denied is None and fault is None and self.is_send(request) and self._over_rate():
+        if denied is None and fault is None and self.is_send(request) and self._over_rate(self.rate_units(request)):
             fault = Fault("status", status=429, retry_after=1.0, message="rate limit exceeded")
         if fault is not None:
             request = replace(request, fault=fault.label)

@@ -111,6 +111,21 @@ def test_rate_limit_carries_retry_after(twilio: FakeTwilio) -> None:
     assert reply.json()["code"] == 20429
 
 
+def test_twilio_counts_its_own_rate_and_the_message_in_segments() -> None:
+    # issue 13 item 7: like Twilio, the fake's max_rate is in segments, so a limiter that
+    # charged a message one token whatever its length meets 429s in the bench.
+    chinese = "您的账户已逾期，请尽快还款。回复TD退订" * 7  # 3 UCS-2 segments
+    with FakeTwilio(max_rate=4) as fake:
+        data = {"To": "+14155550123", "Body": chinese, "MessagingServiceSid": "MG1"}
+        url = f"{fake.base_url}/2010-04-01/Accounts/{fake.account_sid}/Messages.json"
+        auth = (fake.account_sid, fake.auth_token)
+        first = requests.post(url, data=data, auth=auth, timeout=2)
+        second = requests.post(url, data=data, auth=auth, timeout=2)  # 3 more: 1 is left
+        assert (first.status_code, second.status_code) == (201, 429)
+        assert first.json()["num_segments"] == "3"
+        assert fake.stats()["accepted_units_per_second"] == [3]
+
+
 def test_queued_faults_apply_in_order_one_per_request(twilio: FakeTwilio) -> None:
     twilio.fail_next(Fault.server_error(500), Fault.server_error(503))
     assert [post_sms(twilio).status_code for _ in range(3)] == [500, 503, 201]
