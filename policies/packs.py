@@ -71,11 +71,21 @@ class Applies:
     def covers(self, j: Jurisdiction) -> bool:
         return (
             (self.countries is None or j.country in self.countries)
-            and (self.regions is None or f"{j.country}-{j.region}" in self.regions)
+            and (self.regions is None or self._covers_region(j))
             and (self.cities is None or (j.city or "") in self.cities)
             and (self.products is None or j.product in self.products)
             and (self.roles is None or j.role in self.roles)
         )
+
+
+    def _covers_region(self, j: Jurisdiction) -> bool:
+        """The account's region is one of the pack's; an account of the country whose region is
+        not known is covered by every regional pack of its country (the strictest reading: its
+        state could be any of them)."""
+        assert self.regions is not None
+        if j.region is None:
+            return any(r.startswith(f"{j.country}-") for r in self.regions)
+        return f"{j.country}-{j.region}" in self.regions
 
 
 @dataclass(frozen=True, slots=True)

@@ -275,6 +275,12 @@ def test_a_pack_is_not_applied_before_it_is_in_force() -> None:
         (jurisdiction("GB", None, "London", "credit_card", "creditor"), {"core", "gb"}, {"cn"}),
         (jurisdiction("DE", None, None, "credit_card", "collector"), {"core"},
          {"gb", "cn", "us_reg_f"}),
+        # A US account with no state: every state pack of the country applies (the strictest
+        # reading), but a city pack still needs its city.
+        (jurisdiction("US", None, "Springfield", "consumer_loan", "collector"),
+         {"us_reg_f", "us_ma", "us_wa"}, {"us_nyc", "cn", "gb"}),
+        (jurisdiction("US", None, "New York", "credit_card", "collector"), {"us_ma", "us_nyc"}, set()),
+        (jurisdiction("US", None, None, "credit_card", "creditor"), {"us_ca", "us_ma"}, {"us_reg_f"}),
     ],
 )  # fmt: skip
 def test_packs_apply_by_country_region_city_product_and_role(
