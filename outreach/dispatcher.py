@@ -35,7 +35,7 @@ from contact_channels.registry import build_channel
 from outreach import settings
 from outreach.bulk import insert_rows
 from outreach.channel_config import channels_config
-from outreach.facts import AccountRecord, as_instant, load_accounts
+from outreach.facts import AccountRecord, as_date, as_instant, load_accounts
 from outreach.ladder import Action
 from outreach.messages import message_context, render
 from outreach.planner import DECISION_COLUMNS, DECISION_TYPES, decision_row, step_for
@@ -445,8 +445,8 @@ def recover_stale(
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT key, account_id, contact_point_id, state, claimed_at, stage, action "
-                f"FROM contact WHERE channel = :ch AND account_id BETWEEN :lo AND :hi "
+                "SELECT key, account_id, contact_point_id, state, claimed_at, stage, action, "
+                f"plan_date FROM contact WHERE channel = :ch AND account_id BETWEEN :lo AND :hi "
                 f"AND state IN {states}"
             ),
             {"ch": channel, "lo": lo, "hi": hi},
@@ -472,7 +472,7 @@ def recover_stale(
                 if action is not None and action.gate_purpose in NOTICE_DATES:
                     conn.execute(
                         text(NOTICE_DATES[action.gate_purpose]),
-                        {"d": at.date(), "a": r.account_id},
+                        {"d": as_date(r.plan_date), "a": r.account_id},
                     )
             elif authoritative:
                 conn.execute(
@@ -887,7 +887,7 @@ def _finish_group(
                 )
                 purpose = judged.action.gate_purpose if judged.action is not None else None
                 if purpose in NOTICE_DATES:
-                    notices.setdefault(purpose, []).append({"d": group.at.date(), "a": c.account_id})
+                    notices.setdefault(purpose, []).append({"d": c.plan_date, "a": c.account_id})
                 state = "sent"
             else:
                 if not isinstance(outcome, ChannelError) and unexpected is None:
@@ -916,7 +916,10 @@ def _finish_group(
         raise unexpected
 
 
-# Notices whose sending day the gates read later: purpose -> the update that records it.
+# Notices whose sending day the gates read later: purpose -> the update that records it. The
+# day is the contact's plan day: a letter's print batch, the day it is mailed, which is the
+# consumer's local day whose window it went out in (the send instant's UTC date can be the eve,
+# for Guam or China). The letter prints the same day (outreach.letters.notice_sent_on).
 NOTICE_DATES = {
     # The validation period runs from the first notice (12 CFR 1006.34(b)(5)).
     "validation_notice": "UPDATE account SET validation_notice_sent_on = :d "

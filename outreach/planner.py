@@ -262,10 +262,15 @@ def planned_contact(step: PlannedStep) -> PastContact:
     )
 
 
-def notice_already_sent(action: Action, account: AccountRecord) -> bool:
+def notice_already_sent(action: Action, account: AccountRecord, stage_id: str | None = None) -> bool:
     """A validation notice goes out once per debt: not again once one is on record (ours,
-    recorded at send, or a previous system's, imported)."""
-    return action.gate_purpose == "validation_notice" and account.validation_notice_sent_on is not None
+    recorded at send, or a previous system's, imported). A notice this very step took on the
+    plan day or later (``taken_since``) is the day's own: a replan of the day still plans it, so
+    the day's plan and its decisions stay the same (a date recorded on the eve by an older
+    dispatch, from the send instant's UTC date, included)."""
+    if action.gate_purpose != "validation_notice" or account.validation_notice_sent_on is None:
+        return False
+    return stage_id is None or (stage_id, action.id) not in account.taken_since
 
 
 def account_pack_versions(account: AccountRecord, role: str, day: dt.date) -> str:
@@ -412,10 +417,11 @@ def entry_actions(
 
 
 def _due(
-    action: Action, times: int, last: dt.date | None, account: AccountRecord, day: dt.date
+    action: Action, times: int, last: dt.date | None, account: AccountRecord, day: dt.date,
+    stage_id: str | None = None,
 ) -> bool:
     """The action's cadence allows it today (and a validation notice is not on record)."""
-    if times >= action.cadence.max_times or notice_already_sent(action, account):
+    if times >= action.cadence.max_times or notice_already_sent(action, account, stage_id):
         return False
     return last is None or (day - last).days >= action.cadence.every_days
 
@@ -457,13 +463,13 @@ def plan_account(
                 if scope is not None and not scope.admits(stage, own):
                     continue
                 own_times, own_last = action_history(stage.id, own, account, imported)
-                if not _due(own, own_times, own_last, account, day):
+                if not _due(own, own_times, own_last, account, day, stage.id):
                     continue
                 candidates = candidate_destinations(account, own.channel, own.audience)
                 steps.append(PlannedStep(account, stage, own, own_times + 1,
                                          candidates[0] if candidates else None, block, dpd))
             continue
-        if not _due(action, times, last, account, day):
+        if not _due(action, times, last, account, day, step_stage.id):
             continue
         if facts is None:
             facts = account.gate_facts(role)
@@ -919,7 +925,7 @@ def explain_account(
         if times >= action.cadence.max_times:
             entry["due"] = False
             entry["why"] = "cadence exhausted"
-        elif notice_already_sent(action, account):
+        elif notice_already_sent(action, account, step_stage.id):
             entry["due"] = False
             entry["why"] = f"validation notice already sent on {account.validation_notice_sent_on}"
         elif last is not None and (day - last).days < action.cadence.every_days:
