@@ -17,7 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, text
@@ -36,12 +36,19 @@ from outreach import settings
 from outreach.bulk import insert_rows
 from outreach.channel_config import channels_config
 from outreach.facts import AccountRecord, as_date, as_instant, load_accounts
-from outreach.ladder import Action
+from outreach.ladder import Action, Stage, not_applicable
 from outreach.messages import message_context, render
-from outreach.planner import DECISION_COLUMNS, DECISION_TYPES, decision_row, step_for
+from outreach.planner import (
+    DECISION_COLUMNS,
+    DECISION_TYPES,
+    account_pack_versions,
+    decision_row,
+    party_of,
+    step_for,
+)
 from outreach.policy_settings import policy_settings
 from policies.gate import evaluate
-from policies.model import BLOCK, SEND, Step, Verdict
+from policies.model import BLOCK, SEND, RuleResult, Step, Verdict
 from policies.packs import assert_valid
 
 log = logging.getLogger(__name__)
@@ -90,10 +97,29 @@ class SendRules:
 
     role: str
     actions: dict[tuple[str, str], Action]
+    stages: dict[str, Stage] = field(default_factory=dict)
 
     def action(self, contact: DueContact) -> Action | None:
         # An action no longer in the ladder is judged by its channel's defaults.
         return self.actions.get((contact.stage, contact.action))
+
+    def not_applicable(self, contact: DueContact, account: AccountRecord, day: dt.date
+                       ) -> Verdict | None:  # fmt: skip
+        """A block when the ladder in force says the contact's stage or action does not apply
+        to the account (``applies_to``): a row planned before the ladder changed is not sent."""
+        stage, action = self.stages.get(contact.stage), self.action(contact)
+        if stage is None or action is None:
+            return None
+        why = not_applicable(stage, action, party_of(account, self.role))
+        if why is None:
+            return None
+        result = RuleResult(NOT_APPLICABLE, BLOCK, "Ladder configuration (applies_to)", "",
+                            {"stage": stage.id, "action": action.id, "why": why})  # fmt: skip
+        return Verdict(BLOCK, (NOT_APPLICABLE,), results=(result,),
+                       pack_versions=account_pack_versions(account, self.role, day))  # fmt: skip
+
+
+NOT_APPLICABLE = "ladder.not_applicable"
 
 
 def send_rules(engine: Engine) -> SendRules:
@@ -104,7 +130,8 @@ def send_rules(engine: Engine) -> SendRules:
 
     ladder = ladder_in_force(engine=engine)
     actions = {(st.id, a.id): a for st in ladder.stages for a in st.actions}
-    return SendRules(role=policy_settings().role, actions=actions)
+    return SendRules(role=policy_settings().role, actions=actions,
+                     stages={st.id: st for st in ladder.stages})
 
 
 def open_channel(kind: str) -> Channel:
@@ -788,7 +815,7 @@ def _start_group(
                 )
                 action = rules.action(contact)
                 ctx = MessageContext(conn, contact, account, pd, day, at, action)
-                verdict = evaluate(
+                verdict = rules.not_applicable(contact, account, contact.plan_date) or evaluate(
                     hooks.step(step_for(channel, destination, action), ctx),
                     account.gate_facts(rules.role),
                     day=contact.plan_date,
