@@ -300,6 +300,9 @@ def format_explanation(e: dict[str, Any]) -> str:
     ]
     if e.get("catch_up"):
         lines.append(f"  catch-up: {e['catch_up']['why']}")
+    for skipped in e.get("actions_not_applicable", ()):
+        lines.append(f"  - {skipped['action']} via {skipped['channel']}: not planned, "
+                     f"{skipped['why']}")
     for a in e["actions"]:
         c = a["cadence"]
         head = (

@@ -17,7 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, text
@@ -35,13 +35,20 @@ from contact_channels.registry import build_channel
 from outreach import settings
 from outreach.bulk import insert_rows
 from outreach.channel_config import channels_config
-from outreach.facts import AccountRecord, as_instant, load_accounts
-from outreach.ladder import Action
+from outreach.facts import AccountRecord, as_date, as_instant, load_accounts
+from outreach.ladder import Action, Stage, not_applicable
 from outreach.messages import message_context, render
-from outreach.planner import DECISION_COLUMNS, DECISION_TYPES, decision_row, step_for
+from outreach.planner import (
+    DECISION_COLUMNS,
+    DECISION_TYPES,
+    account_pack_versions,
+    decision_row,
+    party_of,
+    step_for,
+)
 from outreach.policy_settings import policy_settings
 from policies.gate import evaluate
-from policies.model import BLOCK, SEND, Step, Verdict
+from policies.model import BLOCK, SEND, RuleResult, Step, Verdict
 from policies.packs import assert_valid
 
 log = logging.getLogger(__name__)
@@ -90,10 +97,29 @@ class SendRules:
 
     role: str
     actions: dict[tuple[str, str], Action]
+    stages: dict[str, Stage] = field(default_factory=dict)
 
     def action(self, contact: DueContact) -> Action | None:
         # An action no longer in the ladder is judged by its channel's defaults.
         return self.actions.get((contact.stage, contact.action))
+
+    def not_applicable(self, contact: DueContact, account: AccountRecord, day: dt.date
+                       ) -> Verdict | None:  # fmt: skip
+        """A block when the ladder in force says the contact's stage or action does not apply
+        to the account (``applies_to``): a row planned before the ladder changed is not sent."""
+        stage, action = self.stages.get(contact.stage), self.action(contact)
+        if stage is None or action is None:
+            return None
+        why = not_applicable(stage, action, party_of(account, self.role))
+        if why is None:
+            return None
+        result = RuleResult(NOT_APPLICABLE, BLOCK, "Ladder configuration (applies_to)", "",
+                            {"stage": stage.id, "action": action.id, "why": why})  # fmt: skip
+        return Verdict(BLOCK, (NOT_APPLICABLE,), results=(result,),
+                       pack_versions=account_pack_versions(account, self.role, day))  # fmt: skip
+
+
+NOT_APPLICABLE = "ladder.not_applicable"
 
 
 def send_rules(engine: Engine) -> SendRules:
@@ -104,7 +130,8 @@ def send_rules(engine: Engine) -> SendRules:
 
     ladder = ladder_in_force(engine=engine)
     actions = {(st.id, a.id): a for st in ladder.stages for a in st.actions}
-    return SendRules(role=policy_settings().role, actions=actions)
+    return SendRules(role=policy_settings().role, actions=actions,
+                     stages={st.id: st for st in ladder.stages})
 
 
 def open_channel(kind: str) -> Channel:
@@ -445,8 +472,8 @@ def recover_stale(
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT key, account_id, contact_point_id, state, claimed_at, stage, action "
-                f"FROM contact WHERE channel = :ch AND account_id BETWEEN :lo AND :hi "
+                "SELECT key, account_id, contact_point_id, state, claimed_at, stage, action, "
+                f"plan_date FROM contact WHERE channel = :ch AND account_id BETWEEN :lo AND :hi "
                 f"AND state IN {states}"
             ),
             {"ch": channel, "lo": lo, "hi": hi},
@@ -472,7 +499,7 @@ def recover_stale(
                 if action is not None and action.gate_purpose in NOTICE_DATES:
                     conn.execute(
                         text(NOTICE_DATES[action.gate_purpose]),
-                        {"d": at.date(), "a": r.account_id},
+                        {"d": as_date(r.plan_date), "a": r.account_id},
                     )
             elif authoritative:
                 conn.execute(
@@ -788,7 +815,7 @@ def _start_group(
                 )
                 action = rules.action(contact)
                 ctx = MessageContext(conn, contact, account, pd, day, at, action)
-                verdict = evaluate(
+                verdict = rules.not_applicable(contact, account, contact.plan_date) or evaluate(
                     hooks.step(step_for(channel, destination, action), ctx),
                     account.gate_facts(rules.role),
                     day=contact.plan_date,
@@ -887,7 +914,7 @@ def _finish_group(
                 )
                 purpose = judged.action.gate_purpose if judged.action is not None else None
                 if purpose in NOTICE_DATES:
-                    notices.setdefault(purpose, []).append({"d": group.at.date(), "a": c.account_id})
+                    notices.setdefault(purpose, []).append({"d": c.plan_date, "a": c.account_id})
                 state = "sent"
             else:
                 if not isinstance(outcome, ChannelError) and unexpected is None:
@@ -916,7 +943,10 @@ def _finish_group(
         raise unexpected
 
 
-# Notices whose sending day the gates read later: purpose -> the update that records it.
+# Notices whose sending day the gates read later: purpose -> the update that records it. The
+# day is the contact's plan day: a letter's print batch, the day it is mailed, which is the
+# consumer's local day whose window it went out in (the send instant's UTC date can be the eve,
+# for Guam or China). The letter prints the same day (outreach.letters.notice_sent_on).
 NOTICE_DATES = {
     # The validation period runs from the first notice (12 CFR 1006.34(b)(5)).
     "validation_notice": "UPDATE account SET validation_notice_sent_on = :d "

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
+import phonenumbers
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,7 +17,8 @@ from contact_channels.base import CHANNEL_KINDS
 from outreach import settings
 from outreach.config_yaml import ConfigError, ConfigFileError, validate_yaml
 from outreach.templates_lint import lint_template, max_sms_segments
-from policies.model import PURPOSES
+from outreach.zones import CN_PROVINCES, US_STATE_ZONES
+from policies.model import PURPOSES, ROLES
 
 Identifier = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
 LANGUAGES = ("en", "zh-CN")
@@ -32,6 +34,51 @@ class Cadence(_Strict):
     # strict: YAML's `true` is not a number of days (pydantic would take it as 1).
     every_days: int = Field(ge=1, le=365, strict=True)
     max_times: int = Field(ge=1, le=1000, strict=True)
+
+
+# Country codes a ladder may name: those the importer accepts (ISO 3166-1 alpha-2).
+KNOWN_COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
+# Subdivisions the importer knows by code (ISO 3166-2): a ladder's region there must be one.
+KNOWN_REGIONS: dict[str, frozenset[str]] = {
+    "US": frozenset(US_STATE_ZONES), "CN": CN_PROVINCES,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """What ``applies_to`` reads of an account: its jurisdiction and product, and the role the
+    system collects in (policy settings)."""
+
+    country: str
+    region: str | None
+    product: str
+    role: str
+
+
+class AppliesTo(_Strict):
+    """Whom a stage or an action is for; a field left out does not restrict. Regions are
+    ISO 3166-2 codes (``US-CA``, ``CN-SH``)."""
+
+    countries: tuple[str, ...] | None = Field(default=None, min_length=1)
+    regions: tuple[str, ...] | None = Field(default=None, min_length=1)
+    products: tuple[Literal["credit_card", "consumer_loan"], ...] | None = Field(
+        default=None, min_length=1
+    )
+    role: Literal[ROLES] | None = None  # type: ignore[valid-type]
+
+    def why_not(self, party: Party) -> str | None:
+        """Why this does not apply to ``party``, or None when it does."""
+        if self.countries is not None and party.country not in self.countries:
+            return f"country {party.country} is not in {', '.join(self.countries)}"
+        if self.regions is not None:
+            region = f"{party.country}-{(party.region or '').upper()}"
+            if region not in self.regions:
+                return f"region {region if party.region else 'none'} is not in {', '.join(self.regions)}"
+        if self.products is not None and party.product not in self.products:
+            return f"product {party.product} is not in {', '.join(self.products)}"
+        if self.role is not None and party.role != self.role:
+            return f"role {party.role} is not {self.role}"
+        return None
 
 
 # What an action is for when the ladder does not say (policies.model.PURPOSES lists them all).
@@ -50,6 +97,8 @@ class Action(_Strict):
     dialer: Literal["manual", "autodialed", "prerecorded"] = "manual"
     threatens_suit: bool = Field(default=False, strict=True)
     audience: Literal["debtor", "third_party"] = "debtor"
+    # Only for these accounts (a US validation notice for US collector accounts); others skip it.
+    applies_to: AppliesTo | None = None
 
     @property
     def gate_purpose(self) -> str:
@@ -75,6 +124,8 @@ class Stage(_Strict):
     entry: Entry
     requires: tuple[Prerequisite, ...] = ()
     actions: tuple[Action, ...] = Field(min_length=1)
+    # Only for these accounts: an account it does not apply to goes on to the next stage.
+    applies_to: AppliesTo | None = None
 
 
 class LadderModel(_Strict):
@@ -100,10 +151,14 @@ class Ladder:
         return self.model.stages
 
     def stage_for(
-        self, days_past_due: int, balance: Decimal, segment: str | None, product: str
+        self, days_past_due: int, balance: Decimal, segment: str | None, product: str,
+        party: Party | None = None,
     ) -> Stage | None:
-        """The first stage, in file order, whose entry conditions the account meets."""
+        """The first stage, in file order, whose entry conditions the account meets (and, given
+        the ``party``, that applies to it)."""
         for stage in self.model.stages:
+            if party is not None and not_applicable(stage, None, party) is not None:
+                continue
             e = stage.entry
             if days_past_due < e.dpd_min or (e.dpd_max is not None and days_past_due > e.dpd_max):
                 continue
@@ -117,6 +172,38 @@ class Ladder:
         return None
 
 
+def not_applicable(stage: Stage, action: Action | None, party: Party) -> str | None:
+    """Why the stage (or the action of it) does not apply to ``party``, or None."""
+    for where, what in (("stage", stage), ("action", action)):
+        if what is not None and what.applies_to is not None:
+            why = what.applies_to.why_not(party)
+            if why is not None:
+                return f"{where} {what.id} applies_to: {why}"
+    return None
+
+
+def _applies_to_errors(applies: AppliesTo | None, where: str) -> list[tuple[str, str]]:
+    """Unknown country codes and regions that are not in the country (or its ``countries``)."""
+    if applies is None:
+        return []
+    errors: list[tuple[str, str]] = []
+    for i, country in enumerate(applies.countries or ()):
+        if country not in KNOWN_COUNTRIES:
+            errors.append((f"{where}.countries[{i}]",
+                           f"'{country}' is not an ISO 3166-1 alpha-2 country code (upper case)"))  # fmt: skip
+    for i, region in enumerate(applies.regions or ()):
+        country, _, code = region.partition("-")
+        path = f"{where}.regions[{i}]"
+        if not code or country not in KNOWN_COUNTRIES:
+            errors.append((path, f"'{region}' is not an ISO 3166-2 code such as US-CA or CN-SH"))
+        elif applies.countries is not None and country not in applies.countries:
+            errors.append((path, f"region '{region}' is not in the countries listed "
+                                 f"({', '.join(applies.countries)})"))  # fmt: skip
+        elif country in KNOWN_REGIONS and code not in KNOWN_REGIONS[country]:
+            errors.append((path, f"'{code}' is not a region of {country}"))
+    return errors
+
+
 def _semantic_errors(
     model: LadderModel, templates: Path, max_segments: int
 ) -> list[tuple[str, str]]:
@@ -128,6 +215,7 @@ def _semantic_errors(
         where = f"stages[{si}]"
         if stage.id in seen_stages:
             errors.append((f"{where}.id", f"duplicate stage id '{stage.id}'"))
+        errors.extend(_applies_to_errors(stage.applies_to, f"{where}.applies_to"))
         entry = stage.entry
         if entry.dpd_max is not None and entry.dpd_max < entry.dpd_min:
             errors.append((f"{where}.entry.dpd_max", "dpd_max is below dpd_min"))
@@ -149,6 +237,7 @@ def _semantic_errors(
             if action.id in action_ids:
                 errors.append((f"{awhere}.id", f"duplicate action id '{action.id}' in stage"))
             action_ids.add(action.id)
+            errors.extend(_applies_to_errors(action.applies_to, f"{awhere}.applies_to"))
             if action.dialer != "manual" and action.channel != "call":
                 errors.append((f"{awhere}.dialer", "only a call action has a dialer"))
             if action.audience == "third_party" and action.gate_purpose != "locate":
@@ -191,8 +280,20 @@ def check_ladder_text(
     return (model if not errors else None), errors
 
 
+def _without_unset_applies_to(value: object) -> object:
+    """The dump with every ``applies_to: null`` left out, so that a ladder that does not use
+    it keeps the version it had before the key existed."""
+    if isinstance(value, dict):
+        return {k: _without_unset_applies_to(v) for k, v in value.items()
+                if not (k == "applies_to" and v is None)}  # fmt: skip
+    if isinstance(value, list):
+        return [_without_unset_applies_to(v) for v in value]
+    return value
+
+
 def ladder_version(model: LadderModel) -> str:
-    canonical = json.dumps(model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    meaning = _without_unset_applies_to(model.model_dump(mode="json"))
+    canonical = json.dumps(meaning, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 

@@ -22,11 +22,12 @@ from typing import Any
 from sqlalchemy import Engine
 
 from outreach.facts import AccountRecord, load_accounts
-from outreach.ladder import Ladder, LadderError, load_ladder
+from outreach.ladder import Ladder, LadderError, Party, Stage, load_ladder, not_applicable
 from outreach.planner import (
     PlannedStep,
     StepHook,
     account_ranges,
+    party_of,
     plan_account,
     plan_cutoff,
     plan_step_hook,
@@ -37,6 +38,8 @@ from policies.packs import assert_valid
 
 # What a contact is under a ladder that does not plan it at all (not due, or no such stage).
 NOT_DUE = "none"
+# What it is under a ladder whose action (or stage) does not apply to the account (applies_to).
+NOT_APPLICABLE = "not_applicable"
 # What an account is under one ladder, from its due steps: contacted at least once, stopped by
 # at least one block with nothing sent, only deferred, or nothing due at all.
 ALLOWED, BLOCKED, DEFERRED, IDLE = "allowed", "blocked", "deferred", "idle"
@@ -102,7 +105,8 @@ class StepChanges:
     @property
     def changed(self) -> int:
         """Verdict changes of contacts both ladders plan (defer <-> send <-> block)."""
-        return sum(n for move, n in self.moves.items() if NOT_DUE not in move.split("->"))
+        return sum(n for move, n in self.moves.items()
+                   if not {NOT_DUE, NOT_APPLICABLE} & set(move.split("->")))  # fmt: skip
 
 
 @dataclass
@@ -145,16 +149,23 @@ class LadderDiff:
     newly_allowed: AccountShift = field(default_factory=AccountShift)
 
     def compare_account(
-        self, account_ref: str, old: AccountPlan, new: AccountPlan
+        self, account_ref: str, old: AccountPlan, new: AccountPlan,
+        not_applicable: tuple[set[tuple[str, str]], set[tuple[str, str]]] = (set(), set()),
     ) -> None:
+        """``not_applicable``: the (stage, action) pairs of the account's stage that do not apply
+        to it under OLD and under NEW; a contact one side lacks for that reason shows as
+        NOT_APPLICABLE rather than NOT_DUE."""
         self.accounts += 1
         for side, plan in (("old", old), ("new", new)):
             self.steps[side] += len(plan)
             self.sends[side] += sum(j.verdict == SEND for j in plan.values())
         for identity in old.keys() | new.keys():
             before, after = old.get(identity), new.get(identity)
-            was = before.verdict if before else NOT_DUE
-            now = after.verdict if after else NOT_DUE
+            pair = identity[:2]
+            was = before.verdict if before else (
+                NOT_APPLICABLE if pair in not_applicable[0] else NOT_DUE)
+            now = after.verdict if after else (
+                NOT_APPLICABLE if pair in not_applicable[1] else NOT_DUE)
             rerouted = before is not None and after is not None and before.key != after.key
             if was == now and not rerouted:
                 continue
@@ -211,6 +222,13 @@ class LadderDiff:
         }
 
 
+def _skipped(stage: Stage | None, party: Party) -> set[tuple[str, str]]:
+    """The (stage, action) pairs of ``stage`` that do not apply to ``party`` (applies_to)."""
+    if stage is None:
+        return set()
+    return {(stage.id, a.id) for a in stage.actions if not_applicable(stage, a, party) is not None}
+
+
 def diff_accounts(
     diff: LadderDiff,
     accounts: dict[int, AccountRecord],
@@ -220,12 +238,14 @@ def diff_accounts(
 ) -> None:
     """Plan one batch under both ladders (pure: plan_account, as the planner calls it)."""
     for account in accounts.values():
-        _, _, old_steps = plan_account(diff.old, account, diff.as_of, role=role,
-                                       step_hook=step_hook)
-        _, _, new_steps = plan_account(diff.new, account, diff.as_of, role=role,
-                                       step_hook=step_hook)
+        party = party_of(account, role)
+        old_stage, _, old_steps = plan_account(diff.old, account, diff.as_of, role=role,
+                                               step_hook=step_hook)
+        new_stage, _, new_steps = plan_account(diff.new, account, diff.as_of, role=role,
+                                               step_hook=step_hook)
         diff.compare_account(account.account_ref, judged_steps(old_steps),
-                             judged_steps(new_steps))
+                             judged_steps(new_steps),
+                             (_skipped(old_stage, party), _skipped(new_stage, party)))
 
 
 def diff_ladders(

@@ -287,9 +287,10 @@ def _recipient(row: Any, language: str) -> dict[str, Any] | None:
 
 
 def notice_sent_on(ctx: MessageContext) -> dt.date:
-    """The day the dispatcher records as the notice's sending (``validation_notice_sent_on``,
-    the send instant's UTC date), never before the letter's own date."""
-    return max(ctx.day, ctx.at.date())
+    """The day the notice counts from, as the dispatcher records it (``validation_notice_sent_on``):
+    the day it is mailed, its print batch (the contact's plan day, the consumer's local day), not
+    the send instant's UTC date, which is the eve for a zone east of UTC (Guam, China)."""
+    return ctx.contact.plan_date
 
 
 def _validation(

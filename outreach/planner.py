@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, bindparam, text
 
 from outreach.bulk import column_types, insert_rows, upsert_rows
 from outreach.facts import AccountRecord, Destination, load_accounts
-from outreach.ladder import Action, Ladder, Stage
+from outreach.ladder import Action, Ladder, Party, Stage, not_applicable
 from outreach.models import Contact, PolicyDecision
 from outreach.policy_settings import policy_settings
 from policies.gate import evaluate
@@ -262,10 +262,20 @@ def planned_contact(step: PlannedStep) -> PastContact:
     )
 
 
-def notice_already_sent(action: Action, account: AccountRecord) -> bool:
+def notice_already_sent(action: Action, account: AccountRecord, stage_id: str | None = None) -> bool:
     """A validation notice goes out once per debt: not again once one is on record (ours,
-    recorded at send, or a previous system's, imported)."""
-    return action.gate_purpose == "validation_notice" and account.validation_notice_sent_on is not None
+    recorded at send, or a previous system's, imported). A notice this very step took on the
+    plan day or later (``taken_since``) is the day's own: a replan of the day still plans it, so
+    the day's plan and its decisions stay the same (a date recorded on the eve by an older
+    dispatch, from the send instant's UTC date, included)."""
+    if action.gate_purpose != "validation_notice" or account.validation_notice_sent_on is None:
+        return False
+    return stage_id is None or (stage_id, action.id) not in account.taken_since
+
+
+def party_of(account: AccountRecord, role: str) -> Party:
+    """What a stage's or an action's ``applies_to`` reads of the account."""
+    return Party(account.country, account.region, account.product, role)
 
 
 def account_pack_versions(account: AccountRecord, role: str, day: dt.date) -> str:
@@ -284,25 +294,29 @@ NOTICE_FACTS = {
 History = dict[tuple[str, str], tuple[int, dt.date]]
 
 
-def imported_history(ladder: Ladder, account: AccountRecord) -> History:
+def imported_history(ladder: Ladder, account: AccountRecord, role: str = COLLECTOR) -> History:
     """A previous system's contacts of this episode as ladder history: each counts for the stage
     the account's days past due put it in on the contact's (UTC) day, as the first reminder
-    action of that stage on the contact's channel. Notices are not matched by channel: their
-    dates on the account count for them (NOTICE_FACTS)."""
+    action of that stage on the contact's channel that applies to the account. Notices are not
+    matched by channel: their dates on the account count for them (NOTICE_FACTS)."""
     out: History = {}
     if not account.imported_contacts or account.due_date is None:
         return out
+    party = party_of(account, role)
     stages: dict[int, Stage | None] = {}
     for day, channel in account.imported_contacts:
         dpd = (day - account.due_date).days
         if dpd not in stages:
-            stages[dpd] = ladder.stage_for(dpd, account.balance, account.segment, account.product)
+            stages[dpd] = ladder.stage_for(
+                dpd, account.balance, account.segment, account.product, party
+            )
         stage = stages[dpd]
         if stage is None:
             continue
         action = next(
             (a for a in stage.actions
-             if a.channel == channel and a.gate_purpose == "reminder" and a.audience == "debtor"),
+             if a.channel == channel and a.gate_purpose == "reminder" and a.audience == "debtor"
+             and not_applicable(stage, a, party) is None),
             None,
         )  # fmt: skip
         if action is None:
@@ -343,10 +357,11 @@ class CatchUp:
 
 
 def _missing_step(
-    ladder: Ladder, stage: Stage, account: AccountRecord, imported: History
+    ladder: Ladder, stage: Stage, account: AccountRecord, imported: History, party: Party
 ) -> CatchUp | None:
     """The earliest step ``stage`` requires (directly or through the required steps' own
-    stages) that has not been taken often enough, or None when all are met."""
+    stages) that has not been taken often enough, or None when all are met. A required step
+    that does not apply to the account (``applies_to``) is not required of it."""
     order = {s.id: i for i, s in enumerate(ladder.stages)}
     by_id = {s.id: s for s in ladder.stages}
     found: CatchUp | None = None
@@ -358,6 +373,8 @@ def _missing_step(
         for req in current.requires:
             req_stage = by_id[req.stage]
             action = next(a for a in req_stage.actions if a.id == req.action)
+            if not_applicable(req_stage, action, party) is not None:
+                continue
             times, last = action_history(req_stage.id, action, account, imported)
             if times < req.min_times:
                 unmet.append(
@@ -400,22 +417,25 @@ def _prerequisite_block(catch_up: CatchUp, account: AccountRecord, role: str, da
 
 
 def entry_actions(
-    ladder: Ladder, stage: Stage, account: AccountRecord, imported: History
+    ladder: Ladder, stage: Stage, account: AccountRecord, imported: History,
+    role: str = COLLECTOR,
 ) -> tuple[list[tuple[Stage, Action]], CatchUp | None]:
     """The (stage, action) pairs an account in ``stage`` is planned for: the stage's own
-    actions, or, when it lacks a step the stage requires, only the earliest such step
-    (catch-up)."""
-    catch_up = _missing_step(ladder, stage, account, imported)
+    actions that apply to it, or, when it lacks a step the stage requires, only the earliest
+    such step (catch-up)."""
+    party = party_of(account, role)
+    catch_up = _missing_step(ladder, stage, account, imported, party)
     if catch_up is None:
-        return [(stage, a) for a in stage.actions], None
+        return [(stage, a) for a in stage.actions if not_applicable(stage, a, party) is None], None
     return [(catch_up.stage, catch_up.action)], catch_up
 
 
 def _due(
-    action: Action, times: int, last: dt.date | None, account: AccountRecord, day: dt.date
+    action: Action, times: int, last: dt.date | None, account: AccountRecord, day: dt.date,
+    stage_id: str | None = None,
 ) -> bool:
     """The action's cadence allows it today (and a validation notice is not on record)."""
-    if times >= action.cadence.max_times or notice_already_sent(action, account):
+    if times >= action.cadence.max_times or notice_already_sent(action, account, stage_id):
         return False
     return last is None or (day - last).days >= action.cadence.every_days
 
@@ -438,11 +458,12 @@ def plan_account(
     dpd = (day - account.due_date).days
     if dpd < 1:
         return None, dpd, []
-    stage = ladder.stage_for(dpd, account.balance, account.segment, account.product)
+    party = party_of(account, role)
+    stage = ladder.stage_for(dpd, account.balance, account.segment, account.product, party)
     if stage is None:
         return None, dpd, []
-    imported = imported_history(ladder, account)
-    entries, catch_up = entry_actions(ladder, stage, account, imported)
+    imported = imported_history(ladder, account, role)
+    entries, catch_up = entry_actions(ladder, stage, account, imported, role)
     facts: AccountFacts | None = None  # built for the first due step only
     steps: list[PlannedStep] = []
     for step_stage, action in entries:
@@ -456,14 +477,16 @@ def plan_account(
             for own in stage.actions:
                 if scope is not None and not scope.admits(stage, own):
                     continue
+                if not_applicable(stage, own, party) is not None:
+                    continue
                 own_times, own_last = action_history(stage.id, own, account, imported)
-                if not _due(own, own_times, own_last, account, day):
+                if not _due(own, own_times, own_last, account, day, stage.id):
                     continue
                 candidates = candidate_destinations(account, own.channel, own.audience)
                 steps.append(PlannedStep(account, stage, own, own_times + 1,
                                          candidates[0] if candidates else None, block, dpd))
             continue
-        if not _due(action, times, last, account, day):
+        if not _due(action, times, last, account, day, step_stage.id):
             continue
         if facts is None:
             facts = account.gate_facts(role)
@@ -876,6 +899,16 @@ def explain_account(
         "stage": stage.id if stage else None,
         "actions": [],
     }
+    party = party_of(account, role)
+    skipped = [
+        {"stage": st.id, "why": why}
+        for st in ladder.stages
+        if (why := not_applicable(st, None, party)) is not None
+    ]
+    if skipped:
+        # Stages an account goes past whatever its days past due: not for its jurisdiction,
+        # product or the role we collect in.
+        out["stages_not_applicable"] = skipped
     if stage is None:
         out["why_no_stage"] = (
             "nothing past due"
@@ -883,8 +916,8 @@ def explain_account(
             else f"no stage of the ladder matches {dpd} days past due and balance {account.balance}"
         )
         return out
-    imported = imported_history(ladder, account)
-    entries, catch_up = entry_actions(ladder, stage, account, imported)
+    imported = imported_history(ladder, account, role)
+    entries, catch_up = entry_actions(ladder, stage, account, imported, role)
     prerequisite: Verdict | None = None
     if catch_up is not None:
         out["catch_up"] = {
@@ -901,7 +934,18 @@ def explain_account(
                 "; its cadence is used up, so the stage's actions are blocked "
                 "(ladder.prerequisite_unmet)"
             )
-            entries = [(stage, a) for a in stage.actions]
+            entries = [(stage, a) for a in stage.actions
+                       if not_applicable(stage, a, party) is None]  # fmt: skip
+    if catch_up is None:
+        # The stage's actions that do not apply to the account are not planned: say why.
+        for a in stage.actions:
+            why = not_applicable(stage, a, party)
+            if why is not None:
+                out.setdefault("actions_not_applicable", []).append(
+                    {"stage": stage.id, "action": a.id, "channel": a.channel,
+                     "applies_to": a.applies_to.model_dump(mode="json", exclude_none=True)
+                     if a.applies_to else None, "why": why}
+                )  # fmt: skip
     for step_stage, action in entries:
         times, last = action_history(step_stage.id, action, account, imported)
         entry: dict[str, Any] = {
@@ -919,7 +963,7 @@ def explain_account(
         if times >= action.cadence.max_times:
             entry["due"] = False
             entry["why"] = "cadence exhausted"
-        elif notice_already_sent(action, account):
+        elif notice_already_sent(action, account, step_stage.id):
             entry["due"] = False
             entry["why"] = f"validation notice already sent on {account.validation_notice_sent_on}"
         elif last is not None and (day - last).days < action.cadence.every_days:

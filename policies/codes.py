@@ -93,6 +93,8 @@ REASON_CODES: dict[str, str] = {
         "The stage requires an earlier action that can never be taken (its cadence is used up); "
         "a required action not yet taken is taken first instead (catch-up)."
     ),
+    "ladder.not_applicable": "The ladder in force says this action (or its stage) does not "
+    "apply to the account (applies_to: country, region, product, role): not sent.",
     # ops: decisions people make in the ops console (docs/console.md)
     "ops.dropped": "An ops user dropped an uncertain or failed contact by hand (who and why are "
     "recorded with it).",
