@@ -43,13 +43,15 @@ STATUS = "queued_for_print"
 DEFAULT_MAIL_HOUSE = "mailhouse"
 DOCUMENT_KIND = "letter"
 
-# Fonts. A CJK TrueType font is embedded (subset) when one is found; otherwise the built-in
-# CID font STSong-Light, which needs no file (the viewer supplies the glyphs) and whose text
-# still extracts (its encoding, UniGB-UCS2-H, is Unicode). Latin text uses DejaVu Sans when
-# installed (it has Ł, ő and the like) or reportlab's bundled Vera (Latin-1 only).
+# Fonts. A CJK TrueType font is embedded (subset) in every letter with Chinese text: a letter
+# that needs one when none can be embedded is refused (PermanentError, code
+# ``letter.cjk_font_missing``) rather than printed with a font the viewer may lack (empty boxes).
+# reportlab's built-in CID font STSong-Light is never used: it is not embedded. Latin text uses
+# DejaVu Sans when installed (it has Ł, ő and the like) or reportlab's bundled Vera (Latin-1).
 CJK_FONT_ENV = "OUTREACH_LETTER_CJK_FONT"
 LATIN_FONT_ENV = "OUTREACH_LETTER_FONT"
 BUILTIN_CJK = "STSong-Light"
+CJK_FONT_MISSING = "letter.cjk_font_missing"
 CJK_FONT_PATHS: tuple[str, ...] = (
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",  # Debian fonts-wqy-zenhei
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # fonts-wqy-microhei
@@ -80,21 +82,22 @@ MM = 72 / 25.4  # points per millimetre
 
 @dataclass(frozen=True, slots=True)
 class LetterFonts:
-    """Registered reportlab font names, and where the CJK one came from (for the report)."""
+    """Registered reportlab font names; ``cjk`` is None when no CJK font can be embedded, and
+    ``cjk_source`` then says why (a letter with Chinese text is refused with that reason)."""
 
     latin: str
     latin_bold: str
-    cjk: str
-    cjk_source: str  # a file path, or "STSong-Light (built-in CID font)"
+    cjk: str | None
+    cjk_source: str  # the embedded file's path, or why there is none
 
     @property
     def cjk_embedded(self) -> bool:
-        return not self.cjk_source.startswith(BUILTIN_CJK)
+        return self.cjk is not None
 
 
 def letter_fonts() -> LetterFonts:
-    """The fonts letters use on this machine (``OUTREACH_LETTER_CJK_FONT``: a TrueType file, or
-    ``STSong-Light`` to force the built-in CID font; ``OUTREACH_LETTER_FONT``: a Latin one)."""
+    """The fonts letters use on this machine (``OUTREACH_LETTER_CJK_FONT``: a TrueType file to
+    embed; ``OUTREACH_LETTER_FONT``: a Latin one)."""
     return _fonts(os.environ.get(CJK_FONT_ENV) or None, os.environ.get(LATIN_FONT_ENV) or None)
 
 
@@ -102,7 +105,6 @@ def letter_fonts() -> LetterFonts:
 def _fonts(cjk_setting: str | None, latin_setting: str | None) -> LetterFonts:
     from reportlab import rl_config
     from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.pdfbase.ttfonts import TTFError, TTFont
 
     def ttf(name: str, path: str) -> str:
@@ -123,12 +125,19 @@ def _fonts(cjk_setting: str | None, latin_setting: str | None) -> LetterFonts:
         bold_path = found[1] if Path(found[1]).is_file() else found[0]
         latin_bold = ttf(f"LetterLatin-{Path(bold_path).stem}", bold_path)
 
+    # English letters go out without a CJK font, so none found is not an error here: the
+    # letters that need one are refused, each with this reason.
     if cjk_setting == BUILTIN_CJK:
-        candidates: Sequence[str] = ()
-    elif cjk_setting:
+        why = (f"{CJK_FONT_ENV}={BUILTIN_CJK}: the built-in CID font is not embedded; set it to "
+               "a TrueType CJK font file (fonts-wqy-zenhei)")  # fmt: skip
+        log.warning("letters: %s", why)
+        return LetterFonts(latin, latin_bold, None, why)
+    if cjk_setting:
         if not Path(cjk_setting).is_file():
-            raise ValueError(f"{CJK_FONT_ENV}: no such font file: {cjk_setting}")
-        candidates = (cjk_setting,)
+            why = f"{CJK_FONT_ENV}: no such font file: {cjk_setting}"
+            log.warning("letters: %s; letters with Chinese text will be refused", why)
+            return LetterFonts(latin, latin_bold, None, why)
+        candidates: Sequence[str] = (cjk_setting,)
     else:
         candidates = [p for p in CJK_FONT_PATHS if Path(p).is_file()]
     for path in candidates:
@@ -139,9 +148,18 @@ def _fonts(cjk_setting: str | None, latin_setting: str | None) -> LetterFonts:
                 raise ValueError(f"{CJK_FONT_ENV}: cannot embed {path}: {exc}") from exc
             continue
         return LetterFonts(latin, latin_bold, cjk, path)
-    if BUILTIN_CJK not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(BUILTIN_CJK))
-    return LetterFonts(latin, latin_bold, BUILTIN_CJK, f"{BUILTIN_CJK} (built-in CID font)")
+    why = ("no embeddable CJK TrueType font installed (apt-get install fonts-wqy-zenhei, or set "
+           f"{CJK_FONT_ENV} to a .ttf/.ttc file)")  # fmt: skip
+    log.warning("letters: %s; letters with Chinese text will be refused", why)
+    return LetterFonts(latin, latin_bold, None, why)
+
+
+def needs_cjk(message: OutboundMessage) -> bool:
+    """Whether a letter has Chinese text anywhere (its language, its text, its fields)."""
+    language = str(message.fields.get("language") or message.tags.get("language") or "en")
+    if _lang(language) == "zh" or _CJK.search(message.body_text):
+        return True
+    return bool(_CJK.search(json.dumps(dict(message.fields), ensure_ascii=False, default=str)))
 
 
 # --- wording of the structured blocks -------------------------------------------------------------
@@ -204,6 +222,16 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "plan_first_due": "First payment due",
         "plan_last_due": "Last payment due",
         "plan_accept": "To accept a plan, call {phone} or write to us by {date}.",
+        "cn_rights": "Your rights",
+        "cn_check": "You can check your account's transactions and the amount owed by calling "
+        "{phone} or in {creditor}'s online and mobile banking.",
+        "cn_object": "If you believe the account details or the amount are wrong, call {phone} "
+        "or write to us: we will check and reply to you.",
+        "cn_conduct": "We collect only from you. We do not tell anyone unconnected with the debt "
+        "about it, and we do not contact you between 22:00 and 08:00.",
+        "cn_complain": "You may complain to us about how we collect, or to the National "
+        "Financial Regulatory Administration and its local offices (consumer hotline 12378).",
+        "cn_contact": "Contact in China: {phone}",
     },
     "zh": {
         "page": "第 {n} 页",
@@ -253,6 +281,14 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "plan_first_due": "首期还款日",
         "plan_last_due": "末期还款日",
         "plan_accept": "如接受任一方案，请于{date}前致电{phone}或致函我们。",
+        "cn_rights": "您的权利",
+        "cn_check": "您可以致电{phone}或通过{creditor}网上银行、手机银行查询账户交易明细和欠款金额。",
+        "cn_object": "如您认为账户信息或欠款金额有误，请致电{phone}或书面向我们提出异议，我们将核实后答复您。",
+        "cn_conduct": "我们仅向您本人催收，不会向与债务无关的第三人透露您的债务信息，"
+        "不会在22:00至次日08:00之间联系您。",
+        "cn_complain": "如对我们的催收行为有意见，您可以向我们投诉，也可以向国家金融监督管理总局及其派出机构反映"
+        "（金融消费者投诉热线12378）。",
+        "cn_contact": "境内联系电话：{phone}",
     },
 }
 
@@ -326,14 +362,30 @@ def read_manifest_line(pdf: bytes) -> dict[str, Any] | None:
 def render_letter(message: OutboundMessage, fonts: LetterFonts | None = None) -> RenderedLetter:
     """The PDF of one letter. Same message, same bytes (on a machine with the same fonts)."""
     from reportlab.lib.pagesizes import A4, LETTER
-    from reportlab.platypus import BaseDocTemplate, Frame, NextPageTemplate, PageTemplate
+    from reportlab.platypus import (
+        BaseDocTemplate,
+        Frame,
+        NextPageTemplate,
+        PageBreak,
+        PageTemplate,
+    )
 
     fonts = fonts or letter_fonts()
     recipient = recipient_of(message)
+    if fonts.cjk is None and needs_cjk(message):
+        # Not sent: the ledger row fails with this reason (no personal data in it), and the
+        # letter can be redriven once a font is installed.
+        raise PermanentError(f"a letter with Chinese text needs an embedded CJK font: "
+                             f"{fonts.cjk_source}", code=CJK_FONT_MISSING)  # fmt: skip
     fields = message.fields
     language = str(fields.get("language") or message.tags.get("language") or "en")
     lang = _lang(language)
     labels = LABELS[lang]
+    # A translated validation notice comes with the English one (12 CFR 1006.34(e)): the
+    # English text and blocks first, so the page furniture (date, footer) is English too.
+    english = str(fields.get("english") or "") if lang != "en" else ""
+    page_language = "en" if english else language
+    page_labels = LABELS[_lang(page_language)]
     sender = fields.get("sender") or {}
     letter_date = str(fields.get("letter_date") or "")
     if not letter_date:
@@ -369,7 +421,7 @@ def render_letter(message: OutboundMessage, fonts: LetterFonts | None = None) ->
             canvas.setFont(styles.font_for(line), 10)
             canvas.drawString(25 * MM, y, line)
             y -= 13
-        shown_date = format_date(letter_date, language)
+        shown_date = format_date(letter_date, page_language)
         canvas.setFont(styles.font_for(shown_date), 10)
         canvas.drawRightString(width - 20 * MM, height - 50 * MM, shown_date)
         canvas.restoreState()
@@ -384,8 +436,8 @@ def render_letter(message: OutboundMessage, fonts: LetterFonts | None = None) ->
             x
             for x in (
                 str(sender.get("name") or ""),
-                labels["account_ending"].format(last4=last4) if last4 else "",
-                labels["page"].format(n=doc.page),
+                page_labels["account_ending"].format(last4=last4) if last4 else "",
+                page_labels["page"].format(n=doc.page),
             )
             if x
         )
@@ -404,7 +456,7 @@ def render_letter(message: OutboundMessage, fonts: LetterFonts | None = None) ->
         pagesize=page_size,
         invariant=1,
         pageCompression=1,  # zlib at a fixed level: still the same bytes every time
-        title=labels["account_ending"].format(last4=last4),
+        title=page_labels["account_ending"].format(last4=last4),
         author=str(sender.get("name") or ""),
         creator="outreach letters",
         producer="outreach letters (reportlab)",
@@ -415,6 +467,11 @@ def render_letter(message: OutboundMessage, fonts: LetterFonts | None = None) ->
         ],
     )
     story: list[Any] = [NextPageTemplate("later")]
+    if english:
+        en_styles = _Styles(fonts, "en")
+        story += en_styles.body(english)
+        story += _blocks(fields, en_styles, LABELS["en"], "en")
+        story.append(PageBreak())
     story += _summary(fields, styles, labels, language)
     story += styles.body(message.body_text)
     story += _blocks(fields, styles, labels, language)
@@ -442,7 +499,7 @@ class _Styles:
         self._cls = ParagraphStyle
 
     def font_for(self, text: str, *, bold: bool = False) -> str:
-        if self.lang == "zh" or _CJK.search(text):
+        if self.fonts.cjk is not None and (self.lang == "zh" or _CJK.search(text)):
             return self.fonts.cjk  # one weight: the CJK fonts here have no bold face
         return self.fonts.latin_bold if bold else self.fonts.latin
 
@@ -536,7 +593,28 @@ def _blocks(
         out += _validation_block(fields, fields["validation"], styles, labels, language)
     if isinstance(fields.get("instalments"), Mapping):
         out += _instalment_block(fields, fields["instalments"], styles, labels, language)
+    if isinstance(fields.get("cn_notice"), Mapping):
+        out += _cn_notice_block(fields["cn_notice"], styles, labels)
     return out
+
+
+def _cn_notice_block(
+    notice: Mapping[str, Any], styles: _Styles, labels: Mapping[str, str]
+) -> list[Any]:
+    """What the China pack's letter requirement (cn.collection_notice_contents) asks a
+    collection letter to say: the cardholder's rights, how to check and object, where to
+    complain, a domestic contact."""
+    from reportlab.platypus import CondPageBreak, Spacer
+
+    values = {"phone": str(notice.get("phone") or ""), "creditor": str(notice.get("creditor") or "")}
+    p = styles.para
+    return [
+        Spacer(1, 4),
+        CondPageBreak(40 * MM),
+        p(labels["cn_rights"], "head", bold=True),
+        *(p(labels[k].format(**values)) for k in ("cn_check", "cn_object", "cn_conduct",
+                                                  "cn_complain", "cn_contact")),
+    ]  # fmt: skip
 
 
 def _validation_block(

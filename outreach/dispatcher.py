@@ -268,7 +268,8 @@ def _personal_data(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str,
     rows = conn.execute(
         text(
             "SELECT c.key, a.account_ref, a.currency, a.due_date, p.full_name, p.language, "
-            "p.address_line1, p.city, p.region, p.postal_code, cp.value, c.config_version "
+            "p.address_line1, p.city, p.region, p.postal_code, cp.value, c.config_version, "
+            "p.country "
             "FROM contact c JOIN account a ON a.id = c.account_id JOIN person p ON p.id = a.person_id "
             "LEFT JOIN contact_point cp ON cp.id = c.contact_point_id WHERE c.key IN :keys"
         ).bindparams(bindparam("keys", expanding=True)),
@@ -286,6 +287,7 @@ def _personal_data(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str,
             "address": address,
             "destination": r[10],
             "config_version": r[11],
+            "country": r[12],
         }
     return out
 
@@ -324,6 +326,7 @@ def _message(
         currency=pd["currency"],
         days_past_due=dpd,
         address=pd["address"],
+        country=pd.get("country"),
     )
     rendered = render(contact.template, pd["language"], channel, ctx)
     return OutboundMessage(

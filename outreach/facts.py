@@ -69,6 +69,14 @@ class AccountRecord:
     scra_checked_on: dt.date | None = None
     scra_active_duty: bool = False
     final_notice_sent_on: dt.date | None = None
+    # The Regulation F itemization as imported (None: not imported), and the payments since
+    # its date up to the judged day.
+    itemization_date: dt.date | None = None
+    itemization_kind: str | None = None
+    itemization_amount: Decimal | None = None
+    interest_since_itemization: Decimal | None = None
+    fees_since_itemization: Decimal | None = None
+    payments_since_itemization: Decimal = Decimal(0)
     destinations: list[Destination] = field(default_factory=list)
     holds: set[str] = field(default_factory=set)  # kinds active on the day
     # Active holds and those that ended within HOLD_LOOKBACK, by start date.
@@ -118,7 +126,26 @@ class AccountRecord:
             reachable_destinations=reachable,
             balance=float(self.balance),
             final_notice_sent=self.final_notice_sent_on,
+            itemization_issue=self.itemization_issue(),
         )
+
+    def itemization_issue(self) -> str | None:
+        """Why the validation notice's itemization cannot be stated correctly, or None.
+
+        ``missing``: no reference date and amount imported (we do not guess one: the
+        snapshot date is none of the dates 1006.34(b)(3) allows, and a charge-off balance
+        cannot be rebuilt without the interest and fees since). ``does_not_add_up``: the
+        amount then, plus interest and fees since, less the payments since, is not the
+        current amount, so the notice would print figures that contradict each other."""
+        if self.itemization_date is None or self.itemization_amount is None:
+            return "missing"
+        then = (
+            self.itemization_amount
+            + (self.interest_since_itemization or Decimal(0))
+            + (self.fees_since_itemization or Decimal(0))
+            - self.payments_since_itemization
+        )
+        return None if then == self.balance else "does_not_add_up"
 
 
 def _zones(value: str | None) -> tuple[str, ...]:
@@ -219,7 +246,9 @@ def load_accounts(
         "SELECT a.id, a.account_ref, a.product, a.balance, a.amount_past_due, a.due_date, "
         "a.segment, a.jurisdiction_country, a.jurisdiction_region, p.language, p.time_zones, "
         "p.city, p.inconvenient_times, a.validation_notice_sent_on, a.initial_communication_on, "
-        "a.limitation_date, a.scra_checked_on, a.scra_active_duty, a.final_notice_sent_on "
+        "a.limitation_date, a.scra_checked_on, a.scra_active_duty, a.final_notice_sent_on, "
+        "a.itemization_date, a.itemization_kind, a.itemization_amount, "
+        "a.interest_since_itemization, a.fees_since_itemization "
         "FROM account a JOIN person p ON p.id = a.person_id "
         "WHERE a.id BETWEEN ? AND ? ORDER BY a.id",
         (lo, hi),
@@ -248,6 +277,11 @@ def load_accounts(
             scra_checked_on=_known(as_date(r[16]), cutoff),
             scra_active_duty=bool(r[17]),
             final_notice_sent_on=_known(as_date(r[18]), cutoff),
+            itemization_date=as_date(r[19]),
+            itemization_kind=r[20],
+            itemization_amount=None if r[21] is None else _money(r[21]),
+            interest_since_itemization=None if r[22] is None else _money(r[22]),
+            fees_since_itemization=None if r[23] is None else _money(r[23]),
         )
     if not accounts:
         return accounts
@@ -325,6 +359,17 @@ def load_accounts(
         paid = _money(r[1])
         acc.past_due = max(Decimal(0), acc.past_due - paid)
         acc.balance = max(Decimal(0), acc.balance - paid)
+
+    # Payments and credits since the itemization date (12 CFR 1006.34(c)(2)(viii)), for the
+    # accounts that have one.
+    for r in fetchall(
+        conn,
+        "SELECT p.account_id, SUM(p.amount) FROM payment p JOIN account a ON a.id = p.account_id "
+        "WHERE p.account_id BETWEEN ? AND ? AND a.itemization_date IS NOT NULL "
+        "AND p.paid_on > a.itemization_date AND p.paid_on <= ? GROUP BY p.account_id",
+        (lo, hi, d),
+    ):
+        accounts[r[0]].payments_since_itemization = _money(r[1])
 
     # Outbound contacts on every channel, and conversations either way (an inbound call the
     # consumer made counts as talking to them), in the lookback window.

@@ -139,7 +139,8 @@ CSV_COLUMNS = [
     "balance", "amount_past_due", "due_date", "balance_as_of", "country", "region", "city",
     "address_line1", "postal_code", "segment", "charge_off_date", "limitation_date",
     "inconvenient_times", "initial_communication_on", "validation_notice_sent_on",
-    "scra_checked_on", "scra_active_duty",
+    "scra_checked_on", "scra_active_duty", "itemization_date", "itemization_kind",
+    "itemization_amount", "interest_since_itemization", "fees_since_itemization",
     *(f"phone{i}{s}" for i in (1, 2, 3)
       for s in ("", "_type", "_sms_consent", "_call_consent", "_workplace", "_no_calls_at_work")),
     *(f"email{i}{s}" for i in (1, 2) for s in ("", "_workplace", "_consent", "_used_by_consumer")),
@@ -495,6 +496,16 @@ class _Generator:
         x = r.random()
         notice = self._notice_dates(us, due_date, dpd)
         scra = self._scra_check(us)
+        payments = self._draw_payments(n, past_due, balance)
+        snapshot = as_of - dt.timedelta(days=1)
+        # The itemization reference date (12 CFR 1006.34(b)(3)): the charge-off date, else the
+        # last statement (the close of the month before the snapshot). What was owed then is
+        # the snapshot balance plus the payments made since, up to the snapshot.
+        item_date = charge_off or snapshot.replace(day=1) - dt.timedelta(days=1)
+        paid_since = sum(
+            round(amount, 2) for _, days_ago, amount in payments
+            if item_date < as_of - dt.timedelta(days=days_ago) <= snapshot
+        )  # fmt: skip
         record: dict[str, Any] = {
             "record": "account",
             "account_ref": ref,
@@ -504,10 +515,13 @@ class _Generator:
             "balance": f"{balance:.2f}",
             "amount_past_due": f"{min(past_due, balance):.2f}",
             "due_date": due_date.isoformat() if due_date else None,
-            "balance_as_of": (as_of - dt.timedelta(days=1)).isoformat(),
+            "balance_as_of": snapshot.isoformat(),
             "segment": "prime" if x < 0.35 else "near_prime" if x < 0.70 else "subprime",
             "charge_off_date": charge_off.isoformat() if charge_off else None,
             "limitation_date": limitation.isoformat() if limitation else None,
+            "itemization_date": item_date.isoformat(),
+            "itemization_kind": "charge_off" if charge_off else "last_statement",
+            "itemization_amount": f"{round(balance, 2) + paid_since:.2f}",
             **notice,
             **scra,
             "phones": [_phone_entry(p) for p in person.phones],
@@ -516,7 +530,8 @@ class _Generator:
         self.writer.write(record)
         self.report.accounts += 1
         self.report.by_country[person.country] = self.report.by_country.get(person.country, 0) + 1
-        self._payments(ref, n, past_due, balance)
+        for payment_ref, days_ago, amount in payments:
+            self._payment(payment_ref, ref, days_ago, amount)
         self._holds(ref)
         self._history(person, ref, n, dpd)
 
@@ -542,17 +557,22 @@ class _Generator:
         checked = self.as_of - dt.timedelta(days=r.randint(1, 120))
         return {"scra_checked_on": checked.isoformat(), "scra_active_duty": r.random() < 0.1}
 
-    def _payments(self, ref: str, n: int, past_due: float, balance: float) -> None:
+    def _draw_payments(
+        self, n: int, past_due: float, balance: float
+    ) -> list[tuple[str, int, float]]:
+        """The account's payments as (payment_ref, days before the as-of day, amount)."""
         r = self.rng
+        out: list[tuple[str, int, float]] = []
         count = 0
         if r.random() < 0.20:
             count = 1 if r.random() < 0.7 else 2
         for i in range(count):
             days_ago = r.randint(2, 60)  # before balance_as_of: already in the balance
             amount = max(5.0, (past_due or balance) * r.uniform(0.1, 0.6))
-            self._payment(f"PAY{n:09d}-{i + 1}", ref, days_ago, amount)
+            out.append((f"PAY{n:09d}-{i + 1}", days_ago, amount))
         if past_due and r.random() < 0.02:  # paid today: the planner must notice
-            self._payment(f"PAY{n:09d}-T", ref, 0, past_due * r.choice((0.5, 1.0)))
+            out.append((f"PAY{n:09d}-T", 0, past_due * r.choice((0.5, 1.0))))
+        return out
 
     def _payment(self, payment_ref: str, ref: str, days_ago: int, amount: float) -> None:
         self.writer.write(

@@ -88,6 +88,10 @@ IMPORT_RUN = cast(Table, ImportRun.__table__)
 RECORD_TYPES = ("account", "payment", "hold", "contact_event", "opt_out")
 LANGUAGES = {"en": "en", "zh-cn": "zh-CN"}
 PRODUCTS = frozenset({"credit_card", "consumer_loan"})
+# The reference dates 12 CFR 1006.34(b)(3) allows for the validation notice's itemization.
+ITEMIZATION_KINDS = frozenset(
+    {"last_statement", "charge_off", "last_payment", "transaction", "judgment"}
+)
 PHONE_TYPES = frozenset({"mobile", "landline", "work"})
 HOLD_KINDS = frozenset(
     {
@@ -813,6 +817,7 @@ def _parse_account(row: _Row, fmt: str) -> _AccountIn:
     scra_checked_on = _date(d.get("scra_checked_on"), "scra_checked_on")
     scra_active_duty = _flag(d.get("scra_active_duty"), "scra_active_duty")
     inconvenient_times = _inconvenient_times(d.get("inconvenient_times"))
+    itemization = _itemization(d, balance_as_of, charge_off_date)
 
     address_zones = " ".join(zones.address_zones(country, region, postal_code)) or None
     person = {
@@ -845,6 +850,7 @@ def _parse_account(row: _Row, fmt: str) -> _AccountIn:
         "final_notice_sent_on": final_notice_sent_on,
         "scra_checked_on": scra_checked_on,
         "scra_active_duty": scra_active_duty,
+        **itemization,
     }
     contacts: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
@@ -869,6 +875,39 @@ def _parse_account(row: _Row, fmt: str) -> _AccountIn:
         account=account,
         contacts=contacts,
     )
+
+
+_ITEMIZATION_FIELDS = ("itemization_date", "itemization_kind", "itemization_amount")
+_SINCE_ITEMIZATION_FIELDS = ("interest_since_itemization", "fees_since_itemization")
+
+
+def _itemization(
+    d: Mapping[str, Any], balance_as_of: dt.date, charge_off_date: dt.date | None
+) -> dict[str, Any]:
+    """The Regulation F itemization columns (12 CFR 1006.34(b)(3), (c)(2)(vi)-(viii)): the
+    reference date, its kind and the amount owed that day come together or not at all; the
+    interest and fees charged since are optional (empty: none charged) and need the date."""
+    given = [name for name in _ITEMIZATION_FIELDS + _SINCE_ITEMIZATION_FIELDS
+             if not _blank(d.get(name))]  # fmt: skip
+    if not given:
+        return dict.fromkeys(_ITEMIZATION_FIELDS + _SINCE_ITEMIZATION_FIELDS)
+    for name in _ITEMIZATION_FIELDS:
+        if name not in given:
+            raise _Reject(name, f"required with {given[0]}")
+    when = cast(dt.date, _date(d.get("itemization_date"), "itemization_date"))
+    if when > balance_as_of:
+        raise _Reject("itemization_date", "after balance_as_of (the reference date is past)")
+    kind = _choice(d.get("itemization_kind"), "itemization_kind", ITEMIZATION_KINDS)
+    if kind == "charge_off" and charge_off_date is not None and when != charge_off_date:
+        raise _Reject("itemization_date", "differs from charge_off_date for kind charge_off")
+    values: dict[str, Any] = {
+        "itemization_date": when,
+        "itemization_kind": kind,
+        "itemization_amount": _money(d.get("itemization_amount"), "itemization_amount"),
+    }
+    for name in _SINCE_ITEMIZATION_FIELDS:
+        values[name] = None if _blank(d.get(name)) else _money(d.get(name), name)
+    return values
 
 
 def _inconvenient_times(value: Any) -> str | None:
@@ -1388,6 +1427,8 @@ _ACCOUNT_COLS = (
     "balance_as_of", "jurisdiction_country", "jurisdiction_region", "segment",
     "charge_off_date", "limitation_date", "validation_notice_sent_on", "initial_communication_on",
     "scra_checked_on", "scra_active_duty", "final_notice_sent_on",
+    "itemization_date", "itemization_kind", "itemization_amount", "interest_since_itemization",
+    "fees_since_itemization",
 )  # fmt: skip
 # Dates the system records too (the dispatcher, when it sends a notice or a first contact) or a
 # previous system's history: an import merges them with what is stored instead of replacing it,

@@ -42,10 +42,10 @@ from outreach import settings
 from outreach.dispatcher import ChannelHooks, DueContact, MessageContext, channel_settings
 from outreach.facts import as_date
 from outreach.importer import ImportFileError
-from outreach.messages import brand, money
+from outreach.messages import brand, cn_service_phone, message_context, money, render
 from policies.calendar import validation_period
-from policies.model import SELF, Verdict
-from policies.packs import all_packs
+from policies.model import ROLES, SELF, Verdict
+from policies.packs import all_packs, jurisdiction, packs_for
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,17 @@ MAX_REASON = 120
 # --- what a letter says ---------------------------------------------------------------------------
 
 
-def collector() -> tuple[str, list[str]]:
+def collector(language: str | None = None) -> tuple[str, list[str]]:
     """The debt collector's name and mailing address lines (``OUTREACH_COLLECTOR_NAME``,
     ``OUTREACH_COLLECTOR_ADDRESS`` with lines separated by ``|``); the name defaults to the
-    creditor's (a creditor collecting its own accounts)."""
-    name = os.environ.get("OUTREACH_COLLECTOR_NAME") or brand()["creditor"]
+    creditor's (a creditor collecting its own accounts). In Chinese, the Chinese name
+    (``OUTREACH_COLLECTOR_NAME_ZH``, else the creditor's Chinese name when no collector name
+    is set)."""
+    name = os.environ.get("OUTREACH_COLLECTOR_NAME") or brand(language)["creditor"]
+    if language and language.lower().startswith("zh"):
+        name = os.environ.get("OUTREACH_COLLECTOR_NAME_ZH") or (
+            name if os.environ.get("OUTREACH_COLLECTOR_NAME") else brand(language)["creditor"]
+        )
     address = os.environ.get("OUTREACH_COLLECTOR_ADDRESS", "PO Box 1000|Example City, NY 10001")
     return name, [line.strip() for line in address.split("|") if line.strip()]
 
@@ -144,10 +150,10 @@ def instalment_options(
 
 @dataclass(frozen=True, slots=True)
 class Itemization:
-    """The Regulation F itemization (12 CFR 1006.34(c)(2)(vi)-(viii))."""
+    """The Regulation F itemization (12 CFR 1006.34(c)(2)(vi)-(ix))."""
 
     date: dt.date
-    basis: str  # charge_off | last_statement
+    basis: str  # last_statement | charge_off | last_payment | transaction | judgment
     amount_then: Decimal
     interest: Decimal
     fees: Decimal
@@ -155,25 +161,53 @@ class Itemization:
     current: Decimal
 
 
+class ItemizationUnknown(ValueError):
+    """The account has no itemization a validation notice can state (the gate's
+    ``us_reg_f.itemization_unknown`` blocks such a notice before it gets here)."""
+
+
 def itemize(
     current: Decimal,
-    charge_off_date: dt.date | None,
-    balance_as_of: dt.date,
+    itemization_date: dt.date | None,
+    itemization_kind: str | None,
+    itemization_amount: Decimal | None,
+    interest_since: Decimal | None,
+    fees_since: Decimal | None,
     payments_since: Decimal,
 ) -> Itemization:
-    """The itemization of a debt whose current amount is ``current``.
+    """The itemization of a debt whose current amount is ``current``, from the imported
+    reference date (one of the five 1006.34(b)(3) allows), the amount owed that day and the
+    interest and fees charged since (none imported: none charged); the payments and credits
+    since come from the payment records. Figures that do not add up to ``current`` are refused:
+    the notice would contradict itself."""
+    if itemization_date is None or itemization_kind is None or itemization_amount is None:
+        raise ItemizationUnknown("no itemization date, kind and amount imported")
+    interest, fees = interest_since or Decimal("0.00"), fees_since or Decimal("0.00")
+    if itemization_amount + interest + fees - payments_since != current:
+        raise ItemizationUnknown("the itemization does not add up to the current amount")
+    return Itemization(itemization_date, itemization_kind, itemization_amount, interest, fees,
+                       payments_since, current)  # fmt: skip
 
-    The itemization date is the charge-off date when there is one, else the date of the
-    lender's balance snapshot (standing in for the last statement). The schema records no
-    interest or fees charged since, so they are zero, and the amount on the itemization date is
-    the current amount plus the payments and credits since."""
-    when, basis = (
-        (charge_off_date, "charge_off") if charge_off_date else (balance_as_of, "last_statement")
-    )
-    return Itemization(
-        when, basis, current + payments_since, Decimal("0.00"), Decimal("0.00"),
-        payments_since, current,
-    )  # fmt: skip
+
+# ISO 3166-2:CN subdivision codes and the names a Chinese address prints (GB/T 2260).
+CN_PROVINCE_NAMES: Mapping[str, str] = {
+    "BJ": "北京市", "TJ": "天津市", "HE": "河北省", "SX": "山西省", "NM": "内蒙古自治区",
+    "LN": "辽宁省", "JL": "吉林省", "HL": "黑龙江省", "SH": "上海市", "JS": "江苏省",
+    "ZJ": "浙江省", "AH": "安徽省", "FJ": "福建省", "JX": "江西省", "SD": "山东省",
+    "HA": "河南省", "HB": "湖北省", "HN": "湖南省", "GD": "广东省", "GX": "广西壮族自治区",
+    "HI": "海南省", "CQ": "重庆市", "SC": "四川省", "GZ": "贵州省", "YN": "云南省",
+    "XZ": "西藏自治区", "SN": "陕西省", "GS": "甘肃省", "QH": "青海省", "NX": "宁夏回族自治区",
+    "XJ": "新疆维吾尔自治区",
+}  # fmt: skip
+
+
+def _cn_place(region: str | None, city: str | None) -> str | None:
+    """Province then city, as a Chinese address writes them; a municipality (上海市) once."""
+    province = CN_PROVINCE_NAMES.get((region or "").upper(), region or "")
+    city = (city or "").strip()
+    if province and city and city.rstrip("市") == province.rstrip("市"):
+        city = ""
+    return "".join(x for x in (province, city) if x) or None
 
 
 def address_lines(
@@ -188,7 +222,7 @@ def address_lines(
         last = " ".join(x for x in (f"{city}," if city else None, region, postal_code) if x)
         lines = [address_line1, last.rstrip(",")]
     elif country == "CN":
-        lines = ["".join(x for x in (region, city) if x) or None, address_line1, postal_code]
+        lines = [_cn_place(region, city), address_line1, postal_code]
     else:
         lines = [address_line1, city, " ".join(x for x in (region, postal_code) if x), country]
     return [x for x in lines if x]
@@ -219,7 +253,9 @@ def recipient_rows(conn: Connection, keys: Sequence[str]) -> dict[str, Any]:
     rows = conn.execute(
         text(
             "SELECT c.key, a.balance_as_of, a.charge_off_date, p.full_name, p.address_line1, "
-            "p.city, p.region, p.postal_code, p.country, cp.kind, cp.value, cp.relation "
+            "p.city, p.region, p.postal_code, p.country, cp.kind, cp.value, cp.relation, "
+            "a.itemization_date, a.itemization_kind, a.itemization_amount, "
+            "a.interest_since_itemization, a.fees_since_itemization "
             "FROM contact c JOIN account a ON a.id = c.account_id "
             "JOIN person p ON p.id = a.person_id "
             "LEFT JOIN contact_point cp ON cp.id = c.contact_point_id WHERE c.key IN :keys"
@@ -235,12 +271,15 @@ def letter_fields(ctx: MessageContext, row: Any = None) -> dict[str, Any]:
     account, pd, contact = ctx.account, ctx.personal, ctx.contact
     if row is None:
         row = recipient_rows(ctx.conn, [contact.key])[contact.key]
-    balance_as_of, charge_off_date = as_date(row[0]), as_date(row[1])
+    charge_off_date = as_date(row[1])
     language = str(pd["language"])
     currency = str(pd["currency"])
-    creditor = brand()["creditor"]
-    collector_name, collector_lines = collector()
     purpose = ctx.action.gate_purpose if ctx.action is not None else None
+    # A translated validation notice opens with the English one: its sender block is English.
+    bilingual = purpose == "validation_notice" and not language.startswith("en")
+    creditor = brand(None if bilingual else language)["creditor"]
+    collector_name, collector_lines = collector(None if bilingual else language)
+    phone = cn_service_phone() if account.country == "CN" else brand()["phone"]
     template = contact.template or ""
     days_past_due = (ctx.day - account.due_date).days if account.due_date else 0
 
@@ -254,7 +293,7 @@ def letter_fields(ctx: MessageContext, row: Any = None) -> dict[str, Any]:
         "template": template,
         "purpose": purpose,
         "recipient": _recipient(row, language),
-        "sender": {"name": collector_name, "lines": collector_lines, "phone": brand()["phone"]},
+        "sender": {"name": collector_name, "lines": collector_lines, "phone": phone},
         "amounts": {
             "currency": currency,
             "past_due": _money(account.past_due),
@@ -264,12 +303,30 @@ def letter_fields(ctx: MessageContext, row: Any = None) -> dict[str, Any]:
         },
     }
     if purpose == "validation_notice" or template.endswith("/validation_notice"):
-        assert balance_as_of is not None  # NOT NULL in the schema
         fields["validation"] = _validation(ctx, currency, creditor, collector_name,
-                                           collector_lines, charge_off_date, balance_as_of)  # fmt: skip
+                                           collector_lines, row)  # fmt: skip
+        if not language.startswith("en"):
+            # 12 CFR 1006.34(e): a translated notice goes with the English one, in the same
+            # letter: the English text first, the translation after it.
+            fields["english"] = english_body(ctx, template)
+    wanted = letter_requirements(account, ctx.day, purpose)
+    if "cn.collection_notice_contents" in wanted:
+        fields["cn_notice"] = {"phone": phone, "creditor": brand(language)["creditor"]}
     if purpose == "instalment_offer" or template.endswith("/instalment_offer"):
         fields["instalments"] = _instalments(ctx, currency, charge_off_date)
     return fields
+
+
+def letter_requirements(account: Any, day: dt.date, purpose: str | None) -> set[str]:
+    """The ids of the letter requirements of the packs in force for the account (either
+    role) that apply to a letter of ``purpose``."""
+    found: set[str] = set()
+    for role in ROLES:
+        j = jurisdiction(account.country, account.region, account.city, account.product, role)
+        for pack in packs_for(j, day):
+            found.update(r.requirement_id for r in pack.letter_requirements
+                         if purpose in r.purposes)  # fmt: skip
+    return found
 
 
 def _recipient(row: Any, language: str) -> dict[str, Any] | None:
@@ -286,6 +343,20 @@ def _recipient(row: Any, language: str) -> dict[str, Any] | None:
     return {"name": full_name, "lines": lines, "postal_code": row[6], "country": row[7]}
 
 
+def english_body(ctx: MessageContext, template: str) -> str:
+    """The English text of a letter's template, rendered with the context the dispatcher
+    renders the consumer's language with (the translation's original)."""
+    pd, account = ctx.personal, ctx.account
+    context = message_context(
+        full_name=str(pd["full_name"]), language="en", account_ref=account.account_ref,
+        amount_past_due=account.past_due, balance=account.balance,
+        currency=str(pd["currency"]),
+        days_past_due=(ctx.day - account.due_date).days if account.due_date else 0,
+        address=pd.get("address"),
+    )  # fmt: skip
+    return render(template, "en", "letter", context).text
+
+
 def notice_sent_on(ctx: MessageContext) -> dt.date:
     """The day the notice counts from, as the dispatcher records it (``validation_notice_sent_on``):
     the day it is mailed, its print batch (the contact's plan day, the consumer's local day), not
@@ -299,10 +370,9 @@ def _validation(
     creditor: str,
     collector_name: str,
     collector_lines: list[str],
-    charge_off_date: dt.date | None,
-    balance_as_of: dt.date,
+    row: Any,
 ) -> dict[str, Any]:
-    since = charge_off_date or balance_as_of
+    since = as_date(row[11])
     paid = ctx.conn.execute(
         text(
             "SELECT COALESCE(SUM(amount), 0) FROM payment WHERE account_id = :a "
@@ -310,7 +380,12 @@ def _validation(
         ),
         {"a": ctx.account.id, "since": since, "day": ctx.day},
     ).scalar_one()
-    item = itemize(ctx.account.balance, charge_off_date, balance_as_of, Decimal(str(paid)))
+
+    def amount(value: Any) -> Decimal | None:
+        return None if value is None else Decimal(str(value)).quantize(CENT)
+
+    item = itemize(ctx.account.balance, since, row[12], amount(row[13]), amount(row[14]),
+                   amount(row[15]), Decimal(str(paid)).quantize(CENT))  # fmt: skip
     sent_on = notice_sent_on(ctx)
     receipt, last_day = validation_period_for(sent_on)
     return {

@@ -39,12 +39,24 @@ def sandbox(root: Path | None = None) -> SandboxedEnvironment:
     return _environment(str(root or settings.templates_dir()))
 
 
-def brand() -> dict[str, str]:
+def brand(language: str | None = None) -> dict[str, str]:
+    """The creditor's name, payment page and phone; in Chinese (``language`` zh-*), the
+    creditor's Chinese name (``OUTREACH_CREDITOR_NAME_ZH``) when set, else the demo's Chinese
+    name when no name is configured at all, else the configured name as it is."""
+    creditor = os.environ.get("OUTREACH_CREDITOR_NAME")
+    if language and language.lower().startswith("zh"):
+        creditor = os.environ.get("OUTREACH_CREDITOR_NAME_ZH") or creditor or "示例银行"
     return {
-        "creditor": os.environ.get("OUTREACH_CREDITOR_NAME", "Example Bank"),
+        "creditor": creditor or "Example Bank",
         "pay_url": os.environ.get("OUTREACH_PAY_URL", "https://pay.example.com"),
         "phone": os.environ.get("OUTREACH_SERVICE_PHONE", "+1 800 555 0100"),
     }
+
+
+def cn_service_phone() -> str:
+    """The domestic (China) contact number Chinese collection letters give
+    (``OUTREACH_CN_SERVICE_PHONE``; the demo's placeholder otherwise)."""
+    return os.environ.get("OUTREACH_CN_SERVICE_PHONE", "400-000-0000")
 
 
 def money(value: Decimal) -> str:
@@ -61,10 +73,14 @@ def message_context(
     currency: str,
     days_past_due: int,
     address: str | None,
+    country: str | None = None,
 ) -> dict[str, Any]:
     first_name = full_name if language.startswith("zh") else full_name.split(" ")[0]
+    identity = brand(language)
+    if country == "CN":  # a consumer in China is given a domestic number
+        identity["phone"] = cn_service_phone()
     return {
-        **brand(),
+        **identity,
         "full_name": full_name,
         "first_name": first_name,
         "account_last4": account_ref[-4:],

@@ -82,6 +82,14 @@ class Account(Base):
     scra_active_duty: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # When our final notice before agency or legal action went out (set by the dispatcher).
     final_notice_sent_on: Mapped[dt.date | None] = mapped_column(Date)
+    # The Regulation F itemization (12 CFR 1006.34(b)(3), (c)(2)(vi)-(viii)): the reference
+    # date the lender chose (last statement, charge-off, last payment, transaction, judgment),
+    # what was owed that day, and the interest and fees charged since (None: none imported).
+    itemization_date: Mapped[dt.date | None] = mapped_column(Date)
+    itemization_kind: Mapped[str | None] = mapped_column(String(16))
+    itemization_amount: Mapped[Decimal | None] = mapped_column(Money)
+    interest_since_itemization: Mapped[Decimal | None] = mapped_column(Money)
+    fees_since_itemization: Mapped[Decimal | None] = mapped_column(Money)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 

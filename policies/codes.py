@@ -43,6 +43,10 @@ REASON_CODES: dict[str, str] = {
     "1006.6(c)(2) permits may go out.",
     "us_reg_f.validation_notice_overdue": "The validation notice was not sent within 5 days of "
     "the initial communication: no further collection communication until it is.",
+    "us_reg_f.itemization_unknown": "No itemization to state on the validation notice: the "
+    "reference date (last statement, charge-off, last payment, transaction or judgment) and "
+    "the amount then were not imported, or they and the interest, fees and payments since do "
+    "not add up to the current amount.",
     "us_reg_f.dispute_in_validation_period": "A dispute or original-creditor request arrived "
     "within the validation period: collection stops until verification is sent.",
     "us_reg_f.validation_period_open": "The validation period has not ended (or the notice's "

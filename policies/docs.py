@@ -51,6 +51,11 @@ def _pack_section(pack: Pack) -> list[str]:
     lines.append("")
     if pack.notes:
         lines += [f"- {note}" for note in pack.notes] + [""]
+    if pack.letter_requirements:
+        lines += ["What letters must say (laid out by the letter medium, docs/letters.md):", "",
+                  "| requirement | letters for | what | citation |", "| --- | --- | --- | --- |"]
+        lines += [f"| `{r.requirement_id}` | {', '.join(r.purposes)} | {r.what} | {r.citation} |"
+                  for r in pack.letter_requirements] + [""]  # fmt: skip
     return lines
 
 
@@ -75,6 +80,9 @@ CHECK_TEXT = {
     "on active duty",
     "validation_notice": "blocks other communications once `days` have passed since the initial "
     "communication without a validation notice",
+    "itemization": "blocks a validation notice when the account has no imported itemization "
+    "(reference date, its kind and amount) or when the amount then, plus interest and fees "
+    "since, less payments since, is not the current amount",
     "validation_dispute": "blocks while a dispute or original-creditor request received within the "
     "validation period is open (period = `period_days` after assumed receipt, "
     "`receipt_business_days` business days after sending)",

@@ -272,6 +272,17 @@ def _validation_notice(
     return _pass(ctx, read)
 
 
+def _itemization(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
+    """A validation notice only with an itemization it can state truly: a reference date of
+    1006.34(b)(3) with its amount, and figures since that add up to the current amount."""
+    if step.purpose != "validation_notice":
+        return _pass(ctx, {"purpose": step.purpose})
+    read = {"purpose": step.purpose, "itemization_issue": facts.itemization_issue}
+    if facts.itemization_issue is not None:
+        return Outcome(BLOCK, read)
+    return _pass(ctx, read)
+
+
 def _period(rule: Rule, sent: dt.date) -> tuple[dt.date, dt.date]:
     return validation_period(sent, rule.params["receipt_business_days"], rule.params["period_days"])
 
@@ -612,6 +623,7 @@ CHECKS: dict[str, Check] = {
     "time_barred": _time_barred,
     "scra": _scra,
     "validation_notice": _validation_notice,
+    "itemization": _itemization,
     "validation_dispute": _validation_dispute,
     "validation_period": _validation_period,
     "credit_report": _credit_report,
@@ -657,6 +669,7 @@ ACCOUNT_CHECKS = frozenset(
         "time_barred",
         "scra",
         "validation_notice",
+        "itemization",
         "validation_dispute",
         "validation_period",
         "credit_report",

@@ -105,6 +105,9 @@ class AccountFacts:
     reachable_destinations: int = 1
     balance: float = 0.0  # the whole balance owed (past_due is the part overdue)
     final_notice_sent: dt.date | None = None  # the final notice before agency or legal action
+    # Why the validation notice's itemization cannot be stated (missing | does_not_add_up), or
+    # None when it can (12 CFR 1006.34(c)(2)(vi)-(ix)).
+    itemization_issue: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

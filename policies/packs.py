@@ -89,6 +89,17 @@ class Applies:
 
 
 @dataclass(frozen=True, slots=True)
+class LetterRequirement:
+    """What a pack asks a letter of some purposes to say (not a gate: the letter medium adds
+    the block, docs/compliance.md lists it)."""
+
+    requirement_id: str
+    what: str
+    citation: str
+    purposes: tuple[str, ...]  # the actions' purposes (policies.model.PURPOSES) it applies to
+
+
+@dataclass(frozen=True, slots=True)
 class Pack:
     name: str
     version: str
@@ -98,6 +109,7 @@ class Pack:
     rules: tuple[Rule, ...]
     effective_to: dt.date | None = None  # exclusive
     notes: tuple[str, ...] = ()  # obligations that are not contact gates (record keeping...)
+    letter_requirements: tuple[LetterRequirement, ...] = ()
 
     def in_force(self, day: dt.date) -> bool:
         return self.effective_from <= day and (self.effective_to is None or day < self.effective_to)

@@ -57,6 +57,12 @@ def add_account(
     to the account row as they are (validation_notice_sent_on, scra_checked_on, ...).
     """
     n = next(_refs)
+    if "itemization_date" not in account_columns:
+        # The Regulation F itemization (us_reg_f.itemization_unknown blocks a validation notice
+        # without one): the last statement, on the snapshot day, at the snapshot balance.
+        account_columns = {"itemization_date": as_of - dt.timedelta(days=1),
+                           "itemization_kind": "last_statement",
+                           "itemization_amount": Decimal(balance), **account_columns}
     if phones is None:
         phones = [{"value": f"+1212555{n % 10000:04d}", "type": "mobile",
                    "zones": "America/New_York"}]

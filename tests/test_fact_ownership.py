@@ -83,6 +83,10 @@ def account(ref: str = "A1", due: dt.date = DAY - dt.timedelta(days=3), **change
         "emails": [{"address": EMAIL, "consent": True}],
     }  # fmt: skip
     record.update(changes)
+    # The Regulation F itemization a validation notice needs (us_reg_f.itemization_unknown).
+    record.setdefault("itemization_date", record["balance_as_of"])
+    record.setdefault("itemization_kind", "last_statement")
+    record.setdefault("itemization_amount", record["balance"])
     return {k: v for k, v in record.items() if v is not None}
 
 

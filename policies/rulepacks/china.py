@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from policies.packs import ALL_CHANNELS, CONSUMER_CHANNELS, TIMED_CHANNELS, Applies, Pack, Rule
+from policies.packs import (
+    ALL_CHANNELS,
+    CONSUMER_CHANNELS,
+    TIMED_CHANNELS,
+    Applies,
+    LetterRequirement,
+    Pack,
+    Rule,
+)
 
 CN_REGULATORS = "NFRA/PBOC rules on credit-card and consumer-credit collection"
 
@@ -44,4 +52,17 @@ CN = Pack(
     ),
     notes=("Collection records (calls, messages, visits) are kept at least 2 years.",
            "Personalised instalment agreements run up to 5 years."),
+    letter_requirements=(
+        LetterRequirement(
+            "cn.collection_notice_contents",
+            "A collection letter states the cardholder's rights, how to check the account and "
+            "raise an objection, the hours and manner of collection, where to complain, and a "
+            "domestic contact number.",
+            "《商业银行信用卡业务监督管理办法》 (CBRC Order 2011 No. 2) arts. 68-72 on "
+            "collection; 《关于进一步促进信用卡业务规范健康发展的通知》 (CBIRC/PBOC, 银保监规"
+            "〔2022〕13号) on collection conduct and complaints: the articles and the list of "
+            "contents are from memory, to confirm against the texts",
+            ("reminder", "final_notice"),
+        ),
+    ),
 )  # fmt: skip

@@ -23,7 +23,8 @@ CEASE_PERMITTED = ("termination_notice", "remedy_notice")
 
 US_REG_F = Pack(
     name="us_reg_f",
-    version="2021.11.30",
+    # 2021.11.30.1: the validation notice needs an imported itemization (issue 13 item 12).
+    version="2021.11.30.1",
     title="Regulation F (12 CFR part 1006) and the FDCPA: third-party debt collectors",
     applies=Applies(countries=US, roles=frozenset({"collector"})),
     effective_from=dt.date(2021, 11, 30),
@@ -47,6 +48,11 @@ US_REG_F = Pack(
         Rule("us_reg_f.validation_notice_overdue", "validation_notice",
              "12 CFR 1006.34(a)(1)(i)(B); 15 U.S.C. 1692g(a)", CONSUMER_CHANNELS,
              {"days": 5, "except_purposes": ("validation_notice",) + CEASE_PERMITTED}),
+        Rule("us_reg_f.itemization_unknown", "itemization",
+             "12 CFR 1006.34(b)(3), (c)(2)(vi)-(ix): the itemization date is the last "
+             "statement, charge-off, last payment, transaction or judgment date, with the "
+             "amount then and the interest, fees, payments and credits since",
+             CONSUMER_CHANNELS),
         Rule("us_reg_f.dispute_in_validation_period", "validation_dispute",
              "12 CFR 1006.38(c), (d)(2); 1006.34(b)(5); 15 U.S.C. 1692g(b)", ALL_CHANNELS,
              {"holds": ("dispute", "original_creditor_request"), "receipt_business_days": 5,
