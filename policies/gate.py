@@ -529,7 +529,10 @@ def _scope_filter(scope: str, step: Step) -> Callable[[PastContact], bool] | Non
     if scope == "account":
         return lambda h: True
     if scope == "destination":
-        return lambda h: h.channel == step.channel and h.contact_point_id == step.contact_point_id
+        # History imported without a destination may have been this number: it counts here.
+        return lambda h: h.channel == step.channel and (
+            h.contact_point_id is None or h.contact_point_id == step.contact_point_id
+        )
 
     def at_work(phone_type: str | None, workplace: bool) -> bool:
         return workplace or phone_type == "work"
