@@ -98,7 +98,9 @@ def render() -> str:
         "Generated from `policies/rulepacks/` and `policies/codes.py` by "
         "`python -m policies.docs > docs/compliance.md`; a test keeps it in step.",
         "",
-        "Every verdict is `send` (with a UTC window), `defer` (until an instant) or `block`, "
+        "Every verdict is `send` (with a UTC window), `defer` (until the first instant at which "
+        "the step would be sent: the deferring rules lifted, inside the allowed hours, outside "
+        "the consumer's stated inconvenient times, searched up to 14 days ahead) or `block`, "
         "and carries the codes of the rules that did not pass. A block wins over a defer. "
         "Each decision stores the ladder version and the versions of the packs in force.",
         "",
