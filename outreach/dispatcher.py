@@ -228,14 +228,17 @@ def _send_instants(
     due: list[DueContact], clock: str, now: dt.datetime
 ) -> list[tuple[dt.datetime, list[DueContact]]]:
     """Group due contacts by the instant they go out. Wall clock: now, for those whose window
-    holds it. Logical clock: the first top of the hour inside each window, as the hourly
-    dispatcher would have sent them."""
+    holds it and whose deferral (the first instant the gate could allow them) has come.
+    Logical clock: the first top of the hour inside each window from its deferral, as the
+    hourly dispatcher would have sent them."""
     if clock == "wall":
-        return [(now, [c for c in due if c.window_start <= now < c.window_end])]
+        ready = [c for c in due if c.defer_until is None or c.defer_until <= now]
+        return [(now, [c for c in ready if c.window_start <= now < c.window_end])]
     by_instant: dict[dt.datetime, list[DueContact]] = {}
     for c in due:
-        at = c.window_start.replace(minute=0, second=0, microsecond=0)
-        if at < c.window_start:
+        start = max(c.window_start, c.defer_until or c.window_start)
+        at = start.replace(minute=0, second=0, microsecond=0)
+        if at < start:
             at += dt.timedelta(hours=1)
         if at < c.window_end:
             by_instant.setdefault(at, []).append(c)

@@ -106,7 +106,9 @@ def render() -> str:
         "Generated from `policies/rulepacks/` and `policies/codes.py` by "
         "`python -m policies.docs > docs/compliance.md`; a test keeps it in step.",
         "",
-        "Every verdict is `send` (with a UTC window), `defer` (until an instant) or `block`, "
+        "Every verdict is `send` (with a UTC window), `defer` (until the first instant at which "
+        "the step would be sent: the deferring rules lifted, inside the allowed hours, outside "
+        "the consumer's stated inconvenient times, searched up to 14 days ahead) or `block`, "
         "and carries the codes of the rules that did not pass. A block wins over a defer. "
         "Each decision stores the ladder version and the versions of the packs in force.",
         "",
@@ -143,12 +145,33 @@ def render() -> str:
     lines += [f"- {c}: {', '.join(z)}" for c, z in COUNTRY_FALLBACK_ZONES.items()]
     lines += [
         "",
-        "Frequency days are local calendar days in the first candidate zone. Call attempts "
-        "whose outcome is `busy` or `not_in_service` are not counted by the 7-in-7 rules; "
-        "unanswered calls and voicemails are. The conversation's own day is day 1 of its 7-day "
+        "Frequency days are local calendar days in the first candidate zone. The conversation's "
+        "own day is day 1 of its 7-day "
         "pause. Contacts planned earlier the same day for the same account count toward the "
         "caps of its later actions. Assumed receipt of a validation notice skips Saturdays, "
         "Sundays and the legal public holidays of 5 U.S.C. 6103(a).",
+        "",
+        "## What counts as an attempt",
+        "",
+        "Each cap reads a call that never reached anyone from its own source:",
+        "",
+        "- Regulation F's 7 calls in 7 days (`us_reg_f.call_frequency_7in7`, and the California "
+        "and house rules that take it as their measure) counts every call placed, answered or "
+        "not, voicemail or not; a call that does not connect to the dialed number (`busy`, "
+        "`not_in_service`) is not counted (12 CFR 1006.14(b)(3)(iii); the examples of its "
+        "commentary to confirm).",
+        "- Massachusetts' 2 in 7 and 2 in 30 (`us_ma.*`) count communications the creditor "
+        "initiates. The Attorney General's guidance on 940 CMR 7.04(1)(f) treats a creditor "
+        "“truly unable to reach the debtor or to leave a message” as not initiating one, so "
+        "`busy`, `not_in_service`, `wrong_number` and texts that `failed` or were "
+        "`undelivered` are not counted. An unanswered call (`no_answer`) is counted: the record "
+        "does not tell whether a message could have been left. The guidance is read as quoted "
+        "in Armata v. Target Corp., 480 Mass. 14 (2018): to confirm with counsel.",
+        "- China's 6 unanswered attempts a day per number (`cn.unanswered_attempts_daily`) counts "
+        "every call that did not reach the debtor, `busy` and `not_in_service` included. A call "
+        "imported without a destination counts for each of the debtor's numbers.",
+        "- A call whose outcome is not known yet (`attempted`: queued, or handed to an agent "
+        "without a disposition) counts for every rule.",
         "",
         "Citations for the China and United Kingdom packs and the effective dates of the state "
         "packs are given as the project's reading; have counsel confirm them for your book.",

@@ -5,13 +5,18 @@ Plan mode (``at=None``) gives the send window for the consumer's local ``day``. 
 known at that instant. Any block wins over any defer; a step with no block and no defer is sent.
 Timed rules contribute the local hours they allow; the window is the longest stretch allowed by
 all of them at once.
+
+A defer's ``defer_until`` is the first instant at which the step would be sent: each deferring
+rule says when it could lift (a cooldown's day, the end of a stated span), and from the latest of
+those the gate judges the step again, instant by instant, as the send-time check would (the next
+allowed hour, the end of a stated span, the next day), for at most ``SEARCH_DAYS`` days.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any
@@ -540,7 +545,10 @@ def _scope_filter(scope: str, step: Step) -> Callable[[PastContact], bool] | Non
     if scope == "account":
         return lambda h: True
     if scope == "destination":
-        return lambda h: h.channel == step.channel and h.contact_point_id == step.contact_point_id
+        # History imported without a destination may have been this number: it counts here.
+        return lambda h: h.channel == step.channel and (
+            h.contact_point_id is None or h.contact_point_id == step.contact_point_id
+        )
 
     def at_work(phone_type: str | None, workplace: bool) -> bool:
         return workplace or phone_type == "work"
@@ -714,7 +722,60 @@ def evaluate(
     at: dt.datetime | None = None,
     trace: bool = False,
 ) -> Verdict:
-    """Judge one step for the consumer's local ``day`` (plan) or at instant ``at`` (send)."""
+    """Judge one step for the consumer's local ``day`` (plan) or at instant ``at`` (send).
+    A defer carries the first instant at which the step would be sent (``first_allowed``)."""
+    verdict = _judge(step, facts, day=day, at=at, trace=trace)
+    if verdict.verdict != DEFER:
+        return verdict
+    return replace(verdict, defer_until=first_allowed(step, facts, verdict, day=day, at=at))
+
+
+# How far ahead a defer's first allowed instant is searched for, and how many judgements it may
+# take (each probe moves on: to a rule's own time, or to the next local day).
+SEARCH_DAYS = 14
+MAX_PROBES = 64
+# Defers that wait for something other than time (an agency's capacity): their own time stands.
+NOT_BY_TIME = frozenset({"agency_assigned"})
+
+
+def first_allowed(
+    step: Step, facts: AccountFacts, verdict: Verdict, *, day: dt.date, at: dt.datetime | None
+) -> dt.datetime | None:
+    """The first instant, from the latest time the deferring rules named, at which the step
+    would be sent on the same facts; the rules' own time when none is found within
+    ``SEARCH_DAYS`` (a lower bound: nothing is allowed before it)."""
+    lower = verdict.defer_until
+    j = jurisdiction_of(facts)
+    checks = {rule.rule_id: rule.check for rule, _ in rules_for(j, step.channel, day)}
+    if any(checks.get(r) in NOT_BY_TIME for r in verdict.reasons):
+        return lower
+    zones = candidate_zones(facts, step)
+    zone_name = zones[0] if zones else "UTC"
+    t = lower if lower is not None else local_midnight_utc(day + ONE_DAY, zone_name)
+    if at is not None and t <= at:
+        # Not before the instant judged, which was deferred (only when ``day`` is not ``at``'s
+        # local day can a rule name a time before it).
+        t = at + dt.timedelta(seconds=1)
+    horizon = t + dt.timedelta(days=SEARCH_DAYS)
+    for _ in range(MAX_PROBES):
+        if t >= horizon:
+            break
+        probe_day = local_date(t, zone_name)
+        probe = _judge(step, facts, day=probe_day, at=t, trace=False)
+        if probe.verdict == SEND:
+            return t
+        until = probe.defer_until if probe.verdict == DEFER else None
+        if until is None or until <= t:
+            # A block, or a defer naming no later time: try again from the next local day.
+            until = local_midnight_utc(probe_day + ONE_DAY, zone_name)
+        t = until
+    return lower
+
+
+def _judge(
+    step: Step, facts: AccountFacts, *, day: dt.date, at: dt.datetime | None, trace: bool
+) -> Verdict:
+    """One judgement: each rule's own verdict, a defer with the latest time its rules named."""
     j = jurisdiction_of(facts)
     if not (trace or facts.holds) and _plain_for(step, facts, j, day, at):
         # Most steps meet no hold, no opt-out of their channel and nothing in the account's own

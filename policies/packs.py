@@ -7,6 +7,10 @@ the user's role (first-party creditor or third-party collector), and only from i
 ``effective_from`` to its ``effective_to`` (exclusive): the version in force on the run's logical
 date is the one applied. A rule may supersede another pack's rule (Regulation F's hours replace
 the house default for US accounts). The pack data itself lives in ``policies.rulepacks``.
+
+A version is the law's effective date (``2023.01.01``); when the project corrects its reading of
+the same law, the version takes a revision suffix (``2023.01.01-r2``) and keeps its dates, so a
+decision's ``pack_versions`` shows which reading decided it.
 """
 
 from __future__ import annotations

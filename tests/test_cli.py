@@ -40,7 +40,7 @@ def test_plan_json_prints_one_decision_per_line(db, capsys: pytest.CaptureFixtur
     deferred = by[(calls["account_ref"], "agent_call")]
     assert deferred["verdict"] == "defer"
     assert deferred["reasons"] == ["us_reg_f.call_after_conversation"]
-    assert deferred["defer_until"] == "2026-11-27T05:00:00Z"  # day 8, 00:00 in New York
+    assert deferred["defer_until"] == "2026-11-27T13:00:00Z"  # day 8, 08:00 in New York
     for d in lines:
         assert {"account_id", "stage", "action", "channel", "verdict", "reasons"} <= set(d)
 
@@ -58,7 +58,11 @@ def test_explain_shows_every_rule_its_citation_and_facts(db, capsys: pytest.Capt
     assert call["decision"]["verdict"] == "defer"
     rules = {r["rule"]: r for r in call["candidates"][0]["rules"]}
     assert rules["us_reg_f.call_frequency_7in7"]["facts"]["attempts_in_period"] == 7
-    assert rules["us_reg_f.call_frequency_7in7"]["citation"] == "12 CFR 1006.14(b)(2)(i)"
+    citation = rules["us_reg_f.call_frequency_7in7"]["citation"]
+    assert citation.startswith("12 CFR 1006.14(b)(2)(i)") and "1006.14(b)(3)(iii)" in citation
+    # The true first instant: the cap has room on 11-24, from 08:00 in Los Angeles (the later
+    # of the address's and the phone's zones).
+    assert call["decision"]["defer_until"] == "2026-11-24T16:00:00Z"
     assert rules["us_reg_f.inconvenient_time"]["facts"]["zones"] == [
         "America/New_York", "America/Los_Angeles"]
     assert rules["core.bankruptcy"]["outcome"] == "pass"

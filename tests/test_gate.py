@@ -126,8 +126,8 @@ def test_seventh_call_in_seven_days_is_allowed_and_the_eighth_deferred() -> None
     v = evaluate(call(), us(history=attempts(7, start)), day=DAY)
     assert v.verdict == "defer"
     assert v.reasons == ("us_reg_f.call_frequency_7in7",)
-    # The oldest attempt (DAY-6) leaves the period the next day: midnight local then.
-    assert v.defer_until == local(DAY + dt.timedelta(days=1), 0, 0, 0)
+    # The oldest attempt (DAY-6) leaves the period the next day: the first allowed hour then.
+    assert v.defer_until == local(DAY + dt.timedelta(days=1), 8, 0, 0)
     assert v.evidence()["us_reg_f.call_frequency_7in7"]["facts"]["attempts_in_period"] == 7
 
 
@@ -167,7 +167,7 @@ def test_no_call_within_seven_days_after_a_conversation(day_number: int, verdict
     assert v.verdict == verdict
     if verdict == "defer":
         assert v.reasons == ("us_reg_f.call_after_conversation",)
-        assert v.defer_until == local(conversation_day + dt.timedelta(days=7), 0, 0, 0)
+        assert v.defer_until == local(conversation_day + dt.timedelta(days=7), 8, 0, 0)
 
 
 def test_conversation_does_not_stop_texts() -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.gate import _evaluate, evaluate, jurisdiction_of
+from policies.gate import _evaluate, _judge, evaluate, first_allowed, jurisdiction_of
 from policies.model import PURPOSES, RELATIONS, ROLES, AccountFacts, HoldPeriod, PastContact, Step
 from policies.timeblocks import parse
 
@@ -102,8 +103,22 @@ send_times = st.one_of(st.none(), st.builds(
 def test_memoized_verdict_equals_full_evaluation(step: Step, facts: AccountFacts,
                                                  day_offset: int, at: dt.datetime | None) -> None:
     day = DAY + dt.timedelta(days=day_offset)
-    fast = evaluate(step, facts, day=day, at=at)
+    judged = _judge(step, facts, day=day, at=at, trace=False)
     full = _evaluate(step, facts, jurisdiction_of(facts), day=day, at=at, trace=False)
+    # The memoized path (plain steps) judges as the full one does ...
+    assert (judged.verdict, judged.reasons, judged.window_start, judged.window_end,
+            judged.defer_until, judged.pack_versions) == (
+        full.verdict, full.reasons, full.window_start, full.window_end, full.defer_until,
+        full.pack_versions)  # fmt: skip
+    # ... and a defer's first allowed instant is searched from the full judgement's: never
+    # before the time its rules named, nor before the instant judged.
+    fast = evaluate(step, facts, day=day, at=at)
+    if full.verdict == "defer":
+        full = replace(full, defer_until=first_allowed(step, facts, full, day=day, at=at))
+        if full.defer_until is not None and judged.defer_until is not None:
+            assert full.defer_until >= judged.defer_until
+        if full.defer_until is not None and at is not None:
+            assert full.defer_until > at
     assert (fast.verdict, fast.reasons, fast.window_start, fast.window_end, fast.defer_until,
             fast.pack_versions) == (full.verdict, full.reasons, full.window_start,
                                     full.window_end, full.defer_until, full.pack_versions)

@@ -10,10 +10,13 @@ code with ``policies`` (only ``zoneinfo`` and the fact and step records it is ha
   at most 7 call attempts, not counting busy or not-in-service calls; and no call in the 7 days
   that start on the local day of a telephone conversation.
 - Massachusetts (940 CMR 7.04(1)(f)): at most 2 calls or texts in any 7 days to personal numbers,
-  and at most 2 in any 30 days to other numbers; a number of unknown type may be either.
+  and at most 2 in any 30 days to other numbers; a number of unknown type may be either. A call
+  or text that reached neither the debtor nor a voicemail (busy, not in service, wrong number, a
+  failed text) initiated no communication (the Attorney General's guidance).
 - New York City (6 RCNY 5-77, collectors): at most 3 contacts or attempts in any 7 days, across
   channels.
-- China: at most 6 unanswered attempts a local day to one number.
+- China: at most 6 unanswered attempts a local day to one number; an attempt whose number is
+  unknown may have been to any of them.
 
 Local days are those of the consumer's own zone (the address's, else the phone's). The checks
 are that (1) whenever the engine plans a send, one more contact at the start, the end less one
@@ -48,6 +51,7 @@ NYC = {"new york", "new york city", "nyc", "manhattan", "brooklyn", "bronx", "th
        "queens", "staten island"}  # fmt: skip
 NOT_ATTEMPTS = {"busy", "not_in_service"}
 UNANSWERED = {"no_answer", "busy", "voicemail", "not_in_service", "attempted"}
+MA_NOT_INITIATED = {"busy", "not_in_service", "wrong_number", "failed", "undelivered"}
 
 
 def local_clock(instant: dt.datetime, zone: str) -> dt.datetime:
@@ -133,7 +137,8 @@ def oracle_violations(facts: AccountFacts, step: Step, t: dt.datetime) -> list[s
             if first <= new_day < first + dt.timedelta(days=7):
                 broken.append(f"call within 7 days of the conversation of {first}")
         if facts.country == "CN":
-            same_day = [c for c in past if c.channel == "call" and c.cp == step.contact_point_id
+            same_day = [c for c in past if c.channel == "call"
+                        and c.cp in (step.contact_point_id, None)
                         and c.outcome in UNANSWERED and local_day(c.at, home) == new_day]  # fmt: skip
             if len(same_day) + 1 > 6:
                 broken.append("more than 6 unanswered attempts today to this number")
@@ -143,7 +148,8 @@ def oracle_violations(facts: AccountFacts, step: Step, t: dt.datetime) -> list[s
     ):
         me = Contact(t, step.channel, "new", step.contact_point_id, step.phone_type,
                      step.is_workplace)  # fmt: skip
-        phone_contacts = [c for c in past if c.channel in ("call", "sms")]
+        phone_contacts = [c for c in past if c.channel in ("call", "sms")
+                          and c.outcome not in MA_NOT_INITIATED]  # fmt: skip
         if is_personal(me) or is_unknown_phone(me):
             personal = [local_day(c.at, home) for c in phone_contacts
                         if is_personal(c) or is_unknown_phone(c)]  # fmt: skip
@@ -177,7 +183,8 @@ STATED = [
     (TimeBlock(frozenset(range(7)), 19 * 60, 1440),),  # daily from 19:00
 ]
 OUTCOMES = {
-    "call": ["no_answer", "voicemail", "busy", "not_in_service", "conversation", "attempted"],
+    "call": ["no_answer", "voicemail", "busy", "not_in_service", "wrong_number", "conversation",
+             "attempted"],
     "sms": ["sent", "delivered", "failed"],
     "email": ["sent", "delivered", "bounced"],
     "letter": ["sent", "returned_mail"],
@@ -369,7 +376,7 @@ def cap_edges(draw: st.DrawFn) -> tuple[AccountFacts, Step, dt.date, dt.datetime
             outcome = draw(st.sampled_from(sorted(UNANSWERED) + ["conversation"]))
         if outcome == "conversation":
             outcome = "no_answer"  # a conversation would pause calls: not this cap's edge
-        cp = draw(st.sampled_from([10, 10, 10, 11])) if kind == "cn" else 10
+        cp = draw(st.sampled_from([10, 10, 10, 11, None])) if kind == "cn" else 10
         history.append(PastContact(local.astimezone(dt.UTC).replace(tzinfo=None),
                                    h_channel, outcome, cp, "mobile"))  # fmt: skip
     history.sort(key=lambda h: h.at)

@@ -91,11 +91,12 @@ def test_sixth_unanswered_attempt_of_the_day_is_allowed() -> None:
     assert v.verdict == "send"
 
 
-def test_seventh_attempt_to_the_same_number_in_a_day_waits_for_local_midnight() -> None:
+def test_seventh_attempt_to_the_same_number_in_a_day_waits_for_08_00_next_day() -> None:
     v = evaluate(call(), cn(history=unanswered(6)), day=DAY, at=local(DAY, 15))
     assert (v.verdict, v.reasons) == ("defer", ("cn.unanswered_attempts_daily",))
-    assert v.defer_until == local(DAY + ONE_DAY, 0)  # 16:00 UTC
-    assert v.defer_until == dt.datetime(2026, 11, 23, 16, 0)
+    # The count starts again at local midnight; calls are allowed from 08:00.
+    assert v.defer_until == local(DAY + ONE_DAY, 8)
+    assert v.defer_until == dt.datetime(2026, 11, 24, 0, 0)
     plan = evaluate(call(), cn(history=unanswered(6)), day=DAY)
     assert plan.reasons == ("cn.unanswered_attempts_daily",)
 
@@ -272,4 +273,6 @@ def test_a_daily_limit_also_reached_on_later_days_defers_past_them() -> None:
     later = unanswered(6) + unanswered(6, day=DAY + ONE_DAY) + unanswered(6, day=DAY + 2 * ONE_DAY)
     v = evaluate(call(), cn(history=later), day=DAY)
     assert (v.verdict, v.reasons) == ("defer", ("cn.unanswered_attempts_daily",))
-    assert v.defer_until == local(DAY + 3 * ONE_DAY, 0)
+    # The daily limit has room on DAY+3, but by then the 18 attempts fill the house 7-in-7 cap
+    # until the seven days ending DAY+8 hold only DAY+2's six: the first allowed instant.
+    assert v.defer_until == local(DAY + 8 * ONE_DAY, 8)

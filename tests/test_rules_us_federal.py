@@ -94,9 +94,9 @@ def test_eighth_call_in_seven_days_is_deferred() -> None:
     v = evaluate(call(), facts(history=history), day=DAY)
     assert v.verdict == "defer"
     assert v.reasons == ("us_reg_f.call_frequency_7in7",)
-    # The oldest attempt (DAY-6) leaves the 7 days at the next local midnight.
+    # The oldest attempt (DAY-6) leaves the 7 days at the next local midnight: 08:00 then.
     assert min(h.at for h in history) < local(DAY - days(5), 0)
-    assert v.defer_until == local(DAY + ONE_DAY, 0)
+    assert v.defer_until == local(DAY + ONE_DAY, 8)
     assert v.evidence()["us_reg_f.call_frequency_7in7"]["facts"]["attempts_in_period"] == 7
 
 
@@ -156,7 +156,7 @@ def test_calls_wait_seven_days_after_a_conversation(day_number: int, verdict: st
     assert v.verdict == verdict
     if verdict == "defer":
         assert v.reasons == ("us_reg_f.call_after_conversation",)
-        assert v.defer_until == local(conversation_day + days(7), 0)
+        assert v.defer_until == local(conversation_day + days(7), 8)
 
 
 def test_a_late_evening_conversation_counts_on_its_local_day() -> None:

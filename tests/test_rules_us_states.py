@@ -58,8 +58,8 @@ def test_massachusetts_third_call_or_text_to_a_personal_number_in_seven_days_is_
     two = (past(DAY - days(6), "call"), past(DAY - days(2), "sms", "delivered"))
     v = evaluate(phone_step(channel), facts("MA", history=two), day=DAY)
     assert (v.verdict, v.reasons) == ("defer", ("us_ma.personal_phone_2in7",))
-    # The contact of DAY-6 leaves the seven days at the next local midnight.
-    assert v.defer_until == local(DAY + ONE_DAY, 0)
+    # The contact of DAY-6 leaves the seven days at the next local midnight: 08:00 then.
+    assert v.defer_until == local(DAY + ONE_DAY, 8)
     assert evaluate(phone_step(channel), facts("MA", history=two[1:]), day=DAY).verdict == "send"
 
 
@@ -81,7 +81,7 @@ def test_massachusetts_third_call_to_a_work_number_in_thirty_days_is_deferred() 
     step = phone_step("call", cp=20, phone_type="work", is_workplace=True)
     v = evaluate(step, facts("MA", history=two), day=DAY)
     assert (v.verdict, v.reasons) == ("defer", ("us_ma.other_phone_2in30",))
-    assert v.defer_until == local(DAY + ONE_DAY, 0)
+    assert v.defer_until == local(DAY + ONE_DAY, 8)
     older = (past(DAY - days(30), **work), past(DAY - days(10), **work))  # type: ignore[arg-type]
     assert evaluate(step, facts("MA", history=older), day=DAY).verdict == "send"
 
@@ -141,7 +141,8 @@ def test_nyc_fourth_contact_in_seven_days_is_deferred(city: str) -> None:
                  Step("letter", 40)):  # fmt: skip
         v = evaluate(step, f, day=DAY)
         assert (v.verdict, v.reasons) == ("defer", ("us_nyc.contacts_3in7",)), (city, step.channel)
-        assert v.defer_until == local(DAY + ONE_DAY, 0)
+        # A letter has no hours: from local midnight; the others from 08:00.
+        assert v.defer_until == local(DAY + ONE_DAY, 0 if step.channel == "letter" else 8)
 
 
 def test_nyc_third_contact_in_seven_days_is_allowed() -> None:

@@ -19,7 +19,8 @@ CN_REGULATORS = "NFRA/PBOC rules on credit-card and consumer-credit collection"
 
 CN = Pack(
     name="cn",
-    version="2022.07.07",
+    # -r2: calls imported without a destination count toward every number's daily cap.
+    version="2022.07.07-r2",
     title="China: credit-card and consumer-loan collection",
     applies=Applies(countries=frozenset({"CN"}),
                     products=frozenset({"credit_card", "consumer_loan"})),
@@ -29,7 +30,9 @@ CN = Pack(
              f"{CN_REGULATORS}: no collection contact 22:00-08:00 local", TIMED_CHANNELS,
              {"start_hour": 8, "end_hour": 22}, supersedes=("core.quiet_hours",)),
         Rule("cn.unanswered_attempts_daily", "contact_cap",
-             f"{CN_REGULATORS}: at most 6 unanswered attempts a day per contact method",
+             f"{CN_REGULATORS}: at most 6 unanswered attempts a day per contact method; "
+             "an attempt whose number is not on record counts for each of the debtor's "
+             "numbers",
              frozenset({"call"}),
              {"max_attempts": 6, "days": 1, "counted_channels": ("call",),
               "counted_outcomes": ("no_answer", "busy", "voicemail", "not_in_service",

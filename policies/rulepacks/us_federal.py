@@ -35,7 +35,11 @@ US_REG_F = Pack(
         Rule("us_reg_f.consumer_inconvenient_time", "stated_times",
              "12 CFR 1006.6(b)(1)(i) (a time the collector knows is inconvenient)",
              TIMED_CHANNELS, supersedes=("core.stated_inconvenient_time",)),
-        Rule("us_reg_f.call_frequency_7in7", "call_cap", "12 CFR 1006.14(b)(2)(i)", CALL,
+        Rule("us_reg_f.call_frequency_7in7", "call_cap",
+             "12 CFR 1006.14(b)(2)(i): every call placed counts, answered or not, voicemail or "
+             "not; not counted: calls that do not connect to the dialed number (busy signal, "
+             "number not in service), 1006.14(b)(3)(iii) and its commentary (the examples of "
+             "comment 14(b)(3)(iii)-1: to confirm)", CALL,
              {"max_attempts": 7, "days": 7, "not_counted": ("busy", "not_in_service")},
              supersedes=("core.call_frequency_7in7",)),
         Rule("us_reg_f.call_after_conversation", "after_conversation",

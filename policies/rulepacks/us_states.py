@@ -10,19 +10,36 @@ from policies.rulepacks.us_federal import CEASE_PERMITTED
 US = frozenset({"US"})
 PHONE_CHANNELS = frozenset({"call", "sms"})
 
+# 940 CMR 7.04(1)(f) caps communications a creditor *initiates*. The Attorney General's guidance
+# on the rule treats a creditor "truly unable to reach the debtor or to leave a message" as not
+# initiating one: a call that never connected (busy, not in service), a wrong number, and a text
+# that never arrived are not counted. A call that rang unanswered is counted: the record does not
+# tell whether a message could have been left (the cautious reading).
+MA_NOT_INITIATED = ("busy", "not_in_service", "wrong_number", "failed", "undelivered")
+MA_READING = (
+    "; not counted: calls and texts that never reached the debtor nor a voicemail (busy, not in "
+    "service, wrong number, failed text), per the Attorney General's guidance that a creditor "
+    "“truly unable to reach the debtor or to leave a message” does not initiate a "
+    "communication; unanswered calls are counted (the record does not tell whether a message "
+    "could be left). Guidance as quoted in Armata v. Target Corp., 480 Mass. 14 (2018): to confirm"
+)
+
 US_MA = Pack(
     name="us_ma",
-    version="2023.01.01",
+    # -r2: calls and texts that never reached the debtor or a voicemail are not counted.
+    version="2023.01.01-r2",
     title="Massachusetts debt collection regulations (creditors and collectors)",
     applies=Applies(countries=US, regions=frozenset({"US-MA"})),
     effective_from=dt.date(2023, 1, 1),
     rules=(
-        Rule("us_ma.personal_phone_2in7", "contact_cap", "940 CMR 7.04(1)(f)", PHONE_CHANNELS,
+        Rule("us_ma.personal_phone_2in7", "contact_cap", "940 CMR 7.04(1)(f)" + MA_READING,
+             PHONE_CHANNELS,
              {"max_attempts": 2, "days": 7, "counted_channels": ("call", "sms"),
-              "scope": "personal_phone"}),
-        Rule("us_ma.other_phone_2in30", "contact_cap", "940 CMR 7.04(1)(f)", PHONE_CHANNELS,
+              "not_counted": MA_NOT_INITIATED, "scope": "personal_phone"}),
+        Rule("us_ma.other_phone_2in30", "contact_cap", "940 CMR 7.04(1)(f)" + MA_READING,
+             PHONE_CHANNELS,
              {"max_attempts": 2, "days": 30, "counted_channels": ("call", "sms"),
-              "scope": "other_phone"}),
+              "not_counted": MA_NOT_INITIATED, "scope": "other_phone"}),
     ),
 )  # fmt: skip
 
