@@ -86,6 +86,11 @@ class AccountRecord:
     # (stage, action) of our own contacts planned on or after ``history_before`` and taken (a
     # rerun of the same day): their notice dates must not change that day's plan.
     taken_since: set[tuple[str, str]] = field(default_factory=set)
+    person_id: int | None = None
+    # The same person's other accounts' contacts (AccountFacts.household_history), filled by
+    # outreach.household for a person with several accounts; empty otherwise.
+    household: list[PastContact] = field(default_factory=list)
+    householding: bool = False  # core.household_one_per_day in force (config/policy.yaml)
 
     def gate_facts(self, role: str) -> AccountFacts:
         """The gate's view of this account, for a system collecting as ``role``
@@ -118,6 +123,8 @@ class AccountRecord:
             reachable_destinations=reachable,
             balance=float(self.balance),
             final_notice_sent=self.final_notice_sent_on,
+            household_history=tuple(self.household),
+            householding=self.householding,
         )
 
 
@@ -219,7 +226,8 @@ def load_accounts(
         "SELECT a.id, a.account_ref, a.product, a.balance, a.amount_past_due, a.due_date, "
         "a.segment, a.jurisdiction_country, a.jurisdiction_region, p.language, p.time_zones, "
         "p.city, p.inconvenient_times, a.validation_notice_sent_on, a.initial_communication_on, "
-        "a.limitation_date, a.scra_checked_on, a.scra_active_duty, a.final_notice_sent_on "
+        "a.limitation_date, a.scra_checked_on, a.scra_active_duty, a.final_notice_sent_on, "
+        "a.person_id "
         "FROM account a JOIN person p ON p.id = a.person_id "
         "WHERE a.id BETWEEN ? AND ? ORDER BY a.id",
         (lo, hi),
@@ -248,6 +256,7 @@ def load_accounts(
             scra_checked_on=_known(as_date(r[16]), cutoff),
             scra_active_duty=bool(r[17]),
             final_notice_sent_on=_known(as_date(r[18]), cutoff),
+            person_id=r[19],
         )
     if not accounts:
         return accounts

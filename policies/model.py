@@ -52,6 +52,8 @@ class PastContact:
     contact_point_id: int | None = None
     phone_type: str | None = None  # mobile | landline | work, for phones
     is_workplace: bool = False
+    # Set for a contact on another account of the same person (AccountFacts.household_history).
+    account_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,13 @@ class AccountFacts:
     reachable_destinations: int = 1
     balance: float = 0.0  # the whole balance owed (past_due is the part overdue)
     final_notice_sent: dt.date | None = None  # the final notice before agency or legal action
+    # The same person's other accounts: their outbound contacts in the same lookback as
+    # ``history``, and those planned or taken for the judged day (each with its account_id).
+    # Caps the law counts per consumer (``per="consumer"``) count them with ``history``.
+    household_history: tuple[PastContact, ...] = ()
+    # One contact per person per channel per day across accounts (core.household_one_per_day),
+    # as config/policy.yaml's ``householding`` says.
+    householding: bool = False
 
 
 @dataclass(frozen=True, slots=True)

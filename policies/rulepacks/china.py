@@ -11,7 +11,7 @@ CN_REGULATORS = "NFRA/PBOC rules on credit-card and consumer-credit collection"
 
 CN = Pack(
     name="cn",
-    version="2022.07.07",
+    version="2022.07.07-r2",
     title="China: credit-card and consumer-loan collection",
     applies=Applies(countries=frozenset({"CN"}),
                     products=frozenset({"credit_card", "consumer_loan"})),
@@ -21,12 +21,14 @@ CN = Pack(
              f"{CN_REGULATORS}: no collection contact 22:00-08:00 local", TIMED_CHANNELS,
              {"start_hour": 8, "end_hour": 22}, supersedes=("core.quiet_hours",)),
         Rule("cn.unanswered_attempts_daily", "contact_cap",
-             f"{CN_REGULATORS}: at most 6 unanswered attempts a day per contact method",
+             f"{CN_REGULATORS}: at most 6 unanswered attempts a day per contact method; "
+             "counted per number across all of the debtor's accounts (the limit is on the "
+             "contact method, whichever debt the call is about; to confirm)",
              frozenset({"call"}),
              {"max_attempts": 6, "days": 1, "counted_channels": ("call",),
               "counted_outcomes": ("no_answer", "busy", "voicemail", "not_in_service",
                                    "attempted"),
-              "scope": "destination"}),
+              "scope": "destination", "per": "consumer"}),
         Rule("cn.third_party_locate_only", "third_party",
              f"{CN_REGULATORS}: no disclosure of the debt to third parties; an emergency "
              "contact only when the debtor is unreachable, only to ask how to reach them",
