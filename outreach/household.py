@@ -191,9 +191,10 @@ def attach_sent(
     *,
     enabled: bool,
 ) -> dict[int, list[AccountRecord]]:
-    """At send time: give each account its siblings' outbound contacts in the lookback before
-    ``cutoff``, and those being sent or in doubt; returns the loaded accounts by person, for
-    the contacts the dispatcher sends meanwhile (``note_sent``)."""
+    """At send time: give each account its siblings' outbound contacts in the lookback up to
+    ``cutoff`` (the send instant: a sibling's contact sent at that very instant counts), and
+    those being sent or in doubt; returns the loaded accounts by person, for the contacts the
+    dispatcher sends meanwhile (``note_sent``)."""
     by_person: dict[int, list[AccountRecord]] = {}
     for account in accounts.values():
         account.householding = enabled
@@ -212,7 +213,7 @@ def attach_sent(
                 "JOIN contact_event e ON e.account_id = s.id "
                 "LEFT JOIN contact_point cp ON cp.id = e.contact_point_id "
                 "WHERE a.id IN :ids AND e.direction = 'outbound' "
-                "AND e.occurred_at >= :since AND e.occurred_at < :until "
+                "AND e.occurred_at >= :since AND e.occurred_at <= :until "
                 "UNION ALL "
                 "SELECT a.id, c.account_id, c.claimed_at, c.channel, 'attempted', "
                 "c.contact_point_id, cp.phone_type, cp.is_workplace FROM account a "
@@ -220,7 +221,7 @@ def attach_sent(
                 "JOIN contact c ON c.account_id = s.id "
                 "LEFT JOIN contact_point cp ON cp.id = c.contact_point_id "
                 "WHERE a.id IN :ids AND c.state IN ('sending', 'uncertain') "
-                "AND c.claimed_at >= :since AND c.claimed_at < :until"
+                "AND c.claimed_at >= :since AND c.claimed_at <= :until"
             ).bindparams(bindparam("ids", expanding=True)),
             {"ids": chunk, "since": since, "until": until},
         )

@@ -224,7 +224,7 @@ def test_send_time_recheck_defers_a_sibling_whose_contact_went_today(
         decision = conn.execute(text(
             "SELECT evidence FROM policy_decision WHERE phase = 'send' AND contact_key = :k"),
             {"k": ledger[(fourth, "sms")]["key"]}).scalar()
-    evidence = json.loads(decision)[HOUSEHOLD]
+    evidence = (decision if isinstance(decision, dict) else json.loads(decision))[HOUSEHOLD]
     assert evidence["outcome"] == "defer"
     assert evidence["facts"]["contacted_on_accounts"] == [third["account_id"]]
 
