@@ -247,7 +247,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from outreach.facts import load_accounts
-    from outreach.planner import explain_account, plan_cutoff, plan_step_hook
+    from outreach.planner import explain_account, plan_cutoff, plan_step_hook, prime_household
 
     engine = _engine()
     ladder = _ladder(args.ladder)
@@ -261,16 +261,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
         accounts = load_accounts(
             conn, account_id, account_id, day=args.as_of, cutoff=plan_cutoff(args.as_of)
         )
-    from outreach.policy_settings import policy_settings
-    from policies.packs import assert_valid
+        from outreach.policy_settings import policy_settings
+        from policies.packs import assert_valid
 
-    assert_valid()
+        assert_valid()
+        settings = policy_settings()
+        hook = plan_step_hook(engine, args.as_of)
+        # What the plan judged for the person's other accounts first (outreach.household).
+        prime_household(
+            conn, ladder, accounts, account_id, args.as_of, role=settings.role,
+            enabled=settings.householding, step_hook=hook,
+        )  # fmt: skip
     explanation = explain_account(
-        ladder,
-        accounts[account_id],
-        args.as_of,
-        role=policy_settings().role,
-        step_hook=plan_step_hook(engine, args.as_of),
+        ladder, accounts[account_id], args.as_of, role=settings.role, step_hook=hook
     )
     if args.json:
         print(json.dumps(explanation, indent=2, ensure_ascii=False))

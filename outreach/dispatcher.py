@@ -36,6 +36,7 @@ from outreach import settings
 from outreach.bulk import insert_rows
 from outreach.channel_config import channels_config
 from outreach.facts import AccountRecord, as_date, as_instant, load_accounts
+from outreach.household import attach_sent, note_sent
 from outreach.ladder import Action, Stage, not_applicable
 from outreach.messages import message_context, render
 from outreach.planner import (
@@ -48,7 +49,7 @@ from outreach.planner import (
 )
 from outreach.policy_settings import policy_settings
 from policies.gate import evaluate
-from policies.model import BLOCK, SEND, RuleResult, Step, Verdict
+from policies.model import BLOCK, SEND, PastContact, RuleResult, Step, Verdict
 from policies.packs import assert_valid
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class SendRules:
     role: str
     actions: dict[tuple[str, str], Action]
     stages: dict[str, Stage] = field(default_factory=dict)
+    householding: bool = True  # core.household_one_per_day (config/policy.yaml)
 
     def action(self, contact: DueContact) -> Action | None:
         # An action no longer in the ladder is judged by its channel's defaults.
@@ -130,7 +132,8 @@ def send_rules(engine: Engine) -> SendRules:
 
     ladder = ladder_in_force(engine=engine)
     actions = {(st.id, a.id): a for st in ladder.stages for a in st.actions}
-    return SendRules(role=policy_settings().role, actions=actions,
+    settings = policy_settings()
+    return SendRules(role=settings.role, actions=actions, householding=settings.householding,
                      stages={st.id: st for st in ladder.stages})
 
 
@@ -806,6 +809,9 @@ def _start_group(
         with engine.connect() as conn:
             ids = [c.account_id for c in pending]
             accounts = load_accounts(conn, min(ids), max(ids), day=day, cutoff=cutoff, only=ids)
+            # The same person's other accounts: what they were sent (one contact per channel
+            # a day, caps counted per consumer), and what this group sends meanwhile.
+            people = attach_sent(conn, accounts, cutoff, enabled=rules.householding)
             personal = _personal_data(conn, [c.key for c in pending])
             hooks.prepare(conn, pending, day)
             for contact in pending:
@@ -829,6 +835,11 @@ def _start_group(
                 )
                 judged = _Judged(contact, verdict, pd["config_version"], action)
                 if verdict.verdict == SEND:
+                    note_sent(people, account, PastContact(
+                        at, channel, EVENT_OUTCOME.get(channel, "sent"), contact.contact_point_id,
+                        destination.phone_type if destination else None,
+                        bool(destination and destination.is_workplace),
+                    ))  # fmt: skip
                     fields = hooks.fields(ctx, verdict)
                     messages.append(_message(contact, channel, account, pd, day, fields))
                     to_send.append(judged)

@@ -94,6 +94,11 @@ class AccountRecord:
     # (stage, action) of our own contacts planned on or after ``history_before`` and taken (a
     # rerun of the same day): their notice dates must not change that day's plan.
     taken_since: set[tuple[str, str]] = field(default_factory=set)
+    person_id: int | None = None
+    # The same person's other accounts' contacts (AccountFacts.household_history), filled by
+    # outreach.household for a person with several accounts; empty otherwise.
+    household: list[PastContact] = field(default_factory=list)
+    householding: bool = False  # core.household_one_per_day in force (config/policy.yaml)
 
     def gate_facts(self, role: str) -> AccountFacts:
         """The gate's view of this account, for a system collecting as ``role``
@@ -127,6 +132,8 @@ class AccountRecord:
             balance=float(self.balance),
             final_notice_sent=self.final_notice_sent_on,
             itemization_issue=self.itemization_issue(),
+            household_history=tuple(self.household),
+            householding=self.householding,
         )
 
     def itemization_issue(self) -> str | None:
@@ -248,7 +255,7 @@ def load_accounts(
         "p.city, p.inconvenient_times, a.validation_notice_sent_on, a.initial_communication_on, "
         "a.limitation_date, a.scra_checked_on, a.scra_active_duty, a.final_notice_sent_on, "
         "a.itemization_date, a.itemization_kind, a.itemization_amount, "
-        "a.interest_since_itemization, a.fees_since_itemization "
+        "a.interest_since_itemization, a.fees_since_itemization, a.person_id "
         "FROM account a JOIN person p ON p.id = a.person_id "
         "WHERE a.id BETWEEN ? AND ? ORDER BY a.id",
         (lo, hi),
@@ -282,6 +289,7 @@ def load_accounts(
             itemization_amount=None if r[21] is None else _money(r[21]),
             interest_since_itemization=None if r[22] is None else _money(r[22]),
             fees_since_itemization=None if r[23] is None else _money(r[23]),
+            person_id=r[24],
         )
     if not accounts:
         return accounts

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, bindparam, text
 
 from outreach.bulk import column_types, insert_rows, upsert_rows
 from outreach.facts import AccountRecord, Destination, load_accounts
+from outreach.household import Household, load_household, plan_household
 from outreach.ladder import Action, Ladder, Party, Stage, not_applicable
 from outreach.models import Contact, PolicyDecision
 from outreach.policy_settings import policy_settings
@@ -260,6 +261,35 @@ def planned_contact(step: PlannedStep) -> PastContact:
         d.phone_type if d else None,
         bool(d and d.is_workplace),
     )
+
+
+def planned_sends(steps: list[PlannedStep]) -> list[tuple[str, PastContact]]:
+    """An account's steps planned to be sent, by ledger key, as its siblings count them."""
+    return [(s.key, planned_contact(s)) for s in steps if s.verdict.verdict == SEND]
+
+
+def prime_household(
+    conn: Connection,
+    ladder: Ladder,
+    accounts: dict[int, AccountRecord],
+    account_id: int,
+    day: dt.date,
+    *,
+    role: str,
+    enabled: bool,
+    step_hook: StepHook | None = None,
+) -> Household:
+    """For explain: load the account's siblings, judge those of higher priority as the plan
+    does, and give the account what it sees of them."""
+    household = load_household(
+        conn, accounts, account_id, account_id, day=day, cutoff=plan_cutoff(day), enabled=enabled
+    )
+
+    def plan(account: AccountRecord) -> list[tuple[str, PastContact]]:
+        return planned_sends(plan_account(ladder, account, day, role=role, step_hook=step_hook)[2])
+
+    plan_household(household, day, plan, until=account_id)
+    return household
 
 
 def notice_already_sent(action: Action, account: AccountRecord, stage_id: str | None = None) -> bool:
@@ -763,23 +793,39 @@ def plan_range(
     transaction (only this batch writes these accounts' plan rows). ``write=False`` (a dry
     run) judges and counts, and writes nothing."""
     counts = PlanCounts()
-    role = policy_settings().role
+    settings = policy_settings()
+    role = settings.role
     with relaxed_gc():
         with engine.connect() as conn:
             accounts = load_accounts(conn, lo, hi, day=day, cutoff=plan_cutoff(day))
-        steps: list[PlannedStep] = []
+            # A person's accounts are judged together (outreach.household), those outside
+            # this batch too: judged, never written here.
+            household = load_household(
+                conn, accounts, lo, hi, day=day, cutoff=plan_cutoff(day),
+                enabled=settings.householding,
+            )  # fmt: skip
+        by_account: dict[int, list[PlannedStep]] = {}
         hook = plan_step_hook(engine, day)
-        for account in accounts.values():
-            if scope is not None and scope.account_refs is not None:
-                if account.account_ref not in scope.account_refs:
-                    continue
+        refs = scope.account_refs if scope is not None else None
+        for account in household.order(day):
+            written = account.id in accounts and (refs is None or account.account_ref in refs)
+            shared = household.shared(account)
+            if not written and not shared:
+                continue
+            household.prime(account)
             stage, _dpd, account_steps = plan_account(
                 ladder, account, day, role=role, step_hook=hook, scope=scope
             )
+            if shared:
+                household.record(account, planned_sends(account_steps))
+            if not written:
+                continue
             counts.accounts += 1
             counts.in_stage += stage is not None
             counts.catch_up += any(s.catch_up is not None for s in account_steps)
-            steps.extend(account_steps)
+            by_account[account.id] = account_steps
+        # In account order, as the ledger's keys lead with the account id.
+        steps = [s for account_id in sorted(by_account) for s in by_account[account_id]]
         for s in steps:
             setattr(counts, s.verdict.verdict, getattr(counts, s.verdict.verdict) + 1)
         counts.steps = len(steps)
@@ -858,6 +904,12 @@ def explain_facts(account: AccountRecord, facts: AccountFacts, dpd: int | None) 
             for h in facts.history
         ],
         "last_conversation": _iso(account.last_conversation),
+        "householding": facts.householding,
+        "household_31d": [
+            {"at": _iso(h.at), "channel": h.channel, "outcome": h.outcome,
+             "account_id": h.account_id, "contact_point_id": h.contact_point_id}
+            for h in facts.household_history
+        ],
         "destinations": [
             {
                 "contact_point_id": d.contact_point_id,

@@ -27,6 +27,9 @@ class PolicyModel(BaseModel):
     role: Literal[ROLES] = "collector"  # type: ignore[valid-type]
     # Names as in the agency configuration; China requires an approved list.
     approved_agencies: tuple[Annotated[str, Field(min_length=1, strict=True)], ...] | None = None
+    # One contact per person per channel per day across their accounts
+    # (core.household_one_per_day); false: each account is contacted on its own.
+    householding: Annotated[bool, Field(strict=True)] = True
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class PolicySettings:
     role: str
     approved_agencies: frozenset[str]
     source: str
+    householding: bool = True
 
 
 def policy_path() -> Path:
@@ -50,7 +54,10 @@ def parse_policy(text: str, source: str) -> PolicySettings:
     if model is None:
         raise PolicySettingsError(source, errors)
     return PolicySettings(
-        role=model.role, approved_agencies=frozenset(model.approved_agencies or ()), source=source
+        role=model.role,
+        approved_agencies=frozenset(model.approved_agencies or ()),
+        source=source,
+        householding=model.householding,
     )
 
 

@@ -94,7 +94,12 @@ CHECK_TEXT = {
     "zone",
     "call_cap": "at most `max_attempts` counted call attempts in `days` consecutive local days",
     "contact_cap": "at most `max_attempts` counted contacts (of `counted_channels`, outcomes "
-    "`counted_outcomes` or all but `not_counted`) in `days` local days, within `scope`",
+    "`counted_outcomes` or all but `not_counted`) in `days` local days, within `scope`; "
+    "`per=consumer` counts the contacts of every account of the person, `per=debt` (the "
+    "default) the account's own",
+    "household": "defers a step when the same person has a contact on the same channel and "
+    "local day on another account (sent, being sent, or planned for a higher-priority account), "
+    "to the next local day; passes when `householding` is off in `config/policy.yaml`",
     "after_conversation": "no call within `days` days after a conversation (its day is day 1)",
 }
 
@@ -172,6 +177,47 @@ def render() -> str:
         "imported without a destination counts for each of the debtor's numbers.",
         "- A call whose outcome is not known yet (`attempted`: queued, or handed to an agent "
         "without a disposition) counts for every rule.",
+        "",
+        "## One person, several accounts",
+        "",
+        "One person with several accounts is one consumer. With `householding: true` (the "
+        "default in `config/policy.yaml`) at most one contact per person per channel per local "
+        "day goes out across their accounts (`core.household_one_per_day`): the planner judges "
+        "a person's accounts together, highest priority first (most days past due, then highest "
+        "balance, then account reference), and a lower-priority account's step on a channel "
+        "already used that day defers to the next local day; the dispatcher checks again at "
+        "send time against what the person's other accounts were sent. With "
+        "`householding: false` each account is contacted on its own.",
+        "",
+        "Whatever that setting, a cap counts across the person's accounts only where the law "
+        "counts it per consumer (`per=consumer`); elsewhere it counts per debt. The readings, "
+        "each to confirm with counsel:",
+        "",
+        "| rule | counted | reading and source |",
+        "| --- | --- | --- |",
+        "| `us_reg_f.call_frequency_7in7`, `us_reg_f.call_after_conversation` | per debt | "
+        "12 CFR 1006.14(b)(2) speaks of calls \"in connection with the collection of a "
+        "particular debt\"; a consumer with several debts may receive the calls of each |",
+        "| `us_ca.call_frequency_7in7`, `us_ca.call_after_conversation` | per debt | California "
+        "takes Regulation F's measure (Cal. Civ. Code 1788.17) |",
+        "| `core.call_frequency_7in7`, `core.call_after_conversation` | per debt | house "
+        "defaults modelled on Regulation F |",
+        "| `us_ma.personal_phone_2in7`, `us_ma.other_phone_2in30` | per debt | the parallel "
+        "limits of 940 CMR 7.05(3)(d) and 209 CMR 18.16(1)(d) end \"for each debt\"; 940 CMR "
+        "7.04(1)(f) is read the same way (its closing words not checked here); to confirm |",
+        "| `us_nyc.contacts_3in7` (version 2024.10.01-r2) | per consumer | the 2024 amendments "
+        "to 6 RCNY 5-77(b)(1) cap contacts with the consumer across all channels and debts "
+        "unless collecting for several non-affiliated creditors (a practitioner summary, "
+        "Sheppard Mullin, Aug. 2025); to confirm |",
+        "| `us_nyc.contacts_3in7` (version 2026.09.01) | per debt | the amendments DCWP "
+        "adopted in February 2026, in force 2026-09-01, apply the cap per account "
+        "(a practitioner summary of the final rule, Americollect, Apr. 2026); to confirm |",
+        "| `us_wa.communications_3_per_week`, `us_wa.workplace_1_per_week` | per consumer | "
+        "RCW 19.16.250(13) limits communications with the debtor (three a week, one at work) "
+        "with no \"for each debt\" (the Department of Financial Institutions' summary); to "
+        "confirm |",
+        "| `cn.unanswered_attempts_daily` | per consumer | the limit is per contact method "
+        "(the number), whichever of the debtor's debts the call is about; to confirm |",
         "",
         "Citations for the China and United Kingdom packs and the effective dates of the state "
         "packs are given as the project's reading; have counsel confirm them for your book.",

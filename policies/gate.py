@@ -574,25 +574,59 @@ def _scope_filter(scope: str, step: Step) -> Callable[[PastContact], bool] | Non
 CAP_SCOPES = ("account", "destination", "personal_phone", "other_phone", "workplace")
 
 
+# Whom a cap counts for: the debt (the account's own contacts) or the consumer (every account
+# of the person: AccountFacts.household_history too). Each rule says which, from its source.
+CAP_PER = ("debt", "consumer")
+
+
 def _contact_cap(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
     p = rule.params
     scope = p.get("scope", "account")
-    if not facts.history and not ctx.trace:
+    per = p.get("per", "debt")
+    history = facts.history + facts.household_history if per == "consumer" else facts.history
+    if not history and not ctx.trace:
         return None
     belongs = _scope_filter(scope, step)
     if belongs is None:
         return _pass(ctx, {"scope": scope, "applies": False})
     channels = p["counted_channels"]
     outcomes, not_counted = p.get("counted_outcomes"), p.get("not_counted", ())
-    dates = [
-        local_date(h.at, ctx.count_zone)
-        for h in facts.history
+    counted = [
+        h
+        for h in history
         if h.channel in channels
         and (outcomes is None or h.outcome in outcomes)
         and h.outcome not in not_counted
         and belongs(h)
     ]
-    return _cap_outcome(dates, p["max_attempts"], p["days"], ctx, {"scope": scope})
+    read: dict[str, Any] = {"scope": scope, "per": per}
+    others = sorted({h.account_id for h in counted if h.account_id is not None})
+    if others:
+        read["other_accounts_counted"] = others
+    dates = [local_date(h.at, ctx.count_zone) for h in counted]
+    return _cap_outcome(dates, p["max_attempts"], p["days"], ctx, read)
+
+
+def _household(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
+    """One contact per person per channel per local day across their accounts: a contact of
+    the same person on another account, on this channel and this day (sent, being sent, or
+    planned for a higher-priority account), defers this one to the next local day."""
+    if not facts.householding:
+        return _pass(ctx, {"householding": False})
+    others = sorted(
+        {
+            h.account_id
+            for h in facts.household_history
+            if h.channel == step.channel
+            and h.account_id is not None
+            and local_date(h.at, ctx.count_zone) == ctx.day
+        }
+    )
+    read: dict[str, Any] = {"channel": step.channel, "day": str(ctx.day), "zone": ctx.count_zone}
+    if not others:
+        return _pass(ctx, read)
+    until = local_midnight_utc(ctx.day + ONE_DAY, ctx.count_zone)
+    return Outcome(DEFER, {**read, "contacted_on_accounts": others}, until=until)
 
 
 def _after_conversation(
@@ -640,6 +674,7 @@ CHECKS: dict[str, Check] = {
     "call_cap": _call_cap,
     "contact_cap": _contact_cap,
     "after_conversation": _after_conversation,
+    "household": _household,
 }
 
 # Parameters each check requires; under "<check>?" the ones it also accepts.
@@ -663,7 +698,7 @@ CHECK_PARAMS: dict[str, tuple[str, ...]] = {
     "hours": ("start_hour", "end_hour"),
     "call_cap": ("max_attempts", "days", "not_counted"),
     "contact_cap": ("max_attempts", "days", "counted_channels"),
-    "contact_cap?": ("counted_outcomes", "not_counted", "scope"),
+    "contact_cap?": ("counted_outcomes", "not_counted", "scope", "per"),
     "after_conversation": ("days",),
 }
 
@@ -687,6 +722,7 @@ ACCOUNT_CHECKS = frozenset(
         "after_conversation",
         "min_balance",
         "final_notice_wait",
+        "household",
     }
 )
 

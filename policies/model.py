@@ -52,6 +52,8 @@ class PastContact:
     contact_point_id: int | None = None
     phone_type: str | None = None  # mobile | landline | work, for phones
     is_workplace: bool = False
+    # Set for a contact on another account of the same person (AccountFacts.household_history).
+    account_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,13 @@ class AccountFacts:
     # Why the validation notice's itemization cannot be stated (missing | does_not_add_up), or
     # None when it can (12 CFR 1006.34(c)(2)(vi)-(ix)).
     itemization_issue: str | None = None
+    # The same person's other accounts: their outbound contacts in the same lookback as
+    # ``history``, and those planned or taken for the judged day (each with its account_id).
+    # Caps the law counts per consumer (``per="consumer"``) count them with ``history``.
+    household_history: tuple[PastContact, ...] = ()
+    # One contact per person per channel per day across accounts (core.household_one_per_day),
+    # as config/policy.yaml's ``householding`` says.
+    householding: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -198,13 +198,16 @@ def _check_params(rule: Rule) -> list[str]:
     if "days_after_end" in p and not (isinstance(p["days_after_end"], int) and p["days_after_end"] >= 0):
         problems.append(f"{rule.rule_id}: 'days_after_end' must be a whole number of at least 0")
     if rule.check == "contact_cap":
-        from policies.gate import CAP_SCOPES
+        from policies.gate import CAP_PER, CAP_SCOPES
 
         scope = p.get("scope", "account")
         if scope not in CAP_SCOPES:
             problems.append(
                 f"{rule.rule_id}: unknown scope {scope!r} (one of {', '.join(CAP_SCOPES)})"
             )
+        per = p.get("per", "debt")
+        if per not in CAP_PER:
+            problems.append(f"{rule.rule_id}: unknown per {per!r} (one of {', '.join(CAP_PER)})")
     return problems
 
 

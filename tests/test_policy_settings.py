@@ -23,7 +23,7 @@ def test_shipped_policy_is_a_collector_with_no_agencies() -> None:
     [
         ("role: agency\n", "role (line 1): Input should be 'creditor' or 'collector'"),
         ("role: creditor\ncolour: blue\n",
-         "colour (line 2): unknown key; known keys: approved_agencies, role"),
+         "colour (line 2): unknown key; known keys: approved_agencies, householding, role"),
         ("approved_agencies: acme\n", "approved_agencies (line 1): must be a list"),
         ("approved_agencies: [acme, 7]\n", "approved_agencies[1] (line 1): Input should be a valid string"),
         ("- role\n", "(top level) (line 1): must be a mapping"),

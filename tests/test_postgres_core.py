@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from outreach.db import make_engine, migrate
-from tests import test_dispatch, test_planner
+from tests import test_dispatch, test_household, test_planner
 from tests.test_dispatch import outbox  # noqa: F401  (fixture)
+from tests.test_household import policy  # noqa: F401  (fixture)
 from tests.test_planner import ladder  # noqa: F401  (fixture)
 
 SHARED = {
@@ -39,6 +40,12 @@ SHARED = {
         "test_permanent_error_fails_once_and_marks_the_number",
         "test_transient_error_is_retried_in_a_later_window_then_fails",
         "test_uncertain_contact_with_a_provider_is_never_resent",
+    ],
+    test_household: [
+        "test_a_rerun_of_the_day_after_dispatch_keeps_the_winner",
+        "test_send_time_recheck_defers_a_sibling_whose_contact_went_today",
+        "test_the_other_account_goes_the_next_day_after_dispatch",
+        "test_the_winner_is_the_same_whatever_the_batches",
     ],
 }
 

@@ -19,7 +19,8 @@ CN_REGULATORS = "NFRA/PBOC rules on credit-card and consumer-credit collection"
 
 CN = Pack(
     name="cn",
-    # -r2: calls imported without a destination count toward every number's daily cap.
+    # -r2: calls imported without a destination count toward every number's daily cap, and
+    # the cap counts across all of the debtor's accounts (per consumer).
     version="2022.07.07-r2",
     title="China: credit-card and consumer-loan collection",
     applies=Applies(countries=frozenset({"CN"}),
@@ -31,13 +32,14 @@ CN = Pack(
              {"start_hour": 8, "end_hour": 22}, supersedes=("core.quiet_hours",)),
         Rule("cn.unanswered_attempts_daily", "contact_cap",
              f"{CN_REGULATORS}: at most 6 unanswered attempts a day per contact method; "
-             "an attempt whose number is not on record counts for each of the debtor's "
-             "numbers",
+             "counted per number across all of the debtor's accounts (the limit is on the "
+             "contact method, whichever debt the call is about; to confirm); an attempt whose "
+             "number is not on record counts for each of the debtor's numbers",
              frozenset({"call"}),
              {"max_attempts": 6, "days": 1, "counted_channels": ("call",),
               "counted_outcomes": ("no_answer", "busy", "voicemail", "not_in_service",
                                    "attempted"),
-              "scope": "destination"}),
+              "scope": "destination", "per": "consumer"}),
         Rule("cn.third_party_locate_only", "third_party",
              f"{CN_REGULATORS}: no disclosure of the debt to third parties; an emergency "
              "contact only when the debtor is unreachable, only to ask how to reach them",

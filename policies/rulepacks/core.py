@@ -21,7 +21,7 @@ AGENCY_OR_LEGAL = frozenset({"agency", "legal"})
 
 CORE = Pack(
     name="core",
-    version="2026.12.1",
+    version="2026.12.2",
     title="House rules (every account)",
     applies=Applies(),
     effective_from=dt.date(2020, 1, 1),
@@ -89,6 +89,12 @@ CORE = Pack(
              "House rule; US: 15 U.S.C. 1692e(5) (no threat of action not intended): the final "
              "notice announces the referral and gives the consumer time to respond first.",
              LEGAL, {"days": 30}),
+        Rule("core.household_one_per_day", "household",
+             "House rule: one person with several accounts is one consumer; at most one "
+             "contact per person per channel per local day across their accounts (the "
+             "highest-priority account's step goes: most days past due, then highest balance, "
+             "then account reference). On unless config/policy.yaml sets householding: false.",
+             CONSUMER_CHANNELS),
         Rule("core.time_barred", "time_barred",
              "US: 12 CFR 1006.26(b); house rule elsewhere: no suit, no threat of suit, on a "
              "time-barred debt.", ALL_CHANNELS),

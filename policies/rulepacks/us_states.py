@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from policies.packs import CALL, CONSUMER_CHANNELS, TIMED_CHANNELS, Applies, Pack, Rule
 from policies.rulepacks.us_federal import CEASE_PERMITTED
@@ -48,41 +49,80 @@ NYC_NAMES = frozenset(
      "staten island"}
 )  # fmt: skip
 
-US_NYC = Pack(
+# 6 RCNY 5-77(b)(1) as amended in August 2024: at most three contacts or attempts in seven
+# days across all channels, counted per consumer, across all of the consumer's debts (unless
+# collecting for several non-affiliated creditors). Read from Sheppard Mullin's summary of the
+# amended rules (Aug. 2025); to confirm against the rule's text.
+NYC_CONTACTS_PER_CONSUMER = (
+    "6 RCNY 5-77(b)(1) (2024 amendments: counted per consumer across all of the consumer's "
+    "debts, unless collecting for several non-affiliated creditors; reading from a practitioner "
+    "summary, to confirm)"
+)
+# The amendments DCWP adopted in February 2026, in force 2026-09-01, count the cap per account
+# instead (Americollect's summary of the final rule, Apr. 2026); to confirm.
+NYC_CONTACTS_PER_ACCOUNT = (
+    "6 RCNY 5-77(b)(1) (amendments in force 2026-09-01: counted per account; reading from "
+    "practitioner summaries of the final rule, to confirm)"
+)
+
+US_NYC_2024 = Pack(
     name="us_nyc",
-    version="2024.10.01",
+    version="2024.10.01-r2",
     title="New York City debt collection rules (6 RCNY 5-77)",
     applies=Applies(countries=US, regions=frozenset({"US-NY"}), cities=NYC_NAMES,
                     roles=frozenset({"collector"})),
     effective_from=dt.date(2024, 10, 1),
+    effective_to=dt.date(2026, 9, 1),
     rules=(
-        Rule("us_nyc.contacts_3in7", "contact_cap", "6 RCNY 5-77(b)(1)", CONSUMER_CHANNELS,
+        Rule("us_nyc.contacts_3in7", "contact_cap", NYC_CONTACTS_PER_CONSUMER, CONSUMER_CHANNELS,
              {"max_attempts": 3, "days": 7,
-              "counted_channels": ("call", "sms", "email", "letter"), "scope": "account"}),
+              "counted_channels": ("call", "sms", "email", "letter"), "scope": "account",
+              "per": "consumer"}),
         Rule("us_nyc.electronic_consent", "consent", "6 RCNY 5-77(e)",
              frozenset({"sms", "email"}), {"phone_types": None}),
+    ),
+)  # fmt: skip
+
+US_NYC = replace(
+    US_NYC_2024,
+    version="2026.09.01",
+    effective_from=dt.date(2026, 9, 1),
+    effective_to=None,
+    rules=(
+        Rule("us_nyc.contacts_3in7", "contact_cap", NYC_CONTACTS_PER_ACCOUNT, CONSUMER_CHANNELS,
+             {"max_attempts": 3, "days": 7,
+              "counted_channels": ("call", "sms", "email", "letter"), "scope": "account",
+              "per": "debt"}),
+        US_NYC_2024.rules[1],
     ),
 )  # fmt: skip
 
 # Communications that reached the consumer (or may have: an outbox call's outcome is unknown).
 WA_COMMUNICATIONS = ("conversation", "voicemail", "sent", "delivered", "attempted")
 
+# RCW 19.16.250(13) limits communications "with the debtor" (three a week, one at work), with no
+# "for each debt": counted per consumer, across the debtor's accounts. Reading of the statute as
+# the Department of Financial Institutions summarises it ("more than 3 times in a single week"
+# with you or your spouse); to confirm.
+WA_PER_DEBTOR = "counted per debtor across accounts (the statute limits communications with the " \
+    "debtor, not per debt; to confirm)"
+
 US_WA = Pack(
     name="us_wa",
-    version="2013.07.28",
+    version="2013.07.28-r2",
     title="Washington Collection Agency Act (licensed collection agencies)",
     applies=Applies(countries=US, regions=frozenset({"US-WA"}), roles=frozenset({"collector"})),
     effective_from=dt.date(2013, 7, 28),
     rules=(
-        Rule("us_wa.communications_3_per_week", "contact_cap", "RCW 19.16.250(13)",
-             CONSUMER_CHANNELS,
+        Rule("us_wa.communications_3_per_week", "contact_cap",
+             f"RCW 19.16.250(13): {WA_PER_DEBTOR}", CONSUMER_CHANNELS,
              {"max_attempts": 3, "days": 7,
               "counted_channels": ("call", "sms", "email", "letter"),
-              "counted_outcomes": WA_COMMUNICATIONS, "scope": "account"}),
-        Rule("us_wa.workplace_1_per_week", "contact_cap", "RCW 19.16.250(13)",
-             CONSUMER_CHANNELS,
+              "counted_outcomes": WA_COMMUNICATIONS, "scope": "account", "per": "consumer"}),
+        Rule("us_wa.workplace_1_per_week", "contact_cap",
+             f"RCW 19.16.250(13): {WA_PER_DEBTOR}", CONSUMER_CHANNELS,
              {"max_attempts": 1, "days": 7, "counted_channels": ("call", "sms", "email"),
-              "counted_outcomes": WA_COMMUNICATIONS, "scope": "workplace"}),
+              "counted_outcomes": WA_COMMUNICATIONS, "scope": "workplace", "per": "consumer"}),
     ),
 )  # fmt: skip
 
