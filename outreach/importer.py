@@ -817,7 +817,7 @@ def _parse_account(row: _Row, fmt: str) -> _AccountIn:
     scra_checked_on = _date(d.get("scra_checked_on"), "scra_checked_on")
     scra_active_duty = _flag(d.get("scra_active_duty"), "scra_active_duty")
     inconvenient_times = _inconvenient_times(d.get("inconvenient_times"))
-    itemization = _itemization(d, balance_as_of, charge_off_date)
+    itemization = _itemization(d, cast(dt.date, balance_as_of), charge_off_date)  # required
 
     address_zones = " ".join(zones.address_zones(country, region, postal_code)) or None
     person = {
