@@ -783,10 +783,14 @@ def first_allowed(
     lower = verdict.defer_until
     j = jurisdiction_of(facts)
     checks = {rule.rule_id: rule.check for rule, _ in rules_for(j, step.channel, day)}
-    if any(checks.get(r) in NOT_BY_TIME for r in verdict.reasons):
-        return lower
     zones = candidate_zones(facts, step)
     zone_name = zones[0] if zones else "UTC"
+    if any(checks.get(r) in NOT_BY_TIME for r in verdict.reasons):
+        if lower is not None and at is not None and lower <= at:
+            # Waiting on something other than the clock (an agency's capacity), judged at an
+            # instant already past the rule's own time: look again the next local day after it.
+            return local_midnight_utc(local_date(at, zone_name) + ONE_DAY, zone_name)
+        return lower
     t = lower if lower is not None else local_midnight_utc(day + ONE_DAY, zone_name)
     if at is not None and t <= at:
         # Not before the instant judged, which was deferred (only when ``day`` is not ``at``'s

@@ -230,3 +230,19 @@ def test_logical_clock_dispatch_starts_a_deferred_contact_at_its_defer_until(
     with engine.connect() as conn:
         sent_at = conn.execute(text("SELECT sent_at FROM contact WHERE channel = 'sms'")).scalar()
     assert str(sent_at)[:19] == str(local(DAY, 16))[:19]  # the first top of the hour after it
+
+
+def test_an_agency_step_judged_after_its_local_day_defers_past_the_instant_judged() -> None:
+    """An agency step waits on capacity, not the clock, so its time is the rule's own (the next
+    local day). Judged at an instant already in that next local day (Shanghai's midnight is
+    16:00 UTC), that time is not after the instant: the step must defer past it, or a walk of
+    the day would meet it again at the same instant for ever."""
+    step = Step("agency", None, (), agency=None)
+    facts = AccountFacts(account_id=1, country="CN", region=None, past_due=5.0,
+                         balance=5000.0, address_zones=(SHANGHAI,), product="mortgage",
+                         role="creditor")  # fmt: skip
+    at = local(DAY + ONE_DAY, 0, 0, SHANGHAI)  # 16:00 UTC on DAY
+    verdict = evaluate(step, facts, day=DAY, at=at)
+    assert verdict.verdict == "defer" and verdict.reasons == ("core.agency_unassigned",)
+    assert verdict.defer_until is not None and verdict.defer_until > at
+    assert verdict.defer_until == local(DAY + 2 * ONE_DAY, 0, 0, SHANGHAI)
