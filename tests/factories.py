@@ -7,6 +7,7 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, insert, select, text
 
 from outreach.db import make_engine, migrate
@@ -170,3 +171,18 @@ def add_final_notice(engine: Engine, account_id: int, sent_at: dt.datetime) -> N
              "s": sent_at})  # fmt: skip
         conn.execute(text("UPDATE account SET final_notice_sent_on = :d WHERE id = :a"),
                      {"d": sent_at.date(), "a": account_id})  # fmt: skip
+
+
+def _cjk_font_embedded() -> bool:
+    from contact_channels.letters import letter_fonts
+
+    return letter_fonts().cjk_embedded
+
+
+# Chinese letters are refused without an embeddable CJK font (letter.cjk_font_missing): a test
+# that needs one sent skips on a machine without it (.ci/run and the Dockerfile install
+# fonts-wqy-zenhei, so CI runs them).
+needs_cjk_font = pytest.mark.skipif(
+    not _cjk_font_embedded(),
+    reason="no CJK TrueType font installed (apt-get install fonts-wqy-zenhei)",
+)

@@ -245,6 +245,7 @@ def printer(engine: Engine, tmp_path: Path) -> Iterator[PrintChannel]:
     channel.close()
 
 
+@f.needs_cjk_font
 def test_a_chinese_account_is_mailed_the_china_notice_not_the_us_validation_notice(
     engine: Engine, printer: PrintChannel, tmp_path: Path
 ) -> None:
@@ -283,6 +284,7 @@ def test_explain_text_names_the_action_that_does_not_apply(
             "country CN is not in US") in out
 
 
+@f.needs_cjk_font
 def test_a_row_planned_before_the_ladder_said_it_does_not_apply_is_not_sent(
     engine: Engine, printer: PrintChannel
 ) -> None:

@@ -173,6 +173,7 @@ def test_validation_notice_itemizes_the_debt_and_states_the_gates_own_validation
     assert "www.cfpb.gov/debt-collection" in words
 
 
+@f.needs_cjk_font
 def test_zh_cn_validation_notice_prints_extractable_chinese(
     engine: Engine, printer: PrintChannel, drop: Path
 ) -> None:
@@ -266,6 +267,7 @@ def portfolio(engine: Engine) -> list[dict[str, Any]]:
     return accounts
 
 
+@f.needs_cjk_font
 def test_rerunning_the_day_and_closing_the_batch_twice_writes_the_same_bytes_and_no_new_rows(
     engine: Engine, printer: PrintChannel, drop: Path
 ) -> None:

@@ -134,6 +134,7 @@ def test_the_validation_notice_carries_no_stop_instruction(
         assert "STOP" not in body and "退订" not in body
 
 
+@f.needs_cjk_font
 def test_a_chinese_speaking_us_consumer_gets_the_english_notice_then_the_chinese_one(
     engine: Engine, printer: PrintChannel, drop: Path
 ) -> None:
