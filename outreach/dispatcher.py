@@ -35,8 +35,10 @@ from contact_channels.registry import build_channel
 from outreach import settings
 from outreach.bulk import insert_rows
 from outreach.channel_config import channels_config
+from outreach.consequences import consequences
 from outreach.facts import AccountRecord, as_instant, load_accounts
-from outreach.ladder import Action
+from outreach.identity import identity
+from outreach.ladder import Action, Ladder
 from outreach.messages import message_context, render
 from outreach.planner import DECISION_COLUMNS, DECISION_TYPES, decision_row, step_for
 from outreach.policy_settings import policy_settings
@@ -90,6 +92,7 @@ class SendRules:
 
     role: str
     actions: dict[tuple[str, str], Action]
+    ladder: Ladder | None = None  # what the letters may say will follow (outreach.consequences)
 
     def action(self, contact: DueContact) -> Action | None:
         # An action no longer in the ladder is judged by its channel's defaults.
@@ -102,9 +105,13 @@ def send_rules(engine: Engine) -> SendRules:
     assert_valid()
     from outreach.ladder_versions import ladder_in_force
 
+    role = policy_settings().role
+    # Who is writing must be configured before anything is sent: no message names a
+    # placeholder company or sends disputes to a box nobody reads.
+    identity(role)
     ladder = ladder_in_force(engine=engine)
     actions = {(st.id, a.id): a for st in ladder.stages for a in st.actions}
-    return SendRules(role=policy_settings().role, actions=actions)
+    return SendRules(role=role, actions=actions, ladder=ladder)
 
 
 def open_channel(kind: str) -> Channel:
@@ -270,6 +277,7 @@ def _message(
     pd: dict[str, Any],
     day: dt.date,
     fields: dict[str, Any],
+    rules: SendRules | None = None,
 ) -> OutboundMessage:
     dpd = (day - account.due_date).days if account.due_date else 0
     tags = {
@@ -288,6 +296,8 @@ def _message(
             tags=tags,
             fields=fields,
         )
+    role = rules.role if rules is not None else policy_settings().role
+    may = consequences(rules.ladder if rules is not None else None, account, day, role)
     ctx = message_context(
         full_name=pd["full_name"],
         language=pd["language"],
@@ -297,6 +307,17 @@ def _message(
         currency=pd["currency"],
         days_past_due=dpd,
         address=pd["address"],
+        role=role,
+        country=account.country,
+        region=account.region,
+        # No communication on record before today: this one may be the initial one, which
+        # carries the full 1006.18(e)(1) disclosure (the fuller text is never wrong).
+        initial_communication=(
+            account.initial_communication_on is None or account.initial_communication_on >= day
+        ),
+        time_barred=account.limitation_date is not None and day >= account.limitation_date,
+        may_place_with_agency=may.may_place_with_agency,
+        may_refer_for_legal_action=may.may_refer_for_legal_action,
     )
     rendered = render(contact.template, pd["language"], channel, ctx)
     return OutboundMessage(
@@ -797,7 +818,7 @@ def _start_group(
                 judged = _Judged(contact, verdict, pd["config_version"], action)
                 if verdict.verdict == SEND:
                     fields = hooks.fields(ctx, verdict)
-                    messages.append(_message(contact, channel, account, pd, day, fields))
+                    messages.append(_message(contact, channel, account, pd, day, fields, rules))
                     to_send.append(judged)
                 elif verdict.verdict == BLOCK:
                     held.append((judged, "suppressed"))

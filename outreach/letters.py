@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
@@ -41,6 +40,7 @@ from contact_channels.letters import (
 from outreach import settings
 from outreach.dispatcher import ChannelHooks, DueContact, MessageContext, channel_settings
 from outreach.facts import as_date
+from outreach.identity import identity
 from outreach.importer import ImportFileError
 from outreach.messages import brand, money
 from policies.calendar import validation_period
@@ -78,12 +78,13 @@ MAX_REASON = 120
 
 
 def collector() -> tuple[str, list[str]]:
-    """The debt collector's name and mailing address lines (``OUTREACH_COLLECTOR_NAME``,
-    ``OUTREACH_COLLECTOR_ADDRESS`` with lines separated by ``|``); the name defaults to the
-    creditor's (a creditor collecting its own accounts)."""
-    name = os.environ.get("OUTREACH_COLLECTOR_NAME") or brand()["creditor"]
-    address = os.environ.get("OUTREACH_COLLECTOR_ADDRESS", "PO Box 1000|Example City, NY 10001")
-    return name, [line.strip() for line in address.split("|") if line.strip()]
+    """Who writes the letter and where disputes go: the sender's name (the collector's for role
+    collector, the creditor's for role creditor: the same name the template signs with) and the
+    mailing address lines (``outreach.identity``; nothing has a default)."""
+    from outreach.policy_settings import policy_settings
+
+    who = identity(policy_settings().role)
+    return who.sender, list(who.address_lines)
 
 
 def validation_period_for(sent_on: dt.date) -> tuple[dt.date, dt.date]:

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from outreach.bulk import column_types, insert_rows, upsert_rows
 from outreach.facts import AccountRecord, Destination, load_accounts
 from outreach.ladder import Action, Ladder, Stage
+from outreach.messages import template_traits
 from outreach.models import Contact, PolicyDecision
 from outreach.policy_settings import policy_settings
 from policies.gate import evaluate
@@ -158,7 +159,8 @@ def step_for(channel: str, destination: Destination | None, action: Action | Non
         traits = {
             "purpose": action.gate_purpose,
             "dialer": action.dialer,
-            "threatens_suit": action.threatens_suit,
+            # The template's own declaration, the one source (outreach.messages).
+            "threatens_suit": "threatens_suit" in template_traits(action.template),
         }
     if destination is None:
         return Step(channel, **traits)
