@@ -31,6 +31,15 @@ ACCOUNTS = 10_000
 SEED = 7
 
 
+DEMO_IDENTITY = {
+    "OUTREACH_CREDITOR_NAME": "Demo Creditor (demo only)",
+    "OUTREACH_COLLECTOR_NAME": "Demo Collector (demo only)",
+    "OUTREACH_COLLECTOR_ADDRESS": "Demo address, not for mail|demo.invalid",
+    "OUTREACH_SERVICE_PHONE": "demo: no phone",
+    "OUTREACH_PAY_URL": "https://pay.demo.invalid",
+}
+
+
 def _step(message: str) -> None:
     print(f"==> {message}", flush=True)
 
@@ -41,6 +50,9 @@ def _app_env() -> dict[str, str]:
         "OUTREACH_DATA_DIR": str(DATA),
         "OUTREACH_DATABASE_URL": f"sqlite:///{DATA / 'outreach.db'}",
         "OUTREACH_OUTBOX_URL": f"sqlite:///{DATA / 'outbox.db'}",
+        # Who is writing: the demo's own identity, marked as such (a real deployment must set
+        # its own; without one, dispatch refuses to start). Reserved names: never a real firm.
+        **{name: os.environ.get(name) or value for name, value in DEMO_IDENTITY.items()},
     }
 
 
