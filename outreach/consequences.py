@@ -7,7 +7,8 @@ waiting: a stage with such an action whose entry the account can still meet (its
 and segment; a ``dpd_max`` not already passed) and, for a legal referral, the legal rules in force
 for the account whose outcome waiting does not change: the balance threshold
 (``core.legal_min_balance``, 2,500 by default) and the limitation date (``core.time_barred``)
-before the day the referral stage could first be reached.
+before the day the referral stage could first be reached; for a placement, an approved agency
+where the account's rules require one (``cn.agency_not_approved``) and the list is empty.
 """
 
 from __future__ import annotations
@@ -46,10 +47,26 @@ def _legal_rules_allow(account: AccountRecord, role: str, day: dt.date, earliest
     return not barred
 
 
+def _agency_rules_allow(
+    account: AccountRecord, role: str, day: dt.date, approved: frozenset[str] | None
+) -> bool:
+    # Where placements need an agency from the approved list (China) and the list is empty,
+    # no placement can ever be made.
+    if approved is None or approved:
+        return True
+    j = jurisdiction(account.country, account.region, account.city, account.product, role)
+    return not any(rule.check == "agency_approved" for rule, _ in rules_for(j, "agency", day))
+
+
 def consequences(
-    ladder: Ladder | None, account: AccountRecord, day: dt.date, role: str
+    ladder: Ladder | None,
+    account: AccountRecord,
+    day: dt.date,
+    role: str,
+    approved_agencies: frozenset[str] | None = None,
 ) -> Consequences:
-    """What ``ladder`` can still do to ``account`` after ``day``; nothing without a ladder."""
+    """What ``ladder`` can still do to ``account`` after ``day``; nothing without a ladder.
+    ``approved_agencies``: ``config/policy.yaml``'s list (None: not known, not judged)."""
     if ladder is None:
         return Consequences(False, False)
     dpd = (day - account.due_date).days if account.due_date else 0
@@ -59,7 +76,7 @@ def consequences(
             continue
         channels = {a.channel for a in stage.actions}
         if "agency" in channels:
-            agency = True
+            agency = agency or _agency_rules_allow(account, role, day, approved_agencies)
         if "legal" in channels:
             start = account.due_date + dt.timedelta(days=stage.entry.dpd_min) if account.due_date else day
             legal = legal or _legal_rules_allow(account, role, day, max(day, start))

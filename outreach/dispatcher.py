@@ -296,8 +296,10 @@ def _message(
             tags=tags,
             fields=fields,
         )
-    role = rules.role if rules is not None else policy_settings().role
-    may = consequences(rules.ladder if rules is not None else None, account, day, role)
+    policy = policy_settings()
+    role = rules.role if rules is not None else policy.role
+    may = consequences(rules.ladder if rules is not None else None, account, day, role,
+                       policy.approved_agencies)  # fmt: skip
     ctx = message_context(
         full_name=pd["full_name"],
         language=pd["language"],

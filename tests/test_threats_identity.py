@@ -307,6 +307,10 @@ def test_a_time_barred_account_could_never_be_referred() -> None:
     barred = record(limitation_date=DAY + dt.timedelta(days=30))
     assert not consequences(ladder, barred, DAY, "collector").may_refer_for_legal_action
     assert consequences(ladder, barred, DAY, "collector").may_place_with_agency
+    # China places only with approved agencies: with none approved, no placement is possible.
+    china = record(country="CN", region="SH", address_zones=("Asia/Shanghai",))
+    assert consequences(ladder, china, DAY, "collector", frozenset({"a"})).may_place_with_agency
+    assert not consequences(ladder, china, DAY, "collector", frozenset()).may_place_with_agency
 
 
 # --- item 11: who is writing -----------------------------------------------------------------
