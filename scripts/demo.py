@@ -35,7 +35,7 @@ DEMO_IDENTITY = {
     "OUTREACH_CREDITOR_NAME": "Demo Creditor (demo only)",
     "OUTREACH_COLLECTOR_NAME": "Demo Collector (demo only)",
     "OUTREACH_COLLECTOR_ADDRESS": "Demo address, not for mail|demo.invalid",
-    "OUTREACH_SERVICE_PHONE": "demo: no phone",
+    "OUTREACH_SERVICE_PHONE": "+1 800 000 0000 (demo)",
     "OUTREACH_PAY_URL": "https://pay.demo.invalid",
 }
 
