@@ -33,7 +33,7 @@ PAY_URL = "OUTREACH_PAY_URL"
 # What each setting is, for the error that says it is missing.
 IDENTITY_KNOBS: Mapping[str, str] = {
     CREDITOR_NAME: "the creditor's name",
-    COLLECTOR_NAME: "the debt collector's name (role collector)",
+    COLLECTOR_NAME: "the debt collector's name",
     MAILING_ADDRESS: "the mailing address letters print and disputes are sent to, lines "
     "separated by '|'",
     SERVICE_PHONE: "the phone number consumers call",

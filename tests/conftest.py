@@ -70,6 +70,11 @@ TEST_IDENTITY = {
 }
 
 
+# Set at import too: module-scoped fixtures (a whole Airflow stack) build their environment
+# before any function-scoped fixture runs.
+os.environ.update(TEST_IDENTITY)
+
+
 @pytest.fixture(autouse=True)
 def test_identity(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The test identity in the environment (subprocesses inherit it)."""
