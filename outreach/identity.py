@@ -61,6 +61,24 @@ DISCLOSURE_PATTERNS = {
 }  # fmt: skip
 
 
+# The identity of ``make demo`` and of the benchmark stacks (scripts/demo.py,
+# scripts/celery_stack.py, bench/dispatch.py), marked as the demo's in every field and reserved
+# (``.invalid``, a 000 exchange): never a real firm, box or number. Nothing else reads it.
+DEMO_IDENTITY: Mapping[str, str] = {
+    CREDITOR_NAME: "Demo Creditor (demo only)",
+    COLLECTOR_NAME: "Demo Collector (demo only)",
+    MAILING_ADDRESS: "Demo address, not for mail|demo.invalid",
+    SERVICE_PHONE: "+1 800 000 0000 (demo)",
+    PAY_URL: "https://pay.demo.invalid",
+}
+
+
+def demo_identity(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The demo's identity, each setting the environment already has kept."""
+    environ = os.environ if environ is None else environ
+    return {name: environ.get(name) or value for name, value in DEMO_IDENTITY.items()}
+
+
 class IdentityMissing(RuntimeError):
     """The identity settings a message needs are not configured."""
 

@@ -31,28 +31,21 @@ ACCOUNTS = 10_000
 SEED = 7
 
 
-DEMO_IDENTITY = {
-    "OUTREACH_CREDITOR_NAME": "Demo Creditor (demo only)",
-    "OUTREACH_COLLECTOR_NAME": "Demo Collector (demo only)",
-    "OUTREACH_COLLECTOR_ADDRESS": "Demo address, not for mail|demo.invalid",
-    "OUTREACH_SERVICE_PHONE": "+1 800 000 0000 (demo)",
-    "OUTREACH_PAY_URL": "https://pay.demo.invalid",
-}
-
-
 def _step(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
 def _app_env() -> dict[str, str]:
     """The application's settings for the demo: SQLite under data/, default ladder and config."""
+    from outreach.identity import demo_identity
+
     return {
         "OUTREACH_DATA_DIR": str(DATA),
         "OUTREACH_DATABASE_URL": f"sqlite:///{DATA / 'outreach.db'}",
         "OUTREACH_OUTBOX_URL": f"sqlite:///{DATA / 'outbox.db'}",
         # Who is writing: the demo's own identity, marked as such (a real deployment must set
         # its own; without one, dispatch refuses to start). Reserved names: never a real firm.
-        **{name: os.environ.get(name) or value for name, value in DEMO_IDENTITY.items()},
+        **demo_identity(),
     }
 
 
