@@ -142,7 +142,10 @@ def run_once(
         (config / "channels.yaml").write_text(json.dumps({channel: section}))
         # The provider's own limit sits 5% above ours: only our limiter's fault can reach it.
         fake, base_url, conn = start_fake(module, rate * 1.05 if rate is not None else None)
-        env = {**os.environ, "OUTREACH_CONFIG_DIR": str(config), "OUTREACH_DATA_DIR": str(scratch),
+        from outreach.identity import demo_identity
+
+        env = {**os.environ, **demo_identity(), "OUTREACH_CONFIG_DIR": str(config),
+               "OUTREACH_DATA_DIR": str(scratch),
                f"AIRFLOW_CONN_{provider.upper()}_DEFAULT": conn, "PYTHONPATH": str(ROOT)}
         try:
             started = time.perf_counter()

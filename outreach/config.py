@@ -25,6 +25,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from outreach import settings
 from outreach.channel_config import ChannelsConfig, channels_config, channels_path
 from outreach.config_yaml import ConfigFileError
+from outreach.identity import identity_problems
 from outreach.ladder import Ladder, load_ladder
 from outreach.ladder_versions import ladder_in_force
 from outreach.placement import AgencyConfig, agency_config, agency_config_path
@@ -209,6 +210,9 @@ def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None
         )  # fmt: skip
         # The ladder reads sms.max_segments from channels.yaml: its problems are said once.
         errors.extend(e for e in ladder_errors if "(channels.yaml)" not in e)
+    if policy is not None:
+        # Who is writing (outreach.identity): nothing is sent in the name of nobody.
+        errors.extend(identity_problems(policy.role))
     if errors or channels is None or policy is None or agencies is None or ladder is None:
         raise ConfigInvalid(errors)
     return Config(channels=channels, policy=policy, agencies=agencies, ladder=ladder)

@@ -35,9 +35,11 @@ from contact_channels.registry import build_channel
 from outreach import settings
 from outreach.bulk import insert_rows
 from outreach.channel_config import channels_config
+from outreach.consequences import consequences
 from outreach.facts import AccountRecord, as_date, as_instant, load_accounts
 from outreach.household import attach_sent, note_sent
-from outreach.ladder import Action, Stage, not_applicable
+from outreach.identity import identity
+from outreach.ladder import Action, Ladder, Stage, not_applicable
 from outreach.messages import message_context, render
 from outreach.planner import (
     DECISION_COLUMNS,
@@ -100,6 +102,7 @@ class SendRules:
     actions: dict[tuple[str, str], Action]
     stages: dict[str, Stage] = field(default_factory=dict)
     householding: bool = True  # core.household_one_per_day (config/policy.yaml)
+    ladder: Ladder | None = None  # what the letters may say will follow (outreach.consequences)
 
     def action(self, contact: DueContact) -> Action | None:
         # An action no longer in the ladder is judged by its channel's defaults.
@@ -130,11 +133,15 @@ def send_rules(engine: Engine) -> SendRules:
     assert_valid()
     from outreach.ladder_versions import ladder_in_force
 
+    role = policy_settings().role
+    # Who is writing must be configured before anything is sent: no message names a
+    # placeholder company or sends disputes to a box nobody reads.
+    identity(role)
     ladder = ladder_in_force(engine=engine)
     actions = {(st.id, a.id): a for st in ladder.stages for a in st.actions}
     settings = policy_settings()
-    return SendRules(role=settings.role, actions=actions, householding=settings.householding,
-                     stages={st.id: st for st in ladder.stages})
+    return SendRules(role=role, actions=actions, householding=settings.householding,
+                     stages={st.id: st for st in ladder.stages}, ladder=ladder)
 
 
 def open_channel(kind: str) -> Channel:
@@ -305,6 +312,7 @@ def _message(
     pd: dict[str, Any],
     day: dt.date,
     fields: dict[str, Any],
+    rules: SendRules | None = None,
 ) -> OutboundMessage:
     dpd = (day - account.due_date).days if account.due_date else 0
     tags = {
@@ -323,6 +331,10 @@ def _message(
             tags=tags,
             fields=fields,
         )
+    policy = policy_settings()
+    role = rules.role if rules is not None else policy.role
+    may = consequences(rules.ladder if rules is not None else None, account, day, role,
+                       policy.approved_agencies)  # fmt: skip
     ctx = message_context(
         full_name=pd["full_name"],
         language=pd["language"],
@@ -332,7 +344,17 @@ def _message(
         currency=pd["currency"],
         days_past_due=dpd,
         address=pd["address"],
-        country=pd.get("country"),
+        role=role,
+        country=account.country,
+        region=account.region,
+        # No communication on record before today: this one may be the initial one, which
+        # carries the full 1006.18(e)(1) disclosure (the fuller text is never wrong).
+        initial_communication=(
+            account.initial_communication_on is None or account.initial_communication_on >= day
+        ),
+        time_barred=account.limitation_date is not None and day >= account.limitation_date,
+        may_place_with_agency=may.may_place_with_agency,
+        may_refer_for_legal_action=may.may_refer_for_legal_action,
     )
     rendered = render(contact.template, pd["language"], channel, ctx)
     return OutboundMessage(
@@ -841,7 +863,7 @@ def _start_group(
                         bool(destination and destination.is_workplace),
                     ))  # fmt: skip
                     fields = hooks.fields(ctx, verdict)
-                    messages.append(_message(contact, channel, account, pd, day, fields))
+                    messages.append(_message(contact, channel, account, pd, day, fields, rules))
                     to_send.append(judged)
                 elif verdict.verdict == BLOCK:
                     held.append((judged, "suppressed"))

@@ -7,11 +7,11 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import phonenumbers
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contact_channels.base import CHANNEL_KINDS
 from outreach import settings
@@ -92,13 +92,24 @@ class Action(_Strict):
     cadence: Cadence
     # The gates read these: which notice this is (a cease request still lets the permitted
     # notices through), how a call is placed (the TCPA covers autodialed and prerecorded calls),
-    # whether the message speaks of a suit (never on a time-barred debt), and whom it addresses.
+    # and whom it addresses. Whether the message speaks of a suit is the template's own
+    # declaration (outreach.messages.template_traits), never a ladder flag that can disagree.
     purpose: Literal[PURPOSES] | None = None  # type: ignore[valid-type]
     dialer: Literal["manual", "autodialed", "prerecorded"] = "manual"
-    threatens_suit: bool = Field(default=False, strict=True)
     audience: Literal["debtor", "third_party"] = "debtor"
     # Only for these accounts (a US validation notice for US collector accounts); others skip it.
     applies_to: AppliesTo | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_threat_flag(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "threatens_suit" in data:
+            raise ValueError(
+                "threatens_suit is not a ladder setting: the template declares it "
+                "('{# outreach: threatens_suit #}' in its text, checked against what it says); "
+                "remove the key"
+            )
+        return data
 
     @property
     def gate_purpose(self) -> str:

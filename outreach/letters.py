@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
@@ -41,8 +40,9 @@ from contact_channels.letters import (
 from outreach import settings
 from outreach.dispatcher import ChannelHooks, DueContact, MessageContext, channel_settings
 from outreach.facts import as_date
+from outreach.identity import identity
 from outreach.importer import ImportFileError
-from outreach.messages import brand, cn_service_phone, message_context, money, render
+from outreach.messages import brand, message_context, money, render
 from policies.calendar import validation_period
 from policies.model import ROLES, SELF, Verdict
 from policies.packs import all_packs, jurisdiction, packs_for
@@ -78,18 +78,14 @@ MAX_REASON = 120
 
 
 def collector(language: str | None = None) -> tuple[str, list[str]]:
-    """The debt collector's name and mailing address lines (``OUTREACH_COLLECTOR_NAME``,
-    ``OUTREACH_COLLECTOR_ADDRESS`` with lines separated by ``|``); the name defaults to the
-    creditor's (a creditor collecting its own accounts). In Chinese, the Chinese name
-    (``OUTREACH_COLLECTOR_NAME_ZH``, else the creditor's Chinese name when no collector name
-    is set)."""
-    name = os.environ.get("OUTREACH_COLLECTOR_NAME") or brand(language)["creditor"]
-    if language and language.lower().startswith("zh"):
-        name = os.environ.get("OUTREACH_COLLECTOR_NAME_ZH") or (
-            name if os.environ.get("OUTREACH_COLLECTOR_NAME") else brand(language)["creditor"]
-        )
-    address = os.environ.get("OUTREACH_COLLECTOR_ADDRESS", "PO Box 1000|Example City, NY 10001")
-    return name, [line.strip() for line in address.split("|") if line.strip()]
+    """Who writes the letter and where disputes go: the sender's name (the collector's for role
+    collector, the creditor's for role creditor: the same name the template signs with; in
+    Chinese the Chinese name when configured) and the mailing address lines
+    (``outreach.identity``; nothing has a default)."""
+    from outreach.policy_settings import policy_settings
+
+    who = identity(policy_settings().role).localized(language, None)
+    return who.sender, list(who.address_lines)
 
 
 def validation_period_for(sent_on: dt.date) -> tuple[dt.date, dt.date]:
@@ -277,9 +273,9 @@ def letter_fields(ctx: MessageContext, row: Any = None) -> dict[str, Any]:
     purpose = ctx.action.gate_purpose if ctx.action is not None else None
     # A translated validation notice opens with the English one: its sender block is English.
     bilingual = purpose == "validation_notice" and not language.startswith("en")
-    creditor = brand(None if bilingual else language)["creditor"]
+    creditor = brand(language=None if bilingual else language)["creditor"]
     collector_name, collector_lines = collector(None if bilingual else language)
-    phone = cn_service_phone() if account.country == "CN" else brand()["phone"]
+    phone = brand(country=account.country)["phone"]
     template = contact.template or ""
     days_past_due = (ctx.day - account.due_date).days if account.due_date else 0
 
@@ -311,7 +307,7 @@ def letter_fields(ctx: MessageContext, row: Any = None) -> dict[str, Any]:
             fields["english"] = english_body(ctx, template)
     wanted = letter_requirements(account, ctx.day, purpose)
     if "cn.collection_notice_contents" in wanted:
-        fields["cn_notice"] = {"phone": phone, "creditor": brand(language)["creditor"]}
+        fields["cn_notice"] = {"phone": phone, "creditor": brand(language=language)["creditor"]}
     if purpose == "instalment_offer" or template.endswith("/instalment_offer"):
         fields["instalments"] = _instalments(ctx, currency, charge_off_date)
     return fields

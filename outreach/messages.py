@@ -1,8 +1,14 @@
-"""Rendering what a contact says, from templates operations write, in a sandboxed Jinja2."""
+"""Rendering what a contact says, from templates operations write, in a sandboxed Jinja2.
+
+A template declares what it says that the gates must know, in a Jinja comment on any line:
+``{# outreach: threatens_suit #}`` (it speaks of legal action: never to a time-barred debt,
+``core.time_barred``). The declaration is the one source: the planner and the dispatcher read
+it through :func:`template_traits`, and the template lint checks it against the text.
+"""
 
 from __future__ import annotations
 
-import os
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -13,6 +19,8 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from outreach import settings
+from outreach.identity import Identity, collector_disclosure, identity
+from policies.disclosures import time_barred_disclosure
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,24 +47,64 @@ def sandbox(root: Path | None = None) -> SandboxedEnvironment:
     return _environment(str(root or settings.templates_dir()))
 
 
-def brand(language: str | None = None) -> dict[str, str]:
-    """The creditor's name, payment page and phone; in Chinese (``language`` zh-*), the
-    creditor's Chinese name (``OUTREACH_CREDITOR_NAME_ZH``) when set, else the demo's Chinese
-    name when no name is configured at all, else the configured name as it is."""
-    creditor = os.environ.get("OUTREACH_CREDITOR_NAME")
-    if language and language.lower().startswith("zh"):
-        creditor = os.environ.get("OUTREACH_CREDITOR_NAME_ZH") or creditor or "示例银行"
+# Traits a template may declare; ``threatens_suit``: it speaks of a lawsuit or legal action.
+TRAITS = frozenset({"threatens_suit"})
+DECLARATION = re.compile(r"\{#-?\s*outreach:\s*([^#]*?)\s*-?#\}")
+
+
+def declared_traits(source: str) -> tuple[frozenset[str], list[str]]:
+    """The traits a template's source declares, and the unknown words in its declarations."""
+    words = {w for m in DECLARATION.finditer(source) for w in re.split(r"[\s,]+", m.group(1)) if w}
+    return frozenset(words & TRAITS), sorted(words - TRAITS)
+
+
+@lru_cache(maxsize=256)
+def _traits(root: str, template: str, stamp: tuple[tuple[str, int], ...]) -> frozenset[str]:
+    found: set[str] = set()
+    for rel, _ in stamp:
+        found |= declared_traits((Path(root) / rel).read_text(encoding="utf-8"))[0]
+    return frozenset(found)
+
+
+def template_traits(template: str | None, root: Path | None = None) -> frozenset[str]:
+    """What ``template`` declares, in any language or part (a trait one language declares
+    holds for the template: the gate judges the step, not its translation)."""
+    if not template:
+        return frozenset()
+    base = root or settings.templates_dir()
+    files = sorted(
+        p for p in base.glob(f"*/{template}.*") if p.is_file() and p.suffix in (".txt", ".html")
+    )
+    stamp = tuple((str(p.relative_to(base)), p.stat().st_mtime_ns) for p in files)
+    return _traits(str(base), template, stamp)
+
+
+def brand(
+    role: str | None = None, *, language: str | None = None, country: str | None = None
+) -> dict[str, str]:
+    """Who is writing, for templates: ``creditor``, ``sender`` (who signs: the collector's name
+    for role collector), ``phone``, ``pay_url``, ``mailing_address``; in Chinese the Chinese
+    names, to a consumer in China the domestic number (``Identity.localized``). Raises
+    ``outreach.identity.IdentityMissing`` when the settings are not configured (no defaults)."""
+    return _brand(_identity(role).localized(language, country))
+
+
+def _identity(role: str | None) -> Identity:
+    if role is None:
+        from outreach.policy_settings import policy_settings
+
+        role = policy_settings().role
+    return identity(role)
+
+
+def _brand(who: Identity) -> dict[str, str]:
     return {
-        "creditor": creditor or "Example Bank",
-        "pay_url": os.environ.get("OUTREACH_PAY_URL", "https://pay.example.com"),
-        "phone": os.environ.get("OUTREACH_SERVICE_PHONE", "+1 800 555 0100"),
+        "creditor": who.creditor,
+        "sender": who.sender,
+        "pay_url": who.pay_url,
+        "phone": who.phone,
+        "mailing_address": ", ".join(who.address_lines),
     }
-
-
-def cn_service_phone() -> str:
-    """The domestic (China) contact number Chinese collection letters give
-    (``OUTREACH_CN_SERVICE_PHONE``; the demo's placeholder otherwise)."""
-    return os.environ.get("OUTREACH_CN_SERVICE_PHONE", "400-000-0000")
 
 
 def money(value: Decimal) -> str:
@@ -73,14 +121,37 @@ def message_context(
     currency: str,
     days_past_due: int,
     address: str | None,
-    country: str | None = None,
+    role: str | None = None,
+    country: str = "US",
+    region: str | None = None,
+    initial_communication: bool = False,
+    time_barred: bool = False,
+    may_place_with_agency: bool = False,
+    may_refer_for_legal_action: bool = False,
+    who: Identity | None = None,
 ) -> dict[str, Any]:
+    """What a template may say. Besides the account's figures and who is writing (``brand``):
+
+    - ``debt_collector_disclosure``: 12 CFR 1006.18(e)(1) in the ``initial_communication``,
+      (e)(2) after it, for a collector writing to a US consumer; empty otherwise;
+    - ``time_barred_disclosure``: the state's disclosure (``policies.disclosures``) for a
+      ``time_barred`` debt, empty otherwise;
+    - ``may_place_with_agency``, ``may_refer_for_legal_action``: the consequences the ladder
+      can actually take for this account (``outreach.consequences``): a letter states no
+      other (15 U.S.C. 1692e(5)).
+    """
+    who = who or _identity(role)
     first_name = full_name if language.startswith("zh") else full_name.split(" ")[0]
-    identity = brand(language)
-    if country == "CN":  # a consumer in China is given a domestic number
-        identity["phone"] = cn_service_phone()
+    who = who.localized(language, country)
+    disclosure = time_barred_disclosure(country, region, who.role) if time_barred else None
     return {
-        **identity,
+        **_brand(who),
+        "debt_collector_disclosure": collector_disclosure(
+            who.role, country, language, initial=initial_communication
+        ),
+        "time_barred_disclosure": disclosure.text.format(sender=who.sender) if disclosure else "",
+        "may_place_with_agency": may_place_with_agency,
+        "may_refer_for_legal_action": may_refer_for_legal_action,
         "full_name": full_name,
         "first_name": first_name,
         "account_last4": account_ref[-4:],
@@ -98,13 +169,26 @@ def render(
     """Render ``template`` for ``channel`` in ``language`` (falls back to English)."""
     env = sandbox(root)
     lang = language if (Path(env.loader.searchpath[0]) / language).is_dir() else "en"  # type: ignore[union-attr]
-    text = env.get_template(f"{lang}/{template}.txt").render(context).strip()
+    text = with_disclosure(env.get_template(f"{lang}/{template}.txt").render(context).strip(), context)
     subject = None
     if channel == "email":
         subject, text = split_subject(text)
         html = env.get_template(f"{lang}/{template}.html").render(escape_context(context)).strip()
-        return Rendered(subject, text, html)
+        return Rendered(subject, text, with_disclosure(html, context, html=True))
     return Rendered(subject, text, None)
+
+
+def with_disclosure(text: str, context: dict[str, Any], *, html: bool = False) -> str:
+    """``text`` with the context's time-barred disclosure: a state's disclosure is never left
+    out, so a template that does not place ``{{ time_barred_disclosure }}`` gets it after its
+    body (the template lint checks every message as this renders it)."""
+    disclosure = str(context.get("time_barred_disclosure") or "")
+    if not disclosure:
+        return text
+    if html:
+        escaped = str(_escape(disclosure))
+        return text if escaped in text else f"{text}\n<p>{escaped}</p>"
+    return text if disclosure in text else f"{text}\n\n{disclosure}"
 
 
 def split_subject(text: str) -> tuple[str | None, str]:

@@ -24,6 +24,7 @@ from outreach.bulk import column_types, insert_rows, upsert_rows
 from outreach.facts import AccountRecord, Destination, load_accounts
 from outreach.household import Household, load_household, plan_household
 from outreach.ladder import Action, Ladder, Party, Stage, not_applicable
+from outreach.messages import template_traits
 from outreach.models import Contact, PolicyDecision
 from outreach.policy_settings import policy_settings
 from policies.gate import evaluate
@@ -159,7 +160,8 @@ def step_for(channel: str, destination: Destination | None, action: Action | Non
         traits = {
             "purpose": action.gate_purpose,
             "dialer": action.dialer,
-            "threatens_suit": action.threatens_suit,
+            # The template's own declaration, the one source (outreach.messages).
+            "threatens_suit": "threatens_suit" in template_traits(action.template),
         }
     if destination is None:
         return Step(channel, **traits)

@@ -13,7 +13,18 @@ of the action's ``template``. The rules:
 - ``email``: the text starts with a ``Subject:`` line, and both the text and the HTML carry an
   unsubscribe instruction or link (the word unsubscribe or 退订, or one of SendGrid's ASM
   unsubscribe tags such as ``<%asm_group_unsubscribe_raw_url%>``);
-- ``letter``: parses and renders; letters are exempt from the opt-out rule.
+- ``letter``: parses and renders; letters are exempt from the opt-out rule;
+- threats: a template whose text speaks of legal action (a lawsuit, suing, court, a referral
+  for legal action; zh-CN 诉讼, 法律, 起诉) declares ``{# outreach: threatens_suit #}``, and a
+  template that declares it says so (the gate reads the declaration: ``core.time_barred``);
+  an unknown word in an ``outreach:`` declaration is refused;
+- who is writing, per role (``config/policy.yaml``): for a third-party ``collector``, every
+  message to a US consumer after the first says it is from a debt collector (12 CFR
+  1006.18(e)(2)), the first SMS and email also that it is attempting to collect a debt and that
+  any information obtained will be used for that purpose ((e)(1)); an SMS or email names the
+  sender, and a letter is not signed with the creditor's name when the collector writes;
+- a time-barred account's state disclosure (``policies.disclosures``) is in every letter and
+  email as sent (``outreach.messages.with_disclosure``).
 """
 
 from __future__ import annotations
@@ -31,7 +42,26 @@ from jinja2 import TemplateError, TemplateSyntaxError
 from contact_channels.sms_segments import sms_segments
 from outreach import settings
 from outreach.channel_config import DEFAULT_MAX_SMS_SEGMENTS, channels_config
-from outreach.messages import escape_context, message_context, sandbox, split_subject
+from outreach.identity import (
+    COLLECTOR_NAME,
+    CREDITOR_NAME,
+    DISCLOSURE_PATTERNS,
+    MAILING_ADDRESS,
+    PAY_URL,
+    SERVICE_PHONE,
+    Identity,
+    missing_settings,
+)
+from outreach.identity import identity as configured_identity
+from outreach.messages import (
+    declared_traits,
+    escape_context,
+    message_context,
+    sandbox,
+    split_subject,
+    with_disclosure,
+)
+from policies.model import COLLECTOR
 
 # The opt-out instruction each language's SMS must carry, and the email unsubscribe markers.
 SMS_OPT_OUT = {"en": re.compile(r"\bSTOP\b"), "zh-CN": re.compile(r"\bSTOP\b|退订")}
@@ -39,6 +69,30 @@ EMAIL_UNSUBSCRIBE = re.compile(
     r"unsubscribe|退订|<%asm_(?:group_unsubscribe|global_unsubscribe|preferences)_raw_url%>",
     re.IGNORECASE,
 )
+
+
+# Words that speak of a lawsuit or legal action, per language (a template saying them must
+# declare threatens_suit). Matched on the template's source without its Jinja comments.
+THREAT_WORDS = {
+    "en": re.compile(
+        r"\blegal (?:action|proceedings?|steps?)\b|\blaw ?suits?\b|\bsu(?:e|ed|ing)\b|\bcourts?\b"
+        r"|\blitigation\b|\bjudgments?\b|\brefer(?:red|ral)? (?:\w+ )?(?:to|for) (?:an? )?"
+        r"(?:attorney|lawyer|counsel|legal)",
+        re.IGNORECASE,
+    ),
+    "zh-CN": re.compile("诉讼|法律|起诉|法院"),
+}
+JINJA_COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
+
+# The identity the lint renders with when none is configured (a check on a fresh machine must
+# still lint): names of realistic length, never sent.
+SAMPLE_IDENTITY = {
+    CREDITOR_NAME: "Sample Creditor Bank NA",
+    COLLECTOR_NAME: "Sample Recovery Services LLC",
+    MAILING_ADDRESS: "PO Box 0000|Sampletown, ST 00000-0000",
+    SERVICE_PHONE: "+1 800 000 0000",
+    PAY_URL: "https://pay.sample.invalid/now",
+}
 
 
 def max_sms_segments(config_dir: Path | None = None) -> int:
@@ -55,14 +109,29 @@ class Sample:
     context: dict[str, Any]
 
 
-def sample_contexts(language: str) -> list[Sample]:
+def lint_identity(role: str) -> Identity:
+    """The configured identity, or a sample one where nothing is configured."""
+    if not missing_settings(role):
+        return configured_identity(role)
+    import os
+
+    return configured_identity(role, {**SAMPLE_IDENTITY, **{
+        k: v for k, v in os.environ.items() if k in SAMPLE_IDENTITY and v.strip()}})
+
+
+def sample_contexts(
+    language: str, role: str = COLLECTOR, *, initial: bool = True, time_barred: bool = False
+) -> list[Sample]:
     """Long, realistic contexts: what the dispatcher passes, at the lengths that cost segments.
 
     A 40-character name whose first word is long (English greetings use it), the same length
     with letters outside GSM-7 (one such letter makes the whole SMS UCS-2), five- and six-digit
-    amounts, three-digit days past due, and a long postal address. The brand comes from the
-    environment, as when sending.
+    amounts, three-digit days past due, and a long postal address. The identity comes from the
+    environment, as when sending (a sample one when none is set), for ``role``; ``initial``: the
+    first communication (the longer disclosure); ``time_barred``: a time-barred California
+    account (its disclosure); every consequence possible (the longest final notice).
     """
+    who = lint_identity(role)
     currency = "CNY" if language.startswith("zh") else "USD"
     names = [
         ("40-character name", "Bartholomew-Maximilian Featherstonehaugh"),
@@ -82,6 +151,14 @@ def sample_contexts(language: str) -> list[Sample]:
                 currency=currency,
                 days_past_due=999,
                 address="Apartment 1204, 1600 Pennsylvania Avenue NW\nWashington, DC 20500-0003",
+                role=role,
+                country="US",
+                region="CA",
+                initial_communication=initial,
+                time_barred=time_barred,
+                may_place_with_agency=True,
+                may_refer_for_legal_action=True,
+                who=who,
             ),
         )
         for label, name in names
@@ -106,17 +183,23 @@ def lint_template(
     *,
     root: Path | None = None,
     max_segments: int | None = None,
+    role: str | None = None,
 ) -> list[str]:
     """Every problem of ``template`` for ``channel``, one message each, naming the file.
 
-    Files that do not exist are skipped (the ladder check reports them).
+    Files that do not exist are skipped (the ladder check reports them). ``role`` is the
+    user's (``config/policy.yaml`` when not given).
     """
     root = root or settings.templates_dir()
     env = sandbox(root)
     limit = max_segments if max_segments is not None else DEFAULT_MAX_SMS_SEGMENTS
+    role = role or _policy_role()
     problems: list[str] = []
+    files = [(lang, suffix) for lang in languages for suffix in suffixes
+             if (root / f"{lang}/{template}{suffix}").is_file()]  # fmt: skip
+    problems += _threat_problems(root, template, files)
     for lang in languages:
-        samples = sample_contexts(lang)
+        samples = sample_contexts(lang, role)
         for suffix in suffixes:
             rel = f"{lang}/{template}{suffix}"
             if not (root / rel).is_file():
@@ -166,6 +249,8 @@ def lint_template(
                         "('unsubscribe', '退订' or <%asm_group_unsubscribe_raw_url%>)"
                     )
                     break
+            else:
+                problems += _writer_problems(compiled, rel, channel, lang, suffix, role)
             if worst is not None and worst[0] > limit:
                 segments, encoding, label = worst
                 problems.append(
@@ -173,3 +258,83 @@ def lint_template(
                     f"more than sms.max_segments ({limit})"
                 )
     return problems
+
+
+def _policy_role() -> str:
+    from outreach.policy_settings import policy_settings
+
+    try:
+        return policy_settings().role
+    except (ValueError, OSError):  # a broken policy file is reported by its own check
+        return COLLECTOR
+
+
+def _threat_problems(root: Path, template: str, files: list[tuple[str, str]]) -> list[str]:
+    """The declaration and the text agree, file by file: the text speaks of legal action iff
+    the template declares ``threatens_suit``."""
+    problems: list[str] = []
+    for lang, suffix in files:
+        rel = f"{lang}/{template}{suffix}"
+        source = (root / rel).read_text(encoding="utf-8")
+        traits, unknown = declared_traits(source)
+        if unknown:
+            problems.append(
+                f"{rel}: unknown declaration {', '.join(unknown)} in '{{# outreach: ... #}}' "
+                "(known: threatens_suit)"
+            )
+        words = THREAT_WORDS.get(lang, THREAT_WORDS["en"])
+        said = words.search(JINJA_COMMENT.sub("", source))
+        if said and "threatens_suit" not in traits:
+            problems.append(
+                f"{rel}: the text speaks of legal action ('{said.group(0)}') but the template "
+                "does not declare it: add '{# outreach: threatens_suit #}' (the gate then never "
+                "sends it on a time-barred debt)"
+            )
+        elif not said and "threatens_suit" in traits:
+            problems.append(
+                f"{rel}: declares threatens_suit but its text speaks of no legal action: "
+                "remove the declaration or say what may happen"
+            )
+    return problems
+
+
+def _writer_problems(
+    compiled: Any, rel: str, channel: str, lang: str, suffix: str, role: str
+) -> list[str]:
+    """Who is writing, per role and channel, on the message as sent (sample contexts)."""
+    problems: list[str] = []
+    patterns = DISCLOSURE_PATTERNS.get(lang, DISCLOSURE_PATTERNS["en"])
+    html = suffix == ".html"
+    for initial in (True, False):
+        for sample in sample_contexts(lang, role, initial=initial, time_barred=True)[:1]:
+            context = escape_context(sample.context) if html else sample.context
+            try:
+                text = with_disclosure(compiled.render(context).strip(), context, html=html)
+            except Exception:  # noqa: BLE001 - the render problem is reported by the caller
+                return problems
+            if channel in ("letter", "email") and str(context["time_barred_disclosure"]) not in text:
+                problems.append(f"{rel}: a time-barred account's state disclosure is missing")
+            if role != COLLECTOR:
+                continue
+            when = "the first message" if initial else "every later message"
+            if not patterns[0].search(text):
+                problems.append(
+                    f"{rel}: {when} of a debt collector must say it is from a debt collector "
+                    "(12 CFR 1006.18(e)): place {{ debt_collector_disclosure }}"
+                )
+            elif initial and channel in ("sms", "email") and not patterns[1].search(text):
+                problems.append(
+                    f"{rel}: the first SMS or email of a debt collector must also say that any "
+                    "information obtained will be used to collect the debt (12 CFR "
+                    "1006.18(e)(1)): place {{ debt_collector_disclosure }}"
+                )
+            sender, creditor = str(context["sender"]), str(context["creditor"])
+            if channel in ("sms", "email") and not html and sender not in text:
+                problems.append(f"{rel}: the message does not name its sender ({{{{ sender }}}})")
+            last = text.rstrip().rsplit("\n", 1)[-1].strip()
+            if channel == "letter" and sender != creditor and last == creditor:
+                problems.append(
+                    f"{rel}: signed with the creditor's name while the collector writes: sign "
+                    "with {{ sender }}"
+                )
+    return sorted(set(problems), key=problems.index)

@@ -36,6 +36,8 @@ REASON_CODES: dict[str, str] = {
     "core.time_barred": "The debt is time-barred: no legal action and no threat of it.",
     "core.household_one_per_day": "The same person was already contacted, or is planned to be, "
     "on this channel today through another of their accounts: this one waits for the next day.",
+    "core.time_barred_disclosure": "The debt is time-barred in a state that requires a "
+    "disclosure an SMS cannot hold: letters and emails carry it, no text goes.",
     # us_reg_f: Regulation F (12 CFR part 1006), third-party debt collectors in the US
     "us_reg_f.inconvenient_time": "Outside 08:00-21:00 in every candidate local time zone.",
     "us_reg_f.consumer_inconvenient_time": "A time the consumer said is inconvenient.",

@@ -75,7 +75,10 @@ CHECK_TEXT = {
     "workplace_email": "blocks an employer-provided email the consumer neither used nor agreed to",
     "workplace_calls": "blocks a call to a number whose employer forbids them",
     "agency_approved": "blocks a placement unless an approved agency is assigned",
-    "time_barred": "blocks a legal step, or a message that threatens suit, from the limitation date",
+    "time_barred": "blocks a legal step, or a message whose template declares "
+    "`threatens_suit`, from the limitation date",
+    "time_barred_disclosure": "blocks the step from the limitation date where the account's "
+    "state requires a time-barred disclosure (see Disclosures below)",
     "scra": "blocks a legal step without a military-status check in the last `max_age_days`, or "
     "on active duty",
     "validation_notice": "blocks other communications once `days` have passed since the initial "
@@ -135,6 +138,7 @@ def render() -> str:
     lines += ["", "## Packs", ""]
     for pack in all_packs():
         lines += _pack_section(pack)
+    lines += disclosures_section()
     lines += ["## Reason codes", "", "| code | meaning |", "| --- | --- |"]
     lines += [f"| `{code}` | {text} |" for code, text in REASON_CODES.items()]
     lines += [
@@ -224,6 +228,32 @@ def render() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def disclosures_section() -> list[str]:
+    """The state disclosures on time-barred debt (policies.disclosures)."""
+    from policies.disclosures import TIME_BARRED, TO_CONFIRM
+
+    lines = [
+        "## Disclosures on time-barred debt",
+        "",
+        "Every letter and email to a time-barred account (from its `limitation_date`) in these "
+        "states carries the text below (`{{ time_barred_disclosure }}` where the template "
+        "places it, else after the body; the template lint checks it); no SMS goes to such an "
+        "account (`core.time_barred_disclosure`). The texts are the project's reading, to "
+        "confirm with counsel.",
+        "",
+        "| disclosure | version | region | roles | citation | text |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for d in TIME_BARRED:
+        lines.append(
+            f"| `{d.disclosure_id}` | {d.version} | {d.region} | {', '.join(sorted(d.roles))} | "
+            f"{d.citation} | {d.text} |"
+        )
+    lines += ["", "Known to require a disclosure, wording not checked here (none is sent yet):", ""]
+    lines += [f"- {region}: {citation}" for region, citation in TO_CONFIRM]
+    return lines + [""]
 
 
 if __name__ == "__main__":

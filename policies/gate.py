@@ -241,6 +241,25 @@ def _time_barred(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> O
     return _pass(ctx, read)
 
 
+def _time_barred_disclosure(
+    rule: Rule, step: Step, facts: AccountFacts, ctx: Context
+) -> Outcome | None:
+    # A state that requires a disclosure on time-barred debt (policies.disclosures): the letters
+    # and emails carry it; a text cannot hold it, so none goes out.
+    from policies.disclosures import time_barred_disclosure
+
+    barred = facts.limitation_date is not None and ctx.day >= facts.limitation_date
+    disclosure = time_barred_disclosure(facts.country, facts.region, facts.role)
+    read = {
+        "limitation_date": str(facts.limitation_date) if facts.limitation_date else None,
+        "time_barred": barred,
+        "disclosure": disclosure.disclosure_id if disclosure else None,
+    }
+    if barred and disclosure is not None:
+        return Outcome(BLOCK, read)
+    return _pass(ctx, read)
+
+
 def _scra(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
     checked = facts.scra_checked_on
     read: dict[str, Any] = {
@@ -663,6 +682,7 @@ CHECKS: dict[str, Check] = {
     "min_balance": _min_balance,
     "final_notice_wait": _final_notice_wait,
     "time_barred": _time_barred,
+    "time_barred_disclosure": _time_barred_disclosure,
     "scra": _scra,
     "validation_notice": _validation_notice,
     "itemization": _itemization,
@@ -710,6 +730,7 @@ ACCOUNT_CHECKS = frozenset(
         "hold_period",
         "third_party",
         "time_barred",
+        "time_barred_disclosure",
         "scra",
         "validation_notice",
         "itemization",

@@ -390,6 +390,9 @@ def run_stack(args: argparse.Namespace) -> int:
         # task processes write it concurrently, which one SQLite file would serialize.
         "OUTREACH_OUTBOX_URL": app_url,
     }
+    from outreach.identity import demo_identity
+
+    app_env.update(demo_identity())  # who is writing: the demo's, marked as such
     if args.outbox:
         app_env["OUTREACH_CONFIG_DIR"] = str(outbox_config(root / "config"))
     env.update(app_env)

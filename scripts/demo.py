@@ -37,10 +37,15 @@ def _step(message: str) -> None:
 
 def _app_env() -> dict[str, str]:
     """The application's settings for the demo: SQLite under data/, default ladder and config."""
+    from outreach.identity import demo_identity
+
     return {
         "OUTREACH_DATA_DIR": str(DATA),
         "OUTREACH_DATABASE_URL": f"sqlite:///{DATA / 'outreach.db'}",
         "OUTREACH_OUTBOX_URL": f"sqlite:///{DATA / 'outbox.db'}",
+        # Who is writing: the demo's own identity, marked as such (a real deployment must set
+        # its own; without one, dispatch refuses to start). Reserved names: never a real firm.
+        **demo_identity(),
     }
 
 

@@ -57,3 +57,27 @@ def app_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("OUTREACH_DATABASE_URL", f"sqlite:///{data / 'outreach.db'}")
     monkeypatch.setenv("OUTREACH_OUTBOX_URL", f"sqlite:///{data / 'outbox.db'}")
     yield data
+
+
+# Who is writing (outreach.identity) has no default and dispatch refuses to start without it:
+# every test runs with this test identity unless it removes it. Never a real company's.
+TEST_IDENTITY = {
+    "OUTREACH_CREDITOR_NAME": "Testing Creditor Bank",
+    "OUTREACH_COLLECTOR_NAME": "Testing Recovery LLC",
+    "OUTREACH_COLLECTOR_ADDRESS": "PO Box 4242|Testville, NY 10001",
+    "OUTREACH_SERVICE_PHONE": "+1 800 000 0199",
+    "OUTREACH_PAY_URL": "https://pay.testing.invalid",
+}
+
+
+# Set at import too: module-scoped fixtures (a whole Airflow stack) build their environment
+# before any function-scoped fixture runs.
+os.environ.update(TEST_IDENTITY)
+
+
+@pytest.fixture(autouse=True)
+def test_identity(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The test identity in the environment (subprocesses inherit it)."""
+    for name, value in TEST_IDENTITY.items():
+        monkeypatch.setenv(name, value)
+    return TEST_IDENTITY

@@ -155,7 +155,8 @@ def test_validation_notice_itemizes_the_debt_and_states_the_gates_own_validation
     assert "1,250.00 USD" in words  # 1,000.00 now + 250.00 paid since the charge-off
     assert "- 250.00 USD" in words and "+ 0.00 USD" in words
     assert "Total amount of the debt now:" in words and "1,000.00 USD" in words
-    assert "Example Bank" in words and "**** " + acc["account_ref"][-4:] in words
+    assert "Testing Creditor Bank" in words and "Testing Recovery LLC" in words
+    assert "**** " + acc["account_ref"][-4:] in words
     assert "Pat Example" in words and "1 Main St" in words and "Town, NY 10001" in words
 
     # The deadline printed is the end of the validation period as the gate computes it from

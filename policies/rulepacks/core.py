@@ -97,6 +97,13 @@ CORE = Pack(
              CONSUMER_CHANNELS),
         Rule("core.time_barred", "time_barred",
              "US: 12 CFR 1006.26(b); house rule elsewhere: no suit, no threat of suit, on a "
-             "time-barred debt.", ALL_CHANNELS),
+             "time-barred debt. Whether a message threatens suit is its template's declaration "
+             "({# outreach: threatens_suit #}, checked against its text by the template lint).",
+             ALL_CHANNELS),
+        Rule("core.time_barred_disclosure", "time_barred_disclosure",
+             "Where a state requires a disclosure on time-barred debt (policies.disclosures: "
+             "Cal. Civ. Code 1788.14(d); 23 NYCRR 1.3), letters and emails carry it; an SMS "
+             "cannot hold it, so no text goes to such an account (house rule).",
+             frozenset({"sms"})),
     ),
 )  # fmt: skip
