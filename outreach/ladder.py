@@ -220,7 +220,7 @@ def _semantic_errors(
 ) -> list[tuple[str, str]]:
     errors: list[tuple[str, str]] = []
     # The template lint (outreach.templates_lint), once per (channel, template).
-    linted: dict[tuple[str, str], list[str]] = {}
+    linted: dict[tuple[str, str, bool], list[str]] = {}
     seen_stages: dict[str, set[str]] = {}
     for si, stage in enumerate(model.stages):
         where = f"stages[{si}]"
@@ -262,11 +262,15 @@ def _semantic_errors(
                         rel = f"{lang}/{action.template}{suffix}"
                         if not (templates / rel).is_file():
                             errors.append((f"{awhere}.template", f"template file {rel} not found"))
-                key = (action.channel, action.template)
+                reaches_us = all(
+                    scope is None or scope.countries is None or "US" in scope.countries
+                    for scope in (stage.applies_to, action.applies_to)
+                )
+                key = (action.channel, action.template, reaches_us)
                 if key not in linted:
                     linted[key] = lint_template(
                         action.channel, action.template, LANGUAGES, suffixes,
-                        root=templates, max_segments=max_segments,
+                        root=templates, max_segments=max_segments, reaches_us=reaches_us,
                     )
                 errors.extend((f"{awhere}.template", problem) for problem in linted[key])
         seen_stages[stage.id] = action_ids

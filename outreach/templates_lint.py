@@ -184,11 +184,14 @@ def lint_template(
     root: Path | None = None,
     max_segments: int | None = None,
     role: str | None = None,
+    reaches_us: bool = True,
 ) -> list[str]:
     """Every problem of ``template`` for ``channel``, one message each, naming the file.
 
     Files that do not exist are skipped (the ladder check reports them). ``role`` is the
-    user's (``config/policy.yaml`` when not given).
+    user's (``config/policy.yaml`` when not given). ``reaches_us``: whether the template can go
+    to a US consumer (False for an action whose ``applies_to`` names only other countries):
+    Regulation F's debt-collector disclosures are required only then.
     """
     root = root or settings.templates_dir()
     env = sandbox(root)
@@ -250,7 +253,8 @@ def lint_template(
                     )
                     break
             else:
-                problems += _writer_problems(compiled, rel, channel, lang, suffix, role)
+                problems += _writer_problems(compiled, rel, channel, lang, suffix, role,
+                                             reaches_us=reaches_us)
             if worst is not None and worst[0] > limit:
                 segments, encoding, label = worst
                 problems.append(
@@ -299,7 +303,8 @@ def _threat_problems(root: Path, template: str, files: list[tuple[str, str]]) ->
 
 
 def _writer_problems(
-    compiled: Any, rel: str, channel: str, lang: str, suffix: str, role: str
+    compiled: Any, rel: str, channel: str, lang: str, suffix: str, role: str,
+    *, reaches_us: bool = True,
 ) -> list[str]:
     """Who is writing, per role and channel, on the message as sent (sample contexts)."""
     problems: list[str] = []
@@ -314,10 +319,12 @@ def _writer_problems(
                 return problems
             if channel in ("letter", "email") and str(context["time_barred_disclosure"]) not in text:
                 problems.append(f"{rel}: a time-barred account's state disclosure is missing")
+            when = "the first message" if initial else "every later message"
             if role != COLLECTOR:
                 continue
-            when = "the first message" if initial else "every later message"
-            if not patterns[0].search(text):
+            if not reaches_us:
+                pass  # Regulation F's disclosures are for US consumers only
+            elif not patterns[0].search(text):
                 problems.append(
                     f"{rel}: {when} of a debt collector must say it is from a debt collector "
                     "(12 CFR 1006.18(e)): place {{ debt_collector_disclosure }}"

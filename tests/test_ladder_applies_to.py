@@ -307,3 +307,18 @@ def test_a_row_planned_before_the_ladder_said_it_does_not_apply_is_not_sent(
             "WHERE d.phase = 'send' AND c.action = 'validation_notice'")).scalar_one()  # fmt: skip
     assert rows["validation_notice"] == "suppressed" and reasons == "ladder.not_applicable"
     assert rows["cn_early_notice"] == "sent" and counts.sent == 1
+
+
+def test_regulation_f_disclosures_are_linted_only_where_an_action_can_reach_a_us_consumer(
+) -> None:
+    """The China and UK early notices go only to accounts in those countries (applies_to), so a
+    collector's ladder does not need Regulation F's debt-collector disclosure in them; the same
+    template on an action that can reach the US does."""
+    from outreach.templates_lint import lint_template
+
+    for template in ("letter/cn_early_notice", "letter/uk_arrears_notice"):
+        abroad = lint_template("letter", template, ("en", "zh-CN"), (".txt",), role="collector",
+                               reaches_us=False)  # fmt: skip
+        assert abroad == []
+        at_home = lint_template("letter", template, ("en", "zh-CN"), (".txt",), role="collector")
+        assert any("1006.18(e)" in problem for problem in at_home)
