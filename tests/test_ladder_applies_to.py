@@ -134,7 +134,8 @@ def test_the_default_ladder_sends_each_jurisdiction_its_own_early_notice(
 
 def test_the_new_early_notices_render_and_pass_the_template_lint() -> None:
     for name in ("cn_early_notice", "uk_arrears_notice"):
-        assert lint_template("letter", f"letter/{name}", LANGUAGES, (".txt",)) == []
+        assert lint_template("letter", f"letter/{name}", LANGUAGES, (".txt",),
+                             reaches_us=False) == []  # China and the UK only (applies_to)
         for lang in LANGUAGES:
             assert (PROJECT_ROOT / "templates" / lang / "letter" / f"{name}.txt").is_file()
 
