@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TESTS = (
     "tests/test_timeblocks.py",
     "tests/test_gate_tz.py",
+    "tests/test_policy_mutants.py",
     "tests/test_gate.py",
     "tests/test_rules_us_federal.py",
     "tests/test_rules_us_states.py",

@@ -83,6 +83,7 @@ def test_a_span_keeps_its_minutes(text: str, start: int, end: int) -> None:
     ("text", "reason"),
     [
         ("09:75-10:00", "not a valid time of day"),
+        ("09:60-10:00", "not a valid time of day"),
         ("09:00-09:60", "not a valid time of day"),
         ("25:00-26:00", "not a valid time of day"),
         ("24:00-24:00", "not a valid time of day"),
@@ -143,6 +144,9 @@ def test_the_canonical_text_reads_back_to_the_same_blocks() -> None:
     )
     assert parse(canonical) == parse(text)
     assert format_blocks(parse(canonical)) == canonical
+    # Every minute of the hour prints as itself, the last one of the day too.
+    assert normalize("00:59-01:00; 12:01-13:58; 23:59-24:00") == (
+        "daily 00:59-01:00; daily 12:01-13:58; daily 23:59-24:00")  # fmt: skip
 
 
 # --- what the gate makes of them ------------------------------------------------------------------
