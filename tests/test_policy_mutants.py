@@ -49,3 +49,19 @@ def test_calls_to_a_work_phone_do_not_count_against_the_personal_phones_in_massa
     full = AccountFacts(1, "US", "MA", 100.0, balance=5000.0, address_zones=(BOSTON,),
                         history=personal)  # fmt: skip
     assert evaluate(mobile, full, day=DAY).reasons == ("us_ma.personal_phone_2in7",)
+
+
+def test_every_purpose_a_rule_names_can_be_declared_by_a_ladder_action() -> None:
+    # policies.model.PURPOSES with an element dropped (e.g. "locate") would make the ladder
+    # refuse an action for a purpose the rules still allow (outreach.ladder validates against it).
+    from policies.model import PURPOSES
+    from policies.packs import all_packs
+
+    named = {
+        purpose
+        for pack in all_packs()
+        for rule in pack.rules
+        for key in ("except_purposes", "allowed_purposes")
+        for purpose in rule.params.get(key, ())
+    }
+    assert "locate" in named and named <= set(PURPOSES)
