@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from policies.gate import evaluate
 from policies.model import EMERGENCY_CONTACT, AccountFacts, HoldPeriod, PastContact, Step
+from policies.revocation import classify
 from policies.windows import local_to_utc
 
 BOSTON = "America/New_York"
@@ -65,3 +68,12 @@ def test_every_purpose_a_rule_names_can_be_declared_by_a_ladder_action() -> None
         for purpose in rule.params.get(key, ())
     }
     assert "locate" in named and named <= set(PURPOSES)
+
+
+@pytest.mark.parametrize(
+    "text", ["别再打给我", "别再发了", "不要再联系我", "请不要再联系我了", "停止发送短信"]
+)
+def test_every_chinese_stop_phrase_revokes_consent(text: str) -> None:
+    # policies.revocation._CHINESE_STOP with a phrase dropped ("不要再联系") would keep texting
+    # a consumer who said "do not contact me again".
+    assert classify(text) == "stop"
