@@ -955,8 +955,10 @@ def _evaluate(
             pack_versions=versions,
         )  # fmt: skip
     else:
-        # The longest allowed stretch (the earliest of equals): one window per contact.
-        window = max(allowed, key=lambda iv: (iv[1] - iv[0], -iv[0].timestamp()))
+        # The longest allowed stretch (the earliest of equals): one window per contact. The
+        # starts are naive UTC, compared as they are (``timestamp()`` would read them in the
+        # worker's own zone, where a DST night reorders them).
+        window = max(allowed, key=lambda iv: (iv[1] - iv[0], dt.datetime.max - iv[0]))
     if at is not None and not (window[0] <= at < window[1]) and allowed is not None:
         # Send mode: every timed rule passed at this instant, so it lies in one of the allowed
         # stretches; report that one.

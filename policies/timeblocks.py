@@ -31,8 +31,9 @@ def _days(text: str) -> frozenset[int]:
         return ALL_DAYS
     days: set[int] = set()
     for part in text.split(","):
-        low, _, high = part.partition("-")
-        if low not in DAY_NAMES or (high and high not in DAY_NAMES):
+        low, dash, high = part.partition("-")
+        # A dangling dash ("mon-") is a range cut short, not one day: refuse it.
+        if low not in DAY_NAMES or (dash and high not in DAY_NAMES):
             raise TimeBlockError(f"unknown day {part!r} (use mon..sun, mon-fri or daily)")
         a, b = DAY_NAMES.index(low), DAY_NAMES.index(high or low)
         if b < a:
