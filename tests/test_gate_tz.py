@@ -105,7 +105,9 @@ def test_a_morning_call_seven_local_days_back_is_inside_the_seven_days(worker_zo
     assert (v.verdict, v.reasons) == ("defer", ("us_reg_f.call_frequency_7in7",))
     assert v.evidence()["us_reg_f.call_frequency_7in7"]["facts"]["period"] == [
         str(DAY - 6 * ONE_DAY), str(DAY)]  # fmt: skip
-    assert v.defer_until == local(DAY + ONE_DAY, 0)
+    # The cooldown ends with the local day; calls are allowed again from 08:00 local (issue 13
+    # item 2: defer_until is the first instant the call could go).
+    assert v.defer_until == local(DAY + ONE_DAY, 8)
 
 
 @pytest.mark.parametrize(("hh", "mm"), [(8, 30), (20, 30), (23, 59)])
@@ -115,7 +117,7 @@ def test_the_pause_after_a_conversation_counts_from_its_local_day(
     conversation = local(DAY - 7 * ONE_DAY, hh, mm)  # day 1 of 7; calls resume on DAY
     before = evaluate(call(), facts(last_conversation=conversation), day=DAY - ONE_DAY)
     assert (before.verdict, before.reasons) == ("defer", ("us_reg_f.call_after_conversation",))
-    assert before.defer_until == local(DAY, 0)
+    assert before.defer_until == local(DAY, 8)  # the first allowed hour of the day it ends
     assert evaluate(call(), facts(last_conversation=conversation), day=DAY).verdict == "send"
 
 
