@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, text
 
@@ -569,6 +569,7 @@ def create_app(
     # Imported here: the data functions above must not need Airflow's api-server.
     from airflow.api_fastapi.core_api.security import get_user
 
+    from outreach.body_cap import BodyCap, BodyTooLarge, max_body_bytes, too_large_response
     from outreach.console_guard import csrf_guard, frame_policy, token_for
 
     # The same dependency object everywhere, so FastAPI resolves the user once per request.
@@ -584,6 +585,13 @@ def create_app(
         openapi_url=None,
     )
     app.middleware("http")(frame_policy)
+    # Bodies (ladder drafts, forms) are capped before anything reads them, as the webhooks'.
+    app.add_middleware(BodyCap, limit=max_body_bytes())
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> Response:
+        return too_large_response(exc)
+
     pages = _templates()
 
     def db() -> Engine:

@@ -34,6 +34,12 @@ from sqlalchemy import Engine
 
 from contact_channels.credentials import get_connection
 from outreach import callbacks
+from outreach.body_cap import (  # noqa: F401 (DEFAULT_MAX_BODY_BYTES: re-exported)
+    DEFAULT_MAX_BODY_BYTES,
+    BodyTooLarge,
+    max_body_bytes,
+    too_large_response,
+)
 from outreach.dispatcher import channel_settings, utcnow
 
 log = logging.getLogger(__name__)
@@ -42,7 +48,6 @@ TWILIO_SIGNATURE = "X-Twilio-Signature"
 SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 DEFAULT_MAX_AGE = 600.0  # seconds a SendGrid signature's timestamp may be away from our clock
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # a SendGrid batch is far smaller; Twilio's forms are ~2 KB
 # Twilio's richest inbound form (MMS with 10 media, WhatsApp extras) has under 100 fields, and its
 # longest value is a 1,600-character Body (under 15 KB percent-encoded, even in Chinese).
 TWILIO_MAX_FIELDS = 200
@@ -75,20 +80,6 @@ def public_root_url() -> str | None:
     return None
 
 
-def max_body_bytes() -> int:
-    """``OUTREACH_WEBHOOK_MAX_BODY_BYTES``: the largest request body a webhook reads (default
-    1 MiB). A value that is not a positive whole number of bytes is an error."""
-    raw = os.environ.get("OUTREACH_WEBHOOK_MAX_BODY_BYTES", "").strip()
-    if not raw:
-        return DEFAULT_MAX_BODY_BYTES
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(
-            f"OUTREACH_WEBHOOK_MAX_BODY_BYTES: expected a positive whole number of bytes, "
-            f"got {raw!r}"
-        )
-    return int(raw)
-
-
 def max_signature_age() -> float:
     return float(os.environ.get("OUTREACH_WEBHOOK_MAX_AGE_SECONDS", DEFAULT_MAX_AGE))
 
@@ -111,10 +102,6 @@ def _public_url(request: Request) -> str | None:
         path = path[len(root) :]
     query = request.url.query
     return base + path + (f"?{query}" if query else "")
-
-
-class BodyTooLarge(Exception):
-    """A request body (or a form field) over its limit; answered 413 before anything else."""
 
 
 async def read_capped_body(request: Request, limit: int) -> bytes:
@@ -233,10 +220,7 @@ def create_app(
     @app.exception_handler(BodyTooLarge)
     async def too_large(request: Request, exc: BodyTooLarge) -> Response:
         log.warning("webhook refused: %s", exc)
-        # Connection: close makes the server drop the connection instead of draining the rest
-        # of an upload the client may still be sending.
-        return Response(status_code=413, content=f"{exc}\n", media_type="text/plain",
-                        headers={"Connection": "close"})
+        return too_large_response(exc)
 
     def db() -> Engine:
         if engine is not None:

@@ -681,3 +681,28 @@ def test_the_ladder_diff_is_for_the_ladder_roles_only(
     assert 'value="diff"' in client.get("/ladder", headers=op).text
     assert client.post("/api/ladder/diff", json={"text": source, "as_of": DAY.isoformat()},
                        headers=op).status_code == 200  # fmt: skip
+
+
+def test_a_body_over_the_cap_is_refused_with_413_before_any_route_reads_it(
+    client: TestClient, auth_manager: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every console route that takes a body (a ladder draft, a form) reads at most the cap
+    (OUTREACH_WEBHOOK_MAX_BODY_BYTES, as the webhooks): a signed-in Viewer cannot make the
+    api-server, which also serves Airflow, buffer a 2 MB draft, declared or streamed."""
+    monkeypatch.setenv("OUTREACH_WEBHOOK_MAX_BODY_BYTES", "65536")
+    app: FastAPI = create_app(engine=None, now=lambda: NOW)
+    capped = TestClient(app)
+    viewer = bearer(auth_manager, "vic", "VIEWER")
+    draft = {"text": "name: x\n" + "# padding\n" * 200_000}
+    declared = capped.post("/api/ladder/check", json=draft, headers=viewer)
+    assert declared.status_code == 413
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(40):  # 2.5 MB with no Content-Length
+            yield b"x" * 65536
+
+    streamed = capped.post("/api/ladder/check", content=chunks(),
+                           headers={**viewer, "Content-Type": "application/json"})  # fmt: skip
+    assert streamed.status_code == 413
+    small = capped.post("/api/ladder/check", json={"text": "name: x\n"}, headers=viewer)
+    assert small.status_code == 200
