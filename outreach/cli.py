@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import json
 import sys
@@ -395,10 +396,38 @@ def cmd_letters_close(args: argparse.Namespace) -> int:
     return _print_counts(close_print_batch(_engine(), args.as_of, args.drop))
 
 
+def _unreadable(command: str, path: Path | str, exc: BaseException) -> int:
+    """One line naming the file and why it cannot be read (never a row's values), exit 4 as
+    ``outreach import`` does."""
+    from outreach.importer import ImportFileError
+
+    if isinstance(exc, ImportFileError):  # its text names the file already
+        problem = str(exc)
+    elif isinstance(exc, OSError):
+        problem = f"{Path(path).name}: cannot open: {exc.strerror or type(exc).__name__}"
+    elif isinstance(exc, UnicodeDecodeError):
+        problem = (f"{Path(path).name}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                   f"at offset {exc.start})")  # fmt: skip
+    else:
+        problem = f"{Path(path).name}: not a readable CSV ({exc})"
+    print(f"outreach {command}: {problem}; nothing was imported", file=sys.stderr)
+    return IMPORT_UNREADABLE
+
+
+def _unreadable_file() -> tuple[type[BaseException], ...]:
+    """What the returned-mail and agency-returns readers raise for a file they cannot read."""
+    from outreach.importer import ImportFileError
+
+    return (ImportFileError, OSError, UnicodeDecodeError, csv.Error)
+
+
 def cmd_letters_returned(args: argparse.Namespace) -> int:
     from outreach.letters import import_returned_mail
 
-    counts = import_returned_mail(_engine(), Path(args.file), _now())
+    try:
+        counts = import_returned_mail(_engine(), Path(args.file), _now())
+    except _unreadable_file() as exc:
+        return _unreadable("letters returned", args.file, exc)
     _print_counts(counts)
     return 1 if counts["rejected"] and not args.allow_rejects else 0
 
@@ -420,7 +449,10 @@ def cmd_agencies_check(args: argparse.Namespace) -> int:
 def cmd_agencies_returns(args: argparse.Namespace) -> int:
     from outreach.placement import import_agency_returns
 
-    counts = import_agency_returns(_engine(), args.agency, args.file, _now())
+    try:
+        counts = import_agency_returns(_engine(), args.agency, args.file, _now())
+    except _unreadable_file() as exc:
+        return _unreadable("agencies returns", args.file, exc)
     _print_counts(counts)
     return 1 if counts["rejected"] and not args.allow_rejects else 0
 

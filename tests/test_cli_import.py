@@ -77,3 +77,29 @@ def test_the_rejects_file_is_the_only_place_a_rejected_value_goes(
     assert "Secretname" not in out + err
     (rejects,) = (app_data / "rejects").iterdir()
     assert "Secretname" in json.loads(rejects.read_text())["record"]["full_name"]
+
+
+@pytest.mark.parametrize(
+    "command, name, content",
+    [
+        (["letters", "returned"], "returned.csv", b"key,account_ref,returned_on\n\xff\xfe,x,y\n"),
+        (["letters", "returned"], "missing.csv", None),
+        (["letters", "returned"], "quote.csv", b'key,account_ref\n"open,quote\n'),
+        (["agencies", "returns", "acme"], "returns.csv", b"account_ref,kind\n\xff\xfe,x\n"),
+        (["agencies", "returns", "acme"], "missing.csv", None),
+    ],
+)
+def test_returned_mail_and_agency_returns_files_it_cannot_read_exit_4_with_one_line(
+    app_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str],
+    name: str, content: bytes | None,
+) -> None:  # fmt: skip
+    """The other files a person hands the command line get the import's treatment: one line
+    naming the file and the reason, never a traceback, exit 4, nothing written."""
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    assert main([*command, str(path)]) == 4
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"outreach {' '.join(command[:2])}: {name}: ")
+    assert "Traceback" not in err
