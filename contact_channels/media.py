@@ -47,10 +47,10 @@ def app_engine(url: str | None, kind: str = "this") -> Engine:
         engine = _engines.get(url)
         if engine is None:
             if make_url(url).get_backend_name() == "sqlite":
-                engine = create_engine(url, connect_args={"timeout": 30})
+                engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
                 event.listen(engine, "connect", _sqlite_pragmas)
             else:
-                engine = create_engine(url, pool_pre_ping=True)
+                engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
             _engines[url] = engine
         return engine
 

@@ -106,7 +106,7 @@ def get_engine(url: str) -> Engine:
         is_sqlite = parsed.get_backend_name() == "sqlite"
         if is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, future=True)
+        engine = create_engine(url, future=True, hide_parameters=True)  # phones, emails
         if is_sqlite:
             event.listen(engine, "connect", _sqlite_pragmas)
         _metadata.create_all(engine, checkfirst=True)

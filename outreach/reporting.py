@@ -142,7 +142,7 @@ def sent_and_recorded(database_url: str, outbox_url: str) -> tuple[dict[str, int
         recorded = dict(count_outbox_by_channel(outbox_url))
     finally:
         dispose_engine(outbox_url)
-    engine = create_engine(database_url)
+    engine = create_engine(database_url, hide_parameters=True)
     try:
         with engine.connect() as conn:
             sent = {

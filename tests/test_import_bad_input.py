@@ -310,3 +310,28 @@ def test_a_row_the_database_refuses_is_a_reject_and_the_rest_of_its_chunk_lands(
     assert got[0]["reason"] == "refused by the database (IntegrityError)"
     assert (report.inserted, report.rejected) == (11, 1)
     assert len(rows(engine, Account)) == 10
+
+
+def test_every_engine_the_project_creates_hides_bound_parameters(tmp_path: Path) -> None:
+    """The outbox stores phone numbers and emails and the media write the application tables:
+    their engines hide bound values in errors too, as outreach.db's do."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from contact_channels import media, outbox
+
+    for engine in (outbox.get_engine(f"sqlite:///{tmp_path / 'outbox.db'}"),
+                   media.app_engine(f"sqlite:///{tmp_path / 'app.db'}")):  # fmt: skip
+        with engine.connect() as conn, pytest.raises(DBAPIError) as caught:
+            conn.execute(text("SELECT * FROM no_such_table WHERE x = :v"), {"v": "+12125550123"})
+        assert "12125550123" not in str(caught.value)
+        assert "parameters hidden" in str(caught.value)
+    # And no module creates one without it.
+    import re
+
+    from outreach.settings import PROJECT_ROOT
+
+    for folder in ("outreach", "contact_channels"):
+        for path in (PROJECT_ROOT / folder).rglob("*.py"):
+            for call in re.findall(r"create_engine\(([^)]*)\)", path.read_text()):
+                assert "hide_parameters=True" in call, (path.name, call)
