@@ -45,11 +45,43 @@ def path_text(loc: tuple[Any, ...]) -> str:
     return text or "(top level)"
 
 
+class StrictLoader(yaml.SafeLoader):
+    """The loader for every file operations write: a safe loader that refuses aliases (``*name``:
+    nested aliases expand exponentially, so a few hundred bytes could take the api-server's
+    memory, and no config file needs them) and keys written twice in one mapping (YAML keeps the
+    last silently: a merge leftover ``role: creditor`` would switch the rule packs)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in configuration files",
+                event.start_mark,
+            )  # fmt: skip
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class says so
+                break
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (first on line {first})",
+                    key_node.start_mark,
+                )  # fmt: skip
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
 def line_index(text: str) -> dict[str, int]:
     """YAML path -> 1-based line, from the composed node tree, so errors point at the file."""
     index: dict[str, int] = {}
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=StrictLoader)
     except yaml.YAMLError:
         return index
 
@@ -131,7 +163,7 @@ def validate_yaml(
     path (for later checks' errors). Error messages never quote the value (it may be personal
     data or a secret)."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=StrictLoader)  # a SafeLoader: no Python objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         return (

@@ -428,3 +428,33 @@ def test_an_empty_public_base_url_is_the_same_as_unset(
     """docker-compose.yaml passes `${OUTREACH_PUBLIC_BASE_URL:-}`: empty until ops set it."""
     monkeypatch.setenv("OUTREACH_PUBLIC_BASE_URL", "")
     load_config()
+
+
+def test_a_key_written_twice_is_refused_with_both_lines(config_dir: Path) -> None:
+    """A merge leftover `role: collector` ... `role: creditor` must not silently switch off
+    Regulation F: the file is refused, naming the key and where it first stood."""
+    path = config_dir / "policy.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "\nrole: creditor\n", encoding="utf-8")
+    with pytest.raises(ConfigInvalid) as caught:
+        load_config()
+    assert "'role' appears twice" in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    """Nine aliases a level, eight levels: about 400 bytes that would expand to 43 million
+    nodes. Config files never need aliases, so any alias is refused before anything walks it."""
+    import time
+
+    from outreach.ladder import check_ladder_text
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 9) + "]")
+    bomb = "\n".join(lines) + "\nname: bomb\nstages: *a8\n"
+    assert len(bomb) < 600
+    started = time.monotonic()
+    model, errors = check_ladder_text(bomb)
+    assert model is None
+    assert any("aliases" in str(error) for error in errors)
+    assert time.monotonic() - started < 2.0
