@@ -369,9 +369,14 @@ def _iter_csv_rows(path: Path, lines: _RecordLines) -> Iterator[_Row]:
         raise ImportFileError(f"{path.name}: line 1: the CSV header is not UTF-8 text")
     if "record" not in header:
         raise ImportFileError(f"{path.name}: the CSV header has no 'record' column")
-    dupes = sorted({h for h in header if h and header.count(h) > 1})
+    dupes = [i + 1 for i, h in enumerate(header) if h and header.count(h) > 1]
     if dupes:
-        raise ImportFileError(f"{path.name}: duplicate CSV columns: {', '.join(dupes)}")
+        # Positions, not names: a file with no header has a data row here (a phone, a name).
+        where = ", ".join(map(str, dupes[:-1])) + f" and {dupes[-1]}"
+        raise ImportFileError(
+            f"{path.name}: duplicate CSV columns at positions {where} (each column name may "
+            "appear once in the header)"
+        )
     width = len(header)
     previous_end = reader.line_num
     while True:

@@ -103,3 +103,16 @@ def test_returned_mail_and_agency_returns_files_it_cannot_read_exit_4_with_one_l
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"outreach {' '.join(command[:2])}: {name}: ")
     assert "Traceback" not in err
+
+
+def test_a_data_row_read_as_the_header_is_never_echoed(
+    app_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file whose first line is data (no header) repeats a phone number in its cells: the
+    file-level error names the columns' positions, never their text (it goes to task logs)."""
+    path = tmp_path / "nohdr.csv"
+    path.write_text("account,record,+15025550162,+15025550162,Pat Doe\n", encoding="utf-8")
+    assert main(["import", str(path)]) == 4
+    _out, err = capsys.readouterr()
+    assert "duplicate CSV columns" in err and "positions 3 and 4" in err
+    assert "5025550162" not in err and "Pat" not in err
