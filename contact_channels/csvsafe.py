@@ -34,10 +34,10 @@ _PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 
 
 def _is_formula_like(text: str) -> bool:
+    # A cell's own leading quotes do not hide what follows them (``'=1`` is written ``''=1``).
+    text = text.lstrip(QUOTE)
     if not text:
         return False
-    if text[0] == QUOTE:
-        return _is_formula_like(text[1:])
     if _PLAIN_NUMBER.fullmatch(text):
         return False
     # Leading spaces: some spreadsheets trim a cell before deciding what it is.

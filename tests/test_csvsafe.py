@@ -111,3 +111,10 @@ def test_no_module_writes_a_csv_past_the_safe_writer() -> None:
             if lines := _csv_writer_calls(path):
                 found[rel] = lines
     assert found == {}, f"use contact_channels.csvsafe.safe_writer (or csv_bytes): {found}"
+
+
+def test_a_long_run_of_quotes_is_handled_without_recursion() -> None:
+    cell = "'" * 5000 + "=1+1"
+    assert neutralise(cell) == "'" + cell
+    assert restore(neutralise(cell)) == cell
+    assert neutralise("'" * 5000) == "'" * 5000
