@@ -88,13 +88,14 @@ def demo_identity(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 class IdentityMissing(RuntimeError):
-    """The identity settings a message needs are not configured."""
+    """The identity settings a message needs are not configured, or cannot be right."""
 
-    def __init__(self, missing: list[str]) -> None:
+    def __init__(self, missing: list[str], problems: Mapping[str, str] | None = None) -> None:
         self.missing = missing
+        problems = problems or {}
         super().__init__(
             "who is writing is not configured: set "
-            + ", ".join(f"{name} ({IDENTITY_KNOBS[name]})" for name in missing)
+            + ", ".join(f"{name} ({problems.get(name) or IDENTITY_KNOBS[name]})" for name in missing)
             + " (README.md, Configuration)"
         )
 
@@ -140,27 +141,45 @@ def required(role: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def missing_settings(role: str, environ: Mapping[str, str] | None = None) -> list[str]:
-    """The names of the settings ``role`` needs that are unset or blank."""
+def _value_problem(name: str, value: str) -> str | None:
+    """Why a set value cannot be right (never quoting it), or None."""
+    if name == MAILING_ADDRESS and len([x for x in value.split("|") if x.strip()]) < 2:
+        return "a mailing address needs at least two lines (street or box, then city), " \
+            "separated by '|'"
+    if name == SERVICE_PHONE and sum(ch.isdigit() for ch in value) < 7:
+        return "a phone number needs at least 7 digits"
+    return None
+
+
+def setting_problems(role: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings ``role`` needs that are unset, blank or cannot be right, each with why."""
     environ = os.environ if environ is None else environ
-    return [name for name in required(role) if not (environ.get(name) or "").strip()]
+    problems: dict[str, str] = {}
+    for name in required(role):
+        value = (environ.get(name) or "").strip()
+        if not value:
+            problems[name] = f"not set: {IDENTITY_KNOBS[name]}, required for role {role}"
+        elif (why := _value_problem(name, value)) is not None:
+            problems[name] = why
+    return problems
+
+
+def missing_settings(role: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The names of the settings ``role`` needs that are unset, blank or cannot be right."""
+    return list(setting_problems(role, environ))
 
 
 def identity_problems(role: str, environ: Mapping[str, str] | None = None) -> list[str]:
-    """One ``identity: NAME: ...`` line per missing setting, for ``load_config``."""
-    return [
-        f"identity: {name}: not set: {IDENTITY_KNOBS[name]} is required (role {role}); "
-        "messages would otherwise name nobody"
-        for name in missing_settings(role, environ)
-    ]
+    """One ``identity: NAME: ...`` line per setting missing or wrong, for ``load_config``."""
+    return [f"identity: {name}: {why}" for name, why in setting_problems(role, environ).items()]
 
 
 def identity(role: str, environ: Mapping[str, str] | None = None) -> Identity:
     """The configured identity for ``role``; ``IdentityMissing`` naming what is not set."""
     environ = os.environ if environ is None else environ
-    missing = missing_settings(role, environ)
-    if missing:
-        raise IdentityMissing(missing)
+    problems = setting_problems(role, environ)
+    if problems:
+        raise IdentityMissing(list(problems), problems)
     address = environ[MAILING_ADDRESS]
     collector = (environ.get(COLLECTOR_NAME) or "").strip() or None
     return Identity(

@@ -438,3 +438,27 @@ def _account_of(engine: Engine, key: str) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text("SELECT account_id FROM contact WHERE key = :k"),
                                 {"k": key}).scalar_one())  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("OUTREACH_COLLECTOR_ADDRESS", "|", "at least two lines"),
+        ("OUTREACH_COLLECTOR_ADDRESS", "PO Box 1", "at least two lines"),
+        ("OUTREACH_SERVICE_PHONE", "call us", "at least 7 digits"),
+    ],
+)
+def test_an_identity_value_that_cannot_be_right_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, why: str
+) -> None:
+    """An address of no lines (disputes would go nowhere) or a phone with no number is as bad as
+    none: config check names it, and nothing is sent."""
+    from outreach.identity import IdentityMissing, identity, identity_problems
+
+    monkeypatch.setenv(name, value)
+    [problem] = identity_problems("collector")
+    assert problem.startswith(f"identity: {name}: ") and why in problem
+    if len(value) > 1:  # the value itself is never quoted
+        assert value not in problem.replace(name, "")
+    with pytest.raises(IdentityMissing, match=name):
+        identity("collector")
