@@ -106,9 +106,10 @@ def format_summary(summary: dict[str, Any]) -> str:
             "their stage requires had not happened: they start there)"
         ]
     for title, key in (
-        ("Suppressed by reason", "suppressed_by_reason"),
-        ("Deferred by reason", "deferred_by_reason"),
-    ):
+        ("Suppressed by reason (a contact counts under each of its reasons)",
+         "suppressed_by_reason"),
+        ("Deferred by reason (a contact counts under each of its reasons)", "deferred_by_reason"),
+    ):  # fmt: skip
         if summary[key]:
             lines += ["", f"{title}:"]
             lines += [f"  {code:<36} {n:>7,}" for code, n in summary[key].items()]

@@ -90,9 +90,12 @@ def _example_accounts(as_of: dt.date) -> dict[str, str]:
 
     from outreach.db import get_engine
 
+    # The blocked example had nothing sent that day, so explain shows only what stopped it.
     query = text(
         "SELECT a.account_ref FROM contact c JOIN account a ON a.id = c.account_id "
         "WHERE c.plan_date = :day AND c.state = :state AND c.reasons LIKE :reason "
+        "AND (:state = 'sent' OR NOT EXISTS (SELECT 1 FROM contact s WHERE "
+        "s.account_id = c.account_id AND s.plan_date = :day AND s.state = 'sent')) "
         "ORDER BY a.id LIMIT 1"
     )
     examples: dict[str, str] = {}
