@@ -8,7 +8,9 @@ it through :func:`template_traits`, and the template lint checks it against the 
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -66,11 +68,29 @@ def _traits(root: str, template: str, stamp: tuple[tuple[str, int], ...]) -> fro
     return frozenset(found)
 
 
+# How long a template's traits are taken as read before its files are looked at again. The
+# planner asks for every step it judges (tens of thousands a batch); globbing and stating the
+# files each time was a third of planning time. An edit is seen within this many seconds.
+TRAITS_FRESH_SECONDS = 1.0
+_fresh_traits: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
+
+
 def template_traits(template: str | None, root: Path | None = None) -> frozenset[str]:
     """What ``template`` declares, in any language or part (a trait one language declares
     holds for the template: the gate judges the step, not its translation)."""
     if not template:
         return frozenset()
+    key = (str(root) if root else os.environ.get(settings.TEMPLATES_DIR_ENV, ""), template)
+    now = time.monotonic()
+    known = _fresh_traits.get(key)
+    if known is not None and now - known[0] < TRAITS_FRESH_SECONDS:
+        return known[1]
+    traits = _read_traits(template, root)
+    _fresh_traits[key] = (now, traits)
+    return traits
+
+
+def _read_traits(template: str, root: Path | None) -> frozenset[str]:
     base = root or settings.templates_dir()
     files = sorted(
         p for p in base.glob(f"*/{template}.*") if p.is_file() and p.suffix in (".txt", ".html")

@@ -32,8 +32,11 @@ def config_dir() -> Path:
     return Path(os.environ.get("OUTREACH_CONFIG_DIR", PROJECT_ROOT / "config"))
 
 
+TEMPLATES_DIR_ENV = "OUTREACH_TEMPLATES_DIR"
+
+
 def templates_dir() -> Path:
-    return Path(os.environ.get("OUTREACH_TEMPLATES_DIR", PROJECT_ROOT / "templates"))
+    return Path(os.environ.get(TEMPLATES_DIR_ENV, PROJECT_ROOT / "templates"))
 
 
 def ladder_path() -> Path:
