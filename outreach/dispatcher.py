@@ -38,7 +38,7 @@ from outreach.channel_config import channels_config
 from outreach.consequences import consequences
 from outreach.facts import AccountRecord, as_date, as_instant, load_accounts
 from outreach.household import attach_sent, note_sent
-from outreach.identity import identity
+from outreach.identity import Identity, identity
 from outreach.ladder import Action, Ladder, Stage, not_applicable
 from outreach.messages import message_context, render
 from outreach.planner import (
@@ -103,6 +103,9 @@ class SendRules:
     stages: dict[str, Stage] = field(default_factory=dict)
     householding: bool = True  # core.household_one_per_day (config/policy.yaml)
     ladder: Ladder | None = None  # what the letters may say will follow (outreach.consequences)
+    # Read once per run rather than once per message (config/policy.yaml, the identity).
+    approved_agencies: frozenset[str] = frozenset()
+    who: Identity | None = None
 
     def action(self, contact: DueContact) -> Action | None:
         # An action no longer in the ladder is judged by its channel's defaults.
@@ -136,12 +139,13 @@ def send_rules(engine: Engine) -> SendRules:
     role = policy_settings().role
     # Who is writing must be configured before anything is sent: no message names a
     # placeholder company or sends disputes to a box nobody reads.
-    identity(role)
+    who = identity(role)
     ladder = ladder_in_force(engine=engine)
     actions = {(st.id, a.id): a for st in ladder.stages for a in st.actions}
     settings = policy_settings()
     return SendRules(role=role, actions=actions, householding=settings.householding,
-                     stages={st.id: st for st in ladder.stages}, ladder=ladder)
+                     stages={st.id: st for st in ladder.stages}, ladder=ladder,
+                     approved_agencies=settings.approved_agencies, who=who)
 
 
 def open_channel(kind: str) -> Channel:
@@ -331,10 +335,12 @@ def _message(
             tags=tags,
             fields=fields,
         )
-    policy = policy_settings()
-    role = rules.role if rules is not None else policy.role
-    may = consequences(rules.ladder if rules is not None else None, account, day, role,
-                       policy.approved_agencies)  # fmt: skip
+    if rules is not None:
+        role, approved, who, ladder = rules.role, rules.approved_agencies, rules.who, rules.ladder
+    else:
+        policy = policy_settings()
+        role, approved, who, ladder = policy.role, policy.approved_agencies, None, None
+    may = consequences(ladder, account, day, role, approved)
     ctx = message_context(
         full_name=pd["full_name"],
         language=pd["language"],
@@ -355,6 +361,7 @@ def _message(
         time_barred=account.limitation_date is not None and day >= account.limitation_date,
         may_place_with_agency=may.may_place_with_agency,
         may_refer_for_legal_action=may.may_refer_for_legal_action,
+        who=who,
     )
     rendered = render(contact.template, pd["language"], channel, ctx)
     return OutboundMessage(
