@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +82,50 @@ def test_identity(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name, value in TEST_IDENTITY.items():
         monkeypatch.setenv(name, value)
     return TEST_IDENTITY
+
+
+# The set-up the letter, notice and fact tests share (their modules use ``data_dir`` for every
+# test with ``pytestmark = pytest.mark.usefixtures("data_dir")``). A module that defines a
+# fixture of the same name uses its own.
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch ``OUTREACH_DATA_DIR`` (drops, rejects, quarantine) for the test."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("OUTREACH_DATA_DIR", str(data))
+    return data
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """The test's own SQLite application database."""
+    return f"sqlite:///{tmp_path / 'app.db'}"
+
+
+@pytest.fixture
+def engine(url: str) -> Any:
+    """That database, migrated."""
+    from tests import factories
+
+    return factories.database(url)
+
+
+@pytest.fixture
+def drop(tmp_path: Path) -> Path:
+    """Where the print channel writes letters and manifests."""
+    return tmp_path / "drop" / "mailhouse"
+
+
+@pytest.fixture
+def printer(url: str, drop: Path, tmp_path: Path) -> Iterator[Any]:
+    """The real print channel (PDF letters) on the test's database and drop folder."""
+    from contact_channels.letters import PrintChannel
+    from contact_channels.registry import build_channel
+
+    channel = build_channel("letter", {"backend": "print", "drop": drop.as_uri()},
+                            outbox_url=f"sqlite:///{tmp_path / 'outbox.db'}", state_dir=tmp_path,
+                            database_url=url)  # fmt: skip
+    assert isinstance(channel, PrintChannel)
+    yield channel
+    channel.close()

@@ -40,11 +40,8 @@ PHONE = "+12125550123"
 EMAIL = "pat@example.com"
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    data = tmp_path / "data"
-    monkeypatch.setenv("OUTREACH_DATA_DIR", str(data))
-    return data
+# A scratch data dir for every test (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("data_dir")
 
 
 @pytest.fixture

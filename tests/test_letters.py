@@ -8,7 +8,6 @@ import hashlib
 import io
 import subprocess
 import sys
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from contact_channels.letters import (
     read_manifest_line,
     render_letter,
 )
-from contact_channels.registry import build_channel
 from outreach.dispatcher import DispatchCounts, dispatch_range
 from outreach.facts import load_accounts
 from outreach.ladder import LANGUAGES, load_ladder
@@ -49,36 +47,8 @@ LADDER = load_ladder(LADDER_PATH)
 LETTER_TEMPLATES = ("validation_notice", "payment_reminder", "final_notice", "instalment_offer")
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    data = tmp_path / "data"
-    monkeypatch.setenv("OUTREACH_DATA_DIR", str(data))
-    return data
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'app.db'}"
-
-
-@pytest.fixture
-def engine(url: str) -> Engine:
-    return f.database(url)
-
-
-@pytest.fixture
-def drop(tmp_path: Path) -> Path:
-    return tmp_path / "drop" / "mailhouse"
-
-
-@pytest.fixture
-def printer(url: str, drop: Path, tmp_path: Path) -> Iterator[PrintChannel]:
-    channel = build_channel("letter", {"backend": "print", "drop": drop.as_uri()},
-                            outbox_url=f"sqlite:///{tmp_path / 'outbox.db'}", state_dir=tmp_path,
-                            database_url=url)  # fmt: skip
-    assert isinstance(channel, PrintChannel)
-    yield channel
-    channel.close()
+# A scratch data dir for every test (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("data_dir")
 
 
 class Recording:

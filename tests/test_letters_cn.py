@@ -35,26 +35,8 @@ DAY = dt.date(2026, 11, 23)
 LADDER = load_ladder(PROJECT_ROOT / "config" / "ladders" / "default.yaml")
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    data = tmp_path / "data"
-    monkeypatch.setenv("OUTREACH_DATA_DIR", str(data))
-    return data
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'app.db'}"
-
-
-@pytest.fixture
-def engine(url: str) -> Engine:
-    return f.database(url)
-
-
-@pytest.fixture
-def drop(tmp_path: Path) -> Path:
-    return tmp_path / "drop" / "mailhouse"
+# A scratch data dir for every test (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("data_dir")
 
 
 def printer_for(url: str, drop: Path, tmp_path: Path) -> PrintChannel:

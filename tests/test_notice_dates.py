@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from pypdf import PdfReader
 from sqlalchemy import Engine, text
 
 from contact_channels.letters import PrintChannel, format_date
-from contact_channels.registry import build_channel
 from outreach.dispatcher import dispatch_range
 from outreach.facts import load_accounts
 from outreach.ladder import load_ladder
@@ -31,36 +29,8 @@ GUAM = {"country": "US", "region": "GU", "address_zones": "Pacific/Guam",
         "phones": [{"value": "+16715550101", "type": "mobile", "zones": "Pacific/Guam"}]}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    data = tmp_path / "data"
-    monkeypatch.setenv("OUTREACH_DATA_DIR", str(data))
-    return data
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'app.db'}"
-
-
-@pytest.fixture
-def engine(url: str) -> Engine:
-    return f.database(url)
-
-
-@pytest.fixture
-def drop(tmp_path: Path) -> Path:
-    return tmp_path / "drop" / "mailhouse"
-
-
-@pytest.fixture
-def printer(url: str, drop: Path, tmp_path: Path) -> Iterator[PrintChannel]:
-    channel = build_channel("letter", {"backend": "print", "drop": drop.as_uri()},
-                            outbox_url=f"sqlite:///{tmp_path / 'outbox.db'}", state_dir=tmp_path,
-                            database_url=url)  # fmt: skip
-    assert isinstance(channel, PrintChannel)
-    yield channel
-    channel.close()
+# A scratch data dir for every test (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("data_dir")
 
 
 def plan(engine: Engine, day: dt.date = DAY) -> PlanCounts:

@@ -49,21 +49,8 @@ INITIAL = "Any information obtained will be used for that purpose."
 LATER = "This is a communication from a debt collector."
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    data = tmp_path / "data"
-    monkeypatch.setenv("OUTREACH_DATA_DIR", str(data))
-    return data
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'app.db'}"
-
-
-@pytest.fixture
-def engine(url: str) -> Engine:
-    return f.database(url)
+# A scratch data dir for every test (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("data_dir")
 
 
 @pytest.fixture
