@@ -4,7 +4,6 @@ kind, validated whole and cached. Errors read ``channels.<kind>.<key> (line N): 
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -13,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from contact_channels.base import CHANNEL_KINDS
 from contact_channels.registry import BACKENDS, LOCAL_MEDIA, PROVIDER_FOR_KIND
 from outreach import settings
-from outreach.config_yaml import ConfigError, ConfigFileError, validate_yaml
+from outreach.config_yaml import ConfigError, ConfigFileError, read_config_file, validate_yaml
 
 ROOT = ("channels",)  # every path in this file's errors starts with it: channels.sms.backend
 DEFAULT_MAX_SMS_SEGMENTS = 3
@@ -150,15 +149,7 @@ def parse_channels(text: str, source: str) -> ChannelsConfig:
     return model
 
 
-@lru_cache(maxsize=8)
-def _load(path: str, mtime_ns: int) -> ChannelsConfig:
-    return parse_channels(Path(path).read_text(encoding="utf-8"), path)
-
-
 def channels_config(config_dir: Path | None = None) -> ChannelsConfig:
     """The settings in force, validated whole (one broken section stops every kind); the
     defaults when the file is absent."""
-    path = channels_path(config_dir)
-    if not path.is_file():
-        return ChannelsConfig()
-    return _load(str(path), path.stat().st_mtime_ns)
+    return read_config_file(channels_path(config_dir), parse_channels, ChannelsConfig)

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -191,3 +194,19 @@ def validate_yaml(
                             for other, _ in found))
         ]  # fmt: skip
         return None, errors, lines
+
+
+T = TypeVar("T")
+
+
+@lru_cache(maxsize=32)
+def _parsed(parse: Callable[[str, str], Any], path: str, mtime_ns: int) -> Any:
+    return parse(Path(path).read_text(encoding="utf-8"), path)
+
+
+def read_config_file(path: Path, parse: Callable[[str, str], T], absent: Callable[[], T]) -> T:
+    """``parse(text, path)`` of a config file, parsed again only when the file changes (its
+    modification time); ``absent()`` when there is no such file."""
+    if not path.is_file():
+        return absent()
+    return cast(T, _parsed(parse, str(path), path.stat().st_mtime_ns))

@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -30,7 +29,7 @@ from sqlalchemy import Connection, Engine, Numeric, bindparam, text
 from contact_channels.csvsafe import restore
 from contact_channels.media import csv_bytes, drop_location, record_document
 from outreach import settings
-from outreach.config_yaml import ConfigError, ConfigFileError, validate_yaml
+from outreach.config_yaml import ConfigError, ConfigFileError, read_config_file, validate_yaml
 from outreach.dispatcher import ChannelHooks, MessageContext, channel_settings
 from outreach.facts import AccountRecord, as_date
 from outreach.policy_settings import policy_settings
@@ -187,18 +186,10 @@ def parse_agency_config(text: str, source: str) -> AgencyConfig:
     return model
 
 
-@lru_cache(maxsize=8)
-def _load(path: str, mtime_ns: int) -> AgencyConfig:
-    return parse_agency_config(Path(path).read_text(encoding="utf-8"), path)
-
-
 def agency_config() -> AgencyConfig:
     """The config in force; an empty one (no agency, no firm, default legal settings) when the
     file is absent, so that a placement then fails with ``no_agency`` rather than the run."""
-    path = agency_config_path()
-    if not path.is_file():
-        return AgencyConfig()
-    return _load(str(path), path.stat().st_mtime_ns)
+    return read_config_file(agency_config_path(), parse_agency_config, AgencyConfig)
 
 
 def jurisdiction_codes(country: str, region: str | None) -> frozenset[str]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from outreach import settings
-from outreach.config_yaml import ConfigError, ConfigFileError, validate_yaml
+from outreach.config_yaml import ConfigError, ConfigFileError, read_config_file, validate_yaml
 from policies.model import ROLES
 
 
@@ -61,14 +60,7 @@ def parse_policy(text: str, source: str) -> PolicySettings:
     )
 
 
-@lru_cache(maxsize=8)
-def _load(path: str, mtime_ns: int) -> PolicySettings:
-    return parse_policy(Path(path).read_text(encoding="utf-8"), path)
-
-
 def policy_settings() -> PolicySettings:
     """The settings in force (config/policy.yaml, or OUTREACH_POLICY); defaults when absent."""
-    path = policy_path()
-    if not path.is_file():
-        return PolicySettings(role="collector", approved_agencies=frozenset(), source="(defaults)")
-    return _load(str(path), path.stat().st_mtime_ns)
+    return read_config_file(policy_path(), parse_policy, lambda: PolicySettings(
+        role="collector", approved_agencies=frozenset(), source="(defaults)"))
