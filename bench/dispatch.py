@@ -67,10 +67,10 @@ def prepare(accounts: int, workdir: Path) -> Path:
         return planned
     imported = _plan_module().prepare(accounts, workdir)
     shutil.copyfile(imported, planned)
-    from outreach.db import make_engine
-    from outreach.ladder import load_ladder
-    from outreach.planner import iter_plan
+    from outreach.planning.ladder import load_ladder
+    from outreach.planning.planner import iter_plan
     from outreach.settings import ladder_path
+    from outreach.storage.db import make_engine
 
     engine = make_engine(f"sqlite:///{planned}")
     t0 = time.perf_counter()
@@ -101,8 +101,8 @@ def fake_stats(base_url: str) -> dict[str, Any]:
 
 WORKER = """
 import datetime as dt, json, sys, time
-from outreach.db import make_engine
-from outreach.dispatcher import dispatch_range, dispatch_ranges
+from outreach.storage.db import make_engine
+from outreach.dispatch.dispatcher import dispatch_range, dispatch_ranges
 db, channel, index, workers, concurrency = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
 deadline = time.perf_counter() + float(sys.argv[6])
 engine = make_engine(f"sqlite:///{db}")
@@ -130,7 +130,7 @@ def run_once(
     try:
         db = scratch / "app.db"
         shutil.copyfile(planned, db)
-        from outreach.db import migrate
+        from outreach.storage.db import migrate
 
         migrate(f"sqlite:///{db}")  # a cached portfolio may predate the latest revision
         config = scratch / "config"
@@ -142,7 +142,7 @@ def run_once(
         (config / "channels.yaml").write_text(json.dumps({channel: section}))
         # The provider's own limit sits 5% above ours: only our limiter's fault can reach it.
         fake, base_url, conn = start_fake(module, rate * 1.05 if rate is not None else None)
-        from outreach.identity import demo_identity
+        from outreach.kernel.identity import demo_identity
 
         env = {**os.environ, **demo_identity(), "OUTREACH_CONFIG_DIR": str(config),
                "OUTREACH_DATA_DIR": str(scratch),

@@ -42,13 +42,13 @@ def main() -> None:
     from sqlalchemy import text
 
     from contact_channels.outbox import OutboxChannel
-    from outreach.db import make_engine, migrate
-    from outreach.dispatcher import dispatch_range
-    from outreach.generator import generate
-    from outreach.importer import import_file
-    from outreach.ladder import load_ladder
-    from outreach.planner import iter_plan
+    from outreach.dispatch.dispatcher import dispatch_range
+    from outreach.planning.ladder import load_ladder
+    from outreach.planning.planner import iter_plan
+    from outreach.portfolio.generator import generate
+    from outreach.portfolio.importer import import_file
     from outreach.settings import ladder_path
+    from outreach.storage.db import make_engine, migrate
 
     url = f"sqlite:///{work / 'app.db'}"
     migrate(url)

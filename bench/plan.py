@@ -31,9 +31,9 @@ SEED = 11
 
 def prepare(accounts: int, workdir: Path) -> Path:
     """Generate and import the portfolio once; returns the database file."""
-    from outreach.db import make_engine, migrate
-    from outreach.generator import generate
-    from outreach.importer import import_file
+    from outreach.portfolio.generator import generate
+    from outreach.portfolio.importer import import_file
+    from outreach.storage.db import make_engine, migrate
 
     db = workdir / f"plan-{accounts}.db"
     done = workdir / f"plan-{accounts}.ready"
@@ -61,9 +61,9 @@ def plan_once(db: Path, batch_size: int, workers: int) -> dict[str, float]:
     code = f"""
 import json, resource, time, datetime as dt
 from sqlalchemy import text
-from outreach.db import make_engine
-from outreach.ladder import load_ladder
-from outreach.planner import PlanCounts, iter_plan, plan_parallel
+from outreach.storage.db import make_engine
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import PlanCounts, iter_plan, plan_parallel
 from outreach.settings import ladder_path
 engine = make_engine("sqlite:///{db}")
 with engine.begin() as conn:

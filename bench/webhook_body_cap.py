@@ -2,7 +2,7 @@
 
     python bench/webhook_body_cap.py [--uploads 4] [--mb 300] [--content-length] [--route twilio]
 
-Starts ``outreach.webhooks_app.create_app()`` under uvicorn in its own process on 127.0.0.1
+Starts ``outreach.entry.webhooks_app.create_app()`` under uvicorn in its own process on 127.0.0.1
 (the code imported is whatever ``PYTHONPATH`` names, so the same script measures an older
 checkout too: run it from outside the checkout, the current directory comes first on the path),
 then posts ``--uploads`` parallel unsigned bodies of ``--mb`` MB each to the SendGrid route (or
@@ -28,7 +28,7 @@ from typing import Any
 
 SERVER = """
 import socket, sys, uvicorn
-from outreach.webhooks_app import create_app
+from outreach.entry.webhooks_app import create_app
 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 sock.bind(("127.0.0.1", 0))

@@ -1,7 +1,7 @@
 """Agency placement as our own medium: one ``placement`` row (open) per ledger contact.
 
 Nothing is written to the agency per message: the day's placement file per agency is written
-afterwards from these rows (``outreach.placement.write_placement_files``). The row is keyed by
+afterwards from these rows (``outreach.media.agency.placement.write_placement_files``). The row is keyed by
 the ledger key, so a send is idempotent and ``lookup`` is authoritative. At most one open
 placement per account: the partial unique index enforces it and a clash is a refusal.
 """
@@ -32,7 +32,7 @@ def _utcnow() -> dt.datetime:
 
 class AgencyFileChannel:
     """``kind`` agency, ``backend`` agency_files. ``message.fields`` (from
-    ``outreach.placement.PlacementHooks``) carry the agency, the account id, the balance placed,
+    ``outreach.media.agency.placement.PlacementHooks``) carry the agency, the account id, the balance placed,
     the placement and recall dates and the agency's capacity; or a ``refusal`` code."""
 
     kind = "agency"

@@ -4,7 +4,7 @@ The medium is the application database itself (the table ``call_task``, one row 
 ledger row, same key). Inserting is idempotent on the key, so a dispatcher that crashed after
 queueing and is recovered by ``lookup`` never queues a call twice; ``lookup`` is authoritative
 (the row is there or it is not). What agents do with the tasks (claim, disposition) lives in
-``outreach/call_queue.py``: this module only queues. It imports nothing from ``outreach`` or
+``outreach/media/calls/queue.py``: this module only queues. It imports nothing from ``outreach`` or
 ``policies`` and never logs ``message.fields`` (they hold the account's data).
 """
 
@@ -25,7 +25,7 @@ from contact_channels.media import app_engine
 log = logging.getLogger(__name__)
 
 STATUS = "queued"
-# What the dispatcher's hooks (outreach.call_queue.CallQueueHooks) put in ``message.fields``.
+# What the dispatcher's hooks (outreach.media.calls.queue.CallQueueHooks) put in ``message.fields``.
 REQUIRED_FIELDS = ("account_id", "priority", "due_start", "due_end")
 
 def provider_id_for(key: str) -> str:

@@ -6,7 +6,7 @@ a fixed document id), ``history.csv``, ``payments.csv`` and ``manifest.json`` (s
 the account, amounts, dates, the firm, and each other file with its sha256). The same message
 gives the same bytes. Files are written before the rows: a crash in between leaves no
 ``legal_case``, so ``lookup`` (authoritative) says not sent and the resend rewrites identical
-files. The content comes in ``message.fields`` from ``outreach.legal.LegalHooks``.
+files. The content comes in ``message.fields`` from ``outreach.media.legal.referral.LegalHooks``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """How many segments an SMS body takes: GSM-7 or UCS-2, as handsets and Twilio split it.
 
-The template lint bounds a template's worst rendering with it (``outreach.templates_lint``),
+The template lint bounds a template's worst rendering with it (``outreach.planning.templates_lint``),
 and the rate limiter charges a Twilio send one token per segment
 (``contact_channels.ratelimit``): Twilio counts its throughput in segments, so a three-part
 Chinese text uses three times the rate of a short English one.

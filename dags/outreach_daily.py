@@ -1,7 +1,7 @@
 """The day's outreach: ingest, recall placements, plan in batches, dispatch per channel, close
 the day's print batch and placement files, report counts.
 
-Wiring only: each task calls one function of ``outreach.service``. The day is the run's logical
+Wiring only: each task calls one function of ``outreach.services.daily``. The day is the run's logical
 date (UTC), never the wall clock, so a rerun or a backfill of a day plans that same day.
 Everything passed between tasks is counts and account-id ranges: no personal data in XCom.
 """
@@ -29,7 +29,7 @@ DEFAULT_ARGS: dict[str, Any] = {
 
 def _controls() -> Any:
     """The run's controls (its trigger form), checked: a bad value fails the task, naming it."""
-    from outreach import service
+    from outreach.services import daily as service
 
     return service.run_controls(get_current_context()["params"])
 
@@ -92,32 +92,32 @@ def _as_of() -> dt.date:
 def outreach_daily() -> None:
     @task
     def ingest() -> dict[str, Any]:
-        from outreach import service
+        from outreach.services import daily as service
 
         return service.ingest()
 
     @task
     def recall_placements() -> dict[str, Any]:
-        from outreach import service
+        from outreach.services import daily as service
 
         return service.recall_placements(_as_of())
 
     @task
     def plan_batches() -> list[dict[str, int]]:
-        from outreach import service
+        from outreach.services import daily as service
 
         params = get_current_context()["params"]
         return service.plan_batches(_as_of(), int(params["batch_size"]), _controls())
 
     @task
     def plan_batch(batch: dict[str, int]) -> dict[str, int]:
-        from outreach import service
+        from outreach.services import daily as service
 
         return service.plan_batch(_as_of(), batch["lo"], batch["hi"], _controls())
 
     @task
     def dispatch_batches(channel: str) -> list[dict[str, int]]:
-        from outreach import service
+        from outreach.services import daily as service
 
         params = get_current_context()["params"]
         return service.dispatch_batches(
@@ -126,7 +126,7 @@ def outreach_daily() -> None:
 
     @task
     def dispatch(channel: str, batch: dict[str, int]) -> dict[str, int]:
-        from outreach import service
+        from outreach.services import daily as service
 
         clock = get_current_context()["params"]["clock"]
         return service.dispatch_batch(_as_of(), channel, batch["lo"], batch["hi"], clock=clock)
@@ -134,20 +134,20 @@ def outreach_daily() -> None:
     # none_failed: a channel with nothing to send skips its mapped task, which is not a failure.
     @task(trigger_rule="none_failed")
     def close_day(channel: str) -> dict[str, Any]:
-        from outreach import service
+        from outreach.services import daily as service
 
         return service.close_day(_as_of(), channel, _controls())
 
     @task(trigger_rule="none_failed")
     def refresh_call_queue() -> dict[str, Any]:
-        from outreach import service
+        from outreach.services import daily as service
 
         clock = get_current_context()["params"]["clock"]
         return service.refresh_call_queue(_as_of(), clock=clock, controls=_controls())
 
     @task(trigger_rule="none_failed")
     def summary(planned: list[dict[str, int]]) -> dict[str, Any]:
-        from outreach import service
+        from outreach.services import daily as service
 
         counts = service.summary(_as_of(), _controls(), planned)
         log.info("outreach summary (counts only): %s", counts)

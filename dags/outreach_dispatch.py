@@ -8,7 +8,7 @@ UTC day as well as the current one; the dispatcher sends only what is inside its
 The dispatcher claims each contact in the ledger before sending, so this DAG and the daily run
 never send the same contact twice. Before each SMS and email dispatch, contacts that failed
 transiently (a provider outage that outlasted the retries) go back to the queue while their
-window is open (``outreach.redrive``); the dispatch judges them again before sending. Wiring only; counts, days and id ranges in XCom.
+window is open (``outreach.operations.redrive``); the dispatch judges them again before sending. Wiring only; counts, days and id ranges in XCom.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _as_of() -> dt.date:
 def outreach_dispatch() -> None:
     @task
     def dispatch_batches(channel: str) -> list[dict[str, Any]]:
-        from outreach import service
+        from outreach.services import daily as service
 
         batch_size = int(get_current_context()["params"]["batch_size"])
         today = _as_of()
@@ -73,7 +73,7 @@ def outreach_dispatch() -> None:
 
     @task
     def dispatch(channel: str, batch: dict[str, Any]) -> dict[str, int]:
-        from outreach import service
+        from outreach.services import daily as service
 
         day = dt.date.fromisoformat(batch["day"])
         return service.dispatch_batch(day, channel, batch["lo"], batch["hi"], clock="wall")
@@ -81,19 +81,19 @@ def outreach_dispatch() -> None:
     # none_failed: with nothing to send the mapped dispatch is skipped, which is not a failure.
     @task(trigger_rule="none_failed")
     def close_day(channel: str) -> dict[str, Any]:
-        from outreach import service
+        from outreach.services import daily as service
 
         return service.close_day(_as_of(), channel)
 
     @task(trigger_rule="none_failed")
     def refresh_call_queue() -> dict[str, Any]:
-        from outreach import service
+        from outreach.services import daily as service
 
         return service.refresh_call_queue(_as_of())
 
     @task
     def redrive(channel: str) -> dict[str, int]:
-        from outreach import service
+        from outreach.services import daily as service
 
         return service.redrive(_as_of(), channel)
 

@@ -1,1 +1,1 @@
-"""The domain core: accounts, ladder config, planner, dispatcher, ledger and CLI."""
+"""The outreach orchestrator: see docs/architecture.md for its packages and layers."""

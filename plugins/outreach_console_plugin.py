@@ -1,4 +1,4 @@
-"""The ops console as an Airflow plugin: ``outreach.console.create_app`` under
+"""The ops console as an Airflow plugin: ``outreach.entry.console.create_app`` under
 ``/outreach-console``, behind Airflow's authentication, with its pages in Airflow's navigation.
 
 A separate plugin from ``outreach_plugin.py`` on purpose: the webhooks there must stay open to
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from outreach.console import ROUTE_PREFIX, create_app
+from outreach.entry.console import ROUTE_PREFIX, create_app
 
 CATEGORY = "Outreach"
 

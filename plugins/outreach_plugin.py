@@ -1,7 +1,7 @@
 """The outreach Airflow plugin: the provider webhooks, served by Airflow 3's api-server.
 
 Mounted at ``/outreach`` (so ``/outreach/webhooks/twilio/status`` and so on); the app itself is
-``outreach.webhooks_app.create_app``. Plugin FastAPI apps are not behind Airflow's login: every
+``outreach.entry.webhooks_app.create_app``. Plugin FastAPI apps are not behind Airflow's login: every
 route verifies the provider's signature instead. See docs/webhooks.md.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from outreach.webhooks_app import MOUNT_PATH, create_app
+from outreach.entry.webhooks_app import MOUNT_PATH, create_app
 
 
 class OutreachPlugin(AirflowPlugin):

@@ -1,7 +1,7 @@
 """Disclosures the law requires in what is written to a consumer whose debt is time-barred, per
 state: the text, whom it applies to, and its citation. Pure data, like the rule packs.
 
-``outreach.messages`` puts the text into every letter and email to a time-barred account the
+``outreach.planning.messages`` puts the text into every letter and email to a time-barred account the
 disclosure covers (``{{ time_barred_disclosure }}`` where the template places it, else after
 the body); an SMS cannot hold it, so ``core.time_barred_disclosure`` keeps texts from those
 accounts. docs/compliance.md lists them (``python -m policies.docs``).

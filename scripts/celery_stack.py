@@ -336,7 +336,7 @@ def outbox_config(target: Path) -> Path:
 
 def _print_summary(as_of: dt.date, env: dict[str, str]) -> bool:
     cli = Path(sys.executable).parent / "outreach"
-    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "outreach.cli"]
+    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "outreach.entry.cli"]
     result = subprocess.run(
         [*cmd, "summary", "--as-of", as_of.isoformat()],
         env=env,
@@ -390,7 +390,7 @@ def run_stack(args: argparse.Namespace) -> int:
         # task processes write it concurrently, which one SQLite file would serialize.
         "OUTREACH_OUTBOX_URL": app_url,
     }
-    from outreach.identity import demo_identity
+    from outreach.kernel.identity import demo_identity
 
     app_env.update(demo_identity())  # who is writing: the demo's, marked as such
     if args.outbox:
@@ -421,9 +421,9 @@ def run_stack(args: argparse.Namespace) -> int:
 
                 _step(f"Application schema; portfolio of {args.accounts:,} accounts into the inbox")
                 os.environ.update(app_env)
-                from outreach import service
-                from outreach.db import engine_for
-                from outreach.generator import generate
+                from outreach.portfolio.generator import generate
+                from outreach.services import daily as service
+                from outreach.storage.db import engine_for
 
                 service.setup_database()
                 engine_for.cache_clear()  # no pooled connection of ours may block the final drop
@@ -494,7 +494,7 @@ def run_stack(args: argparse.Namespace) -> int:
                     return 1
 
                 summary_ok = _print_summary(args.day, env)
-                from outreach.reporting import sent_and_recorded
+                from outreach.operations.reporting import sent_and_recorded
 
                 ledger, recorded = sent_and_recorded(app_url, app_url)
                 figures["sent"] = ledger
@@ -518,7 +518,7 @@ def run_stack(args: argparse.Namespace) -> int:
             finally:
                 _step("Stopping the stack and dropping the databases")
                 stack.stop()
-                from outreach.db import engine_for
+                from outreach.storage.db import engine_for
 
                 engine_for.cache_clear()
         print(f"Celery stack finished in {time.monotonic() - started:.0f} s: OK")

@@ -37,7 +37,7 @@ def _step(message: str) -> None:
 
 def _app_env() -> dict[str, str]:
     """The application's settings for the demo: SQLite under data/, default ladder and config."""
-    from outreach.identity import demo_identity
+    from outreach.kernel.identity import demo_identity
 
     return {
         "OUTREACH_DATA_DIR": str(DATA),
@@ -73,11 +73,11 @@ def _print_summary(as_of: dt.date) -> None:
             return
         with LOG.open("a") as log:
             log.write(f"\n`outreach summary` failed ({result.returncode}):\n{result.stderr}\n")
-    from outreach import service
+    from outreach.services import daily as service
 
     summary = service.summary(as_of)
     try:
-        from outreach.reporting import format_summary
+        from outreach.operations.reporting import format_summary
 
         print(format_summary(summary))
     except (ImportError, KeyError):
@@ -88,7 +88,7 @@ def _example_accounts(as_of: dt.date) -> dict[str, str]:
     """One account that was contacted and one a gate blocked, to try ``outreach explain`` on."""
     from sqlalchemy import text
 
-    from outreach.db import get_engine
+    from outreach.storage.db import get_engine
 
     # The blocked example had nothing sent that day, so explain shows only what stopped it.
     query = text(
@@ -125,8 +125,8 @@ def main() -> int:
 
         _step("Application database: fresh schema in data/outreach.db, empty outbox")
         _wipe_app_data()
-        from outreach import service
-        from outreach.generator import generate
+        from outreach.portfolio.generator import generate
+        from outreach.services import daily as service
 
         service.setup_database()
 

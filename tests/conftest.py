@@ -60,7 +60,7 @@ def app_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield data
 
 
-# Who is writing (outreach.identity) has no default and dispatch refuses to start without it:
+# Who is writing (outreach.kernel.identity) has no default and dispatch refuses to start without it:
 # every test runs with this test identity unless it removes it. Never a real company's.
 TEST_IDENTITY = {
     "OUTREACH_CREDITOR_NAME": "Testing Creditor Bank",

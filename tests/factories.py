@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert, select, text
 
-from outreach.db import make_engine, migrate
-from outreach.models import (
+from outreach.storage.db import make_engine, migrate
+from outreach.storage.models import (
     Account,
     AccountHold,
     ContactEvent,
@@ -147,7 +147,7 @@ def add_event(engine: Engine, account_id: int, at: dt.datetime, channel: str,
 
 
 def contacts(engine: Engine, **where: Any) -> list[dict[str, Any]]:
-    from outreach.models import Contact
+    from outreach.storage.models import Contact
 
     stmt = select(Contact)
     for name, value in where.items():

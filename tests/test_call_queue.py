@@ -18,13 +18,13 @@ from sqlalchemy import Engine, text
 from contact_channels.agent_queue import AgentQueueChannel
 from contact_channels.base import OutboundMessage, PermanentError
 from contact_channels.registry import build_channel
-from outreach import call_queue as q
-from outreach.agent_api import build_router
-from outreach.db import make_engine
-from outreach.dispatcher import DispatchCounts, dispatch_range
-from outreach.ladder import load_ladder
-from outreach.planner import iter_plan
+from outreach.dispatch.dispatcher import DispatchCounts, dispatch_range
+from outreach.entry.agent_api import build_router
+from outreach.media.calls import queue as q
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
+from outreach.storage.db import make_engine
 from tests import factories as f
 
 DAY = dt.date(2026, 11, 23)  # a Monday; New York's window is 13:00-02:00 UTC

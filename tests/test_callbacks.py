@@ -1,4 +1,4 @@
-"""Provider callbacks and inbound messages on a real database (outreach.callbacks)."""
+"""Provider callbacks and inbound messages on a real database (outreach.dispatch.callbacks)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert, text
 
-from outreach.callbacks import (
+from outreach.dispatch.callbacks import (
     DEFAULT_HELP_TEXT,
     DEFAULT_STOP_TEXT,
     apply_inbound_sms,
     apply_sendgrid_events,
     apply_twilio_status,
 )
-from outreach.db import make_engine
-from outreach.models import Contact
+from outreach.storage.db import make_engine
+from outreach.storage.models import Contact
 from tests import factories as f
 
 DAY = dt.date(2026, 11, 23)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from outreach import settings
-from outreach.cli import main
+from outreach.entry.cli import main
 from tests import factories as f
 
 DAY = dt.date(2026, 11, 23)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from outreach import importer
-from outreach.cli import main
+from outreach.entry.cli import main
+from outreach.portfolio import importer
 from tests.test_import import account, payment, write
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from outreach.cli import main
+from outreach.entry.cli import main
 from outreach.settings import PROJECT_ROOT
 
 DAY = dt.date(2026, 12, 1)

@@ -18,10 +18,11 @@ import yaml
 from sqlalchemy import Engine, text
 
 from contact_channels.outbox import count_outbox
-from outreach import service, settings
-from outreach.cli import main
-from outreach.config import ConfigInvalid, load_config
-from outreach.dispatcher import channel_settings
+from outreach import settings
+from outreach.dispatch.kinds import channel_settings
+from outreach.entry.cli import main
+from outreach.services import daily as service
+from outreach.services.config import ConfigInvalid, load_config
 from outreach.settings import PROJECT_ROOT
 from tests import factories as f
 
@@ -411,7 +412,7 @@ def test_every_environment_knob_the_project_reads_is_known() -> None:
     """A knob added to the code but not to ENV_KNOBS would refuse every run that sets it."""
     import re
 
-    from outreach.config import ENV_IGNORED_PREFIXES, ENV_KNOBS
+    from outreach.services.config import ENV_IGNORED_PREFIXES, ENV_KNOBS
 
     read: set[str] = set()
     for folder in ("outreach", "contact_channels", "policies", "plugins", "dags"):
@@ -446,7 +447,7 @@ def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
     nodes. Config files never need aliases, so any alias is refused before anything walks it."""
     import time
 
-    from outreach.ladder import check_ladder_text
+    from outreach.planning.ladder import check_ladder_text
 
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     for level in range(1, 9):

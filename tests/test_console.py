@@ -20,9 +20,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from outreach.console import console_routes, create_app
-from outreach.ladder import load_ladder
-from outreach.planner import iter_plan
+from outreach.entry.console import console_routes, create_app
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
 from tests import factories as f
 
@@ -466,7 +466,7 @@ def queue_a_call(engine: Engine, tmp_path: Path) -> str:
     """A 20-dpd account whose validation notice went out, planned for DAY and dispatched to the
     agent queue: one queued call task, due 13:00-02:00 UTC (NOW is inside). Returns its key."""
     from contact_channels.registry import build_channel
-    from outreach.dispatcher import dispatch_range
+    from outreach.dispatch.dispatcher import dispatch_range
 
     f.add_account(engine, as_of=DAY, dpd=20, validation_notice_sent_on=DAY - dt.timedelta(21),
                   phones=[{"value": CALLER_PHONE, "zones": "America/New_York"}])
@@ -593,7 +593,7 @@ def test_a_cross_site_ladder_proposal_and_approval_never_reach_the_ladder_in_for
     as_json = oli.post("/api/ladder/propose", content=json_text({"text": draft}),
                        headers={"Origin": EVIL, "Content-Type": "text/plain"})  # fmt: skip
     assert as_json.status_code == 403
-    from outreach.ladder_versions import history
+    from outreach.planning.ladder_versions import history
 
     assert history(engine=ledger["engine"]) == []
     # Say a version was on record: a cross-site approval of it is refused just the same.

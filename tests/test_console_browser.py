@@ -74,8 +74,8 @@ class Console:
 def _ledger_with_one_uncertain_contact(database_url: str) -> tuple[Engine, str, str]:
     """One 5-dpd account planned for DAY with the default ladder; one of its contacts made
     ``uncertain`` as a worker dying mid-send leaves it. Returns (engine, account ref, key)."""
-    from outreach.ladder import load_ladder
-    from outreach.planner import iter_plan
+    from outreach.planning.ladder import load_ladder
+    from outreach.planning.planner import iter_plan
     from outreach.settings import PROJECT_ROOT
     from tests import factories as f
 

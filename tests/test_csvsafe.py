@@ -17,7 +17,7 @@ from outreach.settings import PROJECT_ROOT
 OWN_INPUT_WRITERS = {
     # Writes a synthetic portfolio for our own importer (tests, demo, bench): not handed to
     # anyone, and a quote added there would change the data the importer reads.
-    "outreach/generator.py",
+    "outreach/portfolio/generator.py",
 }
 
 

@@ -73,7 +73,7 @@ def _scratch_postgres_database(server_url: str) -> Iterator[str]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
-        from outreach.db import engine_for
+        from outreach.storage.db import engine_for
 
         engine_for.cache_clear()  # let go of pooled connections before the drop
         with admin.connect() as conn:
@@ -118,8 +118,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, app_database: str | None) -> 
     with pytest.MonkeyPatch.context() as patch:
         for name, value in app_env.items():
             patch.setenv(name, value)
-        from outreach import service
-        from outreach.generator import generate
+        from outreach.portfolio.generator import generate
+        from outreach.services import daily as service
 
         service.setup_database()
         inbox = data / "inbox"
@@ -140,7 +140,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, app_database: str | None) -> 
 
 
 def _ledger_sent_by_channel(site: Site) -> dict[str, int]:
-    from outreach.reporting import sent_and_recorded
+    from outreach.operations.reporting import sent_and_recorded
 
     return sent_and_recorded(site.database_url, site.outbox_url)[0]
 
@@ -148,7 +148,7 @@ def _ledger_sent_by_channel(site: Site) -> dict[str, int]:
 def _outbox_by_channel(site: Site) -> dict[str, int]:
     """What each medium recorded, by channel: the outbox's messages, the call queue's tasks,
     the letters, placements and cases written."""
-    from outreach.reporting import sent_and_recorded
+    from outreach.operations.reporting import sent_and_recorded
 
     return sent_and_recorded(site.database_url, site.outbox_url)[1]
 
@@ -248,7 +248,7 @@ def test_xcom_carries_counts_and_ranges_only(site: Site, first_run: dict[str, An
 def test_logs_carry_no_phone_numbers_emails_or_names(site: Site, first_run: dict[str, Any]) -> None:
     from sqlalchemy import create_engine, select
 
-    from outreach.models import ContactPoint, Person
+    from outreach.storage.models import ContactPoint, Person
 
     engine = create_engine(site.database_url)
     try:

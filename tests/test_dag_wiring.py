@@ -1,4 +1,4 @@
-"""Each DAG task calls one ``outreach.service`` function with the run's day and params.
+"""Each DAG task calls one ``outreach.services.daily`` function with the run's day and params.
 
 The task callables run here against a recording stand-in for the service and a fake Airflow
 context, so the wiring is pinned without a metadata database.
@@ -19,7 +19,7 @@ DAY = dt.date(2025, 1, 7)
 
 
 class RecordingService:
-    """Stands in for ``outreach.service``: records calls, returns counts and ranges."""
+    """Stands in for ``outreach.services.daily``: records calls, returns counts and ranges."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
@@ -71,8 +71,8 @@ def dagbag() -> Any:
 
 @pytest.fixture
 def service(monkeypatch: pytest.MonkeyPatch, app_data: Path) -> RecordingService:
-    from outreach import service as real
-    from outreach.db import migrate
+    from outreach.services import daily as real
+    from outreach.storage.db import migrate
 
     # The run controls are read for real: they check stages against the ladder in force.
     migrate(f"sqlite:///{app_data / 'outreach.db'}")
@@ -159,7 +159,7 @@ def test_hourly_dispatch_covers_yesterdays_open_windows_on_the_wall_clock(
 def test_hourly_redrive_calls_the_service_with_the_logical_day(
     dagbag: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from outreach import service as real
+    from outreach.services import daily as real
 
     calls: list[tuple[Any, ...]] = []
     monkeypatch.setattr(real, "redrive", lambda day, channel: calls.append((day, channel)) or {})

@@ -18,9 +18,9 @@ from contact_channels.base import (
     UncertainError,
 )
 from contact_channels.outbox import OutboxChannel
-from outreach.dispatcher import dispatch_range, dispatch_ranges
-from outreach.ladder import load_ladder
-from outreach.planner import iter_plan
+from outreach.dispatch.dispatcher import dispatch_range, dispatch_ranges
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
 from tests import factories as f
 
@@ -116,7 +116,7 @@ def test_logical_clock_walks_on_for_a_contact_deferred_to_later_the_same_day(
         engine: Engine, outbox, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """What the hourly dispatcher does on the wall clock (meet a contact deferred to 15:30 again
     at 16:00), one logical walk does too: nothing is left planned at the end of the day."""
-    import outreach.dispatcher as dispatcher
+    import outreach.dispatch.dispatcher as dispatcher
     from policies.model import DEFER, Verdict
 
     portfolio(engine, 3)
@@ -145,7 +145,7 @@ def test_logical_clock_walks_on_for_a_contact_deferred_to_later_the_same_day(
 
 def test_logical_clock_leaves_planned_a_contact_deferred_past_its_window(
         engine: Engine, outbox, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    import outreach.dispatcher as dispatcher
+    import outreach.dispatch.dispatcher as dispatcher
     from policies.model import DEFER, Verdict
 
     portfolio(engine, 1)
@@ -344,7 +344,7 @@ def test_error_before_the_provider_call_releases_instead_of_doubting(
         engine: Engine, outbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     import shutil
 
-    from outreach import messages
+    from outreach.planning import messages
 
     portfolio(engine, 5)
     broken = tmp_path / "templates"

@@ -33,11 +33,11 @@ from contact_channels.registry import build_channel
 from contact_channels.retry import RetryPolicy
 from fakes.http import Fault
 from fakes.twilio_server import FakeTwilio
-from outreach.db import make_engine
-from outreach.dispatcher import CLAIM_CHUNK, _claim, dispatch_range
-from outreach.ladder import load_ladder
-from outreach.planner import plan_range
+from outreach.dispatch.dispatcher import CLAIM_CHUNK, _claim, dispatch_range
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import plan_range
 from outreach.settings import PROJECT_ROOT
+from outreach.storage.db import make_engine
 from tests import factories as f
 
 pytestmark = pytest.mark.postgres

@@ -16,9 +16,9 @@ from contact_channels.retry import RetryPolicy
 from fakes.http import Fault
 from fakes.sendgrid_server import FakeSendGrid
 from fakes.twilio_server import FakeTwilio
-from outreach.dispatcher import dispatch_range
-from outreach.ladder import load_ladder
-from outreach.planner import iter_plan
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
 from tests import factories as f
 

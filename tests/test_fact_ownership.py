@@ -23,15 +23,15 @@ from contact_channels.registry import build_channel
 from contact_channels.retry import RetryPolicy
 from fakes.http import Fault
 from fakes.twilio_server import FakeTwilio
-from outreach.callbacks import apply_sendgrid_events
-from outreach.db import make_engine, migrate
-from outreach.dispatcher import dispatch_range
-from outreach.importer import import_file
-from outreach.ladder import load_ladder
-from outreach.letters import import_returned_mail
-from outreach.models import Account, Base, ContactPoint
-from outreach.planner import iter_plan
+from outreach.dispatch.callbacks import apply_sendgrid_events
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.media.letters.mailing import import_returned_mail
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
+from outreach.portfolio.importer import import_file
 from outreach.settings import PROJECT_ROOT
+from outreach.storage.db import make_engine, migrate
+from outreach.storage.models import Account, Base, ContactPoint
 
 DAY = dt.date(2026, 11, 23)  # a Monday
 LADDER = load_ladder(PROJECT_ROOT / "config" / "ladders" / "default.yaml")
@@ -347,8 +347,8 @@ def test_an_account_that_never_had_its_final_notice_catches_up_at_it(
     plan(engine, DAY)
     assert plan_rows(engine, DAY) == first  # deterministic: the same plan again
 
-    from outreach.cli import main
-    from outreach.reporting import day_summary, format_summary
+    from outreach.entry.cli import main
+    from outreach.operations.reporting import day_summary, format_summary
 
     summary = day_summary(engine, DAY)
     assert summary["accounts_caught_up"] == 1

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from outreach.facts import HISTORY_LOOKBACK, AccountRecord, load_accounts
+from outreach.kernel.facts import HISTORY_LOOKBACK, AccountRecord, load_accounts
 from policies.model import COLLECTOR, CREDITOR, HoldPeriod, PastContact, TimeBlock
 from tests.factories import add_account, add_call, add_event, add_hold, database
 
@@ -253,7 +253,7 @@ def test_only_loads_the_named_accounts_of_a_range_with_the_same_facts(engine: En
 def test_the_same_facts_load_on_postgresql(postgres_url: str) -> None:
     from sqlalchemy import text
 
-    from outreach.models import Base
+    from outreach.storage.models import Base
 
     engine = database(postgres_url)
     try:

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import text
 
 from contact_channels.registry import build_channel
-from outreach.dispatcher import dispatch_range
-from outreach.importer import import_file
-from outreach.ladder import load_ladder
-from outreach.planner import iter_plan
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
+from outreach.portfolio.importer import import_file
 from outreach.settings import PROJECT_ROOT
 from policies.gate import evaluate
 from policies.model import AccountFacts, PastContact, Step

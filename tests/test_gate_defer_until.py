@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from contact_channels.outbox import OutboxChannel
-from outreach.dispatcher import dispatch_range
-from outreach.ladder import load_ladder
-from outreach.planner import iter_plan
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
 from policies.gate import evaluate
 from policies.model import AccountFacts, PastContact, Step, TimeBlock

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from outreach.db import make_engine, migrate
-from outreach.generator import generate
-from outreach.importer import import_file
-from outreach.zones import address_zones, normalize_phone, phone_zones
+from outreach.kernel.zones import address_zones, normalize_phone, phone_zones
+from outreach.portfolio.generator import generate
+from outreach.portfolio.importer import import_file
+from outreach.storage.db import make_engine, migrate
 from policies.timeblocks import normalize as normalize_times
 
 AS_OF = dt.date(2026, 11, 20)

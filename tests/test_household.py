@@ -19,20 +19,20 @@ import pytest
 from sqlalchemy import Engine, insert, text
 
 from contact_channels.outbox import OutboxChannel
-from outreach.config_yaml import ConfigFileError
-from outreach.dispatcher import dispatch_range
-from outreach.facts import load_accounts
-from outreach.ladder import load_ladder
-from outreach.models import Account
-from outreach.planner import (
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.kernel.config_yaml import ConfigFileError
+from outreach.kernel.facts import load_accounts
+from outreach.kernel.policy_settings import parse_policy
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import (
     explain_account,
     iter_plan,
     plan_cutoff,
     plan_range,
     prime_household,
 )
-from outreach.policy_settings import parse_policy
 from outreach.settings import PROJECT_ROOT
+from outreach.storage.models import Account
 from policies.gate import evaluate
 from policies.model import AccountFacts, PastContact, Step
 from tests import factories as f

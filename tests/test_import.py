@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from outreach.db import make_engine, migrate
-from outreach.importer import ImportFileError, ImportReport, import_file
-from outreach.models import (
+from outreach.portfolio.importer import ImportFileError, ImportReport, import_file
+from outreach.storage.db import make_engine, migrate
+from outreach.storage.models import (
     Account,
     AccountHold,
     Base,

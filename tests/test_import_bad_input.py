@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from outreach import importer
-from outreach.db import make_engine, migrate
-from outreach.importer import ImportFileError, import_file
-from outreach.models import Account, Base, ImportRun
+from outreach.portfolio import importer
+from outreach.portfolio.importer import ImportFileError, import_file
+from outreach.storage.db import make_engine, migrate
+from outreach.storage.models import Account, Base, ImportRun
 from tests.test_import import account, event, payment, rejects, rows, write
 
 HUGE = "9" * 5000  # a 5,000-digit number

@@ -12,13 +12,13 @@ import phonenumbers
 import pytest
 from sqlalchemy import Engine, text
 
-from outreach import zones
-from outreach.db import make_engine, migrate
-from outreach.importer import import_file
-from outreach.ladder import load_ladder
-from outreach.planner import iter_plan
+from outreach.kernel import zones
+from outreach.kernel.zones import address_zones, normalize_phone, phone_zones
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
+from outreach.portfolio.importer import import_file
 from outreach.settings import PROJECT_ROOT
-from outreach.zones import address_zones, normalize_phone, phone_zones
+from outreach.storage.db import make_engine, migrate
 from policies.windows import common_window
 
 JULY = dt.datetime(2026, 7, 1, 12)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from outreach import service
-from outreach.cli import main
+from outreach.entry.cli import main
+from outreach.services import daily as service
 from tests.test_import import account, payment, write
 
 DAY = dt.date(2026, 11, 23)

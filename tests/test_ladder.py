@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from outreach.cli import main
-from outreach.ladder import LadderError, check_ladder_text, ladder_version, load_ladder
+from outreach.entry.cli import main
+from outreach.planning.ladder import LadderError, check_ladder_text, ladder_version, load_ladder
 from outreach.settings import PROJECT_ROOT
 
 DEFAULT = PROJECT_ROOT / "config" / "ladders" / "default.yaml"

@@ -17,13 +17,19 @@ from sqlalchemy import Engine, text
 
 from contact_channels.letters import PrintChannel
 from contact_channels.registry import build_channel
-from outreach.dispatcher import dispatch_range
-from outreach.facts import AccountRecord, Destination
-from outreach.ladder import LANGUAGES, Ladder, check_ladder_text, ladder_version, load_ladder
-from outreach.ladder_diff import LadderDiff, diff_accounts
-from outreach.planner import explain_account, iter_plan, plan_account
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.kernel.facts import AccountRecord, Destination
+from outreach.operations.ladder_diff import LadderDiff, diff_accounts
+from outreach.planning.ladder import (
+    LANGUAGES,
+    Ladder,
+    check_ladder_text,
+    ladder_version,
+    load_ladder,
+)
+from outreach.planning.planner import explain_account, iter_plan, plan_account
+from outreach.planning.templates_lint import lint_template
 from outreach.settings import PROJECT_ROOT
-from outreach.templates_lint import lint_template
 from tests import factories as f
 
 DAY = dt.date(2026, 11, 23)
@@ -273,7 +279,7 @@ def test_explain_text_names_the_action_that_does_not_apply(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from outreach.cli import main
+    from outreach.entry.cli import main
 
     cn = f.add_account(engine, as_of=DAY, dpd=5, country="CN", region="SH",
                        address_zones="Asia/Shanghai",
@@ -315,7 +321,7 @@ def test_regulation_f_disclosures_are_linted_only_where_an_action_can_reach_a_us
     """The China and UK early notices go only to accounts in those countries (applies_to), so a
     collector's ladder does not need Regulation F's debt-collector disclosure in them; the same
     template on an action that can reach the US does."""
-    from outreach.templates_lint import lint_template
+    from outreach.planning.templates_lint import lint_template
 
     for template in ("letter/cn_early_notice", "letter/uk_arrears_notice"):
         abroad = lint_template("letter", template, ("en", "zh-CN"), (".txt",), role="collector",

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from outreach.ladder import load_ladder
-from outreach.ladder_diff import (
+from outreach.operations.ladder_diff import (
     NOT_DUE,
     Judged,
     LadderDiff,
@@ -22,7 +21,8 @@ from outreach.ladder_diff import (
     cmd_config_diff,
     diff_ladders,
 )
-from outreach.planner import iter_plan
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
 from tests import factories as f
 

@@ -10,13 +10,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from outreach.cli import main
-from outreach.db import get_engine
-from outreach.dispatcher import send_rules
-from outreach.ladder import load_ladder
-from outreach.ladder_versions import VersionError, approve, history, ladder_in_force, propose
-from outreach.planner import iter_plan
+from outreach.dispatch.dispatcher import send_rules
+from outreach.entry.cli import main
+from outreach.planning.ladder import load_ladder
+from outreach.planning.ladder_versions import (
+    VersionError,
+    approve,
+    history,
+    ladder_in_force,
+    propose,
+)
+from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
+from outreach.storage.db import get_engine
 from tests import factories as f
 
 DAY = dt.date(2026, 12, 1)
@@ -87,7 +93,7 @@ def test_bad_proposals_and_approvals_are_refused_with_why(
 ) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: x\nstages: []\n")
-    from outreach.ladder import LadderError
+    from outreach.planning.ladder import LadderError
 
     with pytest.raises(LadderError):
         propose(broken, "alice", engine=engine)

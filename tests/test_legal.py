@@ -19,12 +19,12 @@ from sqlalchemy import Engine, insert, text
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
 from contact_channels.legal_package import CounselChannel
 from contact_channels.registry import build_channel
-from outreach.dispatcher import dispatch_range
-from outreach.ladder import load_ladder
-from outreach.legal import NO_FIRM
-from outreach.models import Payment
-from outreach.planner import iter_plan
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.media.legal.referral import NO_FIRM
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
+from outreach.storage.models import Payment
 from tests import factories as f
 
 DAY = dt.date(2026, 11, 23)

@@ -25,18 +25,18 @@ from contact_channels.letters import (
     read_manifest_line,
     render_letter,
 )
-from outreach.dispatcher import DispatchCounts, dispatch_range
-from outreach.facts import load_accounts
-from outreach.ladder import LANGUAGES, load_ladder
-from outreach.letters import (
+from outreach.dispatch.dispatcher import DispatchCounts, dispatch_range
+from outreach.kernel.facts import load_accounts
+from outreach.media.letters.mailing import (
     MANIFEST_COLUMNS,
     close_print_batch,
     import_returned_mail,
     instalment_options,
 )
-from outreach.planner import iter_plan
+from outreach.planning.ladder import LANGUAGES, load_ladder
+from outreach.planning.planner import iter_plan
+from outreach.planning.templates_lint import lint_template
 from outreach.settings import PROJECT_ROOT
-from outreach.templates_lint import lint_template
 from policies.gate import evaluate
 from policies.model import Step
 from tests import factories as f
@@ -296,8 +296,8 @@ def test_template_extras_give_letter_templates_the_dates_once_merged(
 ) -> None:
     """The seam for the dispatcher: a letter template may use the notice's dates and amounts
     once ``template_extras(fields)`` is merged into its context."""
-    from outreach.letters import sample_template_extras, template_extras
-    from outreach.messages import message_context, sandbox
+    from outreach.media.letters.mailing import sample_template_extras, template_extras
+    from outreach.planning.messages import message_context, sandbox
 
     f.add_account(engine, as_of=DAY, dpd=5)
     plan(engine)
@@ -528,7 +528,7 @@ def test_returned_mail_rows_name_the_line_field_and_reason_without_values(
 def test_a_returned_mail_file_without_its_columns_is_refused_whole(
     engine: Engine, tmp_path: Path
 ) -> None:
-    from outreach.importer import ImportFileError
+    from outreach.portfolio.importer import ImportFileError
 
     bad = tmp_path / "returned.csv"
     bad.write_text("key,returned_on\nabc,2026-11-27\n")

@@ -22,11 +22,11 @@ from contact_channels.letters import (
     render_letter,
 )
 from contact_channels.registry import build_channel
-from outreach import zones
-from outreach.dispatcher import DispatchCounts, dispatch_range
-from outreach.ladder import load_ladder
-from outreach.letters import CN_PROVINCE_NAMES, address_lines
-from outreach.planner import iter_plan
+from outreach.dispatch.dispatcher import DispatchCounts, dispatch_range
+from outreach.kernel import zones
+from outreach.media.letters.mailing import CN_PROVINCE_NAMES, address_lines
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
 from policies.packs import all_packs
 from tests import factories as f

@@ -15,13 +15,13 @@ from sqlalchemy import Engine, select, text
 
 from contact_channels.letters import PrintChannel
 from contact_channels.registry import build_channel
-from outreach.db import make_engine, migrate
-from outreach.dispatcher import DispatchCounts, dispatch_range
-from outreach.importer import import_file
-from outreach.ladder import load_ladder
-from outreach.models import Account
-from outreach.planner import iter_plan
+from outreach.dispatch.dispatcher import DispatchCounts, dispatch_range
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
+from outreach.portfolio.importer import import_file
 from outreach.settings import PROJECT_ROOT
+from outreach.storage.db import make_engine, migrate
+from outreach.storage.models import Account
 from tests import factories as f
 from tests.test_import import account, rejects, write
 

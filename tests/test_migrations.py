@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from outreach.db import make_engine, migrate
-from outreach.models import Base
+from outreach.storage.db import make_engine, migrate
+from outreach.storage.models import Base
 
 # Tables of others sharing the database (the outbox's, a scratch test's) are not ours.
 OURS = set(Base.metadata.tables)

@@ -14,10 +14,10 @@ from pypdf import PdfReader
 from sqlalchemy import Engine, text
 
 from contact_channels.letters import PrintChannel, format_date
-from outreach.dispatcher import dispatch_range
-from outreach.facts import load_accounts
-from outreach.ladder import load_ladder
-from outreach.planner import PlanCounts, iter_plan
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.kernel.facts import load_accounts
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import PlanCounts, iter_plan
 from outreach.settings import PROJECT_ROOT
 from policies.gate import evaluate
 from policies.model import Step

@@ -17,17 +17,19 @@ from sqlalchemy import Engine, text
 from contact_channels.agency_files import AgencyFileChannel
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
 from contact_channels.registry import build_channel
-from outreach.dispatcher import DueContact, MessageContext, dispatch_range
-from outreach.facts import load_accounts
-from outreach.ladder import load_ladder
-from outreach.placement import (
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.dispatch.kinds import MessageContext
+from outreach.kernel.facts import load_accounts
+from outreach.kernel.ledger import DueContact
+from outreach.media.agency.placement import (
     PlacementHooks,
     check_agency_config_text,
     import_agency_returns,
     recall_placements,
     write_placement_files,
 )
-from outreach.planner import iter_plan, step_for
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan, step_for
 from outreach.settings import PROJECT_ROOT
 from policies.gate import evaluate
 from policies.model import BLOCK, SEND

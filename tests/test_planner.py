@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from outreach.ladder import Ladder, load_ladder
-from outreach.planner import account_ranges, iter_plan, plan_range
+from outreach.planning.ladder import Ladder, load_ladder
+from outreach.planning.planner import account_ranges, iter_plan, plan_range
 from outreach.settings import PROJECT_ROOT
 from tests import factories as f
 

@@ -1,4 +1,4 @@
-"""Boundaries of the planner's judging that a mutation run of outreach/planner.py found unpinned
+"""Boundaries of the planner's judging that a mutation run of outreach/planning/planner.py found unpinned
 (docs/testing.md): the first day past due, an account in no stage, a scoped run, the order of
 text destinations, and explain's cadence on the day an action is due again."""
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from outreach.facts import AccountRecord, load_accounts
-from outreach.ladder import Ladder, load_ladder
-from outreach.planner import (
+from outreach.kernel.facts import AccountRecord, load_accounts
+from outreach.planning.ladder import Ladder, load_ladder
+from outreach.planning.planner import (
     PlanScope,
     candidate_destinations,
     explain_account,

@@ -56,7 +56,7 @@ def test_calls_to_a_work_phone_do_not_count_against_the_personal_phones_in_massa
 
 def test_every_purpose_a_rule_names_can_be_declared_by_a_ladder_action() -> None:
     # policies.model.PURPOSES with an element dropped (e.g. "locate") would make the ladder
-    # refuse an action for a purpose the rules still allow (outreach.ladder validates against it).
+    # refuse an action for a purpose the rules still allow (outreach.planning.ladder validates against it).
     from policies.model import PURPOSES
     from policies.packs import all_packs
 

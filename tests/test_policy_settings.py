@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from outreach.cli import main
-from outreach.config import ConfigInvalid
-from outreach.policy_settings import PolicySettingsError, parse_policy, policy_settings
-from outreach.service import plan_batches
+from outreach.entry.cli import main
+from outreach.kernel.policy_settings import PolicySettingsError, parse_policy, policy_settings
+from outreach.services.config import ConfigInvalid
+from outreach.services.daily import plan_batches
 
 
 def test_shipped_policy_is_a_collector_with_no_agencies() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from outreach.db import make_engine, migrate
+from outreach.storage.db import make_engine, migrate
 from tests import test_dispatch, test_household, test_planner
 from tests.test_dispatch import outbox  # noqa: F401  (fixture)
 from tests.test_household import policy  # noqa: F401  (fixture)

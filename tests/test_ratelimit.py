@@ -24,9 +24,9 @@ from contact_channels.registry import build_channel
 from contact_channels.sms_segments import sms_segments
 from contact_channels.twilio_sms import TwilioSmsChannel
 from fakes.twilio_server import FakeTwilio
-from outreach.dispatcher import dispatch_range
-from outreach.ladder import load_ladder
-from outreach.planner import iter_plan
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
 from tests import factories as f
 

@@ -18,10 +18,10 @@ from contact_channels.registry import build_channel
 from contact_channels.retry import Outcome, RetryPolicy
 from fakes.http import Fault
 from fakes.twilio_server import FakeTwilio
-from outreach.dispatcher import MAX_TRANSIENT_ATTEMPTS, dispatch_range
-from outreach.ladder import load_ladder
-from outreach.planner import iter_plan
-from outreach.redrive import failure_outcome, redrive_failed
+from outreach.dispatch.dispatcher import MAX_TRANSIENT_ATTEMPTS, dispatch_range
+from outreach.operations.redrive import failure_outcome, redrive_failed
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
 from tests import factories as f
 

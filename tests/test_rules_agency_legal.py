@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from outreach.facts import load_accounts
+from outreach.kernel.facts import load_accounts
 from policies.gate import evaluate
 from policies.model import AccountFacts, Step
 from tests import factories as f

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from outreach import service
-from outreach.db import get_engine
+from outreach.services import daily as service
+from outreach.storage.db import get_engine
 from tests import factories as f
 
 DAY = dt.date(2026, 12, 1)

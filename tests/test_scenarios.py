@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from outreach.cli import main
-from outreach.scenarios import ScenarioError, run_scenario
+from outreach.entry.cli import main
+from outreach.entry.scenarios import ScenarioError, run_scenario
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.json"))
 

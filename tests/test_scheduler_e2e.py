@@ -190,8 +190,8 @@ def outcome(
     with pytest.MonkeyPatch.context() as patch:
         for name, value in app_env.items():
             patch.setenv(name, value)
-        from outreach import service
-        from outreach.generator import generate
+        from outreach.portfolio.generator import generate
+        from outreach.services import daily as service
 
         service.setup_database()
         (data / "inbox").mkdir()

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from jinja2.exceptions import SecurityError
 
-from outreach.cli import main
-from outreach.ladder import check_ladder_text
-from outreach.messages import message_context, render, sandbox
-from outreach.settings import PROJECT_ROOT
-from outreach.templates_lint import (
+from outreach.entry.cli import main
+from outreach.planning.ladder import check_ladder_text
+from outreach.planning.messages import message_context, render, sandbox
+from outreach.planning.templates_lint import (
     DEFAULT_MAX_SMS_SEGMENTS,
     lint_template,
     max_sms_segments,
     sms_segments,
 )
+from outreach.settings import PROJECT_ROOT
 
 TEMPLATES = PROJECT_ROOT / "templates"
 DEFAULT = PROJECT_ROOT / "config" / "ladders" / "default.yaml"

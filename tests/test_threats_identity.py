@@ -28,11 +28,11 @@ from sqlalchemy import Engine, text
 from contact_channels.base import OutboundMessage, SendResult
 from contact_channels.letters import PrintChannel
 from contact_channels.registry import build_channel
-from outreach.dispatcher import dispatch_range
-from outreach.ladder import check_ladder_text, load_ladder
-from outreach.planner import iter_plan, step_for
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.planning.ladder import check_ladder_text, load_ladder
+from outreach.planning.planner import iter_plan, step_for
+from outreach.planning.templates_lint import lint_template
 from outreach.settings import PROJECT_ROOT
-from outreach.templates_lint import lint_template
 from policies.gate import evaluate
 from policies.model import AccountFacts, Step
 from tests import factories as f
@@ -274,8 +274,8 @@ def test_a_final_notice_threatens_legal_action_only_where_the_ladder_can_refer(
 
 
 def test_a_time_barred_account_could_never_be_referred() -> None:
-    from outreach.consequences import consequences
-    from outreach.facts import AccountRecord
+    from outreach.kernel.facts import AccountRecord
+    from outreach.planning.consequences import consequences
 
     ladder = load_ladder(LADDER_PATH)
 
@@ -310,7 +310,7 @@ def test_without_an_identity_config_check_names_what_is_missing_and_dispatch_ref
     engine: Engine, app_data: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from outreach.cli import main
+    from outreach.entry.cli import main
 
     f.database(f"sqlite:///{app_data / 'outreach.db'}")
     for name in IDENTITY_NAMES:
@@ -332,7 +332,7 @@ def test_without_an_identity_config_check_names_what_is_missing_and_dispatch_ref
 def test_a_creditor_needs_no_collector_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from outreach.identity import identity_problems
+    from outreach.kernel.identity import identity_problems
 
     monkeypatch.delenv("OUTREACH_COLLECTOR_NAME")
     assert identity_problems("creditor") == []
@@ -412,7 +412,7 @@ def test_no_shipped_template_names_a_placeholder_company() -> None:
         body = path.read_text(encoding="utf-8")
         for placeholder in ("Example Bank", "PO Box 1000", "555", "pay.example.com"):
             assert placeholder not in body, (path, placeholder)
-    from outreach.messages import brand
+    from outreach.planning.messages import brand
 
     with pytest.MonkeyPatch.context() as mp:
         for name in IDENTITY_NAMES:
@@ -440,7 +440,7 @@ def test_an_identity_value_that_cannot_be_right_is_refused_by_name(
 ) -> None:
     """An address of no lines (disputes would go nowhere) or a phone with no number is as bad as
     none: config check names it, and nothing is sent."""
-    from outreach.identity import IdentityMissing, identity, identity_problems
+    from outreach.kernel.identity import IdentityMissing, identity, identity_problems
 
     monkeypatch.setenv(name, value)
     [problem] = identity_problems("collector")
@@ -456,7 +456,7 @@ def test_a_templates_traits_are_read_once_a_second_not_once_a_step(
 ) -> None:
     """The planner asks for every step it judges; reading the files each time made planning
     1.8 times slower. An edit is still seen once TRAITS_FRESH_SECONDS have passed."""
-    from outreach import messages
+    from outreach.planning import messages
 
     letter = tmp_path / "en" / "letter"
     letter.mkdir(parents=True)

@@ -24,11 +24,11 @@ from twilio.request_validator import RequestValidator
 
 from contact_channels.base import OutboundMessage, SendResult
 from contact_channels.outbox import OutboxChannel
-from outreach.dispatcher import dispatch_range, dispatch_ranges
-from outreach.ladder import load_ladder
-from outreach.planner import iter_plan
+from outreach.dispatch.dispatcher import dispatch_range, dispatch_ranges
+from outreach.entry.webhooks_app import create_app
+from outreach.planning.ladder import load_ladder
+from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
-from outreach.webhooks_app import create_app
 from tests import factories as f
 
 DAY = dt.date(2026, 11, 23)
@@ -249,7 +249,7 @@ def test_without_a_configured_public_url_twilio_requests_are_refused_and_logged(
     monkeypatch.delenv("OUTREACH_PUBLIC_BASE_URL")
     acc = person(server.engine, "+14155550209")
     key = uncertain_sms(server.engine, acc, "9b" * 16)
-    with caplog.at_level("ERROR", logger="outreach.webhooks_app"):
+    with caplog.at_level("ERROR", logger="outreach.entry.webhooks_app"):
         reply = server.twilio(f"/webhooks/twilio/status?key={key}",
                               {"MessageSid": "SM106", "MessageStatus": "delivered"})
     assert reply.status_code == 403 and state(server.engine, key) == "uncertain"
@@ -278,7 +278,7 @@ def test_mounted_like_the_plugin_the_airflow_base_url_and_its_path_are_what_twil
     mounts this app under /outreach, and the proxy passes the full path through."""
     from fastapi import FastAPI
 
-    from outreach.webhooks_app import MOUNT_PATH
+    from outreach.entry.webhooks_app import MOUNT_PATH
 
     monkeypatch.delenv("OUTREACH_PUBLIC_BASE_URL", raising=False)
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://ops.example.com/airflow/")

@@ -13,8 +13,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from outreach import webhooks_app
-from outreach.webhooks_app import DEFAULT_MAX_BODY_BYTES, create_app
+from outreach.entry import webhooks_app
+from outreach.entry.webhooks_app import DEFAULT_MAX_BODY_BYTES, create_app
 from tests import factories as f
 
 CHUNK = 64 * 1024  # what uvicorn hands an app per read from the socket

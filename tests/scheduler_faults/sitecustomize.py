@@ -2,7 +2,7 @@
 by putting this directory on PYTHONPATH of the Airflow processes the test starts.
 
 Python imports ``sitecustomize`` at startup; this one installs an import hook that, once
-``outreach.dispatcher`` is imported in a task process, wraps ``dispatch_range`` so that every
+``outreach.dispatch.dispatcher`` is imported in a task process, wraps ``dispatch_range`` so that every
 dispatch batch sends through a ``FaultyChannel`` around the channel ``open_channel`` builds.
 The product code is unchanged; without ``OUTREACH_FAULT_DIR`` this module does nothing.
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-TARGET = "outreach.dispatcher"
+TARGET = "outreach.dispatch.dispatcher"
 
 
 def _fault(name: str) -> tuple[str, int | None, int] | None:

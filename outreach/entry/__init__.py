@@ -1,0 +1,1 @@
+"""Entry points: the CLI, the console, the webhooks and the agent API."""

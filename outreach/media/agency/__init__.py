@@ -1,0 +1,1 @@
+"""Agency placement: eligibility, placement and recall files, agency returns."""

@@ -1,0 +1,1 @@
+"""Agent calls: the call queue, claims and dispositions."""

@@ -1,0 +1,919 @@
+"""The agent call queue: what a queued call is worth (priority), how agents claim calls, and what
+each call's disposition changes.
+
+The dispatcher queues a ``call`` ledger row as a ``call_task`` (``contact_channels.agent_queue``)
+with the fields ``CallQueueHooks`` computes. Agents claim tasks through ``outreach.entry.agent_api``;
+before a task is handed out the gate judges it again on the facts known at that instant, so a
+payment, a dispute, an opt-out or a cease request recorded since the plan withdraws it. A
+disposition updates the task, the ledger row, the contact history the frequency rules read and
+the account's holds in one transaction. Task states and the formulas: docs/call-queue.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from contact_channels.masking import mask_phone
+from outreach.dispatch.dispatcher import SendRules, send_rules
+from outreach.dispatch.kinds import ChannelHooks, MessageContext
+from outreach.kernel.facts import AccountRecord, as_date, as_instant, load_accounts
+from outreach.kernel.ledger import DueContact
+from outreach.planning.planner import DECISION_COLUMNS, DECISION_TYPES, decision_row, step_for
+from outreach.storage.bulk import insert_rows
+from outreach.storage.models import (
+    Account,
+    AccountHold,
+    CallTask,
+    Contact,
+    ContactEvent,
+    ContactPoint,
+    Payment,
+    Promise,
+)
+from policies.gate import evaluate
+from policies.model import SEND, Verdict
+
+log = logging.getLogger(__name__)
+
+call_task: Table = CallTask.__table__  # type: ignore[assignment]
+contact: Table = Contact.__table__  # type: ignore[assignment]
+contact_event: Table = ContactEvent.__table__  # type: ignore[assignment]
+contact_point: Table = ContactPoint.__table__  # type: ignore[assignment]
+account_hold: Table = AccountHold.__table__  # type: ignore[assignment]
+promise: Table = Promise.__table__  # type: ignore[assignment]
+
+# Task states (CallTask): queued -> claimed -> done; queued | claimed -> withdrawn | expired.
+QUEUED, CLAIMED, DONE, WITHDRAWN, EXPIRED = "queued", "claimed", "done", "withdrawn", "expired"
+STATES = (QUEUED, CLAIMED, DONE, WITHDRAWN, EXPIRED)
+
+DEFAULT_LEASE = dt.timedelta(minutes=30)
+# One call at a time: an agent records what came of a call before taking the next, so nobody
+# collects a list of numbers by claiming in a row (OUTREACH_CALL_MAX_OPEN_TASKS).
+DEFAULT_MAX_OPEN_TASKS = 1
+# Candidates read per query when claiming; a withdrawn or raced one makes the loop read again.
+CANDIDATES = 20
+MAX_AGENT_LENGTH = 64  # call_task.agent
+
+
+def claim_lease() -> dt.timedelta:
+    """How long a claimed task is the agent's before it may be queued again for another agent:
+    ``OUTREACH_CALL_LEASE_SECONDS`` (default 30 minutes)."""
+    seconds = os.environ.get("OUTREACH_CALL_LEASE_SECONDS")
+    return dt.timedelta(seconds=float(seconds)) if seconds else DEFAULT_LEASE
+
+
+def max_open_tasks() -> int:
+    """How many claimed calls one agent may hold at once (claims older than the lease do not
+    count): ``OUTREACH_CALL_MAX_OPEN_TASKS`` (default 1, at least 1)."""
+    raw = os.environ.get("OUTREACH_CALL_MAX_OPEN_TASKS")
+    if not raw:
+        return DEFAULT_MAX_OPEN_TASKS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"OUTREACH_CALL_MAX_OPEN_TASKS: a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"OUTREACH_CALL_MAX_OPEN_TASKS: at least 1, got {value}")
+    return value
+
+
+class TooManyOpenTasks(Exception):
+    """The agent already holds ``limit`` open calls (``open_keys``): record their dispositions
+    first. Nothing was claimed or judged."""
+
+    def __init__(self, agent_open: Sequence[str], limit: int) -> None:
+        self.open_keys = list(agent_open)
+        self.limit = limit
+        super().__init__(
+            f"agent holds {len(self.open_keys)} open call(s), at most {limit}: record their "
+            "dispositions before claiming another"
+        )
+
+
+# --- Priority ---------------------------------------------------------------------------------
+
+# Points per segment (the generator's and most lenders' risk tiers); unknown segments score 0.
+SEGMENT_POINTS: Mapping[str, int] = {"subprime": 150, "near_prime": 75, "prime": 0}
+BROKEN_PROMISE_POINTS = 250
+MAX_BROKEN_PROMISES = 2
+BALANCE_STEP = 100  # one point per 100 of balance (in the account's currency) ...
+MAX_BALANCE_POINTS = 500  # ... up to 50,000
+DPD_POINTS = 2  # two points per day past due ...
+MAX_DPD = 180  # ... counted up to 180 days
+
+
+def call_priority(
+    balance: Decimal, days_past_due: int, broken_promises: int, segment: str | None
+) -> int:
+    """The task's priority, higher first: a whole number, the same for the same inputs.
+
+    ``min(balance // 100, 500) + 2 * min(dpd, 180) + 250 * min(broken promises, 2)
+    + segment points (subprime 150, near_prime 75, other 0)``: at most 500 + 360 + 500 + 150.
+    """
+    balance_points = min(int(max(balance, Decimal(0)) // BALANCE_STEP), MAX_BALANCE_POINTS)
+    dpd_points = DPD_POINTS * min(max(days_past_due, 0), MAX_DPD)
+    promise_points = BROKEN_PROMISE_POINTS * min(max(broken_promises, 0), MAX_BROKEN_PROMISES)
+    return balance_points + dpd_points + promise_points + SEGMENT_POINTS.get(segment or "", 0)
+
+
+def broken_promises(conn: Connection, account_ids: Iterable[int], day: dt.date) -> dict[int, int]:
+    """Per account, the promises to pay broken as of ``day``: marked ``broken``, or still
+    ``open`` past their date without payments (dated from the day the promise was made up to
+    its date) covering the amount. Two queries for all the accounts; absent: none broken."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    promises: dict[int, list[Any]] = {}
+    for row in conn.execute(
+        select(
+            Promise.account_id, Promise.amount, Promise.due_on, Promise.recorded_at, Promise.status
+        ).where(Promise.account_id.in_(ids), Promise.status.in_(("open", "broken")))
+    ):
+        promises.setdefault(row[0], []).append(row[1:])
+    if not promises:
+        return {}
+    payments: dict[int, list[Any]] = {}
+    for paid_row in conn.execute(
+        select(Payment.account_id, Payment.paid_on, Payment.amount).where(
+            Payment.account_id.in_(sorted(promises))
+        )
+    ):
+        payments.setdefault(paid_row[0], []).append(paid_row[1:])
+    broken: dict[int, int] = {}
+    for account_id, rows in promises.items():
+        paid_rows = payments.get(account_id, [])
+        for amount, due_on, recorded_at, status in rows:
+            if status != "broken":
+                due = as_date(due_on)
+                made_on = as_instant(recorded_at).date()
+                if due is None or due >= day:
+                    continue  # not due yet
+                paid = sum(
+                    (Decimal(str(a)) for d, a in paid_rows if made_on <= as_date(d) <= due),  # type: ignore[operator]
+                    Decimal(0),
+                )
+                if paid >= Decimal(str(amount)):
+                    continue  # kept
+            broken[account_id] = broken.get(account_id, 0) + 1
+    return broken
+
+
+class CallQueueHooks(ChannelHooks):
+    """The dispatcher's hooks for ``call``: the task's account, number, priority and window."""
+
+    def prepare(self, conn: Connection, contacts: Sequence[DueContact], day: dt.date) -> None:
+        self._broken = broken_promises(conn, (c.account_id for c in contacts), day)
+
+    def fields(self, ctx: MessageContext, verdict: Verdict) -> dict[str, Any]:
+        account = ctx.account
+        dpd = (ctx.day - account.due_date).days if account.due_date else 0
+        broken = getattr(self, "_broken", None)
+        if broken is None:  # a caller that did not prepare the group
+            broken = broken_promises(ctx.conn, [account.id], ctx.day)
+        priority = call_priority(account.balance, dpd, broken.get(account.id, 0), account.segment)
+        # The gate computed the send window in the consumer's local hours, as UTC instants.
+        return {
+            "account_id": account.id,
+            "contact_point_id": ctx.contact.contact_point_id,
+            "priority": priority,
+            "due_start": verdict.window_start or ctx.contact.window_start,
+            "due_end": verdict.window_end or ctx.contact.window_end,
+        }
+
+
+# --- Claiming ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTask:
+    """A call handed to an agent. ``phone`` is masked for display; ``dial`` is the number the
+    agent's phone dials (the only place the full number goes)."""
+
+    key: str
+    account_id: int
+    account_ref: str
+    contact_point_id: int | None
+    phone: str
+    dial: str
+    priority: int
+    due_start: dt.datetime
+    due_end: dt.datetime
+    stage: str
+    action: str
+    plan_date: dt.date
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "account_ref": self.account_ref,
+            "phone": self.phone,
+            "dial": self.dial,
+            "priority": self.priority,
+            "due_start": _iso(self.due_start),
+            "due_end": _iso(self.due_end),
+            "stage": self.stage,
+            "action": self.action,
+        }
+
+
+def _iso(at: dt.datetime) -> str:
+    return at.isoformat() + "Z"
+
+
+def utc(at: dt.datetime) -> dt.datetime:
+    """``at`` as naive UTC, as the database stores instants."""
+    return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo is not None else at
+
+
+@dataclass(frozen=True, slots=True)
+class _Task:
+    key: str
+    account_id: int
+    contact_point_id: int | None
+    priority: int
+    due_start: dt.datetime
+    due_end: dt.datetime
+    agent: str | None  # the last agent it was handed to, if any
+    claimed_at: dt.datetime | None  # when, if ever, it was last handed out
+    stage: str
+    action: str
+    plan_date: dt.date
+    config_version: str
+
+
+_TASK_COLUMNS = (
+    call_task.c.key,
+    call_task.c.account_id,
+    call_task.c.contact_point_id,
+    call_task.c.priority,
+    call_task.c.due_start,
+    call_task.c.due_end,
+    call_task.c.agent,
+    call_task.c.claimed_at,
+    contact.c.stage,
+    contact.c.action,
+    contact.c.plan_date,
+    contact.c.config_version,
+)
+
+
+def _tasks(conn: Connection, *where: Any, order: Iterable[Any] = (), limit: int | None = None
+           ) -> list[_Task]:
+    # Only tasks whose ledger row is recorded as sent: between the queue's insert and the
+    # dispatcher's commit of the send, the ledger row is still `sending`, and a disposition
+    # recorded then would be overwritten by the dispatcher's own record.
+    query = (
+        select(*_TASK_COLUMNS)
+        .join(contact, contact.c.key == call_task.c.key)
+        .where(contact.c.state == "sent", *where)
+        .order_by(*order)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [_Task(*tuple(r)) for r in conn.execute(query)]
+
+
+def _placeholder_ref(key: str) -> str:
+    """The contact_event the dispatcher wrote when it queued the task (``mark_sent``): an
+    outbound call of unknown outcome (``attempted``). The disposition gives it its outcome."""
+    return f"ledger:{key}"
+
+
+def _lease_ref(key: str, claimed_at: dt.datetime) -> str:
+    return f"lease:{key}:{claimed_at:%Y%m%dT%H%M%S}"
+
+
+def _facts(conn: Connection, tasks: list[_Task], day: dt.date, cutoff: dt.datetime
+           ) -> dict[int, AccountRecord]:
+    """The accounts of ``tasks`` with facts known before ``cutoff``: only those accounts,
+    500 to a load (each of load_accounts' queries names them)."""
+    ids = sorted({t.account_id for t in tasks})
+    accounts: dict[int, AccountRecord] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        accounts.update(
+            load_accounts(conn, chunk[0], chunk[-1], day=day, cutoff=cutoff, only=chunk)
+        )
+    return accounts
+
+
+def _judge(
+    conn: Connection, task: _Task, account: AccountRecord, at: dt.datetime, rules: SendRules
+) -> Verdict:
+    """The gate's verdict on calling now: the same step the dispatcher judged, at ``at``."""
+    if task.claimed_at is None:
+        # The dispatcher's placeholder event stands for this very call, not yet made: the
+        # frequency rules must not count the call against itself. Once the task was handed out,
+        # the placeholder stands for a call that may have been made, and counts.
+        placed = conn.execute(
+            select(contact_event.c.occurred_at).where(
+                contact_event.c.event_ref == _placeholder_ref(task.key)
+            )
+        ).scalar_one_or_none()
+        if placed is not None:
+            placed = as_instant(placed)
+            for i, h in enumerate(account.history):
+                if (h.channel, h.outcome, h.at, h.contact_point_id) == (
+                    "call", "attempted", placed, task.contact_point_id
+                ):
+                    account = replace(account, history=account.history[:i] + account.history[i + 1:])
+                    break
+    destination = next(
+        (d for d in account.destinations if d.contact_point_id == task.contact_point_id), None
+    )
+    action = rules.actions.get((task.stage, task.action))
+    return evaluate(
+        step_for("call", destination, action),
+        account.gate_facts(rules.role),
+        day=task.plan_date,
+        at=at,
+    )
+
+
+def _record_decision(conn: Connection, task: _Task, verdict: Verdict, at: dt.datetime) -> None:
+    insert_rows(
+        conn,
+        "policy_decision",
+        DECISION_COLUMNS,
+        [decision_row(task.key, task.account_id, "send", task.plan_date, at, verdict,
+                      task.config_version)],
+        DECISION_TYPES,
+    )
+
+
+def _fate(verdict: Verdict, task: _Task, at: dt.datetime) -> str:
+    """What a verdict does to a queued task: ``send`` (may be called now), ``reschedule`` (a
+    defer that ends inside the window: the task waits until then) or ``withdraw``."""
+    if verdict.verdict == SEND:
+        return "send"
+    until = verdict.defer_until
+    if verdict.verdict != "block" and until is not None and at < until < task.due_end:
+        return "reschedule"
+    return "withdraw"
+
+
+def _withdraw(conn: Connection, task: _Task, verdict: Verdict, from_state: str,
+              now: dt.datetime, holder: str | None = None) -> bool:
+    """Withdraw ``task`` (in ``from_state``, held by ``holder`` when claimed); False when
+    someone else moved it first."""
+    where = [call_task.c.key == task.key, call_task.c.state == from_state]
+    if holder is not None:
+        where.append(call_task.c.agent == holder)
+    values: dict[str, Any] = {
+        "state": WITHDRAWN,
+        "reasons": " ".join(verdict.reasons)[:500],
+        "updated_at": now,
+    }
+    if from_state == CLAIMED:
+        # Put back who last really had it (the claim that judged it handed nothing out).
+        values.update(agent=task.agent, claimed_at=task.claimed_at)
+    if conn.execute(update(call_task).where(*where).values(**values)).rowcount != 1:
+        return False
+    _settle_unworked(conn, task, "withdrawn", now)
+    return True
+
+
+def _settle_unworked(conn: Connection, task: _Task, outcome: str, now: dt.datetime) -> None:
+    """A task that ends without a disposition: the ledger says why; a task never handed out
+    was never dialled, so the dispatcher's placeholder attempt leaves the history (it would
+    count against the caps and as a first communication)."""
+    conn.execute(
+        update(contact).where(contact.c.key == task.key).values(outcome=outcome, updated_at=now)
+    )
+    if task.claimed_at is None:
+        conn.execute(
+            contact_event.delete().where(
+                contact_event.c.event_ref == _placeholder_ref(task.key),
+                contact_event.c.source == "dispatch",
+                contact_event.c.outcome == "attempted",
+            )
+        )
+
+
+def _check_agent(agent: str) -> str:
+    if not isinstance(agent, str) or not agent.strip():
+        raise ValueError("agent: required")
+    agent = agent.strip()
+    if len(agent) > MAX_AGENT_LENGTH:
+        raise ValueError(f"agent: at most {MAX_AGENT_LENGTH} characters")
+    return agent
+
+
+def _held_by(agent: str, stale_before: dt.datetime) -> Any:
+    """The agent's claims still inside their lease: a condition on an alias of call_task, so
+    the claiming UPDATE can count them in a subquery of its own."""
+    held = call_task.alias("held")
+    return and_(held.c.state == CLAIMED, held.c.agent == agent,
+                held.c.claimed_at > stale_before), held
+
+
+def _open_keys(conn: Connection, agent: str, stale_before: dt.datetime) -> list[str]:
+    where, held = _held_by(agent, stale_before)
+    return list(conn.execute(select(held.c.key).where(where).order_by(held.c.key)).scalars())
+
+
+def _lock_agent(conn: Connection, agent: str) -> None:
+    """Serialise one agent's claims until this transaction ends. PostgreSQL's READ COMMITTED
+    lets two claims of the same agent (two tabs, a double click) each count the agent's open
+    calls before the other commits; an advisory lock keyed on the agent makes the second count
+    after the first's commit. SQLite serialises every write already."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            select(func.pg_advisory_xact_lock(
+                func.hashtextextended("outreach.call_agent:" + agent, 0)))
+        )
+
+
+def claim_next(engine: Engine, agent: str, now: dt.datetime, *,
+               max_open: int | None = None) -> ClaimedTask | None:
+    """Hand ``agent`` the highest-priority queued task whose window holds ``now``, after the gate
+    allowed the call on the facts known at ``now``; None when there is none.
+
+    The task is claimed first (``UPDATE ... WHERE state = 'queued'``: of two agents, one wins),
+    then judged; the decision is recorded as a send-phase policy_decision. A task the gate
+    blocks (paid, disputed, opted out, cease request, ...) is withdrawn with the reason codes,
+    one it defers to later in its window waits until then, and the next task is tried.
+
+    An agent holds at most ``max_open`` claimed calls whose lease has not run out (default
+    ``max_open_tasks()``); one more raises TooManyOpenTasks and claims nothing. The limit is
+    part of the claiming UPDATE itself (and, on PostgreSQL, under a per-agent lock), so two
+    claims of one agent at once cannot both pass it.
+    """
+    agent = _check_agent(agent)
+    now = utc(now)
+    limit = max_open_tasks() if max_open is None else max_open
+    stale_before = now - claim_lease()
+    with engine.connect() as conn:
+        held_now = _open_keys(conn, agent, stale_before)
+    if len(held_now) >= limit:
+        raise TooManyOpenTasks(held_now, limit)
+    held_where, held = _held_by(agent, stale_before)
+    under_limit = select(func.count()).select_from(held).where(held_where).scalar_subquery() < limit
+    rules = send_rules(engine)
+    judged: set[str] = set()
+    while True:
+        with engine.connect() as conn:
+            candidates = [
+                t
+                for t in _tasks(
+                    conn,
+                    call_task.c.state == QUEUED,
+                    call_task.c.due_start <= now,
+                    call_task.c.due_end > now,
+                    order=(call_task.c.priority.desc(), call_task.c.due_end, call_task.c.key),
+                    limit=CANDIDATES + len(judged),
+                )
+                if t.key not in judged
+            ]
+        if not candidates:
+            return None
+        for task in candidates:
+            judged.add(task.key)
+            with engine.begin() as conn:
+                _lock_agent(conn, agent)
+                taken = conn.execute(
+                    update(call_task)
+                    .where(
+                        call_task.c.key == task.key,
+                        call_task.c.state == QUEUED,
+                        call_task.c.due_start <= now,
+                        call_task.c.due_end > now,
+                        under_limit,
+                    )
+                    .values(state=CLAIMED, agent=agent, claimed_at=now, updated_at=now)
+                ).rowcount
+                if taken != 1:
+                    held_now = _open_keys(conn, agent, stale_before)
+                    if len(held_now) >= limit:  # a claim of this agent's own got in first
+                        raise TooManyOpenTasks(held_now, limit)
+            if taken != 1:
+                continue  # another agent (or a refresh) got there first
+            try:
+                handed = _judge_claimed(engine, task, agent, now, rules)
+            except BaseException:
+                # Nothing was handed out: give the task back as it was.
+                with engine.begin() as conn:
+                    conn.execute(
+                        update(call_task)
+                        .where(call_task.c.key == task.key, call_task.c.state == CLAIMED,
+                               call_task.c.agent == agent, call_task.c.claimed_at == now)
+                        .values(state=QUEUED, agent=task.agent, claimed_at=task.claimed_at)
+                    )
+                raise
+            if handed is not None:
+                return handed
+
+
+def _judge_claimed(
+    engine: Engine, task: _Task, agent: str, now: dt.datetime, rules: SendRules
+) -> ClaimedTask | None:
+    with engine.connect() as conn:
+        day = max(task.plan_date, now.date())
+        account = load_accounts(conn, task.account_id, task.account_id, day=day, cutoff=now)[
+            task.account_id
+        ]
+        verdict = _judge(conn, task, account, now, rules)
+        fate = _fate(verdict, task, now)
+        handed: ClaimedTask | None = None
+        if fate == "send":
+            row = conn.execute(
+                select(Account.account_ref, ContactPoint.value)
+                .select_from(Account)
+                .outerjoin(ContactPoint, ContactPoint.id == task.contact_point_id)
+                .where(Account.id == task.account_id)
+            ).one()
+            dial = row[1] or ""
+            handed = ClaimedTask(
+                task.key, task.account_id, row[0], task.contact_point_id, mask_phone(dial),
+                dial, task.priority, task.due_start, task.due_end, task.stage, task.action,
+                task.plan_date,
+            )
+    with engine.begin() as conn:
+        mine = and_(call_task.c.key == task.key, call_task.c.state == CLAIMED,
+                    call_task.c.agent == agent, call_task.c.claimed_at == now)
+        if fate == "send":
+            if task.claimed_at is not None:
+                # An earlier hand-out ended without a disposition (the lease ran out): that
+                # agent may have dialled, so the call counts as an attempt of its own.
+                _insert_ignoring(conn, contact_event, {
+                    "event_ref": _lease_ref(task.key, task.claimed_at),
+                    "account_id": task.account_id,
+                    "occurred_at": task.claimed_at,
+                    "channel": "call",
+                    "contact_point_id": task.contact_point_id,
+                    "direction": "outbound",
+                    "outcome": "attempted",
+                    "source": "agent",
+                    "ledger_key": task.key,
+                }, ["event_ref"])
+        elif fate == "reschedule":
+            conn.execute(
+                update(call_task).where(mine).values(
+                    state=QUEUED, due_start=verdict.defer_until, agent=task.agent,
+                    claimed_at=task.claimed_at, updated_at=now,
+                )
+            )
+        else:
+            _withdraw(conn, task, verdict, CLAIMED, now, holder=agent)
+        _record_decision(conn, task, verdict, now)
+    if handed is None:
+        log.info("call task %s not handed out at claim: %s (%s)", task.key[:16], fate,
+                 " ".join(verdict.reasons))
+    else:
+        log.info("call task %s claimed by %s", task.key[:16], agent)
+    return handed
+
+
+def _insert_ignoring(conn: Connection, table: Table, values: Mapping[str, Any],
+                     conflict: list[str]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; True when a row was written."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(table).values(**values).on_conflict_do_nothing(
+        index_elements=conflict
+    )
+    return bool(conn.execute(statement).rowcount)
+
+
+# --- Upkeep: expiry, stale claims, re-judging the queue ----------------------------------------
+
+
+def expire_tasks(engine: Engine, now: dt.datetime, *, lease: dt.timedelta | None = None) -> int:
+    """Expire tasks whose window has closed: queued ones, and claimed ones whose lease has also
+    run out (an agent still on a call past the window's end may record its disposition)."""
+    now = utc(now)
+    stale_before = now - (lease or claim_lease())
+    expired = 0
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(call_task.c.key, call_task.c.state, call_task.c.claimed_at).where(
+                call_task.c.due_end <= now,
+                or_(call_task.c.state == QUEUED,
+                    and_(call_task.c.state == CLAIMED, call_task.c.claimed_at <= stale_before)),
+            )
+        ).all()
+        for key, state, claimed_at in rows:
+            if conn.execute(
+                update(call_task).where(call_task.c.key == key, call_task.c.state == state)
+                .values(state=EXPIRED, updated_at=now)
+            ).rowcount != 1:
+                continue
+            expired += 1
+            conn.execute(
+                update(contact).where(contact.c.key == key).values(outcome="expired",
+                                                                   updated_at=now)
+            )
+            if claimed_at is None:  # never dialled: see _settle_unworked
+                conn.execute(
+                    contact_event.delete().where(
+                        contact_event.c.event_ref == _placeholder_ref(key),
+                        contact_event.c.source == "dispatch",
+                        contact_event.c.outcome == "attempted",
+                    )
+                )
+    return expired
+
+
+def requeue_stale(engine: Engine, now: dt.datetime, *, lease: dt.timedelta | None = None) -> int:
+    """Queue again the claimed tasks not completed within the lease whose window is still open.
+    The task remembers its last holder, who may still record the call's disposition until
+    another agent claims it."""
+    now = utc(now)
+    stale_before = now - (lease or claim_lease())
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                update(call_task)
+                .where(call_task.c.state == CLAIMED, call_task.c.claimed_at <= stale_before,
+                       call_task.c.due_end > now)
+                .values(state=QUEUED, updated_at=now)
+            ).rowcount
+        )
+
+
+def _rejudge_queued(engine: Engine, day: dt.date, now: dt.datetime) -> tuple[int, int]:
+    """Judge every queued task of ``day`` and earlier at the first instant it could be worked;
+    withdraw those the gate now stops, reschedule those it defers within their window."""
+    rules = send_rules(engine)
+    withdrawn = rescheduled = 0
+    with engine.connect() as conn:
+        tasks = _tasks(conn, call_task.c.state == QUEUED, call_task.c.due_end > now,
+                       contact.c.plan_date <= day, order=(call_task.c.account_id, call_task.c.key))
+    by_day: dict[dt.date, list[_Task]] = {}
+    for t in tasks:
+        by_day.setdefault(max(t.plan_date, now.date()), []).append(t)
+    for facts_day, group in sorted(by_day.items()):
+        with engine.connect() as conn:
+            accounts = _facts(conn, group, facts_day, now)
+            changes = []
+            for task in group:
+                at = max(now, task.due_start)
+                verdict = _judge(conn, task, accounts[task.account_id], at, rules)
+                fate = _fate(verdict, task, at)
+                if fate != "send":
+                    changes.append((task, verdict, fate, at))
+        for task, verdict, fate, at in changes:
+            # Conditional on the task still being queued: an agent may claim it meanwhile,
+            # and then the claim's own judgement decides.
+            with engine.begin() as conn:
+                if fate == "withdraw":
+                    done = _withdraw(conn, task, verdict, QUEUED, now)
+                    withdrawn += done
+                else:
+                    done = conn.execute(
+                        update(call_task)
+                        .where(call_task.c.key == task.key, call_task.c.state == QUEUED)
+                        .values(due_start=verdict.defer_until, updated_at=now)
+                    ).rowcount == 1
+                    rescheduled += done
+                if done:
+                    _record_decision(conn, task, verdict, at)
+    return withdrawn, rescheduled
+
+
+def task_counts(engine: Engine, day: dt.date) -> dict[str, int]:
+    """Call tasks of ``day``'s plan by state (every state, zeros included)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(call_task.c.state, func.count())
+            .join(contact, contact.c.key == call_task.c.key)
+            .where(contact.c.plan_date == day)
+            .group_by(call_task.c.state)
+        ).all()
+    counts = Counter({state: 0 for state in STATES})
+    counts.update({r[0]: int(r[1]) for r in rows})
+    return dict(counts)
+
+
+def refresh_call_queue(engine: Engine, day: dt.date, now: dt.datetime) -> dict[str, Any]:
+    """Upkeep of the queue for the DAG: expire closed windows, queue stale claims again, withdraw
+    queued tasks the gate now stops (and reschedule those it defers within their window).
+    Returns counts only (XCom-safe): what changed, and ``day``'s tasks by state."""
+    now = utc(now)
+    expired = expire_tasks(engine, now)
+    requeued = requeue_stale(engine, now)
+    withdrawn, rescheduled = _rejudge_queued(engine, day, now)
+    result: dict[str, Any] = {
+        "expired": expired,
+        "requeued": requeued,
+        "withdrawn": withdrawn,
+        "rescheduled": rescheduled,
+        "by_state": task_counts(engine, day),
+    }
+    log.info("call queue %s: %s", day, result)
+    return result
+
+
+# --- Dispositions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What a disposition changes besides the task and the ledger row's outcome."""
+
+    event_outcome: str  # the contact_event outcome the frequency rules read
+    hold: str | None = None  # an account_hold kind started today
+    invalidates_number: bool = False
+    promise: bool = False
+
+
+# Outcomes, as policies/rulepacks read them: ``conversation`` starts Reg F's 7-day pause after a
+# conversation (us_reg_f.call_after_conversation); every call outcome counts towards the 7-in-7
+# cap except ``busy`` and ``not_in_service`` (us_reg_f.call_frequency_7in7 not_counted). Talking
+# to a third party is a call placed, not a conversation with the consumer (1006.14(b)(2)(ii)).
+DISPOSITIONS: Mapping[str, Effect] = {
+    "right_party_conversation": Effect("conversation"),
+    "third_party": Effect("third_party"),
+    "no_answer": Effect("no_answer"),
+    "voicemail": Effect("voicemail"),  # a limited-content message (12 CFR 1006.2(j))
+    "busy": Effect("busy"),
+    "not_in_service": Effect("not_in_service", invalidates_number=True),
+    "wrong_number": Effect("wrong_number", invalidates_number=True),
+    "promise_to_pay": Effect("conversation", promise=True),
+    "dispute": Effect("conversation", hold="dispute"),
+    "refusal": Effect("conversation"),
+    "hardship": Effect("conversation", hold="hardship"),
+    "cease_request": Effect("conversation", hold="cease_communication"),
+}
+
+
+class DispositionError(ValueError):
+    """A disposition refused, with nothing changed. ``status``: 404 no such task, 409 the task
+    is not this agent's or already has another disposition, 422 invalid input."""
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def _promise_terms(
+    disposition: str, amount: Any, on: Any, today: dt.date
+) -> tuple[Decimal, dt.date] | None:
+    if disposition != "promise_to_pay":
+        if amount is not None or on is not None:
+            raise DispositionError(
+                f"promise_amount and promise_date go with promise_to_pay, not {disposition}",
+                status=422, code="unexpected_promise",
+            )
+        return None
+    if amount is None or on is None:
+        raise DispositionError("promise_to_pay needs promise_amount and promise_date",
+                               status=422, code="promise_incomplete")
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        raise DispositionError("promise_amount: not a number", status=422,
+                               code="promise_amount") from None
+    if not value.is_finite() or value <= 0 or value >= Decimal("1e12"):
+        raise DispositionError("promise_amount: must be more than 0", status=422,
+                               code="promise_amount")
+    if value != value.quantize(Decimal("0.01"), rounding=ROUND_DOWN):
+        raise DispositionError("promise_amount: at most 2 decimals", status=422,
+                               code="promise_amount")
+    if isinstance(on, str):
+        try:
+            on = dt.date.fromisoformat(on)
+        except ValueError:
+            raise DispositionError("promise_date: not a date (YYYY-MM-DD)", status=422,
+                                   code="promise_date") from None
+    if not isinstance(on, dt.date) or isinstance(on, dt.datetime):
+        raise DispositionError("promise_date: not a date", status=422, code="promise_date")
+    if on < today:
+        raise DispositionError("promise_date: in the past", status=422, code="promise_date")
+    return value, on
+
+
+def record_disposition(
+    engine: Engine,
+    key: str,
+    agent: str,
+    disposition: str,
+    now: dt.datetime,
+    promise_amount: Decimal | str | float | None = None,
+    promise_date: dt.date | str | None = None,
+) -> dict[str, Any]:
+    """Record what came of a call, all in one transaction: the task (done, disposition,
+    completed_at), the ledger row's outcome (its state stays ``sent``), the call's contact_event
+    (its outcome as the frequency rules read it), and the account: a hold (dispute,
+    cease_communication, hardship, started today), the number marked invalid (wrong_number,
+    not_in_service) or a promise row (promise_to_pay).
+
+    Only the agent the task was last handed to may record it. The same disposition sent again
+    by that agent changes nothing (``status: already_recorded``); anything else invalid raises
+    ``DispositionError`` and changes nothing. Returns counts and flags only (no personal data).
+    """
+    now = utc(now)
+    try:
+        agent = _check_agent(agent)
+    except ValueError as exc:
+        raise DispositionError(str(exc), status=422, code="agent") from None
+    effect = DISPOSITIONS.get(disposition)
+    if effect is None:
+        raise DispositionError(
+            f"unknown disposition {disposition!r}; expected one of {', '.join(DISPOSITIONS)}",
+            status=422, code="unknown_disposition",
+        )
+    terms = _promise_terms(disposition, promise_amount, promise_date, now.date())
+    result: dict[str, Any] = {
+        "key": key,
+        "disposition": disposition,
+        "event_outcome": effect.event_outcome,
+        "hold": effect.hold,
+        "number_invalid": effect.invalidates_number,
+        "promise": effect.promise,
+    }
+    with engine.begin() as conn:
+        # The write comes first: it takes the row (and on SQLite the database) before anything
+        # is read, so two submissions for one task cannot both pass the checks.
+        taken = conn.execute(
+            update(call_task)
+            .where(call_task.c.key == key, call_task.c.agent == agent,
+                   call_task.c.claimed_at.is_not(None), call_task.c.state != DONE)
+            .values(state=DONE, disposition=disposition, completed_at=now, updated_at=now)
+        ).rowcount
+        if taken != 1:
+            _refuse_or_replay(conn, key, agent, disposition, terms)
+            return {**result, "status": "already_recorded"}
+        task = conn.execute(
+            select(call_task.c.account_id, call_task.c.contact_point_id).where(
+                call_task.c.key == key
+            )
+        ).one()
+        account_id, point_id = task
+        conn.execute(
+            update(contact).where(contact.c.key == key).values(outcome=disposition,
+                                                               updated_at=now)
+        )
+        event = {
+            "occurred_at": now,
+            "outcome": effect.event_outcome,
+            "source": "agent",
+            "contact_point_id": point_id,
+        }
+        # One event per call: the dispatcher's placeholder gets the outcome; a task queued by
+        # other means gets its event under the same reference.
+        if conn.execute(
+            update(contact_event).where(contact_event.c.event_ref == _placeholder_ref(key))
+            .values(**event)
+        ).rowcount == 0:
+            _insert_ignoring(conn, contact_event, {
+                **event, "event_ref": _placeholder_ref(key), "account_id": account_id,
+                "channel": "call", "direction": "outbound", "ledger_key": key,
+            }, ["event_ref"])
+        if effect.hold is not None:
+            _insert_ignoring(conn, account_hold, {
+                "account_id": account_id, "kind": effect.hold, "started_on": now.date(),
+                "ended_on": None, "source": "agent",
+            }, ["account_id", "kind", "started_on"])
+        if effect.invalidates_number and point_id is not None:
+            conn.execute(
+                update(contact_point).where(contact_point.c.id == point_id)
+                .values(valid=False, updated_at=now)
+            )
+        if terms is not None:
+            _insert_ignoring(conn, promise, {
+                "account_id": account_id, "ledger_key": key, "amount": terms[0],
+                "due_on": terms[1], "recorded_at": now, "source": "agent", "status": "open",
+            }, ["ledger_key"])
+    log.info("call task %s: disposition %s by %s", key[:16], disposition, agent)
+    return {**result, "status": "recorded"}
+
+
+def _refuse_or_replay(conn: Connection, key: str, agent: str, disposition: str,
+                      terms: tuple[Decimal, dt.date] | None) -> None:
+    """Why the task could not take the disposition: returns for a replay of the one recorded,
+    raises DispositionError otherwise."""
+    row = conn.execute(
+        select(call_task.c.state, call_task.c.agent, call_task.c.disposition).where(
+            call_task.c.key == key
+        )
+    ).first()
+    if row is None:
+        raise DispositionError("no such call task", status=404, code="not_found")
+    state, holder, recorded = row
+    if holder != agent:
+        raise DispositionError("the task is not claimed by this agent", status=409,
+                               code="not_your_task")
+    if state != DONE:
+        raise DispositionError(f"the task is {state}, not claimed", status=409,
+                               code="not_claimed")
+    if recorded != disposition:
+        raise DispositionError(f"the task is already done ({recorded})", status=409,
+                               code="already_done")
+    if terms is not None:
+        kept = conn.execute(
+            select(Promise.amount, Promise.due_on).where(Promise.ledger_key == key)
+        ).first()
+        if kept is None or (Decimal(str(kept[0])), as_date(kept[1])) != terms:
+            raise DispositionError("the task is already done with another promise", status=409,
+                                   code="already_done")

@@ -1,0 +1,1 @@
+"""Legal referral: case packages for counsel."""

@@ -1,0 +1,1 @@
+"""Letters: the mail-house batches, notices and returned mail."""

@@ -1,0 +1,1 @@
+"""Operations: ladder diffs, redrive and the day's reporting."""

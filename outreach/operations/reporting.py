@@ -1,0 +1,162 @@
+"""The day's figures: planned and sent by stage and channel, suppressed and deferred by reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from outreach import settings
+from outreach.portfolio.quarantine import in_quarantine
+
+STATES = ("planned", "sending", "sent", "deferred", "suppressed", "failed", "uncertain", "expired")
+
+
+def day_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
+    """Counts only: safe for XCom and logs."""
+    by_stage: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    reasons: dict[str, Counter[str]] = {"suppressed": Counter(), "deferred": Counter()}
+    totals: Counter[str] = Counter()
+    with engine.connect() as conn:
+        for stage, channel, state, n in conn.execute(
+            text(
+                "SELECT stage, channel, state, COUNT(*) FROM contact WHERE plan_date = :d "
+                "GROUP BY stage, channel, state"
+            ),
+            {"d": day},
+        ):
+            by_stage[stage][channel][state] = int(n)
+            totals[state] += int(n)
+        for state, codes, n in conn.execute(
+            text(
+                "SELECT state, reasons, COUNT(*) FROM contact WHERE plan_date = :d "
+                "AND state IN ('suppressed', 'deferred') GROUP BY state, reasons"
+            ),
+            {"d": day},
+        ):
+            for code in (codes or "").split():
+                reasons[state][code] += int(n)
+        accounts = conn.execute(text("SELECT COUNT(*) FROM account")).scalar_one()
+        # Accounts that entered at an earlier required step they lacked (the planner's
+        # catch-up), instead of their own stage's actions.
+        caught_up = conn.execute(
+            text("SELECT COUNT(DISTINCT account_id) FROM contact WHERE plan_date = :d "
+                 "AND catch_up = :t"),  # fmt: skip
+            {"d": day, "t": True},
+        ).scalar_one()
+        media = {name: _counts(conn, sql, day) for name, sql in MEDIA.items()}
+    return {
+        "as_of": day.isoformat(),
+        "accounts": int(accounts),
+        "totals": {s: totals.get(s, 0) for s in STATES},
+        "accounts_caught_up": int(caught_up),
+        "by_stage": {s: {c: dict(v) for c, v in ch.items()} for s, ch in by_stage.items()},
+        "suppressed_by_reason": dict(reasons["suppressed"].most_common()),
+        "deferred_by_reason": dict(reasons["deferred"].most_common()),
+        "people_and_paper": {name: counts for name, counts in media.items() if counts},
+        # Files the ingest could not read, waiting for a person (outreach.portfolio.quarantine).
+        "quarantined_files": in_quarantine(settings.data_dir() / "inbox"),
+    }
+
+
+# What the people and paper channels hold for the day, by a label: (label, count) rows.
+MEDIA = {
+    "call tasks by state": "SELECT t.state, COUNT(*) FROM call_task t JOIN contact c "
+    "ON c.key = t.key WHERE c.plan_date = :d GROUP BY t.state",
+    "documents written": "SELECT kind, COUNT(*) FROM document WHERE batch_date = :d "
+    "GROUP BY kind",
+    "placements made, by agency": "SELECT agency, COUNT(*) FROM placement WHERE placed_on = :d "
+    "GROUP BY agency",
+    "placements recalled, by reason": "SELECT recall_reason, COUNT(*) FROM placement "
+    "WHERE recalled_on = :d GROUP BY recall_reason",
+    "legal referrals, by firm": "SELECT firm, COUNT(*) FROM legal_case WHERE referred_on = :d "
+    "GROUP BY firm",
+}
+
+
+def _counts(conn: Connection, sql: str, day: dt.date) -> dict[str, int]:
+    return {str(label): int(n) for label, n in conn.execute(text(sql), {"d": day})}
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [
+        f"Outreach for {summary['as_of']}: {summary['accounts']:,} accounts in the portfolio",
+        "",
+        f"{'stage':<18} {'channel':<8} {'planned':>8} {'sent':>8} {'deferred':>9} "
+        f"{'suppressed':>10} {'failed':>7} {'uncertain':>9}",
+    ]
+    for stage, channels in sorted(summary["by_stage"].items()):
+        for channel, states in sorted(channels.items()):
+            # 'planned' here is everything the plan put in the ledger as sendable today.
+            planned = sum(
+                states.get(s, 0) for s in ("planned", "sending", "sent", "failed", "uncertain")
+            )
+            lines.append(
+                f"{stage:<18} {channel:<8} {planned:>8} {states.get('sent', 0):>8} "
+                f"{states.get('deferred', 0):>9} {states.get('suppressed', 0):>10} "
+                f"{states.get('failed', 0):>7} {states.get('uncertain', 0):>9}"
+            )
+    t = summary["totals"]
+    lines += ["", "Totals: " + ", ".join(f"{k} {v:,}" for k, v in t.items() if v)]
+    if summary.get("accounts_caught_up"):
+        lines += [
+            f"Entered by catch-up: {summary['accounts_caught_up']:,} accounts (an earlier step "
+            "their stage requires had not happened: they start there)"
+        ]
+    for title, key in (
+        ("Suppressed by reason (a contact counts under each of its reasons)",
+         "suppressed_by_reason"),
+        ("Deferred by reason (a contact counts under each of its reasons)", "deferred_by_reason"),
+    ):  # fmt: skip
+        if summary[key]:
+            lines += ["", f"{title}:"]
+            lines += [f"  {code:<36} {n:>7,}" for code, n in summary[key].items()]
+    for title, counts in summary.get("people_and_paper", {}).items():
+        lines += ["", f"{title[0].upper()}{title[1:]}:"]
+        lines += [f"  {label:<36} {n:>7,}" for label, n in sorted(counts.items())]
+    if summary.get("quarantined_files"):
+        lines += ["", "Files in quarantine (not imported; fix or remove them, see data/inbox):"]
+        lines += [f"  {q['file']}: {q['reason']}" for q in summary["quarantined_files"]]
+    return "\n".join(lines)
+
+
+# Where each of our own media keeps what it took, one row per contact (the ledger key).
+MEDIA_RECORDS = {
+    "call": "SELECT COUNT(*) FROM call_task",
+    "letter": "SELECT COUNT(*) FROM document WHERE kind = 'letter'",
+    "agency": "SELECT COUNT(*) FROM placement",
+    "legal": "SELECT COUNT(*) FROM legal_case",
+}
+
+
+def sent_and_recorded(database_url: str, outbox_url: str) -> tuple[dict[str, int], dict[str, int]]:
+    """The ledger's sent contacts by channel, and what the media recorded by channel (the
+    outbox's messages, the call tasks, letters, placements and cases): equal when every sent
+    contact went out once and none is missing. Counts only."""
+    from sqlalchemy import create_engine
+
+    from contact_channels.outbox import count_outbox_by_channel, dispose_engine
+
+    try:
+        recorded = dict(count_outbox_by_channel(outbox_url))
+    finally:
+        dispose_engine(outbox_url)
+    engine = create_engine(database_url, hide_parameters=True)
+    try:
+        with engine.connect() as conn:
+            sent = {
+                str(channel): int(n)
+                for channel, n in conn.execute(
+                    text("SELECT channel, COUNT(*) FROM contact WHERE state = 'sent' "
+                         "GROUP BY channel")  # fmt: skip
+                )
+            }
+            for channel, query in MEDIA_RECORDS.items():
+                count = int(conn.execute(text(query)).scalar_one())
+                if count:
+                    recorded[channel] = recorded.get(channel, 0) + count
+    finally:
+        engine.dispose()
+    return sent, recorded

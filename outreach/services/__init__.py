@@ -1,0 +1,1 @@
+"""Services: the use cases every entry point calls (the day's steps, configuration checks)."""

@@ -1,0 +1,228 @@
+"""The whole configuration, validated once before a run acts: config/channels.yaml,
+config/policy.yaml, config/agencies.yaml, the ladder in force and the ``OUTREACH_*`` environment.
+
+``load_config()`` returns them as typed objects, or raises ``ConfigInvalid`` listing every
+problem of every file at once, one ``file: yaml.path (line N): message`` a line. The entry
+points (the DAG tasks through ``outreach.services.daily``, the CLI) call it before anything else, so a
+broken section of any file stops the whole run, never after some channels have dispatched.
+Each file is cached by its modification time; the ladder in force is read from the database.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from outreach import settings
+from outreach.kernel.channel_config import ChannelsConfig, channels_config, channels_path
+from outreach.kernel.config_yaml import ConfigFileError
+from outreach.kernel.identity import identity_problems
+from outreach.kernel.policy_settings import PolicySettings, policy_path, policy_settings
+from outreach.media.agency.placement import AgencyConfig, agency_config, agency_config_path
+from outreach.planning.ladder import Ladder, load_ladder
+from outreach.planning.ladder_versions import ladder_in_force
+
+ENVIRONMENT = "environment"
+
+
+class ConfigInvalid(ValueError):
+    """The configuration does not validate; ``errors`` holds one line per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__(
+            f"the configuration is invalid ({len(errors)} error(s)); nothing was done:\n"
+            + "\n".join(errors)
+        )
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting a run reads, typed and validated together."""
+
+    channels: ChannelsConfig
+    policy: PolicySettings
+    agencies: AgencyConfig
+    ladder: Ladder
+
+
+# --- the environment ------------------------------------------------------------------------
+
+
+def _seconds(value: str) -> bool:
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return math.isfinite(number) and number > 0
+
+
+def _http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _positive_whole(value: str) -> bool:
+    return value.strip().isdigit() and int(value) > 0
+
+
+def _empty_or(check: Callable[[str], bool]) -> Callable[[str], bool]:
+    return lambda value: not value.strip() or check(value)
+
+
+def _database_url(value: str) -> bool:
+    try:
+        make_url(value)
+    except (ArgumentError, ValueError):
+        return False
+    return True
+
+
+def _text(value: str) -> bool:
+    return bool(value.strip())
+
+
+def _file(value: str) -> bool:
+    return Path(value).is_file()
+
+
+def _directory(value: str) -> bool:
+    return Path(value).is_dir()
+
+
+# Every OUTREACH_* variable the project reads, with its check and what it must be. A name not
+# here is refused: a typo (OUTREACH_SENDNG_LEASE_SECONDS) would otherwise leave the default in
+# force without a word. A new knob is added here and in the docs page of its area.
+ENV_KNOBS: Mapping[str, tuple[Callable[[str], bool], str]] = {
+    "OUTREACH_DATA_DIR": (_text, "a directory path"),
+    "OUTREACH_CONFIG_DIR": (_directory, "an existing directory"),
+    "OUTREACH_TEMPLATES_DIR": (_directory, "an existing directory"),
+    "OUTREACH_LADDER": (_file, "an existing ladder file"),
+    "OUTREACH_POLICY": (_file, "an existing file"),
+    "OUTREACH_AGENCIES": (_file, "an existing file"),
+    "OUTREACH_DATABASE_URL": (
+        _database_url,
+        "a database URL (postgresql+psycopg://..., sqlite:///...)",
+    ),
+    "OUTREACH_OUTBOX_URL": (
+        _database_url,
+        "a database URL (sqlite:///..., postgresql+psycopg://...)",
+    ),
+    "OUTREACH_SENDING_LEASE_SECONDS": (_seconds, "a number of seconds above 0"),
+    "OUTREACH_CALL_LEASE_SECONDS": (_seconds, "a number of seconds above 0"),
+    "OUTREACH_WEBHOOK_MAX_AGE_SECONDS": (_seconds, "a number of seconds above 0"),
+    "OUTREACH_PUBLIC_BASE_URL": (
+        _empty_or(_http_url),  # empty: not set (docker-compose.yaml passes it through empty)
+        "an http(s) URL such as https://ops.example.com/outreach",
+    ),
+    "OUTREACH_WEBHOOK_MAX_BODY_BYTES": (_positive_whole, "a whole number of bytes above 0"),
+    "OUTREACH_CALL_MAX_OPEN_TASKS": (_positive_whole, "a whole number above 0"),
+    "OUTREACH_CONSOLE_AGENT_ROLES": (_text, "a comma-separated list of roles"),
+    "OUTREACH_CONSOLE_CSRF_SECRET": (_text, "not blank"),
+    "OUTREACH_CONSOLE_TRUSTED_ORIGINS": (_text, "a comma-separated list of origins"),
+    "OUTREACH_PAY_URL": (_http_url, "an http(s) URL"),
+    "OUTREACH_CREDITOR_NAME": (_text, "not blank"),
+    "OUTREACH_SERVICE_PHONE": (_text, "not blank"),
+    "OUTREACH_COLLECTOR_NAME": (_text, "not blank"),
+    "OUTREACH_COLLECTOR_ADDRESS": (_text, "not blank"),
+    "OUTREACH_CREDITOR_NAME_ZH": (_text, "not blank"),
+    "OUTREACH_COLLECTOR_NAME_ZH": (_text, "not blank"),
+    "OUTREACH_CN_SERVICE_PHONE": (_text, "not blank"),
+    "OUTREACH_LETTER_FONT": (_text, "not blank"),
+    "OUTREACH_LETTER_CJK_FONT": (_text, "not blank"),
+    "OUTREACH_RATELIMIT_PREFIX": (_text, "not blank"),
+    "OUTREACH_CONSOLE_PII_ROLES": (_text, "a comma-separated list of roles"),
+    "OUTREACH_CONSOLE_LADDER_ROLES": (_text, "a comma-separated list of roles"),
+    "OUTREACH_CONSOLE_RESOLVE_ROLES": (_text, "a comma-separated list of roles"),
+    "OUTREACH_IMAGE": (_text, "an image name"),  # docker-compose.yaml's image tag
+}
+# The test harness's own switches (tests/), never read by the project.
+ENV_IGNORED_PREFIXES = ("OUTREACH_TEST_", "OUTREACH_FAULT_")
+
+
+def check_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One ``environment: NAME: problem`` line per bad ``OUTREACH_*`` variable. Values are never
+    quoted: a database URL holds a password, a name or address is personal data."""
+    environ = os.environ if environ is None else environ
+    errors: list[str] = []
+    for name in sorted(n for n in environ if n.startswith("OUTREACH_")):
+        if name.startswith(ENV_IGNORED_PREFIXES):
+            continue
+        knob = ENV_KNOBS.get(name)
+        if knob is None:
+            errors.append(
+                f"{ENVIRONMENT}: {name}: unknown setting; known settings: {', '.join(ENV_KNOBS)}"
+            )
+        elif not knob[0](environ[name]):
+            errors.append(f"{ENVIRONMENT}: {name}: must be {knob[1]}")
+    return errors
+
+
+# --- the files --------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def _collect(read: Callable[[], T], errors: list[str]) -> T | None:
+    """``read()``, or None with its problems added to ``errors``."""
+    try:
+        return read()
+    except ConfigFileError as exc:
+        errors.extend(exc.lines())
+    except OSError as exc:
+        errors.append(f"{getattr(exc, 'filename', None) or '(file)'}: cannot read: {exc.strerror}")
+    except SQLAlchemyError as exc:
+        # Only the class: the driver's text may carry the URL or bound parameters.
+        errors.append(
+            f"ladder in force: cannot read the approved versions from the database "
+            f"({type(exc).__name__}); is it migrated (outreach db upgrade)?"
+        )
+    return None
+
+
+def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None) -> Config:
+    """Validate the whole configuration and return it typed; ``ConfigInvalid`` with every
+    problem of every file otherwise. The ladder is ``ladder_file`` when given, else the ladder in
+    force (the approved version in ``engine``'s database, or the configured file)."""
+    errors = check_environment()
+    environment_ok = not errors
+    channels = _collect(channels_config, errors)
+    policy = _collect(policy_settings, errors)
+    agencies = _collect(agency_config, errors)
+    ladder: Ladder | None = None
+    if environment_ok:
+        # With a bad environment the database or the ladder's path may be wrong too: those
+        # errors come first, the ladder once they are fixed.
+        ladder_errors: list[str] = []
+        ladder = _collect(
+            (lambda: load_ladder(ladder_file)) if ladder_file else
+            (lambda: ladder_in_force(engine=engine)),
+            ladder_errors,
+        )  # fmt: skip
+        # The ladder reads sms.max_segments from channels.yaml: its problems are said once.
+        errors.extend(e for e in ladder_errors if "(channels.yaml)" not in e)
+    if policy is not None:
+        # Who is writing (outreach.kernel.identity): nothing is sent in the name of nobody.
+        errors.extend(identity_problems(policy.role))
+    if errors or channels is None or policy is None or agencies is None or ladder is None:
+        raise ConfigInvalid(errors)
+    return Config(channels=channels, policy=policy, agencies=agencies, ladder=ladder)
+
+
+def config_files(ladder_file: Path | None = None) -> list[Path]:
+    """The files ``load_config`` reads, for ``outreach config check --all`` to name."""
+    return [
+        channels_path(),
+        policy_path(),
+        agency_config_path(),
+        ladder_file or settings.ladder_path(),
+    ]

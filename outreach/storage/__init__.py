@@ -1,0 +1,1 @@
+"""Storage: the SQLAlchemy models, engines and migrations, and the bulk-write helpers."""

@@ -1,0 +1,420 @@
+"""SQLAlchemy 2 models of the application database: portfolio, holds, events, ledger, decisions.
+
+Instants are stored as naive UTC ``DateTime`` on every backend; dates (due dates, payment days)
+as ``Date``. Money is ``Numeric(14, 2)``. External references (``*_ref``) are the ids the
+lender's systems use; the integer ids are ours and the only ones that go into XCom.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Money = Numeric(14, 2)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Person(Base):
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(16))  # US state / CN province code
+    postal_code: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str] = mapped_column(String(2))
+    # Space-separated IANA zones the postal address may be in (one for most addresses, two for a
+    # state split by a zone line), derived at import; phones carry their own candidates.
+    time_zones: Mapped[str | None] = mapped_column(String(200))
+    # Local times the consumer said are inconvenient, as policies.timeblocks.normalize writes
+    # them ("mon-fri 09:00-17:00; sun 00:00-24:00"); None when they said nothing.
+    inconvenient_times: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Account(Base):
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    product: Mapped[str] = mapped_column(String(32))  # credit_card | consumer_loan
+    currency: Mapped[str] = mapped_column(String(3))
+    balance: Mapped[Decimal] = mapped_column(Money)
+    amount_past_due: Mapped[Decimal] = mapped_column(Money)
+    # Oldest unpaid due date: days past due derive from it, and it names the delinquency episode.
+    due_date: Mapped[dt.date | None] = mapped_column(Date)
+    balance_as_of: Mapped[dt.date] = mapped_column(Date)
+    jurisdiction_country: Mapped[str] = mapped_column(String(2))
+    jurisdiction_region: Mapped[str | None] = mapped_column(String(16))
+    segment: Mapped[str | None] = mapped_column(String(32))
+    charge_off_date: Mapped[dt.date | None] = mapped_column(Date)
+    limitation_date: Mapped[dt.date | None] = mapped_column(Date)  # time-barred from this day
+    # When the Regulation F validation notice went out (by us or a previous system), and the
+    # first communication about this debt in a previous system, when known.
+    validation_notice_sent_on: Mapped[dt.date | None] = mapped_column(Date)
+    initial_communication_on: Mapped[dt.date | None] = mapped_column(Date)
+    # The last SCRA military-status check and what it found.
+    scra_checked_on: Mapped[dt.date | None] = mapped_column(Date)
+    scra_active_duty: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When our final notice before agency or legal action went out (set by the dispatcher).
+    final_notice_sent_on: Mapped[dt.date | None] = mapped_column(Date)
+    # The Regulation F itemization (12 CFR 1006.34(b)(3), (c)(2)(vi)-(viii)): the reference
+    # date the lender chose (last statement, charge-off, last payment, transaction, judgment),
+    # what was owed that day, and the interest and fees charged since (None: none imported).
+    itemization_date: Mapped[dt.date | None] = mapped_column(Date)
+    itemization_kind: Mapped[str | None] = mapped_column(String(16))
+    itemization_amount: Mapped[Decimal | None] = mapped_column(Money)
+    interest_since_itemization: Mapped[Decimal | None] = mapped_column(Money)
+    fees_since_itemization: Mapped[Decimal | None] = mapped_column(Money)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class ContactPoint(Base):
+    __tablename__ = "contact_point"
+    __table_args__ = (
+        UniqueConstraint("person_id", "kind", "value"),
+        # The webhooks find a number or an address without knowing the person.
+        Index("ix_contact_point_value", "kind", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # phone | email | postal
+    value: Mapped[str] = mapped_column(String(300))  # E.164, lower-cased email, or address text
+    phone_type: Mapped[str | None] = mapped_column(String(16))  # mobile | landline | work
+    # Space-separated IANA zones the number's area code may be in (from phonenumbers).
+    time_zones: Mapped[str | None] = mapped_column(String(200))
+    sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    call_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_workplace: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Consent to electronic messages at this email address.
+    email_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The consumer used this address or number to reach the lender, or agreed to its use (what
+    # makes a workplace email usable).
+    used_by_consumer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The employer forbids collection calls at this (work) number.
+    no_calls_at_work: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Whose destination this is: self | emergency_contact | estate_representative
+    # (policies.model.RELATIONS).
+    relation: Mapped[str] = mapped_column(String(32), default="self", server_default="self")
+    valid: Mapped[bool] = mapped_column(Boolean, default=True)
+    priority: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class OptOut(Base):
+    """A person's request to stop a channel: for one destination, or ``scope='*'`` for all."""
+
+    __tablename__ = "opt_out"
+    __table_args__ = (UniqueConstraint("person_id", "channel", "scope"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # sms | email | call | letter
+    scope: Mapped[str] = mapped_column(String(32))  # contact_point id as text, or '*'
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    source: Mapped[str] = mapped_column(String(32))
+
+
+class AccountHold(Base):
+    __tablename__ = "account_hold"
+    __table_args__ = (UniqueConstraint("account_id", "kind", "started_on"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    # dispute | bankruptcy | deceased | cease_communication | attorney | hardship |
+    # original_creditor_request | breathing_space | mental_health_crisis | vulnerable |
+    # instalment_plan (outreach.portfolio.importer.HOLD_KINDS)
+    kind: Mapped[str] = mapped_column(String(32))
+    started_on: Mapped[dt.date] = mapped_column(Date)
+    ended_on: Mapped[dt.date | None] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(32))
+
+
+class Payment(Base):
+    __tablename__ = "payment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    paid_on: Mapped[dt.date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+
+
+class ContactEvent(Base):
+    """Something that happened on a channel: imported history, our own sends, outcomes."""
+
+    __tablename__ = "contact_event"
+    __table_args__ = (Index("ix_contact_event_account_time", "account_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    channel: Mapped[str] = mapped_column(String(16))
+    contact_point_id: Mapped[int | None] = mapped_column(ForeignKey("contact_point.id"))
+    direction: Mapped[str] = mapped_column(String(8), default="outbound")
+    # conversation | no_answer | voicemail | busy | not_in_service | wrong_number | sent |
+    # delivered | bounced | failed | returned_mail | attempted | third_party
+    outcome: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))  # import | dispatch | callback | agent
+    ledger_key: Mapped[str | None] = mapped_column(String(64))
+
+
+class Contact(Base):
+    """The contact ledger: one row per contact, keyed by what the contact is.
+
+    State machine: planned -> sending -> sent | failed | uncertain; planned <-> deferred;
+    planned | deferred -> suppressed (a gate blocked it). A row is written before any provider
+    is called; the dispatcher claims rows by moving them planned -> sending atomically.
+    """
+
+    __tablename__ = "contact"
+    __table_args__ = (
+        Index("ix_contact_dispatch", "plan_date", "channel", "state"),
+        Index("ix_contact_account_stage", "account_id", "episode", "stage", "action"),
+    )
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"))
+    episode: Mapped[dt.date | None] = mapped_column(Date)  # the due date that began it
+    stage: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    slot: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(16))
+    contact_point_id: Mapped[int | None] = mapped_column(ForeignKey("contact_point.id"))
+    template: Mapped[str | None] = mapped_column(String(128))
+    plan_date: Mapped[dt.date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16))
+    verdict: Mapped[str] = mapped_column(String(8))
+    reasons: Mapped[str] = mapped_column(String(500), default="")  # space-separated codes
+    window_start: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    window_end: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    defer_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    config_version: Mapped[str] = mapped_column(String(32))
+    pack_versions: Mapped[str] = mapped_column(String(200))
+    backend: Mapped[str | None] = mapped_column(String(32))
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_detail: Mapped[str | None] = mapped_column(String(300))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    # The account entered here at an earlier required step it lacked, not at its own stage's
+    # actions (outreach.planning.planner.entry_actions): the summary counts these accounts.
+    catch_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class PolicyDecision(Base):
+    """One gate verdict, at plan time or at send time, with what decided it."""
+
+    __tablename__ = "policy_decision"
+    # One index only: a million decisions a day are written, and every reader (explain, the
+    # account timeline, a rerun replacing its plan) starts from the account.
+    __table_args__ = (Index("ix_policy_decision_account", "account_id", "as_of"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_key: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[int] = mapped_column(Integer)
+    phase: Mapped[str] = mapped_column(String(8))  # plan | send
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    decided_at: Mapped[dt.datetime] = mapped_column(DateTime)  # the instant the gate judged
+    verdict: Mapped[str] = mapped_column(String(8))
+    reasons: Mapped[str] = mapped_column(String(500))
+    window_start: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    window_end: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    defer_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    config_version: Mapped[str] = mapped_column(String(32))
+    pack_versions: Mapped[str] = mapped_column(String(200))
+    # Rule id -> {outcome, citation, facts} for every rule that did not simply pass, and the
+    # window's candidate zones for sends. `outreach explain` recomputes the full trace.
+    evidence: Mapped[dict] = mapped_column(JSON)  # type: ignore[type-arg]
+
+
+class ImportRun(Base):
+    """One import of one file: counts, and where its rejects went."""
+
+    __tablename__ = "import_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(300))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    rows_upserted: Mapped[int] = mapped_column(Integer, default=0)
+    rows_unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    rejects_path: Mapped[str | None] = mapped_column(Text)
+
+
+# --- People and paper: the agent call queue, promises, documents, placements, legal cases ---
+
+
+class CallTask(Base):
+    """An agent call the dispatcher queued: one per ``call`` ledger row (same key).
+
+    queued -> claimed (an agent took it) -> done (a disposition was recorded); queued or
+    claimed -> withdrawn (a gate blocked it at claim time: paid, disputed, opted out since
+    planning) or expired (its window closed unworked)."""
+
+    __tablename__ = "call_task"
+    __table_args__ = (Index("ix_call_task_queue", "state", "priority"),)
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    contact_point_id: Mapped[int | None] = mapped_column(ForeignKey("contact_point.id"))
+    priority: Mapped[int] = mapped_column(Integer)  # higher first
+    due_start: Mapped[dt.datetime] = mapped_column(DateTime)  # the send window, UTC
+    due_end: Mapped[dt.datetime] = mapped_column(DateTime)
+    state: Mapped[str] = mapped_column(String(16))
+    agent: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    reasons: Mapped[str | None] = mapped_column(String(500))  # why withdrawn (reason codes)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Promise(Base):
+    """A promise to pay an agent recorded: amount and date, later kept or broken."""
+
+    __tablename__ = "promise"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    ledger_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    source: Mapped[str] = mapped_column(String(32))  # agent | agency | import
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | kept | broken
+
+
+class Document(Base):
+    """A file written to a drop location: a letter, a print manifest, a placement or recall
+    file, a case package. ``sha256`` proves a rerun wrote the same bytes."""
+
+    __tablename__ = "document"
+    __table_args__ = (UniqueConstraint("kind", "path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # letter | print_manifest | placement_file | recall_file | case_package
+    kind: Mapped[str] = mapped_column(String(32))
+    batch_date: Mapped[dt.date] = mapped_column(Date)
+    recipient: Mapped[str] = mapped_column(String(64))  # mail house, agency or law firm id
+    path: Mapped[str] = mapped_column(Text)  # URL or path of the drop location's file
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    ledger_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    account_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Placement(Base):
+    """An account placed with an external agency. At most one open placement per account."""
+
+    __tablename__ = "placement"
+    __table_args__ = (
+        Index(
+            "uq_placement_open_account",
+            "account_id",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    agency: Mapped[str] = mapped_column(String(64))
+    ledger_key: Mapped[str] = mapped_column(String(64), unique=True)
+    placed_on: Mapped[dt.date] = mapped_column(Date)
+    balance_at_placement: Mapped[Decimal] = mapped_column(Money)
+    recall_due_on: Mapped[dt.date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16))  # open | recalled
+    recalled_on: Mapped[dt.date | None] = mapped_column(Date)
+    recall_reason: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class PlacementReturn(Base):
+    """What an agency reported back about a placement: a payment collected or an outcome."""
+
+    __tablename__ = "placement_return"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    return_ref: Mapped[str] = mapped_column(String(64), unique=True)  # the agency's own id
+    placement_id: Mapped[int] = mapped_column(ForeignKey("placement.id"), index=True)
+    occurred_on: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(32))  # payment | outcome
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class LegalCase(Base):
+    """An account referred to a law firm, with the case package sent. Later steps read it."""
+
+    __tablename__ = "legal_case"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # the ledger key
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), unique=True)
+    firm: Mapped[str] = mapped_column(String(64))
+    referred_on: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))  # referred | closed
+    balance_at_referral: Mapped[Decimal] = mapped_column(Money)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class LadderVersion(Base):
+    """A ladder as proposed by one person and approved by another. Once any version has been
+    approved, the active one is the ladder in force; the file in config/ is then a draft."""
+
+    __tablename__ = "ladder_version"
+    __table_args__ = (
+        Index(
+            "uq_ladder_version_active",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
+
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)  # Ladder.version
+    content: Mapped[str] = mapped_column(Text)  # the YAML as proposed
+    source: Mapped[str] = mapped_column(String(300))  # the file it was proposed from
+    state: Mapped[str] = mapped_column(String(16))  # proposed | active | retired
+    proposed_by: Mapped[str] = mapped_column(String(64))
+    proposed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
