@@ -168,7 +168,7 @@ def test_outbox_config_sends_every_channel_kind_to_the_outbox_and_keeps_the_rest
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from contact_channels.base import CHANNEL_KINDS
-    from outreach.dispatch.kinds import channel_settings
+    from outreach.planning.kinds import channel_settings
 
     stack = _load_script("celery_stack")
     project_file = (REPO / "config" / "channels.yaml").read_text()

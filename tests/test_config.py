@@ -19,8 +19,8 @@ from sqlalchemy import Engine, text
 
 from contact_channels.outbox import count_outbox
 from outreach import settings
-from outreach.dispatch.kinds import channel_settings
 from outreach.entry.cli import main
+from outreach.planning.kinds import channel_settings
 from outreach.services import daily as service
 from outreach.services.config import ConfigInvalid, load_config
 from outreach.settings import PROJECT_ROOT

@@ -18,7 +18,6 @@ from contact_channels.agency_files import AgencyFileChannel
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
 from contact_channels.registry import build_channel
 from outreach.dispatch.dispatcher import dispatch_range
-from outreach.dispatch.kinds import MessageContext
 from outreach.kernel.facts import load_accounts
 from outreach.kernel.ledger import DueContact
 from outreach.media.agency.placement import (
@@ -28,6 +27,7 @@ from outreach.media.agency.placement import (
     recall_placements,
     write_placement_files,
 )
+from outreach.planning.kinds import MessageContext
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import iter_plan, step_for
 from outreach.settings import PROJECT_ROOT

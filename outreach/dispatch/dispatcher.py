@@ -32,7 +32,6 @@ from contact_channels.base import (
 )
 from contact_channels.registry import build_channel
 from outreach import settings
-from outreach.dispatch.kinds import ChannelHooks, MessageContext, channel_settings, hooks_for
 from outreach.kernel.clock import utcnow
 from outreach.kernel.facts import AccountRecord, as_date, as_instant, load_accounts
 from outreach.kernel.identity import Identity, identity
@@ -40,6 +39,7 @@ from outreach.kernel.ledger import DueContact
 from outreach.kernel.policy_settings import policy_settings
 from outreach.planning.consequences import consequences
 from outreach.planning.household import attach_sent, note_sent
+from outreach.planning.kinds import ChannelHooks, MessageContext, channel_settings, hooks_for
 from outreach.planning.ladder import Action, Ladder, Stage, not_applicable
 from outreach.planning.messages import message_context, render
 from outreach.planning.planner import (

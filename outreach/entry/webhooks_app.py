@@ -34,7 +34,6 @@ from sqlalchemy import Engine
 
 from contact_channels.credentials import get_connection
 from outreach.dispatch import callbacks
-from outreach.dispatch.kinds import channel_settings
 from outreach.entry.body_cap import (  # noqa: F401 (DEFAULT_MAX_BODY_BYTES: re-exported)
     DEFAULT_MAX_BODY_BYTES,
     BodyTooLarge,
@@ -42,6 +41,7 @@ from outreach.entry.body_cap import (  # noqa: F401 (DEFAULT_MAX_BODY_BYTES: re-
     too_large_response,
 )
 from outreach.kernel.clock import utcnow
+from outreach.planning.kinds import channel_settings
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,6 @@ from sqlalchemy import Connection, Engine, Numeric, bindparam, text
 from contact_channels.csvsafe import restore
 from contact_channels.media import csv_bytes, drop_location, record_document
 from outreach import settings
-from outreach.dispatch.kinds import ChannelHooks, MessageContext, channel_settings
 from outreach.kernel.clock import utcnow
 from outreach.kernel.config_yaml import (
     ConfigError,
@@ -39,6 +38,7 @@ from outreach.kernel.config_yaml import (
 )
 from outreach.kernel.facts import AccountRecord, as_date
 from outreach.kernel.policy_settings import policy_settings
+from outreach.planning.kinds import ChannelHooks, MessageContext, channel_settings
 from policies.model import Step, Verdict
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from outreach.dispatch.kinds import ChannelHooks, MessageContext
 from outreach.kernel.facts import as_date, as_instant
 from outreach.media.agency.placement import (
     LawFirm,
@@ -28,6 +27,7 @@ from outreach.media.agency.placement import (
     jurisdiction_codes,
     licensed,
 )
+from outreach.planning.kinds import ChannelHooks, MessageContext
 from policies.model import Verdict
 
 # The reason codes a referral is refused with (the adapter's PermanentError code): the

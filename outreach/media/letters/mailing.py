@@ -38,10 +38,10 @@ from contact_channels.letters import (
     write_file,
 )
 from outreach import settings
-from outreach.dispatch.kinds import ChannelHooks, MessageContext, channel_settings
 from outreach.kernel.facts import as_date
 from outreach.kernel.identity import identity
 from outreach.kernel.ledger import DueContact
+from outreach.planning.kinds import ChannelHooks, MessageContext, channel_settings
 from outreach.planning.messages import brand, message_context, money, render
 from outreach.portfolio.importer import ImportFileError
 from policies.calendar import validation_period
