@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-postgres lint typecheck bench bench-dispatch clean-data install
+.PHONY: demo test test-postgres lint lint-imports typecheck bench bench-dispatch clean-data install
 
 # (Re)install when the lock, the dev pins or the package metadata change.
 $(STAMP): requirements.lock requirements-dev.txt pyproject.toml
@@ -36,6 +36,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# The layers and the absence of import cycles (.importlinter, docs/architecture.md).
+lint-imports: $(STAMP)
+	$(BIN)/lint-imports
 
 # Planning throughput and memory (bench/plan.py); e.g. make bench BENCH_ARGS="--accounts 100000".
 bench: $(STAMP)
