@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from outreach.entry.cli_config import add_diff_parser, cmd_config_diff
 from outreach.operations.ladder_diff import (
     NOT_DUE,
     Judged,
     LadderDiff,
-    add_parser,
-    cmd_config_diff,
     diff_ladders,
 )
 from outreach.planning.ladder import load_ladder
@@ -72,7 +71,7 @@ def portfolio(app_data: Path) -> dict[str, Any]:
 def run(old: Path, new: Path, *extra: str, batch_size: int = 1000) -> int:
     """The command as `outreach config diff` would call it (a parser of our own)."""
     parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="config_command", required=True))
+    add_diff_parser(parser.add_subparsers(dest="config_command", required=True))
     args = parser.parse_args(
         ["diff", str(old), str(new), "--as-of", DAY.isoformat(), "--batch-size",
          str(batch_size), *extra]

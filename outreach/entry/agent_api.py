@@ -20,16 +20,16 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from outreach.kernel.clock import utcnow
-from outreach.media.calls import queue as call_queue
-from outreach.storage.db import get_engine
+from outreach.services import calls
+from outreach.services.database import engine
 
 
 class ClaimRequest(BaseModel):
-    agent: str = Field(min_length=1, max_length=call_queue.MAX_AGENT_LENGTH)
+    agent: str = Field(min_length=1, max_length=calls.MAX_AGENT_LENGTH)
 
 
 class DispositionRequest(BaseModel):
-    agent: str = Field(min_length=1, max_length=call_queue.MAX_AGENT_LENGTH)
+    agent: str = Field(min_length=1, max_length=calls.MAX_AGENT_LENGTH)
     # Checked by call_queue (so an unknown one is refused with the list of known ones).
     disposition: str = Field(max_length=64)
     promise_amount: Decimal | None = None
@@ -62,8 +62,8 @@ def build_router(
     )
     def claim(body: ClaimRequest) -> Any:
         try:
-            task = call_queue.claim_next(engine_provider(), body.agent, clock())
-        except call_queue.TooManyOpenTasks as exc:
+            task = calls.claim_next(engine_provider(), body.agent, clock())
+        except calls.TooManyOpenTasks as exc:
             # The keys (no personal data) let an agent who lost a page find the call to close.
             return JSONResponse(status_code=409, content={
                 "code": "too_many_open_tasks", "detail": str(exc), "open": exc.open_keys})
@@ -80,7 +80,7 @@ def build_router(
     )
     def disposition(key: str, body: DispositionRequest) -> Any:
         try:
-            return call_queue.record_disposition(
+            return calls.record_disposition(
                 engine_provider(),
                 key,
                 body.agent,
@@ -89,10 +89,10 @@ def build_router(
                 promise_amount=body.promise_amount,
                 promise_date=body.promise_date,
             )
-        except call_queue.DispositionError as exc:
+        except calls.DispositionError as exc:
             return _error(exc.status, exc.code, str(exc))
 
     return router
 
 
-router = build_router(get_engine)
+router = build_router(engine)

@@ -8,6 +8,7 @@ compares what it expects with what came out: only the fields a scenario names ar
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -17,6 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from outreach.entry.cli_accounts import add_explain, add_import, add_plan
+from outreach.entry.cli_common import run
 
 PLAN_KEYS = ("account_id", "action")
 
@@ -50,12 +54,22 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _cli(args: list[str]) -> tuple[int, str, str]:
-    from outreach.entry.cli import main
+def _commands() -> argparse.ArgumentParser:
+    """The three ``outreach`` commands a scenario runs (import, plan, explain), with the same
+    arguments and the same exit codes as ``outreach.entry.cli``'s, which runs scenarios itself
+    (``outreach scenario``) and so is not imported here."""
+    parser = argparse.ArgumentParser(prog="outreach")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_import(sub)
+    add_plan(sub)
+    add_explain(sub)
+    return parser
 
+
+def _cli(args: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(args)
+        code = run(_commands(), args)
     return code, out.getvalue(), err.getvalue()
 
 

@@ -33,7 +33,6 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
 from contact_channels.credentials import get_connection
-from outreach.dispatch import callbacks
 from outreach.entry.body_cap import (  # noqa: F401 (DEFAULT_MAX_BODY_BYTES: re-exported)
     DEFAULT_MAX_BODY_BYTES,
     BodyTooLarge,
@@ -41,7 +40,7 @@ from outreach.entry.body_cap import (  # noqa: F401 (DEFAULT_MAX_BODY_BYTES: re-
     too_large_response,
 )
 from outreach.kernel.clock import utcnow
-from outreach.planning.kinds import channel_settings
+from outreach.services import webhooks
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ def max_signature_age() -> float:
 
 
 def _conn_id(kind: str, default: str) -> str:
-    return str(channel_settings(kind).get("conn_id") or default)
+    return webhooks.conn_id(kind, default)
 
 
 def _public_url(request: Request) -> str | None:
@@ -226,9 +225,9 @@ def create_app(
     def db() -> Engine:
         if engine is not None:
             return engine
-        from outreach.storage.db import get_engine
+        from outreach.services.database import engine as default_engine
 
-        return get_engine()
+        return default_engine()
 
     async def form_params(request: Request) -> dict[str, str]:
         # Not request.form(): Starlette's parser would take up to 1,000 fields of 1 MB each.
@@ -241,7 +240,7 @@ def create_app(
             return _forbidden("twilio status callback without a valid signature")
         key = request.query_params.get("key")
         result = await run_in_threadpool(
-            lambda: callbacks.apply_twilio_status(db(), params, key, now=now)
+            lambda: webhooks.apply_twilio_status(db(), params, key, now=now)
         )
         return Response(content=result, media_type="text/plain")
 
@@ -251,7 +250,7 @@ def create_app(
         if not await run_in_threadpool(_twilio_valid, request, params):
             return _forbidden("inbound sms without a valid signature")
         result = await run_in_threadpool(
-            lambda: callbacks.apply_inbound_sms(db(), params, now=now)
+            lambda: webhooks.apply_inbound_sms(db(), params, now=now)
         )
         return _twiml(result.reply)
 
@@ -273,7 +272,7 @@ def create_app(
                 status_code=400, content="expected a JSON array of events", media_type="text/plain"
             )
         result = await run_in_threadpool(
-            lambda: callbacks.apply_sendgrid_events(db(), events, now=now)
+            lambda: webhooks.apply_sendgrid_events(db(), events, now=now)
         )
         return Response(
             content=json.dumps(

@@ -5,25 +5,22 @@ same gate, same ledger keys), batch by batch of account ids; nothing is sent and
 written. The two plans are compared contact by contact (the ledger key's parts but the
 destination: account, stage, action, cadence slot, channel; the key itself tells whether the
 destination changed) and account by account. Only counts, reason codes and a few account
-references are kept: never a name, a number or an address.
+references are kept: never a name, a number or an address. The command itself (argument
+parsing, printing) is in ``outreach/entry/cli_config.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
 from outreach.kernel.facts import AccountRecord, load_accounts
 from outreach.kernel.policy_settings import policy_settings
-from outreach.planning.ladder import Ladder, LadderError, Party, Stage, load_ladder, not_applicable
+from outreach.planning.ladder import Ladder, Party, Stage, not_applicable
 from outreach.planning.planner import (
     PlannedStep,
     StepHook,
@@ -311,55 +308,3 @@ def format_diff(d: dict[str, Any]) -> str:
         lines.append(f"  reasons: {reasons or 'none (nothing was due)'}")
         lines.append("  e.g. " + ", ".join(shift["examples"]))
     return "\n".join(lines)
-
-
-def _load_both(paths: tuple[str, str]) -> tuple[Ladder, Ladder] | None:
-    """Both ladders, or None after printing every error of each (path: YAML path: message),
-    as ``outreach config check`` prints them."""
-    loaded: list[Ladder] = []
-    failed = False
-    for name in paths:
-        try:
-            loaded.append(load_ladder(Path(name)))
-        except LadderError as exc:
-            failed = True
-            for err in exc.errors:
-                print(f"{name}: {err}", file=sys.stderr)
-            print(f"{name}: {len(exc.errors)} error(s)", file=sys.stderr)
-    if failed:
-        return None
-    return loaded[0], loaded[1]
-
-
-def cmd_config_diff(args: argparse.Namespace) -> int:
-    """Validate both ladders (exit 1 on any error), then print the diff; exit 0."""
-    ladders = _load_both((args.old, args.new))
-    if ladders is None:
-        return 1
-    from outreach.storage.db import get_engine, migrate
-
-    migrate()  # the schema only, as every command does; the ledger is not written
-    diff = diff_ladders(get_engine(), ladders[0], ladders[1], args.as_of, args.batch_size)
-    out = diff.as_dict()
-    print(json.dumps(out, indent=2, ensure_ascii=False) if args.json else format_diff(out))
-    return 0
-
-
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {value!r}") from None
-
-
-def add_parser(csub: Any) -> None:
-    """Add ``diff`` to the ``config`` subcommands (``csub``: their argparse subparsers)."""
-    p = csub.add_parser(
-        "diff", help="what switching from ladder OLD to NEW would change on a day (no writes)"
-    )
-    p.add_argument("old", help="the ladder in force (YAML file)")
-    p.add_argument("new", help="the candidate ladder (YAML file)")
-    p.add_argument("--as-of", type=_date, required=True, help="the day to plan (YYYY-MM-DD)")
-    p.add_argument("--json", action="store_true", help="print the diff as one JSON document")
-    p.add_argument("--batch-size", type=int, default=10000, help="accounts per batch")
-    p.set_defaults(func=cmd_config_diff)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
@@ -160,3 +162,50 @@ def sent_and_recorded(database_url: str, outbox_url: str) -> tuple[dict[str, int
     finally:
         engine.dispose()
     return sent, recorded
+
+
+# --- the day's plan decisions, one record each (``outreach plan --json``) ----------------------
+
+PLAN_JSON_QUERY = text(
+    "SELECT a.account_ref, c.stage, c.action, c.channel, d.verdict, d.reasons, d.window_start, "
+    "d.window_end, d.defer_until, c.key, c.slot, c.contact_point_id, d.config_version, "
+    "d.pack_versions, d.evidence FROM policy_decision d JOIN contact c ON c.key = d.contact_key "
+    "JOIN account a ON a.id = d.account_id WHERE d.phase = 'plan' AND d.as_of = :day "
+    "ORDER BY a.account_ref, c.stage, c.action"
+)
+
+
+def _iso_z(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.fromisoformat(str(value))
+    return value.isoformat() + "Z"
+
+
+def plan_decisions(engine: Engine, day: dt.date) -> Iterator[dict[str, Any]]:
+    """The plan's gate decisions of ``day``, by account ref, stage and action: the records
+    ``outreach plan --json`` prints (and compliance scenarios compare)."""
+    with engine.connect() as conn:
+        for r in conn.execute(PLAN_JSON_QUERY, {"day": day}):
+            evidence = r[14] if isinstance(r[14], dict) else json.loads(r[14] or "{}")
+            yield {
+                "account_id": r[0],
+                "stage": r[1],
+                "action": r[2],
+                "channel": r[3],
+                "verdict": r[4],
+                "reasons": r[5].split() if r[5] else [],
+                "window_start": _iso_z(r[6]),
+                "window_end": _iso_z(r[7]),
+                "defer_until": _iso_z(r[8]),
+                "key": r[9],
+                "slot": r[10],
+                "contact_point_id": r[11],
+                "ladder_version": r[12],
+                "pack_versions": r[13],
+                "evidence": evidence,
+                # Why a step out of the stage's order: the earlier required step
+                # the account lacked (null for a step of its own stage).
+                "catch_up": (evidence.get("ladder.catch_up") or {}).get("facts"),
+            }

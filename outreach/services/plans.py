@@ -1,0 +1,37 @@
+"""Planning and dispatching a day from the CLI (``outreach plan``, ``outreach dispatch``); the DAGs
+do the same batch by batch through ``outreach.services.daily``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Engine
+
+from outreach import settings
+from outreach.dispatch.dispatcher import dispatch_range, dispatch_ranges
+from outreach.planning.ladder import Ladder
+from outreach.planning.planner import PlanCounts, iter_plan, plan_parallel
+
+
+def plan_day(engine: Engine, ladder: Ladder, day: dt.date, batch_size: int, workers: int
+             ) -> PlanCounts:  # fmt: skip
+    """Plan ``day`` for the whole portfolio, batch by batch (in ``workers`` processes when more
+    than one); the plan's counts summed."""
+    total = PlanCounts()
+    batches = (iter_plan(engine, ladder, day, batch_size) if workers == 1 else
+               plan_parallel(settings.database_url(), ladder, day, batch_size, workers))
+    for counts in batches:
+        total.add(counts)
+    return total
+
+
+def dispatch_channel(engine: Engine, day: dt.date, channel: str, batch_size: int, clock: str
+                     ) -> dict[str, int]:  # fmt: skip
+    """Send what ``channel`` has due on ``day`` (exactly once); the counts summed over its
+    batches, empty when nothing was planned."""
+    totals: dict[str, int] = {}
+    for lo, hi in dispatch_ranges(engine, day, channel, batch_size):
+        counts = dispatch_range(engine, day, channel, lo, hi, clock=clock)
+        for k, v in counts.as_dict().items():
+            totals[k] = totals.get(k, 0) + v
+    return totals
