@@ -60,7 +60,8 @@ IMPORT_OK, IMPORT_REJECTS, IMPORT_UNREADABLE, IMPORT_INTERRUPTED = 0, 3, 4, 5
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from outreach.portfolio.importer import ImportFileError, ImportInterruptedError, import_file
+    from outreach.portfolio.files import ImportFileError, ImportInterruptedError
+    from outreach.portfolio.importer import import_file
 
     try:
         report = import_file(
@@ -405,7 +406,7 @@ def cmd_letters_close(args: argparse.Namespace) -> int:
 def _unreadable(command: str, path: Path | str, exc: BaseException) -> int:
     """One line naming the file and why it cannot be read (never a row's values), exit 4 as
     ``outreach import`` does."""
-    from outreach.portfolio.importer import ImportFileError
+    from outreach.portfolio.files import ImportFileError
 
     if isinstance(exc, ImportFileError):  # its text names the file already
         problem = str(exc)
@@ -422,7 +423,7 @@ def _unreadable(command: str, path: Path | str, exc: BaseException) -> int:
 
 def _unreadable_file() -> tuple[type[BaseException], ...]:
     """What the returned-mail and agency-returns readers raise for a file they cannot read."""
-    from outreach.portfolio.importer import ImportFileError
+    from outreach.portfolio.files import ImportFileError
 
     return (ImportFileError, OSError, UnicodeDecodeError, csv.Error)
 
