@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from outreach.portfolio.importer import ImportFileError, ImportReport, import_file
+from outreach.portfolio.files import ImportFileError
+from outreach.portfolio.importer import ImportReport, import_file
 from outreach.storage.db import make_engine, migrate
 from outreach.storage.models import (
     Account,

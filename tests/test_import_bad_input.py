@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from outreach.portfolio import importer
-from outreach.portfolio.importer import ImportFileError, import_file
+from outreach.portfolio import files, importer
+from outreach.portfolio.files import ImportFileError, ImportInterruptedError
+from outreach.portfolio.importer import import_file
 from outreach.storage.db import make_engine, migrate
 from outreach.storage.models import Account, Base, ImportRun
 from tests.test_import import account, event, payment, rejects, rows, write
@@ -146,7 +147,7 @@ def test_every_row_level_problem_in_csv_is_a_reject_and_every_good_row_lands(
 def test_a_csv_field_over_the_size_limit_rejects_its_row_only(
     tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(importer, "CSV_FIELD_LIMIT", 1000)
+    monkeypatch.setattr(files, "CSV_FIELD_LIMIT", 1000)
     path = tmp_path / "p.csv"
     path.write_text(
         "\n".join([_HEADER, _csv_row("G1"), _csv_row("B1", city="x" * 1001), _csv_row("G2")]) + "\n"
@@ -277,7 +278,7 @@ def test_a_failure_mid_file_says_what_was_committed_and_that_reimport_finishes(
         return real_apply(self, items)
 
     monkeypatch.setattr(importer._Chunks, "apply", failing_apply)
-    with pytest.raises(importer.ImportInterruptedError) as caught:
+    with pytest.raises(ImportInterruptedError) as caught:
         import_file(path, engine=engine, chunk_size=4)
     message = str(caught.value)
     assert "p.jsonl" in message and "line 4" in message and "import the file again" in message

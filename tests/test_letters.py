@@ -528,7 +528,7 @@ def test_returned_mail_rows_name_the_line_field_and_reason_without_values(
 def test_a_returned_mail_file_without_its_columns_is_refused_whole(
     engine: Engine, tmp_path: Path
 ) -> None:
-    from outreach.portfolio.importer import ImportFileError
+    from outreach.portfolio.files import ImportFileError
 
     bad = tmp_path / "returned.csv"
     bad.write_text("key,returned_on\nabc,2026-11-27\n")

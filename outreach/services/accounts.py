@@ -18,9 +18,10 @@ from outreach.planning.planner import (
     plan_step_hook,
     prime_household,
 )
+from outreach.portfolio.files import ImportFileError, ImportInterruptedError
 from outreach.portfolio.generator import GenerateReport
 from outreach.portfolio.generator import generate as _generate
-from outreach.portfolio.importer import ImportFileError, ImportInterruptedError, ImportReport
+from outreach.portfolio.importer import ImportReport
 from outreach.portfolio.importer import import_file as _import_file
 from policies.packs import assert_valid
 

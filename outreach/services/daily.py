@@ -48,7 +48,8 @@ def ingest(inbox: Path | None = None) -> dict[str, Any]:
 
     from outreach.media.agency.placement import import_agency_returns
     from outreach.media.letters.mailing import import_returned_mail
-    from outreach.portfolio.importer import ImportFileError, import_file
+    from outreach.portfolio.files import ImportFileError
+    from outreach.portfolio.importer import import_file
 
     checked_config()
     inbox = inbox or settings.data_dir() / "inbox"

@@ -148,7 +148,7 @@ class AccountHold(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     # dispute | bankruptcy | deceased | cease_communication | attorney | hardship |
     # original_creditor_request | breathing_space | mental_health_crisis | vulnerable |
-    # instalment_plan (outreach.portfolio.importer.HOLD_KINDS)
+    # instalment_plan (outreach.portfolio.history.HOLD_KINDS)
     kind: Mapped[str] = mapped_column(String(32))
     started_on: Mapped[dt.date] = mapped_column(Date)
     ended_on: Mapped[dt.date | None] = mapped_column(Date)

@@ -703,7 +703,12 @@ class _Return:
 
 
 def _parse_return(agency: str, row: Any) -> _Return:
-    from outreach.portfolio.importer import _choice, _date, _money, _Reject, _required_text, _text
+    from outreach.portfolio.rows import Reject as _Reject
+    from outreach.portfolio.rows import choice as _choice
+    from outreach.portfolio.rows import date as _date
+    from outreach.portfolio.rows import money as _money
+    from outreach.portfolio.rows import required_text as _required_text
+    from outreach.portfolio.rows import text as _text
 
     d = row.data
     ref = _required_text(d.get("return_ref"), "return_ref", max_len=63 - len(agency))
@@ -751,13 +756,11 @@ def import_agency_returns(
     holds (dispute, bankruptcy, cease_communication, ...) into ``account_hold``. Idempotent on
     return_ref. Bad rows go to a rejects file (JSON lines: line, field, reason, record), as the
     portfolio import writes them. ``at`` is the import's instant (recorded_at, rejects name)."""
-    from outreach.portfolio.importer import (
-        ImportFileError,
-        _default_rejects_path,
-        _Reject,
-        _RejectsFile,
-        _Row,
-    )
+    from outreach.portfolio.files import ImportFileError
+    from outreach.portfolio.files import RejectsFile as _RejectsFile
+    from outreach.portfolio.files import default_rejects_path as _default_rejects_path
+    from outreach.portfolio.rows import Reject as _Reject
+    from outreach.portfolio.rows import Row as _Row
 
     source = Path(urlsplit(str(path)).path if "://" in str(path) else path)
     try:
@@ -821,7 +824,7 @@ def import_agency_returns(
 
 
 def _apply_return(conn: Connection, agency: str, r: _Return, at: dt.datetime) -> list[str]:
-    from outreach.portfolio.importer import _Reject
+    from outreach.portfolio.rows import Reject as _Reject
 
     placement = conn.execute(
         text(

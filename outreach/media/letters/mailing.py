@@ -43,7 +43,7 @@ from outreach.kernel.identity import identity
 from outreach.kernel.ledger import DueContact
 from outreach.planning.kinds import ChannelHooks, MessageContext, channel_settings
 from outreach.planning.messages import brand, message_context, money, render
-from outreach.portfolio.importer import ImportFileError
+from outreach.portfolio.files import ImportFileError
 from policies.calendar import validation_period
 from policies.model import ROLES, SELF, Verdict
 from policies.packs import all_packs, jurisdiction, packs_for
