@@ -12,7 +12,6 @@ See docs/console.md.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -49,8 +48,7 @@ MAX_NOTE = 200  # characters of the person's "why" kept (error_detail is 300 wid
 
 
 def _role_list(env: str, default: str) -> frozenset[str]:
-    raw = os.environ.get(env, default)
-    return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+    return settings.role_list(settings.knob(env), default)
 
 
 def user_roles(user: Any) -> frozenset[str]:
