@@ -22,16 +22,7 @@ from typing import Any
 
 from policies.checks.base import ONE_DAY, Check, Context, Interval, candidate_zones
 from policies.checks.registry import ACCOUNT_CHECKS, CHECKS
-from policies.model import (
-    BLOCK,
-    DEFER,
-    PASS,
-    SEND,
-    AccountFacts,
-    RuleResult,
-    Step,
-    Verdict,
-)
+from policies.model import BLOCK, DEFER, PASS, SEND, AccountFacts, RuleResult, Step, Verdict
 from policies.pack_model import Jurisdiction, Rule
 from policies.packs import jurisdiction, pack_versions, rules_for
 from policies.windows import local_date, local_midnight_utc

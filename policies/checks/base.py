@@ -12,11 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from policies.model import (
-    PASS,
-    AccountFacts,
-    Step,
-)
+from policies.model import PASS, AccountFacts, Step
 from policies.pack_model import COUNTRY_FALLBACK_ZONES, Rule
 
 ONE_DAY = dt.timedelta(days=1)

@@ -8,17 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from policies.checks.base import ONE_DAY, Context, Outcome, _pass
-from policies.model import (
-    DEFER,
-    AccountFacts,
-    PastContact,
-    Step,
-)
+from policies.model import DEFER, AccountFacts, PastContact, Step
 from policies.pack_model import Rule
-from policies.windows import (
-    local_date,
-    local_midnight_utc,
-)
+from policies.windows import local_date, local_midnight_utc
 
 
 def _cap_outcome(

@@ -7,17 +7,9 @@ import datetime as dt
 from typing import Any
 
 from policies.checks.base import ONE_DAY, Context, Outcome, _pass
-from policies.model import (
-    BLOCK,
-    DEFER,
-    EMERGENCY_CONTACT,
-    AccountFacts,
-    Step,
-)
+from policies.model import BLOCK, DEFER, EMERGENCY_CONTACT, AccountFacts, Step
 from policies.pack_model import Rule
-from policies.windows import (
-    local_midnight_utc,
-)
+from policies.windows import local_midnight_utc
 
 
 def _hold(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:

@@ -8,22 +8,10 @@ from functools import lru_cache
 from typing import Any
 
 from policies.checks.base import ONE_DAY, Context, Interval, Outcome, _pass
-from policies.model import (
-    BLOCK,
-    DEFER,
-    PASS,
-    AccountFacts,
-    Step,
-    TimeBlock,
-)
+from policies.model import BLOCK, DEFER, PASS, AccountFacts, Step, TimeBlock
 from policies.pack_model import Rule
 from policies.timeblocks import format_blocks
-from policies.windows import (
-    common_window,
-    local_midnight_utc,
-    local_time_text,
-    local_to_utc,
-)
+from policies.windows import common_window, local_midnight_utc, local_time_text, local_to_utc
 
 
 def _hours(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:

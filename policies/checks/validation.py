@@ -8,18 +8,9 @@ from typing import Any
 
 from policies.calendar import validation_period
 from policies.checks.base import ONE_DAY, Context, Outcome, _pass
-from policies.model import (
-    BLOCK,
-    DEFER,
-    PASS,
-    AccountFacts,
-    Step,
-)
+from policies.model import BLOCK, DEFER, PASS, AccountFacts, Step
 from policies.pack_model import Rule
-from policies.windows import (
-    local_date,
-    local_midnight_utc,
-)
+from policies.windows import local_date, local_midnight_utc
 
 
 def _validation_notice(
