@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from policies.codes import REASON_CODES
-from policies.packs import COUNTRY_FALLBACK_ZONES, Applies, Pack, all_packs
+from policies.pack_model import COUNTRY_FALLBACK_ZONES, Applies, Pack
+from policies.packs import all_packs
 
 
 def _applies(a: Applies) -> str:

@@ -1,12 +1,13 @@
 """Rule packs: which rules are in force for an account on a day, and the checks on pack data.
 
 A pack is one jurisdiction's (or the house's) rules, as data: each rule names its check (a pure
-function in ``policies.gate``), its parameters, its channels, its citation and the dates it is
+function in ``policies.checks``), its parameters, its channels, its citation and the dates it is
 in force. A pack version applies to an account by country, region (``US-MA``), city, product and
 the user's role (first-party creditor or third-party collector), and only from its
 ``effective_from`` to its ``effective_to`` (exclusive): the version in force on the run's logical
 date is the one applied. A rule may supersede another pack's rule (Regulation F's hours replace
-the house default for US accounts). The pack data itself lives in ``policies.rulepacks``.
+the house default for US accounts). The pack data itself lives in ``policies.rulepacks``, its
+shapes (``Pack``, ``Rule``, ``Applies``, ``Jurisdiction``) in ``policies.pack_model``.
 
 A version is the law's effective date (``2023.01.01``); when the project corrects its reading of
 the same law, the version takes a revision suffix (``2023.01.01-r2``) and keeps its dates, so a
@@ -16,122 +17,14 @@ decision's ``pack_versions`` shows which reading decided it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
-from types import MappingProxyType
-from typing import Any
 
+from policies.checks.frequency import CAP_PER, CAP_SCOPES
+from policies.checks.registry import CHECK_PARAMS, CHECKS
+from policies.codes import REASON_CODES
 from policies.model import ROLES
-
-CONSUMER_CHANNELS = frozenset({"sms", "email", "call", "letter"})
-TIMED_CHANNELS = frozenset({"sms", "email", "call"})
-ELECTRONIC = frozenset({"sms", "email"})
-CALL = frozenset({"call"})
-ALL_CHANNELS = frozenset({"sms", "email", "call", "letter", "agency", "legal"})
-LEGAL = frozenset({"legal"})
-
-# Candidate zones when neither the address nor the destination tells: every zone the country's
-# consumers may be in, so only hours allowed in all of them are used.
-COUNTRY_FALLBACK_ZONES: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "US": (
-            "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles",
-            "America/Anchorage", "Pacific/Honolulu",
-        ),  # fmt: skip
-        "CN": ("Asia/Shanghai",),
-        "GB": ("Europe/London",),
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    rule_id: str
-    check: str
-    citation: str
-    channels: frozenset[str] | None = None  # None: every channel
-    params: Mapping[str, Any] = field(default_factory=dict)
-    supersedes: tuple[str, ...] = ()
-    effective_from: dt.date | None = None  # None: as the pack
-    effective_to: dt.date | None = None  # exclusive; None: open
-
-    def in_force(self, day: dt.date) -> bool:
-        return (self.effective_from is None or self.effective_from <= day) and (
-            self.effective_to is None or day < self.effective_to
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Applies:
-    """Whom a pack covers; None in a field means no restriction on it."""
-
-    countries: frozenset[str] | None = None
-    regions: frozenset[str] | None = None  # ISO 3166-2 codes: "US-MA"
-    cities: frozenset[str] | None = None  # case-folded city names, with regions
-    products: frozenset[str] | None = None
-    roles: frozenset[str] | None = None
-
-    def covers(self, j: Jurisdiction) -> bool:
-        return (
-            (self.countries is None or j.country in self.countries)
-            and (self.regions is None or self._covers_region(j))
-            and (self.cities is None or (j.city or "") in self.cities)
-            and (self.products is None or j.product in self.products)
-            and (self.roles is None or j.role in self.roles)
-        )
-
-
-    def _covers_region(self, j: Jurisdiction) -> bool:
-        """The account's region is one of the pack's; an account of the country whose region is
-        not known is covered by every regional pack of its country (the strictest reading: its
-        state could be any of them)."""
-        assert self.regions is not None
-        if j.region is None:
-            return any(r.startswith(f"{j.country}-") for r in self.regions)
-        return f"{j.country}-{j.region}" in self.regions
-
-
-@dataclass(frozen=True, slots=True)
-class LetterRequirement:
-    """What a pack asks a letter of some purposes to say (not a gate: the letter medium adds
-    the block, docs/compliance.md lists it)."""
-
-    requirement_id: str
-    what: str
-    citation: str
-    purposes: tuple[str, ...]  # the actions' purposes (policies.model.PURPOSES) it applies to
-
-
-@dataclass(frozen=True, slots=True)
-class Pack:
-    name: str
-    version: str
-    title: str
-    applies: Applies
-    effective_from: dt.date
-    rules: tuple[Rule, ...]
-    effective_to: dt.date | None = None  # exclusive
-    notes: tuple[str, ...] = ()  # obligations that are not contact gates (record keeping...)
-    letter_requirements: tuple[LetterRequirement, ...] = ()
-
-    def in_force(self, day: dt.date) -> bool:
-        return self.effective_from <= day and (self.effective_to is None or day < self.effective_to)
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}@{self.version}"
-
-
-@dataclass(frozen=True, slots=True)
-class Jurisdiction:
-    """What decides which packs apply to an account."""
-
-    country: str
-    region: str | None
-    city: str | None  # case-folded
-    product: str
-    role: str
+from policies.pack_model import ALL_CHANNELS, Jurisdiction, Pack, Rule
+from policies.rulepacks import PACKS
 
 
 def jurisdiction(
@@ -144,8 +37,6 @@ def jurisdiction(
 
 
 def all_packs() -> tuple[Pack, ...]:
-    from policies.rulepacks import PACKS
-
     return PACKS
 
 
@@ -177,8 +68,6 @@ def rules_for(j: Jurisdiction, channel: str, day: dt.date) -> tuple[tuple[Rule, 
 
 def _check_params(rule: Rule) -> list[str]:
     """Problems with one rule's parameters, by check."""
-    from policies.gate import CHECK_PARAMS
-
     p, problems = rule.params, []
     required = CHECK_PARAMS.get(rule.check, ())
     for name in required:
@@ -198,8 +87,6 @@ def _check_params(rule: Rule) -> list[str]:
     if "days_after_end" in p and not (isinstance(p["days_after_end"], int) and p["days_after_end"] >= 0):
         problems.append(f"{rule.rule_id}: 'days_after_end' must be a whole number of at least 0")
     if rule.check == "contact_cap":
-        from policies.gate import CAP_PER, CAP_SCOPES
-
         scope = p.get("scope", "account")
         if scope not in CAP_SCOPES:
             problems.append(
@@ -215,9 +102,6 @@ def validate_packs(packs: tuple[Pack, ...] | None = None) -> list[str]:
     """Problems with the pack data: unknown checks or channels, duplicate or misnamed ids,
     bad parameters, dates that run backwards, overlapping versions of one pack, dangling
     supersedes, reason codes missing from ``policies.codes``."""
-    from policies.codes import REASON_CODES
-    from policies.gate import CHECKS
-
     packs = all_packs() if packs is None else packs
     problems: list[str] = []
     ids = {r.rule_id for p in packs for r in p.rules}

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 import policies.calendar
+import policies.checks.time_of_day
 import policies.gate
 import policies.windows
 from policies.gate import evaluate
@@ -32,7 +33,7 @@ WORKER_ZONES = ("America/New_York", "Asia/Tokyo", "Pacific/Kiritimati", "Pacific
 
 
 def _clear_policy_caches() -> None:
-    for module in (policies.windows, policies.gate, policies.calendar):
+    for module in (policies.windows, policies.gate, policies.checks.time_of_day, policies.calendar):
         for value in vars(module).values():
             if callable(getattr(value, "cache_clear", None)):
                 value.cache_clear()

@@ -41,8 +41,8 @@ def _voicemail(day: dt.date, phone_type: str, cp: int) -> PastContact:
 
 
 def test_calls_to_a_work_phone_do_not_count_against_the_personal_phones_in_massachusetts() -> None:
-    # gate._scope_filter("personal_phone"): `h.phone_type is None` flipped to `is not None`
-    # would count typed work-phone calls against the consumer's personal phones.
+    # checks.frequency._scope_filter("personal_phone"): `h.phone_type is None` flipped to
+    # `is not None` would count typed work-phone calls against the consumer's personal phones.
     work = tuple(_voicemail(DAY - dt.timedelta(days=d), "work", 20) for d in (1, 2))
     f = AccountFacts(1, "US", "MA", 100.0, balance=5000.0, address_zones=(BOSTON,), history=work)
     mobile = Step("call", 10, (BOSTON,), phone_type="mobile")

@@ -10,17 +10,16 @@ from dataclasses import replace
 
 import pytest
 
+import policies.checks.registry
 import policies.gate
+import policies.pack_model
 import policies.packs
 from policies.codes import REASON_CODES
 from policies.gate import evaluate
 from policies.model import AccountFacts, PastContact, Step
+from policies.pack_model import CALL, Applies, Pack, Rule
 from policies.packs import (
-    CALL,
-    Applies,
-    Pack,
     PackError,
-    Rule,
     all_packs,
     assert_valid,
     jurisdiction,
@@ -57,7 +56,7 @@ def use_packs(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     clear_caches()
 
 
-def names(j: policies.packs.Jurisdiction, day: dt.date = DAY) -> set[str]:
+def names(j: policies.pack_model.Jurisdiction, day: dt.date = DAY) -> set[str]:
     return {p.name for p in packs_for(j, day)}
 
 
@@ -80,7 +79,7 @@ def test_every_rule_of_the_shipped_packs_has_a_citation_and_a_known_check() -> N
     for pack in all_packs():
         for rule in pack.rules:
             assert rule.citation.strip(), rule.rule_id
-            assert rule.check in policies.gate.CHECKS, rule.rule_id
+            assert rule.check in policies.checks.registry.CHECKS, rule.rule_id
 
 
 # --- broken packs -------------------------------------------------------------------------------
@@ -284,7 +283,7 @@ def test_a_pack_is_not_applied_before_it_is_in_force() -> None:
     ],
 )  # fmt: skip
 def test_packs_apply_by_country_region_city_product_and_role(
-    j: policies.packs.Jurisdiction, expected: set[str], absent: set[str]
+    j: policies.pack_model.Jurisdiction, expected: set[str], absent: set[str]
 ) -> None:
     found = names(j)
     assert expected <= found, found

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -65,7 +64,7 @@ EVENT_OUTCOME = {"call": "attempted"}  # what our own send means in the contact 
 
 def sending_lease() -> dt.timedelta:
     """How long a claim is trusted before its worker is presumed dead."""
-    return dt.timedelta(seconds=float(os.environ.get("OUTREACH_SENDING_LEASE_SECONDS", "300")))
+    return dt.timedelta(seconds=settings.sending_lease_seconds())
 
 
 @dataclass

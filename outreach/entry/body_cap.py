@@ -10,13 +10,13 @@ with 413 (``too_large_response``).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-MAX_BODY_ENV = "OUTREACH_WEBHOOK_MAX_BODY_BYTES"
+from outreach import settings
+
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024  # a SendGrid batch or a ladder draft is far smaller
 
 
@@ -27,12 +27,8 @@ class BodyTooLarge(Exception):
 def max_body_bytes() -> int:
     """``OUTREACH_WEBHOOK_MAX_BODY_BYTES``: the largest request body the webhooks and the
     console read (default 1 MiB). A value that is not a positive whole number is an error."""
-    raw = os.environ.get(MAX_BODY_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_BODY_BYTES
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{MAX_BODY_ENV}: expected a positive whole number of bytes, got {raw!r}")
-    return int(raw)
+    limit = settings.webhook_max_body_bytes()
+    return DEFAULT_MAX_BODY_BYTES if limit is None else limit
 
 
 def too_large_response(exc: BodyTooLarge) -> Response:

@@ -14,7 +14,6 @@ See docs/console.md.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
+from outreach import settings
 from outreach.kernel.clock import utcnow
 from outreach.services.console import (
     Resolution,
@@ -53,8 +53,7 @@ DEFAULT_AGENT_ROLES = "Admin,Op,User"
 
 
 def _role_list(env: str, default: str) -> frozenset[str]:
-    raw = os.environ.get(env, default)
-    return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+    return settings.role_list(settings.knob(env), default)
 
 
 def user_roles(user: Any) -> frozenset[str]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, Response
+
+from outreach import settings
 
 # Airflow's session cookie (``airflow...base_auth_manager.COOKIE_NAME_JWT_TOKEN``), named here
 # so this module does not import Airflow's api-server.
@@ -38,7 +39,7 @@ class CsrfRefused(HTTPException):
 def _secret() -> bytes:
     """``OUTREACH_CONSOLE_CSRF_SECRET``, or Airflow's ``[api_auth] jwt_secret`` (every api-server
     worker shares it already, as their JWTs must verify everywhere). Never a built-in value."""
-    secret = os.environ.get("OUTREACH_CONSOLE_CSRF_SECRET", "")
+    secret = settings.console_csrf_secret()
     if not secret:
         from airflow.configuration import conf
 
@@ -72,7 +73,7 @@ def _trusted_origins(request: Request) -> set[str]:
     ``[api] base_url`` (the address users open behind a proxy), and any listed in
     ``OUTREACH_CONSOLE_TRUSTED_ORIGINS`` (comma-separated ``scheme://host[:port]``)."""
     origins = {f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}"}
-    extra = os.environ.get("OUTREACH_CONSOLE_TRUSTED_ORIGINS", "")
+    extra = settings.console_trusted_origins()
     try:
         from airflow.configuration import conf
 

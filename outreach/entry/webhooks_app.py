@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from contextlib import aclosing
@@ -33,6 +32,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
 from contact_channels.credentials import get_connection
+from outreach import settings
 from outreach.entry.body_cap import (  # noqa: F401 (DEFAULT_MAX_BODY_BYTES: re-exported)
     DEFAULT_MAX_BODY_BYTES,
     BodyTooLarge,
@@ -58,7 +58,7 @@ MOUNT_PATH = "/outreach"  # where plugins/outreach_plugin.py mounts the app in t
 def public_base_url() -> str | None:
     """``OUTREACH_PUBLIC_BASE_URL``: the public URL of this app's root as providers call it
     (``https://ops.example.com/outreach``), when a proxy or TLS terminator changes it."""
-    return os.environ.get("OUTREACH_PUBLIC_BASE_URL") or None
+    return settings.public_base_url()
 
 
 def airflow_api_base_url() -> str | None:
@@ -81,7 +81,7 @@ def public_root_url() -> str | None:
 
 
 def max_signature_age() -> float:
-    return float(os.environ.get("OUTREACH_WEBHOOK_MAX_AGE_SECONDS", DEFAULT_MAX_AGE))
+    return settings.webhook_max_age_seconds(DEFAULT_MAX_AGE)
 
 
 def _conn_id(kind: str, default: str) -> str:

@@ -3,7 +3,6 @@ the packs that apply, and the approved agencies. Validated at load; errors name 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -45,7 +44,7 @@ class PolicySettings:
 
 
 def policy_path() -> Path:
-    return Path(os.environ.get("OUTREACH_POLICY", settings.config_dir() / "policy.yaml"))
+    return Path(settings.POLICY.get(settings.config_dir() / "policy.yaml"))
 
 
 def check_policy_text(text: str) -> tuple[PolicyModel | None, list[ConfigError]]:

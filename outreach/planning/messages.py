@@ -8,7 +8,6 @@ it through :func:`template_traits`, and the template lint checks it against the 
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -80,7 +79,7 @@ def template_traits(template: str | None, root: Path | None = None) -> frozenset
     holds for the template: the gate judges the step, not its translation)."""
     if not template:
         return frozenset()
-    key = (str(root) if root else os.environ.get(settings.TEMPLATES_DIR_ENV, ""), template)
+    key = (str(root) if root else settings.TEMPLATES_DIR.get(""), template)
     now = time.monotonic()
     known = _fresh_traits.get(key)
     if known is not None and now - known[0] < TRAITS_FRESH_SECONDS:

@@ -10,17 +10,15 @@ Each file is cached by its modification time; the ladder in force is read from t
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from outreach import settings
 from outreach.kernel.channel_config import ChannelsConfig, channels_config, channels_path
@@ -57,94 +55,11 @@ class Config:
 
 # --- the environment ------------------------------------------------------------------------
 
-
-def _seconds(value: str) -> bool:
-    try:
-        number = float(value)
-    except ValueError:
-        return False
-    return math.isfinite(number) and number > 0
-
-
-def _http_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-def _positive_whole(value: str) -> bool:
-    return value.strip().isdigit() and int(value) > 0
-
-
-def _empty_or(check: Callable[[str], bool]) -> Callable[[str], bool]:
-    return lambda value: not value.strip() or check(value)
-
-
-def _database_url(value: str) -> bool:
-    try:
-        make_url(value)
-    except (ArgumentError, ValueError):
-        return False
-    return True
-
-
-def _text(value: str) -> bool:
-    return bool(value.strip())
-
-
-def _file(value: str) -> bool:
-    return Path(value).is_file()
-
-
-def _directory(value: str) -> bool:
-    return Path(value).is_dir()
-
-
-# Every OUTREACH_* variable the project reads, with its check and what it must be. A name not
-# here is refused: a typo (OUTREACH_SENDNG_LEASE_SECONDS) would otherwise leave the default in
-# force without a word. A new knob is added here and in the docs page of its area.
-ENV_KNOBS: Mapping[str, tuple[Callable[[str], bool], str]] = {
-    "OUTREACH_DATA_DIR": (_text, "a directory path"),
-    "OUTREACH_CONFIG_DIR": (_directory, "an existing directory"),
-    "OUTREACH_TEMPLATES_DIR": (_directory, "an existing directory"),
-    "OUTREACH_LADDER": (_file, "an existing ladder file"),
-    "OUTREACH_POLICY": (_file, "an existing file"),
-    "OUTREACH_AGENCIES": (_file, "an existing file"),
-    "OUTREACH_DATABASE_URL": (
-        _database_url,
-        "a database URL (postgresql+psycopg://..., sqlite:///...)",
-    ),
-    "OUTREACH_OUTBOX_URL": (
-        _database_url,
-        "a database URL (sqlite:///..., postgresql+psycopg://...)",
-    ),
-    "OUTREACH_SENDING_LEASE_SECONDS": (_seconds, "a number of seconds above 0"),
-    "OUTREACH_CALL_LEASE_SECONDS": (_seconds, "a number of seconds above 0"),
-    "OUTREACH_WEBHOOK_MAX_AGE_SECONDS": (_seconds, "a number of seconds above 0"),
-    "OUTREACH_PUBLIC_BASE_URL": (
-        _empty_or(_http_url),  # empty: not set (docker-compose.yaml passes it through empty)
-        "an http(s) URL such as https://ops.example.com/outreach",
-    ),
-    "OUTREACH_WEBHOOK_MAX_BODY_BYTES": (_positive_whole, "a whole number of bytes above 0"),
-    "OUTREACH_CALL_MAX_OPEN_TASKS": (_positive_whole, "a whole number above 0"),
-    "OUTREACH_CONSOLE_AGENT_ROLES": (_text, "a comma-separated list of roles"),
-    "OUTREACH_CONSOLE_CSRF_SECRET": (_text, "not blank"),
-    "OUTREACH_CONSOLE_TRUSTED_ORIGINS": (_text, "a comma-separated list of origins"),
-    "OUTREACH_PAY_URL": (_http_url, "an http(s) URL"),
-    "OUTREACH_CREDITOR_NAME": (_text, "not blank"),
-    "OUTREACH_SERVICE_PHONE": (_text, "not blank"),
-    "OUTREACH_COLLECTOR_NAME": (_text, "not blank"),
-    "OUTREACH_COLLECTOR_ADDRESS": (_text, "not blank"),
-    "OUTREACH_CREDITOR_NAME_ZH": (_text, "not blank"),
-    "OUTREACH_COLLECTOR_NAME_ZH": (_text, "not blank"),
-    "OUTREACH_CN_SERVICE_PHONE": (_text, "not blank"),
-    "OUTREACH_LETTER_FONT": (_text, "not blank"),
-    "OUTREACH_LETTER_CJK_FONT": (_text, "not blank"),
-    "OUTREACH_RATELIMIT_PREFIX": (_text, "not blank"),
-    "OUTREACH_CONSOLE_PII_ROLES": (_text, "a comma-separated list of roles"),
-    "OUTREACH_CONSOLE_LADDER_ROLES": (_text, "a comma-separated list of roles"),
-    "OUTREACH_CONSOLE_RESOLVE_ROLES": (_text, "a comma-separated list of roles"),
-    "OUTREACH_IMAGE": (_text, "an image name"),  # docker-compose.yaml's image tag
-}
+# Every OUTREACH_* variable the project reads, with its check and what it must be: the knobs
+# declared in ``outreach.settings.KNOBS``, in their order. A name not here is refused.
+ENV_KNOBS: Mapping[str, tuple[Callable[[str], bool], str]] = MappingProxyType(
+    {knob.name: (knob.check, knob.must_be) for knob in settings.KNOBS}
+)
 # The test harness's own switches (tests/), never read by the project.
 ENV_IGNORED_PREFIXES = ("OUTREACH_TEST_", "OUTREACH_FAULT_")
 

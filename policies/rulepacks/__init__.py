@@ -7,7 +7,7 @@ Add a version of a pack by adding a Pack with the same name and a later ``effect
 
 from __future__ import annotations
 
-from policies.packs import Pack
+from policies.pack_model import Pack
 from policies.rulepacks.china import CN
 from policies.rulepacks.core import CORE
 from policies.rulepacks.uk import GB

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from policies.packs import (
+from policies.pack_model import (
     ALL_CHANNELS,
     CONSUMER_CHANNELS,
     TIMED_CHANNELS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from policies.packs import (
+from policies.pack_model import (
     ALL_CHANNELS,
     CALL,
     CONSUMER_CHANNELS,

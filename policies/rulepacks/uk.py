@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from policies.packs import ALL_CHANNELS, TIMED_CHANNELS, Applies, Pack, Rule
+from policies.pack_model import ALL_CHANNELS, TIMED_CHANNELS, Applies, Pack, Rule
 
 BREATHING_SPACE = (
     "Debt Respite Scheme (Breathing Space Moratorium and Mental Health Crisis Moratorium) "

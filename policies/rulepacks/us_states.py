@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-from policies.packs import CALL, CONSUMER_CHANNELS, TIMED_CHANNELS, Applies, Pack, Rule
+from policies.pack_model import CALL, CONSUMER_CHANNELS, TIMED_CHANNELS, Applies, Pack, Rule
 from policies.rulepacks.us_federal import CEASE_PERMITTED
 
 US = frozenset({"US"})

@@ -13,7 +13,6 @@ import csv
 import datetime as dt
 import io
 import logging
-import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -182,7 +181,7 @@ def check_agency_config_text(text: str) -> tuple[AgencyConfig | None, list[Confi
 
 
 def agency_config_path() -> Path:
-    return Path(os.environ.get("OUTREACH_AGENCIES", settings.config_dir() / "agencies.yaml"))
+    return Path(settings.AGENCIES.get(settings.config_dir() / "agencies.yaml"))
 
 
 def parse_agency_config(text: str, source: str) -> AgencyConfig:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from sqlalchemy import Connection, Engine, Table, and_, func, or_, select, updat
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contact_channels.masking import mask_phone
+from outreach import settings
 from outreach.dispatch.dispatcher import SendRules, send_rules
 from outreach.kernel.facts import AccountRecord, as_date, as_instant, load_accounts
 from outreach.kernel.ledger import DueContact
@@ -68,23 +68,15 @@ MAX_AGENT_LENGTH = 64  # call_task.agent
 def claim_lease() -> dt.timedelta:
     """How long a claimed task is the agent's before it may be queued again for another agent:
     ``OUTREACH_CALL_LEASE_SECONDS`` (default 30 minutes)."""
-    seconds = os.environ.get("OUTREACH_CALL_LEASE_SECONDS")
-    return dt.timedelta(seconds=float(seconds)) if seconds else DEFAULT_LEASE
+    seconds = settings.call_lease_seconds()
+    return dt.timedelta(seconds=seconds) if seconds is not None else DEFAULT_LEASE
 
 
 def max_open_tasks() -> int:
     """How many claimed calls one agent may hold at once (claims older than the lease do not
     count): ``OUTREACH_CALL_MAX_OPEN_TASKS`` (default 1, at least 1)."""
-    raw = os.environ.get("OUTREACH_CALL_MAX_OPEN_TASKS")
-    if not raw:
-        return DEFAULT_MAX_OPEN_TASKS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"OUTREACH_CALL_MAX_OPEN_TASKS: a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"OUTREACH_CALL_MAX_OPEN_TASKS: at least 1, got {value}")
-    return value
+    value = settings.call_max_open_tasks()
+    return DEFAULT_MAX_OPEN_TASKS if value is None else value
 
 
 class TooManyOpenTasks(Exception):
