@@ -181,7 +181,8 @@ PLAN_JSON_QUERY = text(
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from outreach.planning.planner import PlanCounts, iter_plan, plan_parallel
+    from outreach.planning.parallel import plan_parallel
+    from outreach.planning.planner import PlanCounts, iter_plan
     from outreach.services.config import load_config
 
     engine = _engine()
@@ -249,12 +250,9 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from outreach.kernel.facts import load_accounts
-    from outreach.planning.planner import (
-        explain_account,
-        plan_cutoff,
-        plan_step_hook,
-        prime_household,
-    )
+    from outreach.planning.explain import explain_account, prime_household
+    from outreach.planning.judging import plan_step_hook
+    from outreach.planning.planner import plan_cutoff
 
     engine = _engine()
     ladder = _ladder(args.ladder)

@@ -27,9 +27,9 @@ from sqlalchemy import Connection, Engine, text
 
 from contact_channels.masking import mask_email, mask_phone, scrub_text
 from outreach import settings
-from outreach.dispatch.dispatcher import EVENT_OUTCOME
 from outreach.kernel.clock import utcnow
 from outreach.kernel.facts import as_instant
+from outreach.kernel.ledger import EVENT_OUTCOME
 from outreach.operations.reporting import day_summary
 from outreach.planning.ladder import LadderError, check_ladder_text, ladder_version
 
