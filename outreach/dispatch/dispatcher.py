@@ -305,7 +305,9 @@ def _start_group(
                         bool(destination and destination.is_workplace),
                     ))  # fmt: skip
                     fields = hooks.fields(ctx, verdict)
-                    messages.append(outbound_message(contact, channel, account, pd, day, fields, rules))
+                    messages.append(
+                        outbound_message(contact, channel, account, pd, day, fields, rules)
+                    )
                     to_send.append(judged)
                 elif verdict.verdict == BLOCK:
                     held.append((judged, "suppressed"))
