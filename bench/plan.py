@@ -63,7 +63,8 @@ import json, resource, time, datetime as dt
 from sqlalchemy import text
 from outreach.storage.db import make_engine
 from outreach.planning.ladder import load_ladder
-from outreach.planning.planner import PlanCounts, iter_plan, plan_parallel
+from outreach.planning.parallel import plan_parallel
+from outreach.planning.planner import PlanCounts, iter_plan
 from outreach.settings import ladder_path
 engine = make_engine("sqlite:///{db}")
 with engine.begin() as conn:

@@ -116,11 +116,11 @@ def test_logical_clock_walks_on_for_a_contact_deferred_to_later_the_same_day(
         engine: Engine, outbox, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """What the hourly dispatcher does on the wall clock (meet a contact deferred to 15:30 again
     at 16:00), one logical walk does too: nothing is left planned at the end of the day."""
-    import outreach.dispatch.dispatcher as dispatcher
+    import outreach.planning.judging as judging
     from policies.model import DEFER, Verdict
 
     portfolio(engine, 3)
-    real = dispatcher.evaluate
+    real = judging.evaluate
     deferred: list[dt.datetime] = []
 
     def defer_once(step, facts, *, day, at, **kw):  # type: ignore[no-untyped-def]
@@ -129,7 +129,7 @@ def test_logical_clock_walks_on_for_a_contact_deferred_to_later_the_same_day(
             return Verdict(DEFER, ("test.later_today",), defer_until=at + dt.timedelta(hours=2, minutes=30))
         return real(step, facts, day=day, at=at, **kw)
 
-    monkeypatch.setattr(dispatcher, "evaluate", defer_once)
+    monkeypatch.setattr(judging, "evaluate", defer_once)
     sms = Recording(outbox("sms"))
     totals = dispatch_all(engine, sms)
     assert totals["sent"] == 3 and totals["deferred"] == 1
@@ -146,6 +146,7 @@ def test_logical_clock_walks_on_for_a_contact_deferred_to_later_the_same_day(
 def test_logical_clock_leaves_planned_a_contact_deferred_past_its_window(
         engine: Engine, outbox, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     import outreach.dispatch.dispatcher as dispatcher
+    import outreach.planning.judging as judging
     from policies.model import DEFER, Verdict
 
     portfolio(engine, 1)
@@ -155,7 +156,7 @@ def test_logical_clock_leaves_planned_a_contact_deferred_past_its_window(
         calls.append(at)
         return Verdict(DEFER, ("test.later_today",), defer_until=at + dt.timedelta(hours=1))
 
-    monkeypatch.setattr(dispatcher, "evaluate", always_later)
+    monkeypatch.setattr(judging, "evaluate", always_later)
     dispatch_all(engine, Recording(outbox("sms")))
     # Judged once an hour, each time an hour later, until its deferral reached the window's
     # end: then deferred past today, and the walk ends.

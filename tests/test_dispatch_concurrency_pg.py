@@ -33,7 +33,9 @@ from contact_channels.registry import build_channel
 from contact_channels.retry import RetryPolicy
 from fakes.http import Fault
 from fakes.twilio_server import FakeTwilio
-from outreach.dispatch.dispatcher import CLAIM_CHUNK, _claim, dispatch_range
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.dispatch.sending import CLAIM_CHUNK
+from outreach.kernel.ledger import claim
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import plan_range
 from outreach.settings import PROJECT_ROOT
@@ -118,7 +120,7 @@ def claimer_process(url: str, keys: list[str], record: str, ready: Event, go: Ev
     go.wait(START_TIMEOUT)
     with open(record, "a", encoding="utf-8") as out:
         for i in range(0, len(keys), CLAIM_CHUNK):
-            won = _claim(engine, keys[i : i + CLAIM_CHUNK], uuid.uuid4().hex, AT)
+            won = claim(engine, keys[i : i + CLAIM_CHUNK], uuid.uuid4().hex, AT)
             out.writelines(k + "\n" for k in sorted(won))
     engine.dispose()
 

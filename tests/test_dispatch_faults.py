@@ -34,7 +34,8 @@ from contact_channels.retry import RetryPolicy
 from fakes.http import Fault, RecordedRequest
 from fakes.sendgrid_server import FakeSendGrid
 from fakes.twilio_server import FakeTwilio
-from outreach.dispatch.dispatcher import MAX_TRANSIENT_ATTEMPTS, dispatch_range
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.dispatch.recording import MAX_TRANSIENT_ATTEMPTS
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT

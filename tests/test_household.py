@@ -23,14 +23,9 @@ from outreach.dispatch.dispatcher import dispatch_range
 from outreach.kernel.config_yaml import ConfigFileError
 from outreach.kernel.facts import load_accounts
 from outreach.kernel.policy_settings import parse_policy
+from outreach.planning.explain import explain_account, prime_household
 from outreach.planning.ladder import load_ladder
-from outreach.planning.planner import (
-    explain_account,
-    iter_plan,
-    plan_cutoff,
-    plan_range,
-    prime_household,
-)
+from outreach.planning.planner import iter_plan, plan_cutoff, plan_range
 from outreach.settings import PROJECT_ROOT
 from outreach.storage.models import Account
 from policies.gate import evaluate

@@ -20,6 +20,7 @@ from contact_channels.registry import build_channel
 from outreach.dispatch.dispatcher import dispatch_range
 from outreach.kernel.facts import AccountRecord, Destination
 from outreach.operations.ladder_diff import LadderDiff, diff_accounts
+from outreach.planning.explain import explain_account
 from outreach.planning.ladder import (
     LANGUAGES,
     Ladder,
@@ -27,7 +28,7 @@ from outreach.planning.ladder import (
     ladder_version,
     load_ladder,
 )
-from outreach.planning.planner import explain_account, iter_plan, plan_account
+from outreach.planning.planner import iter_plan, plan_account
 from outreach.planning.templates_lint import lint_template
 from outreach.settings import PROJECT_ROOT
 from tests import factories as f

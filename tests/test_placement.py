@@ -27,9 +27,10 @@ from outreach.media.agency.placement import (
     recall_placements,
     write_placement_files,
 )
+from outreach.planning.judging import step_for
 from outreach.planning.kinds import MessageContext
 from outreach.planning.ladder import load_ladder
-from outreach.planning.planner import iter_plan, step_for
+from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
 from policies.gate import evaluate
 from policies.model import BLOCK, SEND

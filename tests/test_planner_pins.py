@@ -11,14 +11,10 @@ import pytest
 from sqlalchemy import Engine
 
 from outreach.kernel.facts import AccountRecord, load_accounts
+from outreach.planning.explain import explain_account
+from outreach.planning.judging import candidate_destinations
 from outreach.planning.ladder import Ladder, load_ladder
-from outreach.planning.planner import (
-    PlanScope,
-    candidate_destinations,
-    explain_account,
-    plan_account,
-    plan_cutoff,
-)
+from outreach.planning.planner import PlanScope, plan_account, plan_cutoff
 from outreach.settings import PROJECT_ROOT
 from tests import factories as f
 

@@ -18,7 +18,8 @@ from contact_channels.registry import build_channel
 from contact_channels.retry import Outcome, RetryPolicy
 from fakes.http import Fault
 from fakes.twilio_server import FakeTwilio
-from outreach.dispatch.dispatcher import MAX_TRANSIENT_ATTEMPTS, dispatch_range
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.dispatch.recording import MAX_TRANSIENT_ATTEMPTS
 from outreach.operations.redrive import failure_outcome, redrive_failed
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import iter_plan

@@ -29,8 +29,9 @@ from contact_channels.base import OutboundMessage, SendResult
 from contact_channels.letters import PrintChannel
 from contact_channels.registry import build_channel
 from outreach.dispatch.dispatcher import dispatch_range
+from outreach.planning.judging import step_for
 from outreach.planning.ladder import check_ladder_text, load_ladder
-from outreach.planning.planner import iter_plan, step_for
+from outreach.planning.planner import iter_plan
 from outreach.planning.templates_lint import lint_template
 from outreach.settings import PROJECT_ROOT
 from policies.gate import evaluate

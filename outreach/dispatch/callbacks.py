@@ -37,9 +37,9 @@ from sqlalchemy import Connection, Engine, bindparam, insert, text
 
 from contact_channels.masking import mask_email, mask_phone
 from contact_channels.retry import OUTCOMES
-from outreach.dispatch.dispatcher import SentRow, mark_sent
 from outreach.kernel.clock import utcnow
 from outreach.kernel.facts import as_date, as_instant
+from outreach.kernel.ledger import SentRow, mark_sent
 from outreach.planning.kinds import channel_settings
 from outreach.storage.models import PolicyDecision
 from policies.revocation import HELP, START, STOP, classify

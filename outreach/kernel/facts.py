@@ -89,7 +89,7 @@ class AccountRecord:
     ladder_history: dict[tuple[str, str], tuple[int, dt.date]] = field(default_factory=dict)
     # Outbound contacts a previous system made in the current episode (imported contact_event
     # rows, on or after the due date), as (UTC day, channel), oldest first: the planner counts
-    # them toward the ladder's cadence like its own (outreach.planning.planner.action_history).
+    # them toward the ladder's cadence like its own (outreach.planning.history.action_history).
     imported_contacts: list[tuple[dt.date, str]] = field(default_factory=list)
     # (stage, action) of our own contacts planned on or after ``history_before`` and taken (a
     # rerun of the same day): their notice dates must not change that day's plan.

@@ -20,16 +20,9 @@ from sqlalchemy import Engine
 
 from outreach.kernel.facts import AccountRecord, load_accounts
 from outreach.kernel.policy_settings import policy_settings
+from outreach.planning.judging import StepHook, party_of, plan_step_hook
 from outreach.planning.ladder import Ladder, Party, Stage, not_applicable
-from outreach.planning.planner import (
-    PlannedStep,
-    StepHook,
-    account_ranges,
-    party_of,
-    plan_account,
-    plan_cutoff,
-    plan_step_hook,
-)
+from outreach.planning.planner import PlannedStep, account_ranges, plan_account, plan_cutoff
 from policies.model import BLOCK, DEFER, SEND
 from policies.packs import assert_valid
 

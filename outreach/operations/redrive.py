@@ -9,8 +9,8 @@ is honoured there) and sends it.
 
 What a failure was is decided by ``contact_channels.retry`` (``classify`` and ``OUTCOMES``),
 the same table the adapter used at send time, from the ``error_code`` and ``error_detail`` that
-``dispatcher._settle`` recorded. Permanent failures, uncertain contacts (never resent
-automatically) and codes the table does not call transient are never touched.
+``outreach.dispatch.recording.settle`` recorded. Permanent failures, uncertain contacts (never
+resent automatically) and codes the table does not call transient are never touched.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # ``retry.http_error`` words an error reply "<provider> refused: HTTP <status>, code <code>...";
 # the ledger keeps the code in ``error_code`` and that text in ``error_detail``.
 _HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
-# What ``_settle`` records when an error carried no code: the class's own classification.
+# What ``settle`` records when an error carried no code: the class's own classification.
 _BARE_OUTCOMES = {o.value: o for o in Outcome}
 REDRIVE_NOTE = "redriven after transient failure"
 

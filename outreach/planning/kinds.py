@@ -50,6 +50,11 @@ class ChannelHooks:
         """Load, once for a claimed group, what ``step`` and ``fields`` read per contact (one
         query for the group rather than one per contact)."""
 
+    def preview(self, step: Step, account: AccountRecord) -> Step:
+        """The step as the gate would see it at send time, for the planner (no side effect,
+        nothing reserved). The base adds nothing."""
+        return step
+
     def step(self, step: Step, ctx: MessageContext) -> Step:
         """The step the gate judges (e.g. with the agency a placement would go to)."""
         return step

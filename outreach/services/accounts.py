@@ -11,13 +11,10 @@ from sqlalchemy import Engine, text
 
 from outreach.kernel.facts import load_accounts
 from outreach.kernel.policy_settings import policy_settings
+from outreach.planning.explain import explain_account, prime_household
+from outreach.planning.judging import plan_step_hook
 from outreach.planning.ladder import Ladder
-from outreach.planning.planner import (
-    explain_account,
-    plan_cutoff,
-    plan_step_hook,
-    prime_household,
-)
+from outreach.planning.planner import plan_cutoff
 from outreach.portfolio.files import ImportFileError, ImportInterruptedError
 from outreach.portfolio.generator import GenerateReport
 from outreach.portfolio.generator import generate as _generate

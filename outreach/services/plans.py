@@ -10,7 +10,8 @@ from sqlalchemy import Engine
 from outreach import settings
 from outreach.dispatch.dispatcher import dispatch_range, dispatch_ranges
 from outreach.planning.ladder import Ladder
-from outreach.planning.planner import PlanCounts, iter_plan, plan_parallel
+from outreach.planning.parallel import plan_parallel
+from outreach.planning.planner import PlanCounts, iter_plan
 
 
 def plan_day(engine: Engine, ladder: Ladder, day: dt.date, batch_size: int, workers: int

@@ -228,7 +228,7 @@ class Contact(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
     # The account entered here at an earlier required step it lacked, not at its own stage's
-    # actions (outreach.planning.planner.entry_actions): the summary counts these accounts.
+    # actions (outreach.planning.history.entry_actions): the summary counts these accounts.
     catch_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 

@@ -24,11 +24,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from contact_channels.masking import mask_phone
 from outreach import settings
-from outreach.dispatch.dispatcher import SendRules, send_rules
+from outreach.dispatch.rules import SendRules, send_rules
 from outreach.kernel.facts import AccountRecord, as_date, as_instant, load_accounts
-from outreach.kernel.ledger import DueContact
+from outreach.kernel.ledger import DECISION_COLUMNS, DECISION_TYPES, DueContact, decision_row
+from outreach.planning.judging import step_for
 from outreach.planning.kinds import ChannelHooks, MessageContext
-from outreach.planning.planner import DECISION_COLUMNS, DECISION_TYPES, decision_row, step_for
 from outreach.storage.bulk import insert_rows
 from outreach.storage.models import (
     Account,

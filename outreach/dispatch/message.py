@@ -1,0 +1,115 @@
+"""The message of a contact about to be sent: the personal data it needs, loaded only then, and
+its rendered text (or, for calls, placements and referrals, its work item)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, text
+
+from contact_channels.base import OutboundMessage
+from outreach.dispatch.rules import SendRules
+from outreach.kernel.facts import AccountRecord
+from outreach.kernel.ledger import DueContact
+from outreach.kernel.policy_settings import policy_settings
+from outreach.planning.consequences import consequences
+from outreach.planning.messages import message_context, render
+
+
+def personal_data(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """What the message needs, loaded only for the contacts about to be sent."""
+    rows = conn.execute(
+        text(
+            "SELECT c.key, a.account_ref, a.currency, a.due_date, p.full_name, p.language, "
+            "p.address_line1, p.city, p.region, p.postal_code, cp.value, c.config_version, "
+            "p.country "
+            "FROM contact c JOIN account a ON a.id = c.account_id JOIN person p ON p.id = a.person_id "
+            "LEFT JOIN contact_point cp ON cp.id = c.contact_point_id WHERE c.key IN :keys"
+        ).bindparams(bindparam("keys", expanding=True)),
+        {"keys": list(keys)},
+    )
+    out = {}
+    for r in rows:
+        address = ", ".join(x for x in (r[6], r[7], r[8], r[9]) if x)
+        out[r[0]] = {
+            "account_ref": r[1],
+            "currency": r[2],
+            "due_date": r[3],
+            "full_name": r[4],
+            "language": r[5] or "en",
+            "address": address,
+            "destination": r[10],
+            "config_version": r[11],
+            "country": r[12],
+        }
+    return out
+
+
+def outbound_message(
+    contact: DueContact,
+    channel: str,
+    account: AccountRecord,
+    pd: dict[str, Any],
+    day: dt.date,
+    fields: dict[str, Any],
+    rules: SendRules | None = None,
+) -> OutboundMessage:
+    dpd = (day - account.due_date).days if account.due_date else 0
+    tags = {
+        "stage": contact.stage,
+        "action": contact.action,
+        "language": pd["language"],
+        "template": contact.template or "",
+    }
+    if contact.template is None:  # calls, placements, referrals: a work item, not a text
+        body = f"{channel} for account {pd['account_ref']}: {contact.stage}/{contact.action}"
+        return OutboundMessage(
+            contact.key,
+            channel,
+            pd["destination"] or pd["account_ref"],
+            body,
+            tags=tags,
+            fields=fields,
+        )
+    if rules is not None:
+        role, approved, who, ladder = rules.role, rules.approved_agencies, rules.who, rules.ladder
+    else:
+        policy = policy_settings()
+        role, approved, who, ladder = policy.role, policy.approved_agencies, None, None
+    may = consequences(ladder, account, day, role, approved)
+    ctx = message_context(
+        full_name=pd["full_name"],
+        language=pd["language"],
+        account_ref=pd["account_ref"],
+        amount_past_due=account.past_due,
+        balance=account.balance,
+        currency=pd["currency"],
+        days_past_due=dpd,
+        address=pd["address"],
+        role=role,
+        country=account.country,
+        region=account.region,
+        # No communication on record before today: this one may be the initial one, which
+        # carries the full 1006.18(e)(1) disclosure (the fuller text is never wrong).
+        initial_communication=(
+            account.initial_communication_on is None or account.initial_communication_on >= day
+        ),
+        time_barred=account.limitation_date is not None and day >= account.limitation_date,
+        may_place_with_agency=may.may_place_with_agency,
+        may_refer_for_legal_action=may.may_refer_for_legal_action,
+        who=who,
+    )
+    rendered = render(contact.template, pd["language"], channel, ctx)
+    return OutboundMessage(
+        contact.key,
+        channel,
+        pd["destination"] or "",
+        rendered.text,
+        subject=rendered.subject,
+        body_html=rendered.html,
+        tags=tags,
+        fields=fields,
+    )
+
