@@ -12,7 +12,12 @@ from sqlalchemy import Engine
 
 from outreach.operations.ledger_views import account_timeline, open_contacts, suppressed_by_stage
 from outreach.operations.reporting import day_summary
-from outreach.operations.resolution import RESOLUTIONS, Resolution, ResolveError, resolve_contact
+from outreach.operations.settle_by_hand import (
+    RESOLUTIONS,
+    Resolution,
+    ResolveError,
+    resolve_contact,
+)
 
 __all__ = [
     "RESOLUTIONS", "Resolution", "ResolveError", "account_timeline", "open_contacts",

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from outreach import settings
 from outreach.kernel.clock import utcnow
 from outreach.operations.ladder_diff import diff_ladders, format_diff
-from outreach.operations.resolution import ResolveError
+from outreach.operations.settle_by_hand import ResolveError
 from outreach.planning.ladder import (
     Ladder,
     LadderError,
