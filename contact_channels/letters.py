@@ -6,7 +6,7 @@ put in ``fields``: the validation notice's itemization and dispute deadline, an 
 offer's plans, the amounts due), writes it to ``<drop>/<YYYY-MM-DD>/letters/<key>.pdf`` through
 Airflow's object storage, and records a ``document`` row. The bytes depend only on the message:
 reportlab's invariant mode, fixed metadata, no clock. Each PDF carries its line of the day's
-mail-house manifest in its metadata, so the manifest (``outreach.media.letters.mailing.close_print_batch``) is
+mail-house manifest in its metadata, so the manifest (``outreach.media.letters.batch.close_print_batch``) is
 built from the letters exactly as printed.
 
 This module imports nothing from ``outreach`` or ``policies``: the app database is reached with
@@ -824,7 +824,7 @@ class PrintChannel:
     key's path in its ledger row's batch (a worker killed between writing the file and
     recording it). It writes nothing because the dispatcher calls it inside its own write
     transaction (on SQLite, a second writer would wait for that transaction and fail); the
-    missing row is added when the batch closes (``outreach.media.letters.mailing.close_print_batch``)."""
+    missing row is added when the batch closes (``outreach.media.letters.batch.close_print_batch``)."""
 
     kind = KIND
     backend = BACKEND

@@ -27,12 +27,9 @@ from contact_channels.letters import (
 )
 from outreach.dispatch.dispatcher import DispatchCounts, dispatch_range
 from outreach.kernel.facts import load_accounts
-from outreach.media.letters.mailing import (
-    MANIFEST_COLUMNS,
-    close_print_batch,
-    import_returned_mail,
-    instalment_options,
-)
+from outreach.media.letters.batch import MANIFEST_COLUMNS, close_print_batch
+from outreach.media.letters.mailing import instalment_options
+from outreach.media.letters.returned import import_returned_mail
 from outreach.planning.ladder import LANGUAGES, load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.planning.templates_lint import lint_template

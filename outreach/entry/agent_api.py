@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from outreach.kernel.clock import utcnow
+from outreach.media.calls import dispositions as call_dispositions
 from outreach.media.calls import queue as call_queue
 from outreach.storage.db import get_engine
 
@@ -80,7 +81,7 @@ def build_router(
     )
     def disposition(key: str, body: DispositionRequest) -> Any:
         try:
-            return call_queue.record_disposition(
+            return call_dispositions.record_disposition(
                 engine_provider(),
                 key,
                 body.agent,
@@ -89,7 +90,7 @@ def build_router(
                 promise_amount=body.promise_amount,
                 promise_date=body.promise_date,
             )
-        except call_queue.DispositionError as exc:
+        except call_dispositions.DispositionError as exc:
             return _error(exc.status, exc.code, str(exc))
 
     return router

@@ -397,7 +397,7 @@ def _print_counts(counts: dict[str, Any]) -> int:
 
 
 def cmd_letters_close(args: argparse.Namespace) -> int:
-    from outreach.media.letters.mailing import close_print_batch
+    from outreach.media.letters.batch import close_print_batch
 
     return _print_counts(close_print_batch(_engine(), args.as_of, args.drop))
 
@@ -428,7 +428,7 @@ def _unreadable_file() -> tuple[type[BaseException], ...]:
 
 
 def cmd_letters_returned(args: argparse.Namespace) -> int:
-    from outreach.media.letters.mailing import import_returned_mail
+    from outreach.media.letters.returned import import_returned_mail
 
     try:
         counts = import_returned_mail(_engine(), Path(args.file), utcnow())
