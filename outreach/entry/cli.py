@@ -439,7 +439,7 @@ def cmd_letters_returned(args: argparse.Namespace) -> int:
 
 
 def cmd_agencies_check(args: argparse.Namespace) -> int:
-    from outreach.media.agency.placement import agency_config_path, check_agency_config_text
+    from outreach.media.agency.config import agency_config_path, check_agency_config_text
 
     path = Path(args.file) if args.file else agency_config_path()
     config, errors = check_agency_config_text(path.read_text(encoding="utf-8"))
@@ -453,7 +453,7 @@ def cmd_agencies_check(args: argparse.Namespace) -> int:
 
 
 def cmd_agencies_returns(args: argparse.Namespace) -> int:
-    from outreach.media.agency.placement import import_agency_returns
+    from outreach.media.agency.returns import import_agency_returns
 
     try:
         counts = import_agency_returns(_engine(), args.agency, args.file, utcnow())
@@ -464,13 +464,13 @@ def cmd_agencies_returns(args: argparse.Namespace) -> int:
 
 
 def cmd_agencies_recall(args: argparse.Namespace) -> int:
-    from outreach.media.agency.placement import recall_placements
+    from outreach.media.agency.files import recall_placements
 
     return _print_counts(recall_placements(_engine(), args.as_of))
 
 
 def cmd_agencies_files(args: argparse.Namespace) -> int:
-    from outreach.media.agency.placement import write_placement_files
+    from outreach.media.agency.files import write_placement_files
 
     return _print_counts(write_placement_files(_engine(), args.as_of))
 

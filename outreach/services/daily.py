@@ -46,7 +46,7 @@ def ingest(inbox: Path | None = None) -> dict[str, Any]:
     names (``quarantined``, ``quarantined_files``)."""
     import csv
 
-    from outreach.media.agency.placement import import_agency_returns
+    from outreach.media.agency.returns import import_agency_returns
     from outreach.media.letters.returned import import_returned_mail
     from outreach.portfolio.importer import ImportFileError, import_file
 
@@ -124,7 +124,7 @@ def recall_placements(as_of: dt.date) -> dict[str, Any]:
     """Recall the placements due back (by days, or at once on a dispute, bankruptcy, cease
     request or payment in full) and write the recall files; before the day is planned, so the
     plan sees the accounts back."""
-    from outreach.media.agency.placement import recall_placements as recall
+    from outreach.media.agency.files import recall_placements as recall
 
     checked_config()
     return recall(get_engine(), as_of)
