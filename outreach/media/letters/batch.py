@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from contact_channels.csvsafe import safe_writer
+from contact_channels.letter_layout import read_manifest_line
 from contact_channels.letters import (
     BACKEND,
     DEFAULT_MAIL_HOUSE,
@@ -22,7 +23,6 @@ from contact_channels.letters import (
     insert_document,
     is_complete_pdf,
     letter_path,
-    read_manifest_line,
     write_file,
 )
 from outreach import settings
