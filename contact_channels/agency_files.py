@@ -1,7 +1,7 @@
 """Agency placement as our own medium: one ``placement`` row (open) per ledger contact.
 
 Nothing is written to the agency per message: the day's placement file per agency is written
-afterwards from these rows (``outreach.media.agency.placement.write_placement_files``). The row is keyed by
+afterwards from these rows (``outreach.media.agency.files.write_placement_files``). The row is keyed by
 the ledger key, so a send is idempotent and ``lookup`` is authoritative. At most one open
 placement per account: the partial unique index enforces it and a clash is a refusal.
 """

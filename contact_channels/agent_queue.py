@@ -25,7 +25,7 @@ from contact_channels.media import app_engine
 log = logging.getLogger(__name__)
 
 STATUS = "queued"
-# What the dispatcher's hooks (outreach.media.calls.queue.CallQueueHooks) put in ``message.fields``.
+# What the dispatcher's hooks (outreach.media.calls.hooks.CallQueueHooks) put in ``message.fields``.
 REQUIRED_FIELDS = ("account_id", "priority", "due_start", "due_end")
 
 def provider_id_for(key: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from contact_channels.base import CHANNEL_KINDS
+from outreach.services.daily import channel_kinds, closing_kinds
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _as_of() -> dt.date:
         "channels": Param(
             [],
             type="array",
-            items={"type": "string", "enum": list(CHANNEL_KINDS)},
+            items={"type": "string", "enum": list(channel_kinds())},
             description="Channels to plan and send (empty: every channel).",
         ),
         "stages": Param(
@@ -158,7 +158,9 @@ def outreach_daily() -> None:
     ingest() >> recall_placements() >> batches
     planned = plan_batch.expand(batch=batches)
     finished = []
-    for channel in CHANNEL_KINDS:
+    closes_batch = closing_kinds("batch")
+    kept_up = closing_kinds("upkeep")
+    for channel in channel_kinds():
         ranges = dispatch_batches.override(task_id=f"dispatch_batches_{channel}")(channel=channel)
         planned >> ranges
         sent = (
@@ -168,9 +170,9 @@ def outreach_daily() -> None:
         )
         # What a channel writes for the whole day once its contacts are out: the print
         # batch's manifest, the placement file per agency; the call queue's upkeep.
-        if channel in ("letter", "agency"):
+        if channel in closes_batch:
             finished.append(sent >> close_day.override(task_id=f"close_{channel}")(channel))
-        elif channel == "call":
+        elif channel in kept_up:
             finished.append(sent >> refresh_call_queue())
         else:
             finished.append(sent)

@@ -19,12 +19,12 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from contact_channels.base import CHANNEL_KINDS
+from outreach.services.daily import channel_kinds, closing_kinds, redriven_kinds
 
 log = logging.getLogger(__name__)
 
 # Channels whose transient failures (provider outages, retries spent) are sent again.
-REDRIVEN = ("sms", "email")
+REDRIVEN = redriven_kinds()
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "collections-ops",
@@ -97,7 +97,9 @@ def outreach_dispatch() -> None:
 
         return service.redrive(_as_of(), channel)
 
-    for channel in CHANNEL_KINDS:
+    closes_batch = closing_kinds("batch")
+    kept_up = closing_kinds("upkeep")
+    for channel in channel_kinds():
         ranges = dispatch_batches.override(task_id=f"dispatch_batches_{channel}")(channel=channel)
         if channel in REDRIVEN:
             # What failed transiently goes back to the queue first; the dispatch re-judges it.
@@ -107,9 +109,9 @@ def outreach_dispatch() -> None:
         ).expand(batch=ranges)
         # Letters and placements sent this hour join the day's manifest and files (rewritten,
         # same bytes for what was there); the call queue is kept up on the wall clock.
-        if channel in ("letter", "agency"):
+        if channel in closes_batch:
             sent >> close_day.override(task_id=f"close_{channel}")(channel)
-        elif channel == "call":
+        elif channel in kept_up:
             sent >> refresh_call_queue()
 
 

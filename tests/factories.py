@@ -174,7 +174,7 @@ def add_final_notice(engine: Engine, account_id: int, sent_at: dt.datetime) -> N
 
 
 def _cjk_font_embedded() -> bool:
-    from contact_channels.letters import letter_fonts
+    from contact_channels.letter_fonts import letter_fonts
 
     return letter_fonts().cjk_embedded
 

@@ -20,6 +20,8 @@ from contact_channels.base import OutboundMessage, PermanentError
 from contact_channels.registry import build_channel
 from outreach.dispatch.dispatcher import DispatchCounts, dispatch_range
 from outreach.entry.agent_api import build_router
+from outreach.media.calls import dispositions as qd
+from outreach.media.calls import hooks as qh
 from outreach.media.calls import queue as q
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import iter_plan
@@ -116,7 +118,7 @@ def test_planned_calls_become_queued_tasks_through_dispatch_and_a_rerun_writes_n
         assert task["contact_point_id"] == point == acc["points"]["phone0"]
         assert (str(task["due_start"])[:19], str(task["due_end"])[:19]) == tuple(
             str(w) for w in WINDOW)
-        assert task["priority"] == q.call_priority(Decimal(balance), 20, 0, None)
+        assert task["priority"] == qh.call_priority(Decimal(balance), 20, 0, None)
     created = rows(engine, "SELECT key, created_at FROM call_task ORDER BY key")
     again = dispatch()  # the same day planned and dispatched again
     assert again.sent == 0 and again.due == 0
@@ -146,12 +148,12 @@ def test_queueing_the_same_key_twice_writes_one_task_and_lookup_is_authoritative
 
 
 def test_priority_grows_with_balance_days_past_due_broken_promises_and_segment() -> None:
-    assert q.call_priority(Decimal("1000.00"), 20, 0, None) == 10 + 40
-    assert q.call_priority(Decimal("1099.99"), 20, 0, "prime") == 10 + 40
-    assert q.call_priority(Decimal("1000.00"), 20, 1, "subprime") == 10 + 40 + 250 + 150
+    assert qh.call_priority(Decimal("1000.00"), 20, 0, None) == 10 + 40
+    assert qh.call_priority(Decimal("1099.99"), 20, 0, "prime") == 10 + 40
+    assert qh.call_priority(Decimal("1000.00"), 20, 1, "subprime") == 10 + 40 + 250 + 150
     # Each term is capped: 500 + 360 + 500 + 150.
-    assert q.call_priority(Decimal("10000000"), 999, 9, "subprime") == 1510
-    assert q.call_priority(Decimal("0"), -3, 0, "unknown") == 0
+    assert qh.call_priority(Decimal("10000000"), 999, 9, "subprime") == 1510
+    assert qh.call_priority(Decimal("0"), -3, 0, "unknown") == 0
 
 
 def test_agents_get_the_highest_priority_call_first(
@@ -274,7 +276,7 @@ def test_an_agent_holds_at_most_the_configured_number_of_open_tasks(
     assert refused.value.open_keys == [first.key] and refused.value.limit == 1
     assert snapshot(engine) == before  # nothing judged, nothing claimed
     assert q.claim_next(engine, "agent-2", AT) is not None  # another agent is not held up
-    q.record_disposition(engine, first.key, "agent-1", "no_answer", AT)
+    qd.record_disposition(engine, first.key, "agent-1", "no_answer", AT)
     second = q.claim_next(engine, "agent-1", AT)  # the call is closed: the next one
     assert second is not None and second.key != first.key
     monkeypatch.setenv("OUTREACH_CALL_MAX_OPEN_TASKS", "2")
@@ -315,7 +317,7 @@ def test_one_agent_claiming_twice_at_once_gets_one_call(
             t.join()
         assert (len(got), len(refused)) == (1, 1), attempt
         assert rows(engine, "SELECT key FROM call_task WHERE state = 'claimed'") == [(got[0],)]
-        q.record_disposition(engine, got[0], "agent-1", "busy", AT)
+        qd.record_disposition(engine, got[0], "agent-1", "busy", AT)
 
 
 # --- Dispositions -----------------------------------------------------------------------------
@@ -340,14 +342,14 @@ EXPECTED: dict[str, tuple[str, str | None, bool]] = {
 @pytest.mark.parametrize("disposition", list(EXPECTED))
 def test_each_disposition_updates_task_ledger_history_and_account_at_once(
         engine: Engine, dispatch: Callable[..., DispatchCounts], disposition: str) -> None:
-    assert set(EXPECTED) == set(q.DISPOSITIONS)
+    assert set(EXPECTED) == set(qd.DISPOSITIONS)
     acc = caller(engine)
     dispatch()
     task = claimed(engine, acc)
     done_at = AT + dt.timedelta(minutes=7)
     promise: dict[str, Any] = ({"promise_amount": Decimal("75.50"), "promise_date": DAY + dt.timedelta(days=5)}
                if disposition == "promise_to_pay" else {})
-    result = q.record_disposition(engine, task.key, "agent-1", disposition, done_at, **promise)
+    result = qd.record_disposition(engine, task.key, "agent-1", disposition, done_at, **promise)
     outcome, hold, invalid = EXPECTED[disposition]
     assert result["status"] == "recorded" and result["event_outcome"] == outcome
     t = task_of(engine, acc["account_id"])
@@ -379,7 +381,7 @@ def test_a_conversation_pauses_the_next_planned_call(
     acc = caller(engine)
     dispatch()
     task = claimed(engine, acc)
-    q.record_disposition(engine, task.key, "agent-1", "right_party_conversation", AT)
+    qd.record_disposition(engine, task.key, "agent-1", "right_party_conversation", AT)
     later = DAY + dt.timedelta(days=2)  # the next call by the ladder's cadence (every 2 days)
     for _ in iter_plan(engine, LADDER, later, 1000):
         pass
@@ -400,7 +402,7 @@ def test_voicemail_and_no_answer_count_for_the_7_in_7_cap_and_busy_does_not(
         f.add_call(engine, acc["account_id"], dt.datetime(2026, 11, 20 + i % 2, 15 + i // 2))
     dispatch()
     task = claimed(engine, acc)  # the seventh
-    q.record_disposition(engine, task.key, "agent-1", disposition, AT)
+    qd.record_disposition(engine, task.key, "agent-1", disposition, AT)
     later = DAY + dt.timedelta(days=2)
     for _ in iter_plan(engine, LADDER, later, 1000):
         pass
@@ -432,15 +434,15 @@ def test_bad_dispositions_are_refused_and_change_nothing(
     ]
     for args, status, code in bad:
         args = {"key": task.key, "agent": "agent-1", **args}
-        with pytest.raises(q.DispositionError) as err:
-            q.record_disposition(engine, args.pop("key"), args.pop("agent"),
+        with pytest.raises(qd.DispositionError) as err:
+            qd.record_disposition(engine, args.pop("key"), args.pop("agent"),
                                  args.pop("disposition"), AT, **args)
         assert (err.value.status, err.value.code) == (status, code), args
         assert snapshot(engine) == before
-    q.record_disposition(engine, task.key, "agent-1", "no_answer", AT)
+    qd.record_disposition(engine, task.key, "agent-1", "no_answer", AT)
     after = snapshot(engine)
-    with pytest.raises(q.DispositionError) as err:
-        q.record_disposition(engine, task.key, "agent-1", "busy", AT)
+    with pytest.raises(qd.DispositionError) as err:
+        qd.record_disposition(engine, task.key, "agent-1", "busy", AT)
     assert (err.value.status, err.value.code) == (409, "already_done")
     assert snapshot(engine) == after
 
@@ -451,14 +453,14 @@ def test_a_replayed_disposition_changes_nothing(
     dispatch()
     task = claimed(engine, acc)
     terms: dict[str, Any] = {"promise_amount": "120.00", "promise_date": DAY + dt.timedelta(days=3)}
-    first = q.record_disposition(engine, task.key, "agent-1", "promise_to_pay", AT, **terms)
+    first = qd.record_disposition(engine, task.key, "agent-1", "promise_to_pay", AT, **terms)
     after = snapshot(engine)
     later = AT + dt.timedelta(minutes=5)
-    again = q.record_disposition(engine, task.key, "agent-1", "promise_to_pay", later, **terms)
+    again = qd.record_disposition(engine, task.key, "agent-1", "promise_to_pay", later, **terms)
     assert (first["status"], again["status"]) == ("recorded", "already_recorded")
     assert snapshot(engine) == after
-    with pytest.raises(q.DispositionError, match="another promise"):
-        q.record_disposition(engine, task.key, "agent-1", "promise_to_pay", later,
+    with pytest.raises(qd.DispositionError, match="another promise"):
+        qd.record_disposition(engine, task.key, "agent-1", "promise_to_pay", later,
                              promise_amount="99.00", promise_date=DAY + dt.timedelta(days=3))
     assert snapshot(engine) == after
 
@@ -479,9 +481,9 @@ def test_a_stale_claim_is_queued_again_and_its_lost_call_still_counts(
     events = rows(engine, "SELECT event_ref, outcome FROM contact_event WHERE ledger_key = :k "
                           "ORDER BY event_ref", k=task.key)
     assert [e[1] for e in events] == ["attempted", "attempted"]
-    with pytest.raises(q.DispositionError, match="not claimed by this agent"):
-        q.record_disposition(engine, task.key, "agent-1", "no_answer", AT)
-    q.record_disposition(engine, task.key, "agent-2", "voicemail", AT + dt.timedelta(minutes=35))
+    with pytest.raises(qd.DispositionError, match="not claimed by this agent"):
+        qd.record_disposition(engine, task.key, "agent-1", "no_answer", AT)
+    qd.record_disposition(engine, task.key, "agent-2", "voicemail", AT + dt.timedelta(minutes=35))
     assert sorted(rows(engine, "SELECT outcome FROM contact_event WHERE ledger_key = :k",
                        k=task.key)) == [("attempted",), ("voicemail",)]
 
@@ -598,6 +600,6 @@ def test_broken_promises_are_counted_per_account_for_a_whole_group(engine: Engin
                                                           "s": status})  # fmt: skip
     f.add_payment(engine, kept, dt.date(2026, 11, 8), "50.00")
     with engine.connect() as conn:
-        counts = q.broken_promises(conn, [broken, kept, marked, none], DAY)
+        counts = qh.broken_promises(conn, [broken, kept, marked, none], DAY)
     # Past due and unpaid, or marked broken; a paid one is kept; one not yet due is not broken.
     assert counts == {broken: 1, marked: 1}

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pendulum
 import pytest
 
-from contact_channels.base import CHANNEL_KINDS
+from outreach.planning.kinds import CHANNELS as CHANNEL_KINDS
 
 DAGS = Path(__file__).resolve().parent.parent / "dags"
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))

@@ -25,7 +25,7 @@ from fakes.http import Fault
 from fakes.twilio_server import FakeTwilio
 from outreach.dispatch.callbacks import apply_sendgrid_events
 from outreach.dispatch.dispatcher import dispatch_range
-from outreach.media.letters.mailing import import_returned_mail
+from outreach.media.letters.returned import import_returned_mail
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.portfolio.importer import import_file

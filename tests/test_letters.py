@@ -18,21 +18,15 @@ from sqlalchemy import Engine, text
 
 import contact_channels.letters as letters_medium
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
-from contact_channels.letters import (
-    PrintChannel,
-    format_date,
-    letter_fonts,
-    read_manifest_line,
-    render_letter,
-)
+from contact_channels.letter_fonts import letter_fonts
+from contact_channels.letter_layout import read_manifest_line, render_letter
+from contact_channels.letter_wording import format_date
+from contact_channels.letters import PrintChannel
 from outreach.dispatch.dispatcher import DispatchCounts, dispatch_range
 from outreach.kernel.facts import load_accounts
-from outreach.media.letters.mailing import (
-    MANIFEST_COLUMNS,
-    close_print_batch,
-    import_returned_mail,
-    instalment_options,
-)
+from outreach.media.letters.batch import MANIFEST_COLUMNS, close_print_batch
+from outreach.media.letters.mailing import instalment_options
+from outreach.media.letters.returned import import_returned_mail
 from outreach.planning.ladder import LANGUAGES, load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.planning.templates_lint import lint_template

@@ -14,13 +14,9 @@ from pypdf import PdfReader
 from sqlalchemy import Engine, text
 
 from contact_channels.base import OutboundMessage, PermanentError
-from contact_channels.letters import (
-    CJK_FONT_ENV,
-    CJK_FONT_MISSING,
-    PrintChannel,
-    letter_fonts,
-    render_letter,
-)
+from contact_channels.letter_fonts import CJK_FONT_ENV, CJK_FONT_MISSING, letter_fonts
+from contact_channels.letter_layout import render_letter
+from contact_channels.letters import PrintChannel
 from contact_channels.registry import build_channel
 from outreach.dispatch.dispatcher import DispatchCounts, dispatch_range
 from outreach.kernel import zones

@@ -13,7 +13,8 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import Engine, text
 
-from contact_channels.letters import PrintChannel, format_date
+from contact_channels.letter_wording import format_date
+from contact_channels.letters import PrintChannel
 from outreach.dispatch.dispatcher import dispatch_range
 from outreach.kernel.facts import load_accounts
 from outreach.planning.ladder import load_ladder

@@ -1,16 +1,19 @@
-"""The channel-kind registry: what each of our own media (calls, letters, agency, legal) adds to
-dispatch, and each kind's settings from ``config/channels.yaml``."""
+"""The channel-kind registry: one typed entry per channel kind (``KINDS``: its medium, what it
+adds to dispatch, how it closes a day), the one channel list (``CHANNELS``), and each kind's
+settings from ``config/channels.yaml``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine
 
+from contact_channels.base import CHANNEL_KINDS
+from contact_channels.registry import PROVIDER_FOR_KIND
 from outreach.kernel.channel_config import channels_config
 from outreach.kernel.facts import AccountRecord
 from outreach.kernel.ledger import DueContact
@@ -64,17 +67,92 @@ class ChannelHooks:
         return {}
 
 
-# Channel kind -> "module:class" of its hooks (a ChannelHooks subclass).
-HOOKS = {
-    "call": "outreach.media.calls.queue:CallQueueHooks",
-    "letter": "outreach.media.letters.mailing:LetterHooks",
-    "agency": "outreach.media.agency.placement:PlacementHooks",
-    "legal": "outreach.media.legal.referral:LegalHooks",
+Medium = Literal["provider", "own"]
+Closing = Literal["batch", "upkeep"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelKind:
+    """One channel kind: what carries it, what its medium adds to dispatch, how it closes a day.
+
+    ``medium``: ``provider`` (an outside provider: Twilio, SendGrid; a transient failure is sent
+    again while its window is open) or ``own`` (one of our own media: the call queue, the
+    print batch, the agencies, the law firms).
+
+    ``hooks`` and ``close_step`` are a plugin point: each names a ``"module:attribute"``
+    resolved when first used, so this registry (in planning, below the media) never imports
+    the media packages that implement them. ``hooks`` is a ``ChannelHooks`` subclass;
+    ``close_step`` is what the kind does for the whole day once its contacts are out:
+    ``closing="batch"`` is called as ``step(engine, day)`` after the day's dispatch (the print
+    batch's manifest, a placement file per agency); ``closing="upkeep"`` as
+    ``step(engine, day, now)`` on the wall clock (the agent call queue)."""
+
+    name: str
+    medium: Medium
+    hooks: str | None = None
+    closing: Closing | None = None
+    close_step: str | None = None
+
+
+# The channel kinds, in the order runs and reports take them: the one list everything in
+# outreach (and the DAGs, through outreach.services) reads. contact_channels, which imports
+# nothing of outreach, keeps the names it can build in contact_channels.base.CHANNEL_KINDS;
+# the check below keeps the two the same.
+KINDS: Mapping[str, ChannelKind] = {
+    kind.name: kind
+    for kind in (
+        ChannelKind("sms", "provider"),
+        ChannelKind("email", "provider"),
+        ChannelKind(
+            "call",
+            "own",
+            hooks="outreach.media.calls.hooks:CallQueueHooks",
+            closing="upkeep",
+            close_step="outreach.media.calls.queue:refresh_call_queue",
+        ),
+        ChannelKind(
+            "letter",
+            "own",
+            hooks="outreach.media.letters.mailing:LetterHooks",
+            closing="batch",
+            close_step="outreach.media.letters.batch:close_print_batch",
+        ),
+        ChannelKind(
+            "agency",
+            "own",
+            hooks="outreach.media.agency.placement:PlacementHooks",
+            closing="batch",
+            close_step="outreach.media.agency.files:write_placement_files",
+        ),
+        ChannelKind("legal", "own", hooks="outreach.media.legal.referral:LegalHooks"),
+    )
 }
+CHANNELS: tuple[str, ...] = tuple(KINDS)
+assert CHANNELS == CHANNEL_KINDS, "outreach's channel kinds and contact_channels' differ"
+assert all(
+    (KINDS[k].medium == "provider") == (k in PROVIDER_FOR_KIND) for k in CHANNELS
+), "a provider kind without a provider backend, or the reverse"
+
+
+def channel_kind(kind: str) -> ChannelKind:
+    """``kind``'s entry; an unknown kind is refused by name."""
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise ValueError(
+            f"unknown channel kind {kind!r}; expected one of {', '.join(CHANNELS)}"
+        ) from None
+
+
+def resolve(target: str) -> Any:
+    """The attribute a ``"module:attribute"`` plugin entry names, imported on first use."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def hooks_for(channel: str, engine: Engine, day: dt.date) -> ChannelHooks:
-    target = HOOKS.get(channel)
+    entry = KINDS.get(channel)
+    target = entry.hooks if entry is not None else None
     if target is None:
         return ChannelHooks(engine, day)
     module, _, name = target.partition(":")

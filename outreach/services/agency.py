@@ -9,14 +9,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from outreach.media.agency.placement import (
+from outreach.media.agency.config import (
     AgencyConfig,
     agency_config_path,
     check_agency_config_text,
 )
-from outreach.media.agency.placement import import_agency_returns as _import_agency_returns
-from outreach.media.agency.placement import recall_placements as _recall_placements
-from outreach.media.agency.placement import write_placement_files as _write_placement_files
+from outreach.media.agency.files import recall_placements as _recall_placements
+from outreach.media.agency.files import write_placement_files as _write_placement_files
+from outreach.media.agency.returns import import_agency_returns as _import_agency_returns
 
 __all__ = [
     "AgencyConfig", "agency_config_path", "check_agency_config_text", "import_agency_returns",

@@ -9,14 +9,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from outreach.media.calls.dispositions import DispositionError
+from outreach.media.calls.dispositions import record_disposition as _record_disposition
 from outreach.media.calls.queue import (
     MAX_AGENT_LENGTH,
     ClaimedTask,
-    DispositionError,
     TooManyOpenTasks,
 )
 from outreach.media.calls.queue import claim_next as _claim_next
-from outreach.media.calls.queue import record_disposition as _record_disposition
 from outreach.media.calls.queue import refresh_call_queue as _refresh_call_queue
 
 __all__ = [

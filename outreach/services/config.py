@@ -25,7 +25,7 @@ from outreach.kernel.channel_config import ChannelsConfig, channels_config, chan
 from outreach.kernel.config_yaml import ConfigFileError
 from outreach.kernel.identity import identity_problems
 from outreach.kernel.policy_settings import PolicySettings, policy_path, policy_settings
-from outreach.media.agency.placement import AgencyConfig, agency_config, agency_config_path
+from outreach.media.agency.config import AgencyConfig, agency_config, agency_config_path
 from outreach.planning.ladder import Ladder, load_ladder
 from outreach.planning.ladder_versions import ladder_in_force
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contact_channels.base import CHANNEL_KINDS
 from outreach import settings
 from outreach.kernel.clock import utcnow
+from outreach.planning.kinds import CHANNELS, KINDS, channel_kind, resolve
 from outreach.planning.planner import PlanScope
 from outreach.services.config import Config, load_config
 from outreach.storage.db import get_engine, migrate
@@ -46,8 +46,8 @@ def ingest(inbox: Path | None = None) -> dict[str, Any]:
     names (``quarantined``, ``quarantined_files``)."""
     import csv
 
-    from outreach.media.agency.placement import import_agency_returns
-    from outreach.media.letters.mailing import import_returned_mail
+    from outreach.media.agency.returns import import_agency_returns
+    from outreach.media.letters.returned import import_returned_mail
     from outreach.portfolio.files import ImportFileError
     from outreach.portfolio.importer import import_file
 
@@ -125,10 +125,28 @@ def recall_placements(as_of: dt.date) -> dict[str, Any]:
     """Recall the placements due back (by days, or at once on a dispute, bankruptcy, cease
     request or payment in full) and write the recall files; before the day is planned, so the
     plan sees the accounts back."""
-    from outreach.media.agency.placement import recall_placements as recall
+    from outreach.media.agency.files import recall_placements as recall
 
     checked_config()
     return recall(get_engine(), as_of)
+
+
+def channel_kinds() -> tuple[str, ...]:
+    """Every channel kind, in the order a run takes them (``outreach.planning.kinds``)."""
+    return CHANNELS
+
+
+def redriven_kinds() -> tuple[str, ...]:
+    """The kinds whose transient failures (a provider outage, its retries spent) are sent
+    again while their window is open: those an outside provider carries."""
+    return tuple(k for k in CHANNELS if KINDS[k].medium == "provider")
+
+
+def closing_kinds(closing: str) -> tuple[str, ...]:
+    """The kinds that close a day by ``closing``: ``batch`` (``close_day`` once the day's
+    contacts are out: the print batch, the placement files) or ``upkeep`` (kept up on the wall
+    clock: the agent call queue, ``refresh_call_queue``)."""
+    return tuple(k for k in CHANNELS if KINDS[k].closing == closing)
 
 
 def close_day(
@@ -139,14 +157,10 @@ def close_day(
     checked_config()
     if controls is not None and not controls.sends(channel):
         return {"skipped": "dry run or channel left out"}
-    if channel == "letter":
-        from outreach.media.letters.mailing import close_print_batch
-
-        return close_print_batch(get_engine(), as_of)
-    if channel == "agency":
-        from outreach.media.agency.placement import write_placement_files
-
-        return write_placement_files(get_engine(), as_of)
+    kind = channel_kind(channel)
+    if kind.closing == "batch" and kind.close_step is not None:
+        result: dict[str, Any] = resolve(kind.close_step)(get_engine(), as_of)
+        return result
     return {}
 
 
@@ -156,7 +170,9 @@ def refresh_call_queue(
     """Upkeep of the agent call queue on the wall clock: expire closed windows, queue stale
     claims again, withdraw tasks the gate now stops. Agents work in real time, so a run on the
     logical clock (a demo, a backfill) leaves the queue alone."""
-    from outreach.media.calls.queue import refresh_call_queue as refresh
+    kind = channel_kind("call")
+    assert kind.closing == "upkeep" and kind.close_step is not None
+    refresh = resolve(kind.close_step)
 
     checked_config()
     if clock == "logical":
@@ -164,7 +180,8 @@ def refresh_call_queue(
     if controls is not None and not controls.sends("call"):
         return {"skipped": "dry run or calls left out"}
     now = utcnow()
-    return refresh(get_engine(), as_of, now)
+    result: dict[str, Any] = refresh(get_engine(), as_of, now)
+    return result
 
 
 @dataclass(frozen=True)
@@ -193,7 +210,7 @@ def run_controls(params: Mapping[str, Any] | None) -> RunControls:
 
     params = params or {}
     channels = list(params.get("channels") or [])
-    unknown = sorted(set(channels) - set(CHANNEL_KINDS))
+    unknown = sorted(set(channels) - set(CHANNELS))
     if unknown:
         raise ValueError(f"params.channels: unknown channel {unknown[0]!r}")
     stages = list(params.get("stages") or [])

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from outreach.media.letters.mailing import close_print_batch as _close_print_batch
-from outreach.media.letters.mailing import import_returned_mail as _import_returned_mail
+from outreach.media.letters.batch import close_print_batch as _close_print_batch
+from outreach.media.letters.returned import import_returned_mail as _import_returned_mail
 
 
 def close_print_batch(engine: Engine, day: dt.date, drop_url: str | None = None

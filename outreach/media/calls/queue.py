@@ -1,8 +1,9 @@
-"""The agent call queue: what a queued call is worth (priority), how agents claim calls, and what
-each call's disposition changes.
+"""The agent call queue: how agents claim calls, and the queue's upkeep. What a queued call is
+worth (priority) and the dispatcher's hooks are in ``hooks.py``; what each call's disposition
+changes in ``dispositions.py``.
 
 The dispatcher queues a ``call`` ledger row as a ``call_task`` (``contact_channels.agent_queue``)
-with the fields ``CallQueueHooks`` computes. Agents claim tasks through ``outreach.entry.agent_api``;
+with the fields ``CallQueueHooks`` (``outreach.media.calls.hooks``) computes. Agents claim tasks through ``outreach.entry.agent_api``;
 before a task is handed out the gate judges it again on the facts known at that instant, so a
 payment, a dispute, an opt-out or a cease request recorded since the plan withdraws it. A
 disposition updates the task, the ledger row, the contact history the frequency rules read and
@@ -16,7 +17,6 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, and_, func, or_, select, update
@@ -25,10 +25,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from contact_channels.masking import mask_phone
 from outreach import settings
 from outreach.dispatch.rules import SendRules, send_rules
-from outreach.kernel.facts import AccountRecord, as_date, as_instant, load_accounts
-from outreach.kernel.ledger import DECISION_COLUMNS, DECISION_TYPES, DueContact, decision_row
+from outreach.kernel.facts import AccountRecord, as_instant, load_accounts
+from outreach.kernel.ledger import DECISION_COLUMNS, DECISION_TYPES, decision_row
 from outreach.planning.judging import step_for
-from outreach.planning.kinds import ChannelHooks, MessageContext
 from outreach.storage.bulk import insert_rows
 from outreach.storage.models import (
     Account,
@@ -37,7 +36,6 @@ from outreach.storage.models import (
     Contact,
     ContactEvent,
     ContactPoint,
-    Payment,
     Promise,
 )
 from policies.gate import evaluate
@@ -90,97 +88,6 @@ class TooManyOpenTasks(Exception):
             f"agent holds {len(self.open_keys)} open call(s), at most {limit}: record their "
             "dispositions before claiming another"
         )
-
-
-# --- Priority ---------------------------------------------------------------------------------
-
-# Points per segment (the generator's and most lenders' risk tiers); unknown segments score 0.
-SEGMENT_POINTS: Mapping[str, int] = {"subprime": 150, "near_prime": 75, "prime": 0}
-BROKEN_PROMISE_POINTS = 250
-MAX_BROKEN_PROMISES = 2
-BALANCE_STEP = 100  # one point per 100 of balance (in the account's currency) ...
-MAX_BALANCE_POINTS = 500  # ... up to 50,000
-DPD_POINTS = 2  # two points per day past due ...
-MAX_DPD = 180  # ... counted up to 180 days
-
-
-def call_priority(
-    balance: Decimal, days_past_due: int, broken_promises: int, segment: str | None
-) -> int:
-    """The task's priority, higher first: a whole number, the same for the same inputs.
-
-    ``min(balance // 100, 500) + 2 * min(dpd, 180) + 250 * min(broken promises, 2)
-    + segment points (subprime 150, near_prime 75, other 0)``: at most 500 + 360 + 500 + 150.
-    """
-    balance_points = min(int(max(balance, Decimal(0)) // BALANCE_STEP), MAX_BALANCE_POINTS)
-    dpd_points = DPD_POINTS * min(max(days_past_due, 0), MAX_DPD)
-    promise_points = BROKEN_PROMISE_POINTS * min(max(broken_promises, 0), MAX_BROKEN_PROMISES)
-    return balance_points + dpd_points + promise_points + SEGMENT_POINTS.get(segment or "", 0)
-
-
-def broken_promises(conn: Connection, account_ids: Iterable[int], day: dt.date) -> dict[int, int]:
-    """Per account, the promises to pay broken as of ``day``: marked ``broken``, or still
-    ``open`` past their date without payments (dated from the day the promise was made up to
-    its date) covering the amount. Two queries for all the accounts; absent: none broken."""
-    ids = sorted(set(account_ids))
-    if not ids:
-        return {}
-    promises: dict[int, list[Any]] = {}
-    for row in conn.execute(
-        select(
-            Promise.account_id, Promise.amount, Promise.due_on, Promise.recorded_at, Promise.status
-        ).where(Promise.account_id.in_(ids), Promise.status.in_(("open", "broken")))
-    ):
-        promises.setdefault(row[0], []).append(row[1:])
-    if not promises:
-        return {}
-    payments: dict[int, list[Any]] = {}
-    for paid_row in conn.execute(
-        select(Payment.account_id, Payment.paid_on, Payment.amount).where(
-            Payment.account_id.in_(sorted(promises))
-        )
-    ):
-        payments.setdefault(paid_row[0], []).append(paid_row[1:])
-    broken: dict[int, int] = {}
-    for account_id, rows in promises.items():
-        paid_rows = payments.get(account_id, [])
-        for amount, due_on, recorded_at, status in rows:
-            if status != "broken":
-                due = as_date(due_on)
-                made_on = as_instant(recorded_at).date()
-                if due is None or due >= day:
-                    continue  # not due yet
-                paid = sum(
-                    (Decimal(str(a)) for d, a in paid_rows if made_on <= as_date(d) <= due),  # type: ignore[operator]
-                    Decimal(0),
-                )
-                if paid >= Decimal(str(amount)):
-                    continue  # kept
-            broken[account_id] = broken.get(account_id, 0) + 1
-    return broken
-
-
-class CallQueueHooks(ChannelHooks):
-    """The dispatcher's hooks for ``call``: the task's account, number, priority and window."""
-
-    def prepare(self, conn: Connection, contacts: Sequence[DueContact], day: dt.date) -> None:
-        self._broken = broken_promises(conn, (c.account_id for c in contacts), day)
-
-    def fields(self, ctx: MessageContext, verdict: Verdict) -> dict[str, Any]:
-        account = ctx.account
-        dpd = (ctx.day - account.due_date).days if account.due_date else 0
-        broken = getattr(self, "_broken", None)
-        if broken is None:  # a caller that did not prepare the group
-            broken = broken_promises(ctx.conn, [account.id], ctx.day)
-        priority = call_priority(account.balance, dpd, broken.get(account.id, 0), account.segment)
-        # The gate computed the send window in the consumer's local hours, as UTC instants.
-        return {
-            "account_id": account.id,
-            "contact_point_id": ctx.contact.contact_point_id,
-            "priority": priority,
-            "due_start": verdict.window_start or ctx.contact.window_start,
-            "due_end": verdict.window_end or ctx.contact.window_end,
-        }
 
 
 # --- Claiming ---------------------------------------------------------------------------------
@@ -703,209 +610,3 @@ def refresh_call_queue(engine: Engine, day: dt.date, now: dt.datetime) -> dict[s
     }
     log.info("call queue %s: %s", day, result)
     return result
-
-
-# --- Dispositions -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Effect:
-    """What a disposition changes besides the task and the ledger row's outcome."""
-
-    event_outcome: str  # the contact_event outcome the frequency rules read
-    hold: str | None = None  # an account_hold kind started today
-    invalidates_number: bool = False
-    promise: bool = False
-
-
-# Outcomes, as policies/rulepacks read them: ``conversation`` starts Reg F's 7-day pause after a
-# conversation (us_reg_f.call_after_conversation); every call outcome counts towards the 7-in-7
-# cap except ``busy`` and ``not_in_service`` (us_reg_f.call_frequency_7in7 not_counted). Talking
-# to a third party is a call placed, not a conversation with the consumer (1006.14(b)(2)(ii)).
-DISPOSITIONS: Mapping[str, Effect] = {
-    "right_party_conversation": Effect("conversation"),
-    "third_party": Effect("third_party"),
-    "no_answer": Effect("no_answer"),
-    "voicemail": Effect("voicemail"),  # a limited-content message (12 CFR 1006.2(j))
-    "busy": Effect("busy"),
-    "not_in_service": Effect("not_in_service", invalidates_number=True),
-    "wrong_number": Effect("wrong_number", invalidates_number=True),
-    "promise_to_pay": Effect("conversation", promise=True),
-    "dispute": Effect("conversation", hold="dispute"),
-    "refusal": Effect("conversation"),
-    "hardship": Effect("conversation", hold="hardship"),
-    "cease_request": Effect("conversation", hold="cease_communication"),
-}
-
-
-class DispositionError(ValueError):
-    """A disposition refused, with nothing changed. ``status``: 404 no such task, 409 the task
-    is not this agent's or already has another disposition, 422 invalid input."""
-
-    def __init__(self, message: str, *, status: int, code: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-def _promise_terms(
-    disposition: str, amount: Any, on: Any, today: dt.date
-) -> tuple[Decimal, dt.date] | None:
-    if disposition != "promise_to_pay":
-        if amount is not None or on is not None:
-            raise DispositionError(
-                f"promise_amount and promise_date go with promise_to_pay, not {disposition}",
-                status=422, code="unexpected_promise",
-            )
-        return None
-    if amount is None or on is None:
-        raise DispositionError("promise_to_pay needs promise_amount and promise_date",
-                               status=422, code="promise_incomplete")
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation:
-        raise DispositionError("promise_amount: not a number", status=422,
-                               code="promise_amount") from None
-    if not value.is_finite() or value <= 0 or value >= Decimal("1e12"):
-        raise DispositionError("promise_amount: must be more than 0", status=422,
-                               code="promise_amount")
-    if value != value.quantize(Decimal("0.01"), rounding=ROUND_DOWN):
-        raise DispositionError("promise_amount: at most 2 decimals", status=422,
-                               code="promise_amount")
-    if isinstance(on, str):
-        try:
-            on = dt.date.fromisoformat(on)
-        except ValueError:
-            raise DispositionError("promise_date: not a date (YYYY-MM-DD)", status=422,
-                                   code="promise_date") from None
-    if not isinstance(on, dt.date) or isinstance(on, dt.datetime):
-        raise DispositionError("promise_date: not a date", status=422, code="promise_date")
-    if on < today:
-        raise DispositionError("promise_date: in the past", status=422, code="promise_date")
-    return value, on
-
-
-def record_disposition(
-    engine: Engine,
-    key: str,
-    agent: str,
-    disposition: str,
-    now: dt.datetime,
-    promise_amount: Decimal | str | float | None = None,
-    promise_date: dt.date | str | None = None,
-) -> dict[str, Any]:
-    """Record what came of a call, all in one transaction: the task (done, disposition,
-    completed_at), the ledger row's outcome (its state stays ``sent``), the call's contact_event
-    (its outcome as the frequency rules read it), and the account: a hold (dispute,
-    cease_communication, hardship, started today), the number marked invalid (wrong_number,
-    not_in_service) or a promise row (promise_to_pay).
-
-    Only the agent the task was last handed to may record it. The same disposition sent again
-    by that agent changes nothing (``status: already_recorded``); anything else invalid raises
-    ``DispositionError`` and changes nothing. Returns counts and flags only (no personal data).
-    """
-    now = utc(now)
-    try:
-        agent = _check_agent(agent)
-    except ValueError as exc:
-        raise DispositionError(str(exc), status=422, code="agent") from None
-    effect = DISPOSITIONS.get(disposition)
-    if effect is None:
-        raise DispositionError(
-            f"unknown disposition {disposition!r}; expected one of {', '.join(DISPOSITIONS)}",
-            status=422, code="unknown_disposition",
-        )
-    terms = _promise_terms(disposition, promise_amount, promise_date, now.date())
-    result: dict[str, Any] = {
-        "key": key,
-        "disposition": disposition,
-        "event_outcome": effect.event_outcome,
-        "hold": effect.hold,
-        "number_invalid": effect.invalidates_number,
-        "promise": effect.promise,
-    }
-    with engine.begin() as conn:
-        # The write comes first: it takes the row (and on SQLite the database) before anything
-        # is read, so two submissions for one task cannot both pass the checks.
-        taken = conn.execute(
-            update(call_task)
-            .where(call_task.c.key == key, call_task.c.agent == agent,
-                   call_task.c.claimed_at.is_not(None), call_task.c.state != DONE)
-            .values(state=DONE, disposition=disposition, completed_at=now, updated_at=now)
-        ).rowcount
-        if taken != 1:
-            _refuse_or_replay(conn, key, agent, disposition, terms)
-            return {**result, "status": "already_recorded"}
-        task = conn.execute(
-            select(call_task.c.account_id, call_task.c.contact_point_id).where(
-                call_task.c.key == key
-            )
-        ).one()
-        account_id, point_id = task
-        conn.execute(
-            update(contact).where(contact.c.key == key).values(outcome=disposition,
-                                                               updated_at=now)
-        )
-        event = {
-            "occurred_at": now,
-            "outcome": effect.event_outcome,
-            "source": "agent",
-            "contact_point_id": point_id,
-        }
-        # One event per call: the dispatcher's placeholder gets the outcome; a task queued by
-        # other means gets its event under the same reference.
-        if conn.execute(
-            update(contact_event).where(contact_event.c.event_ref == _placeholder_ref(key))
-            .values(**event)
-        ).rowcount == 0:
-            _insert_ignoring(conn, contact_event, {
-                **event, "event_ref": _placeholder_ref(key), "account_id": account_id,
-                "channel": "call", "direction": "outbound", "ledger_key": key,
-            }, ["event_ref"])
-        if effect.hold is not None:
-            _insert_ignoring(conn, account_hold, {
-                "account_id": account_id, "kind": effect.hold, "started_on": now.date(),
-                "ended_on": None, "source": "agent",
-            }, ["account_id", "kind", "started_on"])
-        if effect.invalidates_number and point_id is not None:
-            conn.execute(
-                update(contact_point).where(contact_point.c.id == point_id)
-                .values(valid=False, updated_at=now)
-            )
-        if terms is not None:
-            _insert_ignoring(conn, promise, {
-                "account_id": account_id, "ledger_key": key, "amount": terms[0],
-                "due_on": terms[1], "recorded_at": now, "source": "agent", "status": "open",
-            }, ["ledger_key"])
-    log.info("call task %s: disposition %s by %s", key[:16], disposition, agent)
-    return {**result, "status": "recorded"}
-
-
-def _refuse_or_replay(conn: Connection, key: str, agent: str, disposition: str,
-                      terms: tuple[Decimal, dt.date] | None) -> None:
-    """Why the task could not take the disposition: returns for a replay of the one recorded,
-    raises DispositionError otherwise."""
-    row = conn.execute(
-        select(call_task.c.state, call_task.c.agent, call_task.c.disposition).where(
-            call_task.c.key == key
-        )
-    ).first()
-    if row is None:
-        raise DispositionError("no such call task", status=404, code="not_found")
-    state, holder, recorded = row
-    if holder != agent:
-        raise DispositionError("the task is not claimed by this agent", status=409,
-                               code="not_your_task")
-    if state != DONE:
-        raise DispositionError(f"the task is {state}, not claimed", status=409,
-                               code="not_claimed")
-    if recorded != disposition:
-        raise DispositionError(f"the task is already done ({recorded})", status=409,
-                               code="already_done")
-    if terms is not None:
-        kept = conn.execute(
-            select(Promise.amount, Promise.due_on).where(Promise.ledger_key == key)
-        ).first()
-        if kept is None or (Decimal(str(kept[0])), as_date(kept[1])) != terms:
-            raise DispositionError("the task is already done with another promise", status=409,
-                                   code="already_done")

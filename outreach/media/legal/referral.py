@@ -19,14 +19,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from outreach.kernel.facts import as_date, as_instant
-from outreach.media.agency.placement import (
+from outreach.media.agency.config import (
     LawFirm,
-    account_lines,
     agency_config,
     drop_root,
     jurisdiction_codes,
     licensed,
 )
+from outreach.media.agency.placement import account_lines
 from outreach.planning.kinds import ChannelHooks, MessageContext
 from policies.model import Verdict
 

@@ -1,63 +1,37 @@
 """Letters: what each letter says beyond its template (the validation notice's itemization and
-validation period, an instalment offer's plans, the postal address), the daily print batch
-for the mail house, and the mail it sends back.
+validation period, an instalment offer's plans, the postal address). The daily print batch
+for the mail house is in ``batch.py``, the mail it sends back in ``returned.py``.
 
 ``LetterHooks`` (the dispatcher's hooks for ``letter``) fills ``OutboundMessage.fields``;
-``contact_channels.letters.PrintChannel`` lays them out. ``close_print_batch`` writes the day's
-manifest; ``import_returned_mail`` marks the addresses letters came back from. Format and
+``contact_channels.letters.PrintChannel`` lays them out. ``close_print_batch``
+(``outreach.media.letters.batch``) writes the day's manifest; ``import_returned_mail``
+(``outreach.media.letters.returned``) marks the addresses letters came back from. Format and
 sources of every field: docs/letters.md.
 """
 
 from __future__ import annotations
 
 import calendar
-import csv
 import datetime as dt
-import hashlib
-import io
-import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, bindparam, text
 
-from contact_channels.csvsafe import restore, safe_writer
-from contact_channels.letters import (
-    BACKEND,
-    DEFAULT_MAIL_HOUSE,
-    DOCUMENT_KIND,
-    drop_root,
-    insert_document,
-    is_complete_pdf,
-    letter_path,
-    read_manifest_line,
-    write_file,
-)
-from outreach import settings
 from outreach.kernel.facts import as_date
 from outreach.kernel.identity import identity
 from outreach.kernel.ledger import DueContact
-from outreach.planning.kinds import ChannelHooks, MessageContext, channel_settings
+from outreach.planning.kinds import ChannelHooks, MessageContext
 from outreach.planning.messages import brand, message_context, money, render
-from outreach.portfolio.files import ImportFileError
 from policies.calendar import validation_period
 from policies.model import ROLES, SELF, Verdict
 from policies.packs import all_packs, jurisdiction, packs_for
 
 log = logging.getLogger(__name__)
 
-MANIFEST_KIND = "print_manifest"
-MANIFEST_NAME = "manifest.csv"
-MANIFEST_COLUMNS = (
-    "key", "account_ref", "template", "language", "pages", "sha256", "size", "file_name",
-    "recipient_name", "address_line_1", "address_line_2", "address_line_3", "address_line_4",
-    "postal_code", "country",
-)  # fmt: skip
-ADDRESS_COLUMNS = 4
 
 # Instalment offers: the plans offered, when the first payment falls due and by when to accept,
 # counted from the letter's date. A plan whose payment would be below the minimum is left out
@@ -70,9 +44,6 @@ CENT = Decimal("0.01")
 
 # The rule whose parameters give the validation period (policies' own, never restated here).
 VALIDATION_PACK, VALIDATION_CHECK = "us_reg_f", "validation_period"
-
-RETURNED_MAIL_COLUMNS = ("key", "account_ref", "returned_on", "reason")
-MAX_REASON = 120
 
 
 # --- what a letter says ---------------------------------------------------------------------------
@@ -469,358 +440,3 @@ def sample_template_extras(language: str) -> dict[str, Any]:
         "instalment_respond_by": "2026-12-14",
         "instalment_plans": plans,
     }
-
-
-# --- the print batch ----------------------------------------------------------------------------
-
-
-def _letter_settings(drop_url: str | None) -> dict[str, Any]:
-    section = dict(channel_settings("letter"))
-    if drop_url:
-        section["drop"] = drop_url
-    return section
-
-
-def close_print_batch(engine: Engine, day: dt.date, drop_url: str | None = None) -> dict[str, int]:
-    """Write ``<drop>/<day>/manifest.csv`` for the mail house: one line per letter the ledger
-    has sent for ``day``, sorted by key, from the letters as written (each PDF carries its
-    line; its bytes are checked against its document row). Letters a lost worker wrote but never
-    recorded get their document row here first. A rerun writes the same bytes and no second
-    document row; letters settled since (a recovered send) rewrite the manifest and its row.
-    Counts only (XCom-safe)."""
-    section = _letter_settings(drop_url)
-    root = drop_root(section, None if section.get("drop") else settings.data_dir())
-    mail_house = str(section.get("mail_house") or DEFAULT_MAIL_HOUSE)
-    recorded_late = _record_unrecorded(engine, root, day, mail_house)
-    with engine.connect() as conn:
-        letters = conn.execute(
-            text(
-                "SELECT c.key, d.path, d.sha256, d.size FROM contact c "
-                "JOIN document d ON d.ledger_key = c.key AND d.kind = :kind "
-                "WHERE c.channel = 'letter' AND c.plan_date = :day AND c.state = 'sent' "
-                "ORDER BY c.key, d.id"
-            ),
-            {"kind": DOCUMENT_KIND, "day": day},
-        ).all()
-        in_doubt = conn.execute(
-            text(
-                "SELECT COUNT(*) FROM contact WHERE channel = 'letter' AND plan_date = :day "
-                "AND state IN ('sending', 'uncertain')"
-            ),
-            {"day": day},
-        ).scalar_one()
-    folder = root / day.isoformat()
-    out = io.StringIO()
-    # For the mail house: every cell neutralised (names and addresses are the lender's text).
-    writer = safe_writer(out, lineterminator="\r\n")
-    writer.writerow(MANIFEST_COLUMNS)
-    pages = 0
-    seen: set[str] = set()
-    for key, path, sha256, size in letters:
-        if key in seen:
-            continue  # one file per key; a second row (another drop) is the same letter
-        seen.add(key)
-        data = _open(path, section).read_bytes()
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise ValueError(
-                f"letter {key[:16]}: the file at its document row's path does not match the "
-                "recorded sha256; the batch is not closed"
-            )
-        line = read_manifest_line(data)
-        if line is None:
-            raise ValueError(f"letter {key[:16]}: the file carries no manifest line")
-        pages += int(line["pages"])
-        address = list(line.get("address_lines") or [])
-        if len(address) > ADDRESS_COLUMNS:
-            address = address[: ADDRESS_COLUMNS - 1] + [", ".join(address[ADDRESS_COLUMNS - 1 :])]
-        address += [""] * (ADDRESS_COLUMNS - len(address))
-        writer.writerow(
-            [
-                key,
-                line.get("account_ref", ""),
-                line.get("template", ""),
-                line.get("language", ""),
-                line["pages"],
-                sha256,
-                size,
-                _relative(str(path), str(folder)),
-                line.get("recipient_name", ""),
-                *address,
-                line.get("postal_code", ""),
-                line.get("country", ""),
-            ]  # fmt: skip
-        )
-    data = out.getvalue().encode("utf-8")
-    manifest = folder / MANIFEST_NAME
-    written = write_file(manifest, data)
-    _, new_row = insert_document(
-        engine,
-        kind=MANIFEST_KIND,
-        batch_date=day,
-        recipient=mail_house,
-        path=str(manifest),
-        data=data,
-        ledger_key=None,
-        account_id=None,
-    )
-    counts = {
-        "letters": len(seen),
-        "pages": pages,
-        "in_doubt": int(in_doubt),
-        "recorded_late": recorded_late,
-        "manifest_written": int(written),
-        "document_rows": int(new_row),
-    }
-    log.info("print batch %s: %s", day, counts)
-    return counts
-
-
-def _record_unrecorded(engine: Engine, root: Any, day: dt.date, mail_house: str) -> int:
-    """Record the ``document`` rows of letters the ledger has sent without one: their worker
-    was lost between writing the file and recording it, and the medium's lookup (which only
-    reads) settled them as sent. A sent letter with no complete file stops the close."""
-    with engine.connect() as conn:
-        missing = conn.execute(
-            text(
-                "SELECT c.key, c.account_id FROM contact c LEFT JOIN document d "
-                "ON d.ledger_key = c.key AND d.kind = :kind WHERE c.channel = 'letter' "
-                "AND c.plan_date = :day AND c.state = 'sent' AND c.backend = :backend "
-                "AND d.id IS NULL ORDER BY c.key"
-            ),
-            {"kind": DOCUMENT_KIND, "day": day, "backend": BACKEND},
-        ).all()
-    for key, account_id in missing:
-        path = letter_path(root, day, key)
-        data = path.read_bytes() if path.exists() else b""
-        if not is_complete_pdf(data):
-            raise ValueError(
-                f"letter {key[:16]}: sent according to the ledger but there is no complete file "
-                "at its path; the batch is not closed"
-            )
-        insert_document(
-            engine,
-            kind=DOCUMENT_KIND,
-            batch_date=day,
-            recipient=mail_house,
-            path=str(path),
-            data=data,
-            ledger_key=key,
-            account_id=account_id,
-        )
-    return len(missing)
-
-
-def _open(path: str, section: Mapping[str, Any]) -> Any:
-    from airflow.sdk import ObjectStoragePath
-
-    conn_id = section.get("conn_id")
-    return ObjectStoragePath(path, conn_id=str(conn_id)) if conn_id else ObjectStoragePath(path)
-
-
-def _relative(path: str, folder: str) -> str:
-    prefix = folder.rstrip("/") + "/"
-    return path[len(prefix) :] if path.startswith(prefix) else path
-
-
-# --- returned mail ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Returned:
-    line: int
-    record: Mapping[str, Any]
-
-
-class _Reject(Exception):
-    def __init__(self, field: str | None, reason: str) -> None:
-        super().__init__(reason)
-        self.field, self.reason = field, reason
-
-
-def _rows(
-    path_or_rows: str | Path | Iterable[Mapping[str, Any]],
-) -> tuple[str, Iterator[_Returned]]:
-    """(source name, rows with the line they start on: the header is line 1)."""
-    if isinstance(path_or_rows, (str, Path)):
-        path = Path(path_or_rows)
-        try:
-            handle = path.open(encoding="utf-8-sig", newline="")
-        except OSError as exc:
-            raise ImportFileError(f"{path.name}: cannot read: {exc.strerror}") from None
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in reader.fieldnames or []]
-        reader.fieldnames = header
-        missing = [c for c in ("returned_on", "reason") if c not in header]
-        if missing or not {"key", "account_ref"} & set(header):
-            handle.close()
-            need = missing or ["key or account_ref"]
-            raise ImportFileError(f"{path.name}: line 1: missing column {need[0]}")
-
-        def from_file() -> Iterator[_Returned]:
-            with handle:
-                start = reader.line_num + 1
-                for record in reader:
-                    yield _Returned(start, record)
-                    start = reader.line_num + 1
-
-        return path.name, from_file()
-    rows = list(path_or_rows)
-    return "rows", iter(_Returned(i + 2, r) for i, r in enumerate(rows))
-
-
-def _cell(record: Mapping[str, Any], name: str) -> str:
-    value = record.get(name)
-    return "" if value is None else str(value).strip()
-
-
-def _event_ref(key: str) -> str:
-    ref = f"mailhouse:returned:{key}"
-    return (
-        ref
-        if len(ref) <= 64
-        else f"mailhouse:returned:h:{hashlib.sha256(key.encode()).hexdigest()[:42]}"
-    )
-
-
-def import_returned_mail(
-    engine: Engine,
-    path_or_rows: str | Path | Iterable[Mapping[str, Any]],
-    at: dt.datetime,
-    *,
-    rejects_path: Path | None = None,
-) -> dict[str, Any]:
-    """Record letters the mail house sent back: a CSV (``key`` or ``account_ref``,
-    ``returned_on``, ``reason``) or rows with those fields (numbered as lines of such a CSV,
-    the header being line 1).
-
-    Each good row marks the letter's postal contact point invalid (later letters to it are
-    blocked: ``core.no_destination``), records a ``contact_event`` (outcome ``returned_mail``,
-    source ``mailhouse``, one per letter: a re-import changes nothing) and the ledger row's
-    outcome. Bad rows are rejected with line, field and reason, as the portfolio import does;
-    from a file they also go to a rejects file (JSON lines, as ``outreach import`` writes).
-    Returns counts and the rejects' line, field and reason (no values: XCom-safe)."""
-    at = at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
-    source, rows = _rows(path_or_rows)
-    counts = {"rows": 0, "returned": 0, "duplicate": 0, "rejected": 0}
-    rejects: list[tuple[_Returned, str | None, str]] = []
-    with engine.begin() as conn:
-        for row in rows:
-            counts["rows"] += 1
-            try:
-                applied = _apply_returned(conn, row.record, at)
-            except _Reject as rej:
-                rejects.append((row, rej.field, rej.reason))
-                counts["rejected"] += 1
-                continue
-            counts["returned" if applied else "duplicate"] += 1
-    written = None
-    if rejects and (rejects_path is not None or source != "rows"):
-        stem = Path(source).stem
-        target = rejects_path or (
-            settings.data_dir() / "rejects" / f"{stem}-{at:%Y%m%dT%H%M%S}.rejects.jsonl"
-        )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("w", encoding="utf-8") as handle:
-            for row, field_name, reason in rejects:
-                head = json.dumps({"line": row.line, "field": field_name, "reason": reason})
-                record = json.dumps(
-                    {k: v for k, v in row.record.items() if v not in (None, "")},
-                    ensure_ascii=False, default=str,
-                )  # fmt: skip
-                handle.write(f'{head[:-1]}, "record": {record}}}\n')
-        written = str(target)
-    log.info("returned mail from %s: %s", source, counts)
-    return {
-        **counts,
-        "rejects": [{"line": r.line, "field": f, "reason": why} for r, f, why in rejects],
-        "rejects_path": written,
-    }
-
-
-def _apply_returned(conn: Connection, record: Mapping[str, Any], at: dt.datetime) -> bool:
-    """Apply one returned letter; False when it was recorded before. Raises _Reject."""
-    # As our manifest had them: a neutralised account_ref matches with its quote or without.
-    key, account_ref = restore(_cell(record, "key")), restore(_cell(record, "account_ref"))
-    raw_day, reason = _cell(record, "returned_on"), _cell(record, "reason")
-    if not key and not account_ref:
-        raise _Reject("key", "required: the letter's key or the account_ref")
-    if not raw_day:
-        raise _Reject("returned_on", "required")
-    try:
-        returned_on = dt.date.fromisoformat(raw_day)
-    except ValueError:
-        raise _Reject("returned_on", "not an ISO date (YYYY-MM-DD)") from None
-    if returned_on > at.date():
-        raise _Reject("returned_on", "in the future")
-    if not reason:
-        raise _Reject("reason", "required")
-    if len(reason) > MAX_REASON:
-        raise _Reject("reason", f"longer than {MAX_REASON} characters")
-
-    if key:
-        letter = conn.execute(
-            text(
-                "SELECT c.key, c.account_id, c.contact_point_id, c.channel, c.state, c.plan_date, "
-                "a.account_ref FROM contact c JOIN account a ON a.id = c.account_id "
-                "WHERE c.key = :k"
-            ),
-            {"k": key},
-        ).first()
-        if letter is None:
-            raise _Reject("key", "unknown key: no such contact in the ledger")
-        if letter[3] != "letter":
-            raise _Reject("key", "not a letter")
-        if letter[4] != "sent":
-            raise _Reject("key", f"the letter was not sent (state {letter[4]})")
-        if account_ref and account_ref != letter[6]:
-            raise _Reject("account_ref", "does not match the letter's account")
-    else:
-        account = conn.execute(
-            text("SELECT id FROM account WHERE account_ref = :r"), {"r": account_ref}
-        ).first()
-        if account is None:
-            raise _Reject("account_ref", "unknown account_ref")
-        # The letter that came back: the latest sent to the account by that day.
-        letter = conn.execute(
-            text(
-                "SELECT key, account_id, contact_point_id, channel, state, plan_date FROM contact "
-                "WHERE account_id = :a AND channel = 'letter' AND state = 'sent' "
-                "AND plan_date <= :d ORDER BY plan_date DESC, key DESC LIMIT 1"
-            ),
-            {"a": account[0], "d": returned_on},
-        ).first()
-        if letter is None:
-            raise _Reject("account_ref", "no letter was sent to this account by returned_on")
-    if returned_on < as_date(letter[5]):  # type: ignore[operator]
-        raise _Reject("returned_on", "before the letter was sent")
-    letter_key, account_id, contact_point_id = letter[0], letter[1], letter[2]
-    inserted = conn.execute(
-        text(
-            "INSERT INTO contact_event (event_ref, account_id, occurred_at, channel, "
-            "contact_point_id, direction, outcome, source, ledger_key) VALUES (:ref, :a, :at, "
-            "'letter', :cp, 'status', 'returned_mail', 'mailhouse', :k) "
-            "ON CONFLICT (event_ref) DO NOTHING"
-        ),
-        {
-            "ref": _event_ref(letter_key),
-            "a": account_id,
-            "at": dt.datetime(returned_on.year, returned_on.month, returned_on.day),
-            "cp": contact_point_id,
-            "k": letter_key,
-        },
-    ).rowcount
-    if not inserted:
-        return False  # recorded before: an address made valid again since stays valid
-    if contact_point_id is not None:
-        conn.execute(
-            text("UPDATE contact_point SET valid = :f, updated_at = :now WHERE id = :id"),
-            {"f": False, "now": at, "id": contact_point_id},
-        )
-    conn.execute(
-        text(
-            "UPDATE contact SET outcome = 'returned_mail', error_code = 'mailhouse:returned', "
-            "error_detail = :d, updated_at = :now WHERE key = :k AND state = 'sent'"
-        ),
-        {"d": f"returned mail: {reason}"[:300], "now": at, "k": letter_key},
-    )
-    return True
