@@ -40,3 +40,16 @@ def test_provider_kinds_have_no_hooks_and_do_not_close_a_day() -> None:
     for kind in KINDS.values():
         if kind.medium == "provider":
             assert kind.hooks is None and kind.closing is None
+
+
+def test_the_lists_that_cannot_import_the_registry_name_the_same_kinds() -> None:
+    """policies (pure) and the ladder's schema (a Literal for pydantic and mypy) cannot read
+    the registry, so they are held to it here."""
+    import typing
+
+    from outreach.planning.ladder import Action
+    from policies.pack_model import ALL_CHANNELS
+
+    assert ALL_CHANNELS == frozenset(CHANNELS)
+    ladder_kinds = typing.get_args(Action.model_fields["channel"].annotation)
+    assert ladder_kinds == CHANNELS
