@@ -66,14 +66,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_dispatch(args: argparse.Namespace) -> int:
-    from contact_channels.base import CHANNEL_KINDS
     from outreach.services.config import load_config
+    from outreach.services.daily import channel_kinds
     from outreach.services.plans import dispatch_channel
 
     db = engine()
     # The whole configuration, every channel's included, before any channel dispatches.
     load_config(engine=db)
-    for channel in args.channel or CHANNEL_KINDS:
+    for channel in args.channel or channel_kinds():
         totals = dispatch_channel(db, args.as_of, channel, args.batch_size, args.clock)
         print(f"{channel}: {totals or 'nothing planned'}")
     return 0

@@ -46,7 +46,7 @@ def _config_check_all(ladder_file: Path | None) -> int:
     YAML path."""
     from outreach.kernel.policy_settings import policy_path
     from outreach.services.config import ConfigInvalid, config_files, load_config
-    from policies.packs import validate_packs
+    from outreach.services.config import rule_pack_problems as validate_packs
 
     ladder_file = ladder_file or settings.ladder_path()
     problems = [f"rule packs: {problem}" for problem in validate_packs()]
@@ -69,7 +69,8 @@ def _config_check_all(ladder_file: Path | None) -> int:
 def cmd_policy_check(args: argparse.Namespace) -> int:
     """Validate the rule packs and config/policy.yaml; list the packs in force on the date."""
     from outreach.kernel.policy_settings import PolicySettingsError, policy_settings
-    from policies.packs import all_packs, validate_packs
+    from outreach.services.config import rule_pack_problems as validate_packs
+    from outreach.services.config import rule_packs as all_packs
 
     problems = validate_packs()
     try:

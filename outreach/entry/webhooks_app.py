@@ -31,7 +31,6 @@ from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
-from contact_channels.credentials import get_connection
 from outreach import settings
 from outreach.entry.body_cap import (  # noqa: F401 (DEFAULT_MAX_BODY_BYTES: re-exported)
     DEFAULT_MAX_BODY_BYTES,
@@ -157,7 +156,7 @@ def _twilio_valid(request: Request, params: dict[str, str]) -> bool:
             "set, cannot verify (the signed URL is never taken from the request's Host header)"
         )
         return False
-    conn = get_connection(_conn_id("sms", "twilio_default"))
+    conn = webhooks.connection(_conn_id("sms", "twilio_default"))
     if conn is None or not conn.password:
         log.error("twilio webhook: no auth token (connection missing), cannot verify")
         return False
@@ -182,7 +181,7 @@ def _sendgrid_valid(request: Request, payload: str, clock: Callable[[], float]) 
     if age > max_signature_age():
         log.warning("sendgrid webhook: signature timestamp %.0f s away from our clock", age)
         return False
-    conn = get_connection(_conn_id("email", "sendgrid_default"))
+    conn = webhooks.connection(_conn_id("email", "sendgrid_default"))
     key = conn.extra_str("webhook_public_key") if conn is not None else None
     if not key:
         log.error("sendgrid webhook: no webhook_public_key on the connection, cannot verify")

@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Date, DateTime
+from sqlalchemy import Connection, Date, DateTime, bindparam, text
 
 from outreach.storage.bulk import bind
 from outreach.storage.bulk import fetchall as _fetchall
@@ -157,6 +157,19 @@ class AccountRecord:
 
 def _zones(value: str | None) -> tuple[str, ...]:
     return tuple(value.split()) if value else ()
+
+
+def account_ids_by_ref(conn: Connection, refs: Collection[str]) -> dict[str, int]:
+    """The ids of the accounts whose refs are given, by ref; an unknown ref is simply absent."""
+    if not refs:
+        return {}
+    rows = conn.execute(
+        text("SELECT account_ref, id FROM account WHERE account_ref IN :refs").bindparams(
+            bindparam("refs", expanding=True)
+        ),
+        {"refs": sorted(refs)},
+    ).all()
+    return {ref: int(account_id) for ref, account_id in rows}
 
 
 def as_date(value: object) -> dt.date | None:

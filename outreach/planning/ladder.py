@@ -87,7 +87,7 @@ DEFAULT_PURPOSE = {"agency": "placement", "legal": "referral"}
 
 class Action(_Strict):
     id: str = Identifier
-    channel: Literal["sms", "email", "call", "letter", "agency", "legal"]
+    channel: Literal[CHANNEL_KINDS]  # type: ignore[valid-type]
     template: str | None = Field(default=None, pattern=r"^[a-z0-9_]+(/[a-z0-9_]+)*$")
     cadence: Cadence
     # The gates read these: which notice this is (a cease request still lets the permitted

@@ -13,7 +13,7 @@ import phonenumbers
 from sqlalchemy import Connection, Table, bindparam, update
 
 from outreach.kernel import zones
-from outreach.portfolio.contacts import contact, emails, phones
+from outreach.portfolio.contact_points import contact, emails, phones
 from outreach.portfolio.rows import (
     INSERTED,
     SUPERSEDED,

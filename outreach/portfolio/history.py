@@ -46,7 +46,9 @@ HOLD_KINDS = frozenset(
         "instalment_plan",
     }
 )  # fmt: skip
-CHANNELS = frozenset({"sms", "email", "call", "letter"})
+# The channels a contact event imported from the system of record may name (our own records
+# of agency placements and legal referrals are not imported as contact events).
+HISTORY_CHANNELS = frozenset({"sms", "email", "call", "letter"})
 DIRECTIONS = frozenset({"outbound", "inbound"})
 OUTCOMES = frozenset(
     {
@@ -127,7 +129,7 @@ def parse_event(row: Row) -> EventIn:
         account_ref=required_text(d.get("account_ref"), "account_ref", 64),
         event_ref=text(d.get("event_ref"), "event_ref", max_len=64),
         occurred_at=instant(d.get("occurred_at"), "occurred_at"),
-        channel=choice(d.get("channel"), "channel", CHANNELS),
+        channel=choice(d.get("channel"), "channel", HISTORY_CHANNELS),
         destination=text(d.get("destination"), "destination", max_len=300),
         direction=choice(d.get("direction"), "direction", DIRECTIONS, default="outbound"),
         outcome=choice(d.get("outcome"), "outcome", OUTCOMES),
@@ -151,7 +153,7 @@ def parse_opt_out(row: Row) -> OptOutIn:
         row=row,
         person_ref=person_ref,
         account_ref=account_ref,
-        channel=choice(d.get("channel"), "channel", CHANNELS),
+        channel=choice(d.get("channel"), "channel", HISTORY_CHANNELS),
         destination=required_text(d.get("destination"), "destination", 300),
         recorded_at=instant(d.get("recorded_at"), "recorded_at"),
     )

@@ -7,9 +7,9 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from outreach.kernel.facts import load_accounts
+from outreach.kernel.facts import account_ids_by_ref, load_accounts
 from outreach.kernel.policy_settings import policy_settings
 from outreach.planning.explain import explain_account, prime_household
 from outreach.planning.judging import plan_step_hook
@@ -43,9 +43,7 @@ def explain(engine: Engine, ladder: Ladder, account_ref: str, as_of: dt.date
     """Every gate's verdict for the account ``account_ref`` on ``as_of`` and the facts used, as
     the plan would judge it; None when there is no such account."""
     with engine.connect() as conn:
-        account_id = conn.execute(
-            text("SELECT id FROM account WHERE account_ref = :r"), {"r": account_ref}
-        ).scalar()
+        account_id = account_ids_by_ref(conn, [account_ref]).get(account_ref)
         if account_id is None:
             return None
         accounts = load_accounts(

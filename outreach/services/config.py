@@ -28,6 +28,8 @@ from outreach.kernel.policy_settings import PolicySettings, policy_path, policy_
 from outreach.media.agency.config import AgencyConfig, agency_config, agency_config_path
 from outreach.planning.ladder import Ladder, load_ladder
 from outreach.planning.ladder_versions import ladder_in_force
+from policies.pack_model import Pack
+from policies.packs import all_packs, validate_packs
 
 ENVIRONMENT = "environment"
 
@@ -102,6 +104,16 @@ def _collect(read: Callable[[], T], errors: list[str]) -> T | None:
             f"({type(exc).__name__}); is it migrated (outreach db upgrade)?"
         )
     return None
+
+
+def rule_pack_problems() -> list[str]:
+    """What is wrong with the rule packs themselves (``policies.packs.validate_packs``)."""
+    return validate_packs()
+
+
+def rule_packs() -> list[Pack]:
+    """Every rule pack, in force or not."""
+    return list(all_packs())
 
 
 def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None) -> Config:

@@ -253,17 +253,10 @@ def plan_batches(
 
 def _account_ids(refs: frozenset[str]) -> list[int]:
     """The ids of the run's accounts, sorted; an unknown ref is refused by name."""
-    from sqlalchemy import bindparam, text
+    from outreach.kernel.facts import account_ids_by_ref
 
     with get_engine().connect() as conn:
-        found: dict[str, int] = dict(
-            conn.execute(
-                text("SELECT account_ref, id FROM account WHERE account_ref IN :refs").bindparams(
-                    bindparam("refs", expanding=True)
-                ),
-                {"refs": sorted(refs)},
-            ).all()
-        )
+        found = account_ids_by_ref(conn, refs)
     missing = sorted(refs - set(found))
     if missing:
         raise ValueError(f"params.accounts: no account {missing[0]!r}")

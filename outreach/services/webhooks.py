@@ -4,6 +4,8 @@ and the connection each provider's secret is read from."""
 
 from __future__ import annotations
 
+from contact_channels.credentials import ConnectionInfo
+from contact_channels.credentials import get_connection as _get_connection
 from outreach.dispatch.callbacks import (
     apply_inbound_sms,
     apply_sendgrid_events,
@@ -11,7 +13,14 @@ from outreach.dispatch.callbacks import (
 )
 from outreach.planning.kinds import channel_settings
 
-__all__ = ["apply_inbound_sms", "apply_sendgrid_events", "apply_twilio_status", "conn_id"]
+__all__ = [
+    "apply_inbound_sms", "apply_sendgrid_events", "apply_twilio_status", "conn_id", "connection",
+]  # fmt: skip
+
+
+def connection(conn_id: str) -> ConnectionInfo | None:
+    """The Airflow connection ``conn_id`` (a provider's webhook signing secret), or None."""
+    return _get_connection(conn_id)
 
 
 def conn_id(kind: str, default: str) -> str:
