@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
 from contact_channels.media import app_engine
+from contact_channels.media_fields import PlacementFields, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,9 @@ def _utcnow() -> dt.datetime:
 
 
 class AgencyFileChannel:
-    """``kind`` agency, ``backend`` agency_files. ``message.fields`` (from
+    """``kind`` agency, ``backend`` agency_files. ``message.fields`` (``PlacementFields``, from
     ``outreach.media.agency.placement.PlacementHooks``) carry the agency, the account id, the balance placed,
-    the placement and recall dates and the agency's capacity; or a ``refusal`` code."""
+    the placement and recall dates and the agency's capacity; or a ``Refusal`` code."""
 
     kind = "agency"
     backend = "agency_files"
@@ -63,23 +64,22 @@ class AgencyFileChannel:
         found = self.lookup(message.key)
         if found is not None:
             return found  # sent before (a rerun, a recovery): nothing new
-        f = message.fields
-        refusal = f.get("refusal")
-        if refusal:
-            raise PermanentError(f"placement refused: {refusal}", code=str(refusal))
-        if not f.get("agency"):
+        f = PlacementFields.from_fields(message.fields)
+        if isinstance(f, Refusal):
+            raise PermanentError(f"placement refused: {f.refusal}", code=f.refusal)
+        if not f.agency:
             raise PermanentError("no agency allocated for this placement", code="no_agency")
         try:
-            account_id = int(f["account_id"])
-            placed_on = dt.date.fromisoformat(str(f["placed_on"]))
-            recall_due_on = dt.date.fromisoformat(str(f["recall_due_on"]))
-            balance = Decimal(str(f["balance"]))
-        except (KeyError, ValueError, ArithmeticError) as exc:
+            account_id = int(f.account_id)
+            placed_on = dt.date.fromisoformat(str(f.placed_on))
+            recall_due_on = dt.date.fromisoformat(str(f.recall_due_on))
+            balance = Decimal(str(f.balance))
+        except (ValueError, ArithmeticError) as exc:
             raise PermanentError(
                 f"placement fields incomplete ({type(exc).__name__})", code="placement.incomplete"
             ) from None
-        agency = str(f["agency"])
-        capacity = f.get("agency_capacity")
+        agency = str(f.agency)
+        capacity = f.agency_capacity
         try:
             with self.engine.begin() as conn:
                 if capacity is not None:

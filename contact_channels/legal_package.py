@@ -6,7 +6,8 @@ a fixed document id), ``history.csv``, ``payments.csv`` and ``manifest.json`` (s
 the account, amounts, dates, the firm, and each other file with its sha256). The same message
 gives the same bytes. Files are written before the rows: a crash in between leaves no
 ``legal_case``, so ``lookup`` (authoritative) says not sent and the resend rewrites identical
-files. The content comes in ``message.fields`` from ``outreach.media.legal.referral.LegalHooks``.
+files. The content comes in ``message.fields`` (``LegalFields``) from
+``outreach.media.legal.referral.LegalHooks``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
 from contact_channels.media import app_engine, csv_bytes, drop_location, record_document, write_file
+from contact_channels.media_fields import LegalFields, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +103,14 @@ def summary_pdf(title: str, lines: Sequence[Sequence[str]]) -> bytes:
     return buffer.getvalue()
 
 
-def render_package(fields: Mapping[str, Any]) -> dict[str, bytes]:
+def render_package(fields: LegalFields) -> dict[str, bytes]:
     """The package's files, by name, from the hooks' content."""
     files = {
-        "summary.pdf": summary_pdf(str(fields["title"]), fields["summary"]),
-        "history.csv": csv_bytes(fields["history"]["columns"], fields["history"]["rows"]),
-        "payments.csv": csv_bytes(fields["payments"]["columns"], fields["payments"]["rows"]),
+        "summary.pdf": summary_pdf(str(fields.title), fields.summary),
+        "history.csv": csv_bytes(fields.history["columns"], fields.history["rows"]),
+        "payments.csv": csv_bytes(fields.payments["columns"], fields.payments["rows"]),
     }
-    manifest = dict(fields["manifest"])
+    manifest = dict(fields.manifest)
     manifest["files"] = [
         {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
         for name, data in sorted(files.items())
@@ -148,11 +150,11 @@ class CounselChannel:
             ).first()
         return None if found is None else self._result(key)
 
-    def _root(self, fields: Mapping[str, Any], firm: str) -> Any:
+    def _root(self, fields: LegalFields, firm: str) -> Any:
         fallback = Path(self.data_dir) / "drop" / "legal" if self.data_dir is not None else None
         try:
             return drop_location(
-                fields.get("drop"), fields.get("conn_id"), self.settings.get("drop"), fallback, firm
+                fields.drop, fields.conn_id, self.settings.get("drop"), fallback, firm
             )
         except ValueError:
             raise PermanentError("no drop location for the law firm", code="legal.no_drop") from None
@@ -160,16 +162,15 @@ class CounselChannel:
     def send(self, message: OutboundMessage) -> SendResult:
         if self.lookup(message.key) is not None:
             return self._result(message.key)  # referred before: nothing new
-        f = message.fields
-        refusal = f.get("refusal")
-        if refusal:
-            raise PermanentError(f"referral refused: {refusal}", code=str(refusal))
+        f = LegalFields.from_fields(message.fields)
+        if isinstance(f, Refusal):
+            raise PermanentError(f"referral refused: {f.refusal}", code=f.refusal)
         try:
-            account_id = int(f["account_id"])
-            account_ref = str(f["account_ref"])
-            firm = str(f["firm"])
-            day = dt.date.fromisoformat(str(f["referred_on"]))
-            balance = Decimal(str(f["balance"]))
+            account_id = int(f.account_id)
+            account_ref = str(f.account_ref)
+            firm = str(f.firm)
+            day = dt.date.fromisoformat(str(f.referred_on))
+            balance = Decimal(str(f.balance))
             files = render_package(f)
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise PermanentError(

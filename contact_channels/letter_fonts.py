@@ -15,6 +15,7 @@ from pathlib import Path
 
 from contact_channels.base import OutboundMessage
 from contact_channels.letter_wording import _lang
+from contact_channels.media_fields import LetterFields
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +122,9 @@ def _fonts(cjk_setting: str | None, latin_setting: str | None) -> LetterFonts:
     return LetterFonts(latin, latin_bold, None, why)
 
 
-def needs_cjk(message: OutboundMessage) -> bool:
-    """Whether a letter has Chinese text anywhere (its language, its text, its fields)."""
-    language = str(message.fields.get("language") or message.tags.get("language") or "en")
+def needs_cjk(message: OutboundMessage, fields: LetterFields) -> bool:
+    """Whether a letter has Chinese text anywhere (its language, its text, its ``fields``)."""
+    language = str(fields.language or message.tags.get("language") or "en")
     if _lang(language) == "zh" or _CJK.search(message.body_text):
         return True
-    return bool(_CJK.search(json.dumps(dict(message.fields), ensure_ascii=False, default=str)))
+    return bool(_CJK.search(json.dumps(fields.as_fields(), ensure_ascii=False, default=str)))

@@ -1,6 +1,7 @@
 """A letter's layout: an ``OutboundMessage`` laid out as a PDF (address block for a window
 envelope, date, the rendered template text, the structured blocks the letter hooks put in
-``fields``) with its line of the mail-house manifest in its metadata. The bytes depend only on
+``fields``, read as ``media_fields.LetterFields``) with its line of the mail-house manifest in
+its metadata. The bytes depend only on
 the message: reportlab's invariant mode, fixed metadata, no clock. Imports nothing from
 ``outreach`` or ``policies``; nothing here logs ``message.fields`` or the text."""
 
@@ -24,6 +25,7 @@ from contact_channels.letter_fonts import (
     needs_cjk,
 )
 from contact_channels.letter_wording import LABELS, _lang, format_date
+from contact_channels.media_fields import LetterFields
 
 # The manifest line a letter carries in its PDF metadata (Keywords): base64 of sorted JSON, so
 # it needs no PDF string escaping and reads back with a regular expression.
@@ -49,9 +51,9 @@ class RenderedLetter:
     manifest: Mapping[str, Any]  # the letter's manifest line (personal data: never log it)
 
 
-def recipient_of(message: OutboundMessage) -> Recipient:
-    """The postal recipient in ``message.fields``; PermanentError when there is none."""
-    raw = message.fields.get("recipient") if message.fields else None
+def recipient_of(fields: LetterFields) -> Recipient:
+    """The postal recipient in a letter's fields; PermanentError when there is none."""
+    raw = fields.recipient
     if not isinstance(raw, Mapping) or not raw.get("name"):
         raise PermanentError("a letter needs a postal address and the message has none",
                              code="no_postal_address")  # fmt: skip
@@ -79,8 +81,11 @@ def read_manifest_line(pdf: bytes) -> dict[str, Any] | None:
     return line
 
 
-def render_letter(message: OutboundMessage, fonts: LetterFonts | None = None) -> RenderedLetter:
-    """The PDF of one letter. Same message, same bytes (on a machine with the same fonts)."""
+def render_letter(
+    message: OutboundMessage, fonts: LetterFonts | None = None, fields: LetterFields | None = None
+) -> RenderedLetter:
+    """The PDF of one letter. Same message, same bytes (on a machine with the same fonts).
+    ``fields`` are the message's, when the caller has read them already."""
     from reportlab.lib.pagesizes import A4, LETTER
     from reportlab.platypus import (
         BaseDocTemplate,
@@ -91,35 +96,36 @@ def render_letter(message: OutboundMessage, fonts: LetterFonts | None = None) ->
     )
 
     fonts = fonts or letter_fonts()
-    recipient = recipient_of(message)
-    if fonts.cjk is None and needs_cjk(message):
+    if fields is None:
+        fields = LetterFields.from_fields(message.fields)
+    recipient = recipient_of(fields)
+    if fonts.cjk is None and needs_cjk(message, fields):
         # Not sent: the ledger row fails with this reason (no personal data in it), and the
         # letter can be redriven once a font is installed.
         raise PermanentError(f"a letter with Chinese text needs an embedded CJK font: "
                              f"{fonts.cjk_source}", code=CJK_FONT_MISSING)  # fmt: skip
-    fields = message.fields
-    language = str(fields.get("language") or message.tags.get("language") or "en")
+    language = str(fields.language or message.tags.get("language") or "en")
     lang = _lang(language)
     labels = LABELS[lang]
     # A translated validation notice comes with the English one (12 CFR 1006.34(e)): the
     # English text and blocks first, so the page furniture (date, footer) is English too.
-    english = str(fields.get("english") or "") if lang != "en" else ""
+    english = str(fields.english or "") if lang != "en" else ""
     page_language = "en" if english else language
     page_labels = LABELS[_lang(page_language)]
-    sender = fields.get("sender") or {}
-    letter_date = str(fields.get("letter_date") or "")
+    sender: Mapping[str, Any] = fields.sender or {}
+    letter_date = str(fields.letter_date or "")
     if not letter_date:
         # The date printed must come from the run, never from this machine's clock.
         raise ValueError("letter fields carry no letter_date (the hooks set it)")
-    last4 = str(fields.get("account_last4") or "")
+    last4 = str(fields.account_last4 or "")
     page_size = LETTER if (recipient.country or "US") == "US" else A4
     width, height = page_size
     styles = _Styles(fonts, lang)
 
     manifest = {
         "key": message.key,
-        "account_ref": str(fields.get("account_ref") or ""),
-        "template": str(message.tags.get("template") or fields.get("template") or ""),
+        "account_ref": str(fields.account_ref or ""),
+        "template": str(message.tags.get("template") or fields.template or ""),
         "language": language,
         "recipient_name": recipient.name,
         "address_lines": list(recipient.lines),
@@ -278,14 +284,14 @@ def _money(amount: str, currency: str) -> str:
 
 
 def _summary(
-    fields: Mapping[str, Any], styles: _Styles, labels: Mapping[str, str], language: str
+    fields: LetterFields, styles: _Styles, labels: Mapping[str, str], language: str
 ) -> list[Any]:
     """The amounts box at the top of a letter that has no block of its own (reminders, final
     notices): what is owed, as of the letter's date."""
     from reportlab.platypus import Spacer
 
-    a = fields.get("amounts")
-    if not isinstance(a, Mapping) or "validation" in fields or "instalments" in fields:
+    a: Any = fields.amounts
+    if not isinstance(a, Mapping) or fields.validation is not None or fields.instalments is not None:
         return []
     cur = str(a.get("currency") or "")
     rows = [
@@ -294,7 +300,7 @@ def _summary(
         (labels["due_date"], format_date(a["due_date"], language) if a.get("due_date") else ""),
         (labels["days_past_due"], str(a.get("days_past_due", ""))),
     ]
-    title = labels["amounts"].format(date=format_date(str(fields["letter_date"]), language))
+    title = labels["amounts"].format(date=format_date(str(fields.letter_date), language))
     table = _table(
         [[styles.para(title, "cell", bold=True), ""]]
         + [[styles.para(k, "cell"), styles.para(v, "cell")] for k, v in rows if v],
@@ -305,16 +311,16 @@ def _summary(
 
 
 def _blocks(
-    fields: Mapping[str, Any], styles: _Styles, labels: Mapping[str, str], language: str
+    fields: LetterFields, styles: _Styles, labels: Mapping[str, str], language: str
 ) -> list[Any]:
     """The structured blocks the hooks asked for, after the template's text."""
     out: list[Any] = []
-    if isinstance(fields.get("validation"), Mapping):
-        out += _validation_block(fields, fields["validation"], styles, labels, language)
-    if isinstance(fields.get("instalments"), Mapping):
-        out += _instalment_block(fields, fields["instalments"], styles, labels, language)
-    if isinstance(fields.get("cn_notice"), Mapping):
-        out += _cn_notice_block(fields["cn_notice"], styles, labels)
+    if isinstance(fields.validation, Mapping):
+        out += _validation_block(fields, fields.validation, styles, labels, language)
+    if isinstance(fields.instalments, Mapping):
+        out += _instalment_block(fields, fields.instalments, styles, labels, language)
+    if isinstance(fields.cn_notice, Mapping):
+        out += _cn_notice_block(fields.cn_notice, styles, labels)
     return out
 
 
@@ -338,7 +344,7 @@ def _cn_notice_block(
 
 
 def _validation_block(
-    fields: Mapping[str, Any],
+    fields: LetterFields,
     v: Mapping[str, Any],
     styles: _Styles,
     labels: Mapping[str, str],
@@ -394,7 +400,7 @@ def _validation_block(
         p(labels["cfpb"]),
     ]
     collector_lines = [str(v.get("collector") or ""), *v.get("collector_lines", ())]
-    recipient = fields.get("recipient") or {}
+    recipient: Mapping[str, Any] = fields.recipient or {}
     from_lines = [str(recipient.get("name") or ""), *recipient.get("lines", ()),
                   str(v.get("account_number") or "")]  # fmt: skip
     out += [
@@ -415,7 +421,7 @@ def _validation_block(
 
 
 def _instalment_block(
-    fields: Mapping[str, Any],
+    fields: LetterFields,
     plan: Mapping[str, Any],
     styles: _Styles,
     labels: Mapping[str, str],
@@ -447,7 +453,8 @@ def _instalment_block(
             ]
         )
     out.append(_table(rows, [30 * MM, 24 * MM, 24 * MM, 26 * MM, 33 * MM, 33 * MM], header=True))
-    phone = str((fields.get("sender") or {}).get("phone") or "")
+    sender: Mapping[str, Any] = fields.sender or {}
+    phone = str(sender.get("phone") or "")
     out += [
         Spacer(1, 6),
         p(

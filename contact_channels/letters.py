@@ -2,9 +2,10 @@
 
 ``PrintChannel`` (backend ``print``) lays out an ``OutboundMessage`` as a PDF
 (``letter_layout.render_letter``: address block for a window envelope, date, the rendered
-template text, and the structured blocks the letter hooks put in ``fields``: the validation
-notice's itemization and dispute deadline, an instalment offer's plans, the amounts due; fonts
-in ``letter_fonts``, wording in ``letter_wording``), writes it to ``<drop>/<YYYY-MM-DD>/letters/<key>.pdf`` through
+template text, and the structured blocks the letter hooks put in ``fields``, read as
+``media_fields.LetterFields``: the validation notice's itemization and dispute deadline, an
+instalment offer's plans, the amounts due; fonts in ``letter_fonts``, wording in
+``letter_wording``), writes it to ``<drop>/<YYYY-MM-DD>/letters/<key>.pdf`` through
 Airflow's object storage, and records a ``document`` row. The bytes depend only on the message:
 reportlab's invariant mode, fixed metadata, no clock. Each PDF carries its line of the day's
 mail-house manifest in its metadata, so the manifest (``outreach.media.letters.batch.close_print_batch``) is
@@ -29,6 +30,7 @@ from contact_channels.base import OutboundMessage, SendResult
 from contact_channels.letter_fonts import letter_fonts
 from contact_channels.letter_layout import recipient_of, render_letter
 from contact_channels.media import app_engine, drop_location, record_document, write_file
+from contact_channels.media_fields import LetterFields
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +145,15 @@ class PrintChannel:
         done = self._recorded(message.key)
         if done is not None:
             return done
-        recipient_of(message)  # no postal address: refused before anything is written
+        fields = LetterFields.from_fields(message.fields)
+        recipient_of(fields)  # no postal address: refused before anything is written
         ledger = self._ledger_row(message.key)
-        if ledger is None and not message.fields.get("batch_date"):
+        if ledger is None and not fields.batch_date:
             raise ValueError("a letter with no ledger row needs fields['batch_date']")
         # The ledger's plan date is the batch: lookup finds the file from the key alone.
-        batch_date = ledger[1] if ledger else _as_date(message.fields["batch_date"])
-        account_id = ledger[0] if ledger else message.fields.get("account_id")
-        letter = render_letter(message, self.fonts)
+        batch_date = ledger[1] if ledger else _as_date(fields.batch_date)
+        account_id = ledger[0] if ledger else fields.account_id
+        letter = render_letter(message, self.fonts, fields)
         path = letter_path(self.root, batch_date, message.key)
         wrote = write_file(path, letter.pdf)
         insert_document(

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, text
 
 from contact_channels.base import OutboundMessage
+from contact_channels.media_fields import MediaFields
 from outreach.dispatch.rules import SendRules
 from outreach.kernel.facts import AccountRecord
 from outreach.kernel.ledger import DueContact
@@ -53,9 +54,11 @@ def outbound_message(
     account: AccountRecord,
     pd: dict[str, Any],
     day: dt.date,
-    fields: dict[str, Any],
+    media_fields: MediaFields | None,
     rules: SendRules | None = None,
 ) -> OutboundMessage:
+    # The hooks' typed fields travel as a plain mapping (contact_channels.media_fields).
+    fields = media_fields.as_fields() if media_fields is not None else {}
     dpd = (day - account.due_date).days if account.due_date else 0
     tags = {
         "stage": contact.stage,

@@ -13,6 +13,13 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine
 
 from contact_channels.base import CHANNEL_KINDS
+from contact_channels.media_fields import (
+    CallFields,
+    LegalFields,
+    LetterFields,
+    MediaFields,
+    PlacementFields,
+)
 from contact_channels.registry import PROVIDER_FOR_KIND
 from outreach.kernel.channel_config import channels_config
 from outreach.kernel.facts import AccountRecord
@@ -62,9 +69,11 @@ class ChannelHooks:
         """The step the gate judges (e.g. with the agency a placement would go to)."""
         return step
 
-    def fields(self, ctx: MessageContext, verdict: Verdict) -> dict[str, Any]:
-        """``OutboundMessage.fields`` for a contact the gate lets through."""
-        return {}
+    def fields(self, ctx: MessageContext, verdict: Verdict) -> MediaFields | None:
+        """``OutboundMessage.fields`` for a contact the gate lets through, as the kind's fields
+        class (``contact_channels.media_fields``; the dispatcher puts its ``as_fields()`` in the
+        message). The base has none: the message's fields are empty."""
+        return None
 
 
 Medium = Literal["provider", "own"]
@@ -85,13 +94,17 @@ class ChannelKind:
     ``close_step`` is what the kind does for the whole day once its contacts are out:
     ``closing="batch"`` is called as ``step(engine, day)`` after the day's dispatch (the print
     batch's manifest, a placement file per agency); ``closing="upkeep"`` as
-    ``step(engine, day, now)`` on the wall clock (the agent call queue)."""
+    ``step(engine, day, now)`` on the wall clock (the agent call queue).
+
+    ``fields`` is the class of what the hooks put in ``OutboundMessage.fields`` and the kind's
+    adapter reads back (``contact_channels.media_fields``); None for a kind without fields."""
 
     name: str
     medium: Medium
     hooks: str | None = None
     closing: Closing | None = None
     close_step: str | None = None
+    fields: type[MediaFields] | None = None
 
 
 # The channel kinds, in the order runs and reports take them: the one list everything in
@@ -107,6 +120,7 @@ KINDS: Mapping[str, ChannelKind] = {
             "call",
             "own",
             hooks="outreach.media.calls.hooks:CallQueueHooks",
+            fields=CallFields,
             closing="upkeep",
             close_step="outreach.media.calls.queue:refresh_call_queue",
         ),
@@ -114,6 +128,7 @@ KINDS: Mapping[str, ChannelKind] = {
             "letter",
             "own",
             hooks="outreach.media.letters.mailing:LetterHooks",
+            fields=LetterFields,
             closing="batch",
             close_step="outreach.media.letters.batch:close_print_batch",
         ),
@@ -121,10 +136,13 @@ KINDS: Mapping[str, ChannelKind] = {
             "agency",
             "own",
             hooks="outreach.media.agency.placement:PlacementHooks",
+            fields=PlacementFields,
             closing="batch",
             close_step="outreach.media.agency.files:write_placement_files",
         ),
-        ChannelKind("legal", "own", hooks="outreach.media.legal.referral:LegalHooks"),
+        ChannelKind(
+            "legal", "own", hooks="outreach.media.legal.referral:LegalHooks", fields=LegalFields
+        ),
     )
 }
 CHANNELS: tuple[str, ...] = tuple(KINDS)
@@ -132,6 +150,9 @@ assert CHANNELS == CHANNEL_KINDS, "outreach's channel kinds and contact_channels
 assert all(
     (KINDS[k].medium == "provider") == (k in PROVIDER_FOR_KIND) for k in CHANNELS
 ), "a provider kind without a provider backend, or the reverse"
+assert all(
+    kind.fields is None or kind.fields.KIND == name for name, kind in KINDS.items()
+), "a kind names the fields class of another kind"
 
 
 def channel_kind(kind: str) -> ChannelKind:

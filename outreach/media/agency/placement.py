@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Numeric, bindparam, text
 
+from contact_channels.media_fields import PlacementFields, Refusal
 from outreach.kernel.facts import AccountRecord, as_date
 from outreach.kernel.policy_settings import policy_settings
 from outreach.media.agency.config import Agency, agency_config, licensed
@@ -278,24 +279,24 @@ class PlacementHooks(ChannelHooks):
             return step
         return replace(step, agency=allocated.agency.id, agency_approved=True)
 
-    def fields(self, ctx: MessageContext, verdict: Verdict) -> dict[str, Any]:
+    def fields(self, ctx: MessageContext, verdict: Verdict) -> PlacementFields | Refusal:
         account = ctx.account
         allocated = self._pending.pop(ctx.contact.key, None)
         if allocated is None:  # not seen by step (a caller that skipped it): allocate now
             self.step(Step("agency"), ctx)
             allocated = self._pending.pop(ctx.contact.key)
         if allocated.refusal is not None:
-            return {"refusal": allocated.refusal}
+            return Refusal(allocated.refusal)
         # What would recall the placement at once must not start it either. The gates hold each
         # of these already (core.bankruptcy, core.dispute_before_referral,
         # core.cease_before_placement, core.not_delinquent); this keeps the recall's own
         # reading and the start in step if a pack changes.
         reason = recall_reason(account.holds, account.balance, account.past_due)
         if reason is not None:
-            return {"refusal": f"placement.{reason}"}
+            return Refusal(f"placement.{reason}")
         agency = allocated.agency
         if agency is None:
-            return {"refusal": "no_agency"}
+            return Refusal("no_agency")
         day = ctx.day
         self.open_counts[agency.id] += 1
         if allocated.band is not None:
@@ -303,14 +304,28 @@ class PlacementHooks(ChannelHooks):
         self._placed_accounts.add(account.id)
         line = account_lines(ctx.conn, [account.id], day)[account.id]
         recall_due_on = day + dt.timedelta(days=agency.recall_after_days)
-        return {
-            **line,
-            "account_id": account.id,
-            "agency": agency.id,
-            "agency_capacity": agency.capacity,
-            "placed_on": day.isoformat(),
-            "recall_due_on": recall_due_on.isoformat(),
-        }
+        return PlacementFields(
+            account_ref=line["account_ref"],
+            full_name=line["full_name"],
+            address_line1=line["address_line1"],
+            city=line["city"],
+            region=line["region"],
+            postal_code=line["postal_code"],
+            country=line["country"],
+            currency=line["currency"],
+            charge_off_date=line["charge_off_date"],
+            last_payment_date=line["last_payment_date"],
+            phone1=line["phone1"],
+            phone2=line["phone2"],
+            phone3=line["phone3"],
+            balance=line["balance"],
+            past_due=line["past_due"],
+            account_id=account.id,
+            agency=agency.id,
+            agency_capacity=agency.capacity,
+            placed_on=day.isoformat(),
+            recall_due_on=recall_due_on.isoformat(),
+        )
 
 
 def agency_performance(conn: Connection, day: dt.date, days: int) -> dict[str, Decimal]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from contact_channels.media_fields import CallFields
 from outreach.kernel.facts import as_date, as_instant
 from outreach.kernel.ledger import DueContact
 from outreach.planning.kinds import ChannelHooks, MessageContext
@@ -93,7 +94,7 @@ class CallQueueHooks(ChannelHooks):
     def prepare(self, conn: Connection, contacts: Sequence[DueContact], day: dt.date) -> None:
         self._broken = broken_promises(conn, (c.account_id for c in contacts), day)
 
-    def fields(self, ctx: MessageContext, verdict: Verdict) -> dict[str, Any]:
+    def fields(self, ctx: MessageContext, verdict: Verdict) -> CallFields:
         account = ctx.account
         dpd = (ctx.day - account.due_date).days if account.due_date else 0
         broken = getattr(self, "_broken", None)
@@ -101,10 +102,10 @@ class CallQueueHooks(ChannelHooks):
             broken = broken_promises(ctx.conn, [account.id], ctx.day)
         priority = call_priority(account.balance, dpd, broken.get(account.id, 0), account.segment)
         # The gate computed the send window in the consumer's local hours, as UTC instants.
-        return {
-            "account_id": account.id,
-            "contact_point_id": ctx.contact.contact_point_id,
-            "priority": priority,
-            "due_start": verdict.window_start or ctx.contact.window_start,
-            "due_end": verdict.window_end or ctx.contact.window_end,
-        }
+        return CallFields(
+            account_id=account.id,
+            contact_point_id=ctx.contact.contact_point_id,
+            priority=priority,
+            due_start=verdict.window_start or ctx.contact.window_start,
+            due_end=verdict.window_end or ctx.contact.window_end,
+        )

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from dataclasses import replace
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from contact_channels.media_fields import LegalFields, Refusal
 from outreach.kernel.facts import as_date, as_instant
 from outreach.media.agency.config import (
     LawFirm,
@@ -76,23 +77,23 @@ class LegalHooks(ChannelHooks):
             return None
         return min(candidates, key=lambda f: (self.open_cases[f.id], f.id))
 
-    def fields(self, ctx: MessageContext, verdict: Verdict) -> dict[str, Any]:
+    def fields(self, ctx: MessageContext, verdict: Verdict) -> LegalFields | Refusal:
         account = ctx.account
         referred = ctx.conn.execute(
             text("SELECT key FROM legal_case WHERE account_id = :a"), {"a": account.id}
         ).scalar()
         if referred is not None and referred != ctx.contact.key:
-            return {"refusal": ALREADY_REFERRED}
+            return Refusal(ALREADY_REFERRED)
         firm = self.firm_for(account.country, account.region)
         if firm is None:
-            return {"refusal": NO_FIRM}
+            return Refusal(NO_FIRM)
         self.open_cases[firm.id] += 1
         content = case_package(ctx, firm)
         root = drop_root("legal", firm.id, firm.drop, firm.conn_id)
-        return {**content, "drop": str(root), "conn_id": firm.conn_id}
+        return replace(content, drop=str(root), conn_id=firm.conn_id)
 
 
-def case_package(ctx: MessageContext, firm: LawFirm) -> dict[str, Any]:
+def case_package(ctx: MessageContext, firm: LawFirm) -> LegalFields:
     """What the firm receives about one account, as plain data: the summary's lines, the
     manifest (without its file list, which the adapter adds with each file's sha256), the
     contact history and the payments. Deterministic for the same data and send instant."""
@@ -189,19 +190,19 @@ def case_package(ctx: MessageContext, firm: LawFirm) -> dict[str, Any]:
         ("Referred on", day.isoformat()),
         ("Law firm", f"{firm.name} ({firm.id})"),
     ]
-    return {
-        "account_id": account.id,
-        "account_ref": line["account_ref"],
-        "firm": firm.id,
-        "firm_name": firm.name,
-        "referred_on": day.isoformat(),
-        "balance": str(balance),
-        "title": f"Case referral {line['account_ref']}",
-        "summary": [list(pair) for pair in summary],
-        "manifest": manifest,
-        "history": {"columns": list(HISTORY_COLUMNS), "rows": history},
-        "payments": {"columns": list(PAYMENT_COLUMNS), "rows": payments},
-    }
+    return LegalFields(
+        account_id=account.id,
+        account_ref=line["account_ref"],
+        firm=firm.id,
+        firm_name=firm.name,
+        referred_on=day.isoformat(),
+        balance=str(balance),
+        title=f"Case referral {line['account_ref']}",
+        summary=[list(pair) for pair in summary],
+        manifest=manifest,
+        history={"columns": list(HISTORY_COLUMNS), "rows": history},
+        payments={"columns": list(PAYMENT_COLUMNS), "rows": payments},
+    )
 
 
 def contact_history(conn: Connection, account_id: int, before: dt.datetime) -> list[dict[str, str]]:

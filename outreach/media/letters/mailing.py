@@ -2,7 +2,8 @@
 validation period, an instalment offer's plans, the postal address). The daily print batch
 for the mail house is in ``batch.py``, the mail it sends back in ``returned.py``.
 
-``LetterHooks`` (the dispatcher's hooks for ``letter``) fills ``OutboundMessage.fields``;
+``LetterHooks`` (the dispatcher's hooks for ``letter``) fills ``OutboundMessage.fields``
+(``contact_channels.media_fields.LetterFields``);
 ``contact_channels.letters.PrintChannel`` lays them out. ``close_print_batch``
 (``outreach.media.letters.batch``) writes the day's manifest; ``import_returned_mail``
 (``outreach.media.letters.returned``) marks the addresses letters came back from. Format and
@@ -21,6 +22,13 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
+from contact_channels.media_fields import (
+    CnNotice,
+    InstalmentOffer,
+    LetterFields,
+    LetterRecipient,
+    ValidationNotice,
+)
 from outreach.kernel.facts import as_date
 from outreach.kernel.identity import identity
 from outreach.kernel.ledger import DueContact
@@ -207,7 +215,7 @@ class LetterHooks(ChannelHooks):
     def prepare(self, conn: Connection, contacts: Sequence[DueContact], day: dt.date) -> None:
         self._recipients = recipient_rows(conn, [c.key for c in contacts])
 
-    def fields(self, ctx: MessageContext, verdict: Verdict) -> dict[str, Any]:
+    def fields(self, ctx: MessageContext, verdict: Verdict) -> LetterFields:
         rows = getattr(self, "_recipients", None)
         row = rows.get(ctx.contact.key) if rows is not None else None
         return letter_fields(ctx, row)
@@ -233,7 +241,7 @@ def recipient_rows(conn: Connection, keys: Sequence[str]) -> dict[str, Any]:
     return {r[0]: tuple(r[1:]) for r in rows}
 
 
-def letter_fields(ctx: MessageContext, row: Any = None) -> dict[str, Any]:
+def letter_fields(ctx: MessageContext, row: Any = None) -> LetterFields:
     """``OutboundMessage.fields`` of one letter (personal data: never logged). ``row`` is the
     contact's ``recipient_rows`` entry, read here when not given."""
     account, pd, contact = ctx.account, ctx.personal, ctx.contact
@@ -251,38 +259,44 @@ def letter_fields(ctx: MessageContext, row: Any = None) -> dict[str, Any]:
     template = contact.template or ""
     days_past_due = (ctx.day - account.due_date).days if account.due_date else 0
 
-    fields: dict[str, Any] = {
-        "account_id": account.id,
-        "account_ref": account.account_ref,
-        "account_last4": account.account_ref[-4:],
-        "batch_date": ctx.day.isoformat(),
-        "letter_date": ctx.day.isoformat(),
-        "language": language,
-        "template": template,
-        "purpose": purpose,
-        "recipient": _recipient(row, language),
-        "sender": {"name": collector_name, "lines": collector_lines, "phone": phone},
-        "amounts": {
+    validation: ValidationNotice | None = None
+    english: str | None = None
+    cn_notice: CnNotice | None = None
+    instalments: InstalmentOffer | None = None
+    if purpose == "validation_notice" or template.endswith("/validation_notice"):
+        validation = _validation(ctx, currency, creditor, collector_name, collector_lines, row)
+        if not language.startswith("en"):
+            # 12 CFR 1006.34(e): a translated notice goes with the English one, in the same
+            # letter: the English text first, the translation after it.
+            english = english_body(ctx, template)
+    wanted = letter_requirements(account, ctx.day, purpose)
+    if "cn.collection_notice_contents" in wanted:
+        cn_notice = {"phone": phone, "creditor": brand(language=language)["creditor"]}
+    if purpose == "instalment_offer" or template.endswith("/instalment_offer"):
+        instalments = _instalments(ctx, currency, charge_off_date)
+    return LetterFields(
+        account_id=account.id,
+        account_ref=account.account_ref,
+        account_last4=account.account_ref[-4:],
+        batch_date=ctx.day.isoformat(),
+        letter_date=ctx.day.isoformat(),
+        language=language,
+        template=template,
+        purpose=purpose,
+        recipient=_recipient(row, language),
+        sender={"name": collector_name, "lines": collector_lines, "phone": phone},
+        amounts={
             "currency": currency,
             "past_due": _money(account.past_due),
             "balance": _money(account.balance),
             "due_date": account.due_date.isoformat() if account.due_date else None,
             "days_past_due": days_past_due,
         },
-    }
-    if purpose == "validation_notice" or template.endswith("/validation_notice"):
-        fields["validation"] = _validation(ctx, currency, creditor, collector_name,
-                                           collector_lines, row)  # fmt: skip
-        if not language.startswith("en"):
-            # 12 CFR 1006.34(e): a translated notice goes with the English one, in the same
-            # letter: the English text first, the translation after it.
-            fields["english"] = english_body(ctx, template)
-    wanted = letter_requirements(account, ctx.day, purpose)
-    if "cn.collection_notice_contents" in wanted:
-        fields["cn_notice"] = {"phone": phone, "creditor": brand(language=language)["creditor"]}
-    if purpose == "instalment_offer" or template.endswith("/instalment_offer"):
-        fields["instalments"] = _instalments(ctx, currency, charge_off_date)
-    return fields
+        validation=validation,
+        english=english,
+        cn_notice=cn_notice,
+        instalments=instalments,
+    )
 
 
 def letter_requirements(account: Any, day: dt.date, purpose: str | None) -> set[str]:
@@ -297,7 +311,7 @@ def letter_requirements(account: Any, day: dt.date, purpose: str | None) -> set[
     return found
 
 
-def _recipient(row: Any, language: str) -> dict[str, Any] | None:
+def _recipient(row: Any, language: str) -> LetterRecipient | None:
     full_name = row[2]
     kind, value, relation = row[8], row[9], row[10]
     if kind == "postal" and relation and relation != SELF and value:
@@ -339,7 +353,7 @@ def _validation(
     collector_name: str,
     collector_lines: list[str],
     row: Any,
-) -> dict[str, Any]:
+) -> ValidationNotice:
     since = as_date(row[11])
     paid = ctx.conn.execute(
         text(
@@ -379,7 +393,7 @@ def _validation(
 
 def _instalments(
     ctx: MessageContext, currency: str, charge_off_date: dt.date | None
-) -> dict[str, Any]:
+) -> InstalmentOffer:
     # A charged-off debt is due in full: spread the balance. Otherwise catch up the arrears
     # over the plan while the regular payments go on.
     basis = "balance" if charge_off_date else "past_due"
