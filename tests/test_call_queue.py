@@ -23,6 +23,7 @@ from outreach.entry.agent_api import build_router
 from outreach.media.calls import dispositions as qd
 from outreach.media.calls import hooks as qh
 from outreach.media.calls import queue as q
+from outreach.media.calls import upkeep as qu
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT
@@ -473,8 +474,8 @@ def test_a_stale_claim_is_queued_again_and_its_lost_call_still_counts(
     acc = caller(engine)
     dispatch()
     task = claimed(engine, acc, "agent-1")
-    assert q.requeue_stale(engine, AT + dt.timedelta(minutes=29)) == 0
-    assert q.requeue_stale(engine, AT + dt.timedelta(minutes=30)) == 1
+    assert qu.requeue_stale(engine, AT + dt.timedelta(minutes=29)) == 0
+    assert qu.requeue_stale(engine, AT + dt.timedelta(minutes=30)) == 1
     again = q.claim_next(engine, "agent-2", AT + dt.timedelta(minutes=31))
     assert again is not None and again.key == task.key
     # agent-1 may have dialled: that attempt stays counted besides agent-2's call.
@@ -496,14 +497,14 @@ def test_refresh_expires_closed_windows_requeues_stale_claims_and_withdraws_stop
     dispatch()
     claimed(engine, stale)
     f.add_hold(engine, disputed["account_id"], "dispute", DAY)
-    first = q.refresh_call_queue(engine, DAY, AT + dt.timedelta(minutes=45))
+    first = qu.refresh_call_queue(engine, DAY, AT + dt.timedelta(minutes=45))
     assert {k: first[k] for k in ("expired", "requeued", "withdrawn", "rescheduled")} == {
         "expired": 0, "requeued": 1, "withdrawn": 1, "rescheduled": 0}
     assert first["by_state"] == {"queued": 2, "claimed": 0, "done": 0, "withdrawn": 1,
                                  "expired": 0}
     assert "us_reg_f.dispute_in_validation_period" in task_of(
         engine, disputed["account_id"])["reasons"]
-    closed = q.refresh_call_queue(engine, DAY, WINDOW[1])
+    closed = qu.refresh_call_queue(engine, DAY, WINDOW[1])
     assert closed["expired"] == 2 and closed["by_state"]["expired"] == 2
     keys = {a["account_id"]: task_of(engine, a["account_id"])["key"] for a in (stale, waiting)}
     # The call handed out once may have been made; the one never handed out was not.

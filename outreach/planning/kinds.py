@@ -122,7 +122,7 @@ KINDS: Mapping[str, ChannelKind] = {
             hooks="outreach.media.calls.hooks:CallQueueHooks",
             fields=CallFields,
             closing="upkeep",
-            close_step="outreach.media.calls.queue:refresh_call_queue",
+            close_step="outreach.media.calls.upkeep:refresh_call_queue",
         ),
         ChannelKind(
             "letter",

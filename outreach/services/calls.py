@@ -17,7 +17,7 @@ from outreach.media.calls.queue import (
     TooManyOpenTasks,
 )
 from outreach.media.calls.queue import claim_next as _claim_next
-from outreach.media.calls.queue import refresh_call_queue as _refresh_call_queue
+from outreach.media.calls.upkeep import refresh_call_queue as _refresh_call_queue
 
 __all__ = [
     "MAX_AGENT_LENGTH", "ClaimedTask", "DispositionError", "TooManyOpenTasks", "claim_next",

@@ -16,14 +16,14 @@ from sqlalchemy import Connection, Engine, select, update
 from outreach.kernel.facts import as_date
 from outreach.media.calls.queue import (
     DONE,
-    _check_agent,
-    _insert_ignoring,
-    _placeholder_ref,
     account_hold,
     call_task,
+    check_agent,
     contact,
     contact_event,
     contact_point,
+    insert_ignoring,
+    placeholder_ref,
     promise,
     utc,
 )
@@ -130,7 +130,7 @@ def record_disposition(
     """
     now = utc(now)
     try:
-        agent = _check_agent(agent)
+        agent = check_agent(agent)
     except ValueError as exc:
         raise DispositionError(str(exc), status=422, code="agent") from None
     effect = DISPOSITIONS.get(disposition)
@@ -179,15 +179,15 @@ def record_disposition(
         # One event per call: the dispatcher's placeholder gets the outcome; a task queued by
         # other means gets its event under the same reference.
         if conn.execute(
-            update(contact_event).where(contact_event.c.event_ref == _placeholder_ref(key))
+            update(contact_event).where(contact_event.c.event_ref == placeholder_ref(key))
             .values(**event)
         ).rowcount == 0:
-            _insert_ignoring(conn, contact_event, {
-                **event, "event_ref": _placeholder_ref(key), "account_id": account_id,
+            insert_ignoring(conn, contact_event, {
+                **event, "event_ref": placeholder_ref(key), "account_id": account_id,
                 "channel": "call", "direction": "outbound", "ledger_key": key,
             }, ["event_ref"])
         if effect.hold is not None:
-            _insert_ignoring(conn, account_hold, {
+            insert_ignoring(conn, account_hold, {
                 "account_id": account_id, "kind": effect.hold, "started_on": now.date(),
                 "ended_on": None, "source": "agent",
             }, ["account_id", "kind", "started_on"])
@@ -197,7 +197,7 @@ def record_disposition(
                 .values(valid=False, updated_at=now)
             )
         if terms is not None:
-            _insert_ignoring(conn, promise, {
+            insert_ignoring(conn, promise, {
                 "account_id": account_id, "ledger_key": key, "amount": terms[0],
                 "due_on": terms[1], "recorded_at": now, "source": "agent", "status": "open",
             }, ["ledger_key"])

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contact_channels.masking import mask_phone
@@ -135,7 +134,7 @@ def utc(at: dt.datetime) -> dt.datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class _Task:
+class TaskRow:
     key: str
     account_id: int
     contact_point_id: int | None
@@ -166,8 +165,8 @@ _TASK_COLUMNS = (
 )
 
 
-def _tasks(conn: Connection, *where: Any, order: Iterable[Any] = (), limit: int | None = None
-           ) -> list[_Task]:
+def select_tasks(conn: Connection, *where: Any, order: Iterable[Any] = (), limit: int | None = None
+           ) -> list[TaskRow]:
     # Only tasks whose ledger row is recorded as sent: between the queue's insert and the
     # dispatcher's commit of the send, the ledger row is still `sending`, and a disposition
     # recorded then would be overwritten by the dispatcher's own record.
@@ -179,10 +178,10 @@ def _tasks(conn: Connection, *where: Any, order: Iterable[Any] = (), limit: int 
     )
     if limit is not None:
         query = query.limit(limit)
-    return [_Task(*tuple(r)) for r in conn.execute(query)]
+    return [TaskRow(*tuple(r)) for r in conn.execute(query)]
 
 
-def _placeholder_ref(key: str) -> str:
+def placeholder_ref(key: str) -> str:
     """The contact_event the dispatcher wrote when it queued the task (``mark_sent``): an
     outbound call of unknown outcome (``attempted``). The disposition gives it its outcome."""
     return f"ledger:{key}"
@@ -192,7 +191,7 @@ def _lease_ref(key: str, claimed_at: dt.datetime) -> str:
     return f"lease:{key}:{claimed_at:%Y%m%dT%H%M%S}"
 
 
-def _facts(conn: Connection, tasks: list[_Task], day: dt.date, cutoff: dt.datetime
+def task_facts(conn: Connection, tasks: list[TaskRow], day: dt.date, cutoff: dt.datetime
            ) -> dict[int, AccountRecord]:
     """The accounts of ``tasks`` with facts known before ``cutoff``: only those accounts,
     500 to a load (each of load_accounts' queries names them)."""
@@ -206,8 +205,8 @@ def _facts(conn: Connection, tasks: list[_Task], day: dt.date, cutoff: dt.dateti
     return accounts
 
 
-def _judge(
-    conn: Connection, task: _Task, account: AccountRecord, at: dt.datetime, rules: SendRules
+def judge_task(
+    conn: Connection, task: TaskRow, account: AccountRecord, at: dt.datetime, rules: SendRules
 ) -> Verdict:
     """The gate's verdict on calling now: the same step the dispatcher judged, at ``at``."""
     if task.claimed_at is None:
@@ -216,7 +215,7 @@ def _judge(
         # the placeholder stands for a call that may have been made, and counts.
         placed = conn.execute(
             select(contact_event.c.occurred_at).where(
-                contact_event.c.event_ref == _placeholder_ref(task.key)
+                contact_event.c.event_ref == placeholder_ref(task.key)
             )
         ).scalar_one_or_none()
         if placed is not None:
@@ -239,7 +238,7 @@ def _judge(
     )
 
 
-def _record_decision(conn: Connection, task: _Task, verdict: Verdict, at: dt.datetime) -> None:
+def record_decision(conn: Connection, task: TaskRow, verdict: Verdict, at: dt.datetime) -> None:
     insert_rows(
         conn,
         "policy_decision",
@@ -250,7 +249,7 @@ def _record_decision(conn: Connection, task: _Task, verdict: Verdict, at: dt.dat
     )
 
 
-def _fate(verdict: Verdict, task: _Task, at: dt.datetime) -> str:
+def task_fate(verdict: Verdict, task: TaskRow, at: dt.datetime) -> str:
     """What a verdict does to a queued task: ``send`` (may be called now), ``reschedule`` (a
     defer that ends inside the window: the task waits until then) or ``withdraw``."""
     if verdict.verdict == SEND:
@@ -261,7 +260,7 @@ def _fate(verdict: Verdict, task: _Task, at: dt.datetime) -> str:
     return "withdraw"
 
 
-def _withdraw(conn: Connection, task: _Task, verdict: Verdict, from_state: str,
+def withdraw_task(conn: Connection, task: TaskRow, verdict: Verdict, from_state: str,
               now: dt.datetime, holder: str | None = None) -> bool:
     """Withdraw ``task`` (in ``from_state``, held by ``holder`` when claimed); False when
     someone else moved it first."""
@@ -278,11 +277,11 @@ def _withdraw(conn: Connection, task: _Task, verdict: Verdict, from_state: str,
         values.update(agent=task.agent, claimed_at=task.claimed_at)
     if conn.execute(update(call_task).where(*where).values(**values)).rowcount != 1:
         return False
-    _settle_unworked(conn, task, "withdrawn", now)
+    settle_unworked(conn, task, "withdrawn", now)
     return True
 
 
-def _settle_unworked(conn: Connection, task: _Task, outcome: str, now: dt.datetime) -> None:
+def settle_unworked(conn: Connection, task: TaskRow, outcome: str, now: dt.datetime) -> None:
     """A task that ends without a disposition: the ledger says why; a task never handed out
     was never dialled, so the dispatcher's placeholder attempt leaves the history (it would
     count against the caps and as a first communication)."""
@@ -292,14 +291,14 @@ def _settle_unworked(conn: Connection, task: _Task, outcome: str, now: dt.dateti
     if task.claimed_at is None:
         conn.execute(
             contact_event.delete().where(
-                contact_event.c.event_ref == _placeholder_ref(task.key),
+                contact_event.c.event_ref == placeholder_ref(task.key),
                 contact_event.c.source == "dispatch",
                 contact_event.c.outcome == "attempted",
             )
         )
 
 
-def _check_agent(agent: str) -> str:
+def check_agent(agent: str) -> str:
     if not isinstance(agent, str) or not agent.strip():
         raise ValueError("agent: required")
     agent = agent.strip()
@@ -348,7 +347,7 @@ def claim_next(engine: Engine, agent: str, now: dt.datetime, *,
     part of the claiming UPDATE itself (and, on PostgreSQL, under a per-agent lock), so two
     claims of one agent at once cannot both pass it.
     """
-    agent = _check_agent(agent)
+    agent = check_agent(agent)
     now = utc(now)
     limit = max_open_tasks() if max_open is None else max_open
     stale_before = now - claim_lease()
@@ -364,7 +363,7 @@ def claim_next(engine: Engine, agent: str, now: dt.datetime, *,
         with engine.connect() as conn:
             candidates = [
                 t
-                for t in _tasks(
+                for t in select_tasks(
                     conn,
                     call_task.c.state == QUEUED,
                     call_task.c.due_start <= now,
@@ -414,15 +413,15 @@ def claim_next(engine: Engine, agent: str, now: dt.datetime, *,
 
 
 def _judge_claimed(
-    engine: Engine, task: _Task, agent: str, now: dt.datetime, rules: SendRules
+    engine: Engine, task: TaskRow, agent: str, now: dt.datetime, rules: SendRules
 ) -> ClaimedTask | None:
     with engine.connect() as conn:
         day = max(task.plan_date, now.date())
         account = load_accounts(conn, task.account_id, task.account_id, day=day, cutoff=now)[
             task.account_id
         ]
-        verdict = _judge(conn, task, account, now, rules)
-        fate = _fate(verdict, task, now)
+        verdict = judge_task(conn, task, account, now, rules)
+        fate = task_fate(verdict, task, now)
         handed: ClaimedTask | None = None
         if fate == "send":
             row = conn.execute(
@@ -444,7 +443,7 @@ def _judge_claimed(
             if task.claimed_at is not None:
                 # An earlier hand-out ended without a disposition (the lease ran out): that
                 # agent may have dialled, so the call counts as an attempt of its own.
-                _insert_ignoring(conn, contact_event, {
+                insert_ignoring(conn, contact_event, {
                     "event_ref": _lease_ref(task.key, task.claimed_at),
                     "account_id": task.account_id,
                     "occurred_at": task.claimed_at,
@@ -463,8 +462,8 @@ def _judge_claimed(
                 )
             )
         else:
-            _withdraw(conn, task, verdict, CLAIMED, now, holder=agent)
-        _record_decision(conn, task, verdict, now)
+            withdraw_task(conn, task, verdict, CLAIMED, now, holder=agent)
+        record_decision(conn, task, verdict, now)
     if handed is None:
         log.info("call task %s not handed out at claim: %s (%s)", task.key[:16], fate,
                  " ".join(verdict.reasons))
@@ -473,7 +472,7 @@ def _judge_claimed(
     return handed
 
 
-def _insert_ignoring(conn: Connection, table: Table, values: Mapping[str, Any],
+def insert_ignoring(conn: Connection, table: Table, values: Mapping[str, Any],
                      conflict: list[str]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; True when a row was written."""
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
@@ -484,129 +483,3 @@ def _insert_ignoring(conn: Connection, table: Table, values: Mapping[str, Any],
 
 
 # --- Upkeep: expiry, stale claims, re-judging the queue ----------------------------------------
-
-
-def expire_tasks(engine: Engine, now: dt.datetime, *, lease: dt.timedelta | None = None) -> int:
-    """Expire tasks whose window has closed: queued ones, and claimed ones whose lease has also
-    run out (an agent still on a call past the window's end may record its disposition)."""
-    now = utc(now)
-    stale_before = now - (lease or claim_lease())
-    expired = 0
-    with engine.begin() as conn:
-        rows = conn.execute(
-            select(call_task.c.key, call_task.c.state, call_task.c.claimed_at).where(
-                call_task.c.due_end <= now,
-                or_(call_task.c.state == QUEUED,
-                    and_(call_task.c.state == CLAIMED, call_task.c.claimed_at <= stale_before)),
-            )
-        ).all()
-        for key, state, claimed_at in rows:
-            if conn.execute(
-                update(call_task).where(call_task.c.key == key, call_task.c.state == state)
-                .values(state=EXPIRED, updated_at=now)
-            ).rowcount != 1:
-                continue
-            expired += 1
-            conn.execute(
-                update(contact).where(contact.c.key == key).values(outcome="expired",
-                                                                   updated_at=now)
-            )
-            if claimed_at is None:  # never dialled: see _settle_unworked
-                conn.execute(
-                    contact_event.delete().where(
-                        contact_event.c.event_ref == _placeholder_ref(key),
-                        contact_event.c.source == "dispatch",
-                        contact_event.c.outcome == "attempted",
-                    )
-                )
-    return expired
-
-
-def requeue_stale(engine: Engine, now: dt.datetime, *, lease: dt.timedelta | None = None) -> int:
-    """Queue again the claimed tasks not completed within the lease whose window is still open.
-    The task remembers its last holder, who may still record the call's disposition until
-    another agent claims it."""
-    now = utc(now)
-    stale_before = now - (lease or claim_lease())
-    with engine.begin() as conn:
-        return int(
-            conn.execute(
-                update(call_task)
-                .where(call_task.c.state == CLAIMED, call_task.c.claimed_at <= stale_before,
-                       call_task.c.due_end > now)
-                .values(state=QUEUED, updated_at=now)
-            ).rowcount
-        )
-
-
-def _rejudge_queued(engine: Engine, day: dt.date, now: dt.datetime) -> tuple[int, int]:
-    """Judge every queued task of ``day`` and earlier at the first instant it could be worked;
-    withdraw those the gate now stops, reschedule those it defers within their window."""
-    rules = send_rules(engine)
-    withdrawn = rescheduled = 0
-    with engine.connect() as conn:
-        tasks = _tasks(conn, call_task.c.state == QUEUED, call_task.c.due_end > now,
-                       contact.c.plan_date <= day, order=(call_task.c.account_id, call_task.c.key))
-    by_day: dict[dt.date, list[_Task]] = {}
-    for t in tasks:
-        by_day.setdefault(max(t.plan_date, now.date()), []).append(t)
-    for facts_day, group in sorted(by_day.items()):
-        with engine.connect() as conn:
-            accounts = _facts(conn, group, facts_day, now)
-            changes = []
-            for task in group:
-                at = max(now, task.due_start)
-                verdict = _judge(conn, task, accounts[task.account_id], at, rules)
-                fate = _fate(verdict, task, at)
-                if fate != "send":
-                    changes.append((task, verdict, fate, at))
-        for task, verdict, fate, at in changes:
-            # Conditional on the task still being queued: an agent may claim it meanwhile,
-            # and then the claim's own judgement decides.
-            with engine.begin() as conn:
-                if fate == "withdraw":
-                    done = _withdraw(conn, task, verdict, QUEUED, now)
-                    withdrawn += done
-                else:
-                    done = conn.execute(
-                        update(call_task)
-                        .where(call_task.c.key == task.key, call_task.c.state == QUEUED)
-                        .values(due_start=verdict.defer_until, updated_at=now)
-                    ).rowcount == 1
-                    rescheduled += done
-                if done:
-                    _record_decision(conn, task, verdict, at)
-    return withdrawn, rescheduled
-
-
-def task_counts(engine: Engine, day: dt.date) -> dict[str, int]:
-    """Call tasks of ``day``'s plan by state (every state, zeros included)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(call_task.c.state, func.count())
-            .join(contact, contact.c.key == call_task.c.key)
-            .where(contact.c.plan_date == day)
-            .group_by(call_task.c.state)
-        ).all()
-    counts = Counter({state: 0 for state in STATES})
-    counts.update({r[0]: int(r[1]) for r in rows})
-    return dict(counts)
-
-
-def refresh_call_queue(engine: Engine, day: dt.date, now: dt.datetime) -> dict[str, Any]:
-    """Upkeep of the queue for the DAG: expire closed windows, queue stale claims again, withdraw
-    queued tasks the gate now stops (and reschedule those it defers within their window).
-    Returns counts only (XCom-safe): what changed, and ``day``'s tasks by state."""
-    now = utc(now)
-    expired = expire_tasks(engine, now)
-    requeued = requeue_stale(engine, now)
-    withdrawn, rescheduled = _rejudge_queued(engine, day, now)
-    result: dict[str, Any] = {
-        "expired": expired,
-        "requeued": requeued,
-        "withdrawn": withdrawn,
-        "rescheduled": rescheduled,
-        "by_state": task_counts(engine, day),
-    }
-    log.info("call queue %s: %s", day, result)
-    return result
