@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -28,14 +27,16 @@ BACKENDS: tuple[str, ...] = (
     "counsel",
 )
 
-# Our own media for the people and paper channels: kind -> (backend, "module:class"). Each class
-# is built as ``Class(settings, database_url=..., data_dir=...)`` from the kind's section of
-# channels.yaml (a drop location, the mail house, the firms).
-LOCAL_MEDIA: Mapping[str, tuple[str, str]] = {
-    "call": ("agent_queue", "contact_channels.agent_queue:AgentQueueChannel"),
-    "letter": ("print", "contact_channels.letters:PrintChannel"),
-    "agency": ("agency_files", "contact_channels.agency_files:AgencyFileChannel"),
-    "legal": ("counsel", "contact_channels.legal_package:CounselChannel"),
+# Our own media for the people and paper channels: kind -> backend. Their adapters are
+# outreach's (they write its tables), so this package cannot build them: the caller passes a
+# builder per kind (``build_channel(media=...)``), called as ``builder(settings,
+# database_url=..., data_dir=...)`` with the kind's section of channels.yaml (a drop location,
+# the mail house, the firms).
+LOCAL_MEDIA: Mapping[str, str] = {
+    "call": "agent_queue",
+    "letter": "print",
+    "agency": "agency_files",
+    "legal": "counsel",
 }
 
 # Which provider backend serves a kind, and its default connection id.
@@ -54,6 +55,7 @@ def build_channel(
     sleep: Callable[[float], None] = time.sleep,
     state_dir: Path | None = None,
     database_url: str | None = None,
+    media: Mapping[str, Callable[..., Channel]] | None = None,
 ) -> Channel:
     """The adapter for ``kind`` according to ``settings`` (``backend``, ``conn_id``).
 
@@ -70,6 +72,9 @@ def build_channel(
     ``rate_limit`` (``{per_second, burst, store}``) puts a provider channel behind a token
     bucket shared by every worker (``contact_channels.ratelimit``); ``store: file`` keeps it
     under ``state_dir``.
+
+    ``media`` builds our own media by kind (outreach's channel-kind registry passes them); a
+    kind whose backend is its own medium cannot be built without its builder.
     """
     if kind not in CHANNEL_KINDS:
         raise ValueError(
@@ -83,14 +88,18 @@ def build_channel(
             f"expected one of {', '.join(BACKENDS)}"
         )
     provider, default_conn_id = PROVIDER_FOR_KIND.get(kind, (None, None))
-    medium, medium_class = LOCAL_MEDIA.get(kind, (None, ""))
+    medium = LOCAL_MEDIA.get(kind)
     if backend not in ("auto", "outbox", provider, medium):
         raise ValueError(f"channels.{kind}.backend: {backend!r} cannot send {kind!r} messages")
     if backend == medium:
-        module, _, name = medium_class.partition(":")
-        cls = getattr(importlib.import_module(module), name)
+        builder = (media or {}).get(kind)
+        if builder is None:
+            raise ValueError(
+                f"channels.{kind}.backend: {backend!r} is one of our own media: build it "
+                "through outreach"
+            )
         log.info("channel %s: %s", kind, medium)
-        built: Channel = cls(settings, database_url=database_url, data_dir=state_dir)
+        built: Channel = builder(settings, database_url=database_url, data_dir=state_dir)
         return built
     if backend == "outbox" or provider is None:
         return _outbox(kind, outbox_url, reason="configured" if backend == "outbox" else "default")

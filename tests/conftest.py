@@ -120,8 +120,8 @@ def drop(tmp_path: Path) -> Path:
 @pytest.fixture
 def printer(url: str, drop: Path, tmp_path: Path) -> Iterator[Any]:
     """The real print channel (PDF letters) on the test's database and drop folder."""
-    from contact_channels.letters import PrintChannel
-    from contact_channels.registry import build_channel
+    from outreach.media.letters.channel import PrintChannel
+    from outreach.planning.kinds import build_channel
 
     channel = build_channel("letter", {"backend": "print", "drop": drop.as_uri()},
                             outbox_url=f"sqlite:///{tmp_path / 'outbox.db'}", state_dir=tmp_path,

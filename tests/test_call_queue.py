@@ -15,15 +15,15 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from contact_channels.agent_queue import AgentQueueChannel
 from contact_channels.base import OutboundMessage, PermanentError
-from contact_channels.registry import build_channel
 from outreach.dispatch.dispatcher import DispatchCounts, dispatch_range
 from outreach.entry.agent_api import build_router
 from outreach.media.calls import dispositions as qd
 from outreach.media.calls import hooks as qh
 from outreach.media.calls import queue as q
 from outreach.media.calls import upkeep as qu
+from outreach.media.calls.channel import AgentQueueChannel
+from outreach.planning.kinds import build_channel
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT

@@ -465,8 +465,8 @@ CALLER_PHONE = "+12125550177"
 def queue_a_call(engine: Engine, tmp_path: Path) -> str:
     """A 20-dpd account whose validation notice went out, planned for DAY and dispatched to the
     agent queue: one queued call task, due 13:00-02:00 UTC (NOW is inside). Returns its key."""
-    from contact_channels.registry import build_channel
     from outreach.dispatch.dispatcher import dispatch_range
+    from outreach.planning.kinds import build_channel
 
     f.add_account(engine, as_of=DAY, dpd=20, validation_notice_sent_on=DAY - dt.timedelta(21),
                   phones=[{"value": CALLER_PHONE, "zones": "America/New_York"}])

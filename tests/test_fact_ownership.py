@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select, text
 
-from contact_channels.letters import PrintChannel
-from contact_channels.registry import build_channel
 from contact_channels.retry import RetryPolicy
 from fakes.http import Fault
 from fakes.twilio_server import FakeTwilio
 from outreach.dispatch.callbacks import apply_sendgrid_events
 from outreach.dispatch.dispatcher import dispatch_range
+from outreach.media.letters.channel import PrintChannel
 from outreach.media.letters.returned import import_returned_mail
+from outreach.planning.kinds import build_channel
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.portfolio.importer import import_file

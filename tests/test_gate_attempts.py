@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from contact_channels.registry import build_channel
 from outreach.dispatch.dispatcher import dispatch_range
+from outreach.planning.kinds import build_channel
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.portfolio.importer import import_file

@@ -319,7 +319,8 @@ def test_every_engine_the_project_creates_hides_bound_parameters(tmp_path: Path)
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
-    from contact_channels import media, outbox
+    from contact_channels import outbox
+    from outreach.media import documents as media
 
     for engine in (outbox.get_engine(f"sqlite:///{tmp_path / 'outbox.db'}"),
                    media.app_engine(f"sqlite:///{tmp_path / 'app.db'}")):  # fmt: skip

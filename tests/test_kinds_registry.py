@@ -53,3 +53,40 @@ def test_the_lists_that_cannot_import_the_registry_name_the_same_kinds() -> None
     assert ALL_CHANNELS == frozenset(CHANNELS)
     ladder_kinds = typing.get_args(Action.model_fields["channel"].annotation)
     assert ladder_kinds == CHANNELS
+
+
+@pytest.mark.parametrize(
+    "kind", [k for k in KINDS.values() if k.medium == "own"], ids=lambda k: k.name
+)
+def test_each_own_medium_names_its_channel_built_from_settings_url_and_data_dir(kind) -> None:  # type: ignore[no-untyped-def]
+    from contact_channels.registry import LOCAL_MEDIA
+
+    channel = resolve(kind.channel)
+    assert inspect.isclass(channel)
+    assert (channel.kind, channel.backend) == (kind.name, LOCAL_MEDIA[kind.name])
+    params = inspect.signature(channel).parameters
+    assert list(params)[0] == "settings"
+    assert {"database_url", "data_dir"} <= set(params)
+    assert all(callable(getattr(channel, m)) for m in ("send", "lookup", "close"))
+
+
+def test_provider_kinds_name_no_channel_and_every_own_medium_has_a_builder() -> None:
+    from outreach.planning.kinds import OWN_MEDIA
+
+    assert {k.name for k in KINDS.values() if k.channel} == set(OWN_MEDIA)
+    assert set(OWN_MEDIA) == {k.name for k in KINDS.values() if k.medium == "own"}
+
+
+@pytest.mark.parametrize(
+    "kind", [k for k in KINDS.values() if k.medium == "own"], ids=lambda k: k.name
+)
+def test_contact_channels_alone_refuses_to_build_an_own_medium(kind, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from contact_channels.registry import LOCAL_MEDIA, build_channel
+
+    with pytest.raises(ValueError, match="is one of our own media: build it through outreach"):
+        build_channel(
+            kind.name,
+            {"backend": LOCAL_MEDIA[kind.name]},
+            outbox_url=f"sqlite:///{tmp_path / 'o.db'}",
+            database_url=f"sqlite:///{tmp_path / 'app.db'}",
+        )

@@ -15,12 +15,12 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import Engine, text
 
-from contact_channels.letters import PrintChannel
-from contact_channels.registry import build_channel
 from outreach.dispatch.dispatcher import dispatch_range
 from outreach.kernel.facts import AccountRecord, Destination
+from outreach.media.letters.channel import PrintChannel
 from outreach.operations.ladder_diff import LadderDiff, diff_accounts
 from outreach.planning.explain import explain_account
+from outreach.planning.kinds import build_channel
 from outreach.planning.ladder import (
     LANGUAGES,
     Ladder,

@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import Engine, insert, text
 
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
-from contact_channels.legal_package import CounselChannel
-from contact_channels.registry import build_channel
 from outreach.dispatch.dispatcher import dispatch_range
+from outreach.media.legal.channel import CounselChannel
 from outreach.media.legal.referral import NO_FIRM
+from outreach.planning.kinds import build_channel
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT

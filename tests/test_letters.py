@@ -16,15 +16,15 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import Engine, text
 
-import contact_channels.letters as letters_medium
+import outreach.media.letters.channel as letters_medium
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
 from contact_channels.letter_fonts import letter_fonts
 from contact_channels.letter_layout import read_manifest_line, render_letter
 from contact_channels.letter_wording import format_date
-from contact_channels.letters import PrintChannel
 from outreach.dispatch.dispatcher import DispatchCounts, dispatch_range
 from outreach.kernel.facts import load_accounts
 from outreach.media.letters.batch import MANIFEST_COLUMNS, close_print_batch
+from outreach.media.letters.channel import PrintChannel
 from outreach.media.letters.mailing import instalment_options
 from outreach.media.letters.returned import import_returned_mail
 from outreach.planning.ladder import LANGUAGES, load_ladder
@@ -325,7 +325,7 @@ def test_the_same_letter_renders_to_the_same_bytes_in_a_fresh_process(
     script = (
         "import hashlib, json, sys\n"
         "from contact_channels.base import OutboundMessage\n"
-        "from contact_channels.letters import render_letter\n"
+        "from contact_channels.letter_layout import render_letter\n"
         "m = json.loads(sys.stdin.read())\n"
         "msg = OutboundMessage(m['key'], 'letter', '', m['body'], tags=m['tags'], fields=m['fields'])\n"
         "print(hashlib.sha256(render_letter(msg).pdf).hexdigest())\n"

@@ -16,11 +16,11 @@ from sqlalchemy import Engine, text
 from contact_channels.base import OutboundMessage, PermanentError
 from contact_channels.letter_fonts import CJK_FONT_ENV, CJK_FONT_MISSING, letter_fonts
 from contact_channels.letter_layout import render_letter
-from contact_channels.letters import PrintChannel
-from contact_channels.registry import build_channel
 from outreach.dispatch.dispatcher import DispatchCounts, dispatch_range
 from outreach.kernel import zones
+from outreach.media.letters.channel import PrintChannel
 from outreach.media.letters.mailing import CN_PROVINCE_NAMES, address_lines
+from outreach.planning.kinds import build_channel
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT

@@ -13,9 +13,9 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import Engine, select, text
 
-from contact_channels.letters import PrintChannel
-from contact_channels.registry import build_channel
 from outreach.dispatch.dispatcher import DispatchCounts, dispatch_range
+from outreach.media.letters.channel import PrintChannel
+from outreach.planning.kinds import build_channel
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.portfolio.importer import import_file

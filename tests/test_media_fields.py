@@ -11,11 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from contact_channels.agency_files import AgencyFileChannel
-from contact_channels.agent_queue import AgentQueueChannel
 from contact_channels.base import OutboundMessage
-from contact_channels.legal_package import CounselChannel
-from contact_channels.letters import PrintChannel
 from contact_channels.media_fields import (
     CallFields,
     FieldsError,
@@ -25,6 +21,10 @@ from contact_channels.media_fields import (
     PlacementFields,
     Refusal,
 )
+from outreach.media.agency.channel import AgencyFileChannel
+from outreach.media.calls.channel import AgentQueueChannel
+from outreach.media.legal.channel import CounselChannel
+from outreach.media.letters.channel import PrintChannel
 from outreach.planning.kinds import KINDS
 
 SECRET = "Pat Secret-Name"  # a value that must never show in an error

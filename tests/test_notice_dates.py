@@ -14,9 +14,9 @@ from pypdf import PdfReader
 from sqlalchemy import Engine, text
 
 from contact_channels.letter_wording import format_date
-from contact_channels.letters import PrintChannel
 from outreach.dispatch.dispatcher import dispatch_range
 from outreach.kernel.facts import load_accounts
+from outreach.media.letters.channel import PrintChannel
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import PlanCounts, iter_plan
 from outreach.settings import PROJECT_ROOT

@@ -14,18 +14,17 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from contact_channels.agency_files import AgencyFileChannel
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
-from contact_channels.registry import build_channel
 from outreach.dispatch.dispatcher import dispatch_range
 from outreach.kernel.facts import load_accounts
 from outreach.kernel.ledger import DueContact
+from outreach.media.agency.channel import AgencyFileChannel
 from outreach.media.agency.config import check_agency_config_text
 from outreach.media.agency.files import recall_placements, write_placement_files
 from outreach.media.agency.placement import PlacementHooks
 from outreach.media.agency.returns import import_agency_returns
 from outreach.planning.judging import step_for
-from outreach.planning.kinds import MessageContext
+from outreach.planning.kinds import MessageContext, build_channel
 from outreach.planning.ladder import load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.settings import PROJECT_ROOT

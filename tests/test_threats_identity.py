@@ -26,10 +26,10 @@ from pypdf import PdfReader
 from sqlalchemy import Engine, text
 
 from contact_channels.base import OutboundMessage, SendResult
-from contact_channels.letters import PrintChannel
-from contact_channels.registry import build_channel
 from outreach.dispatch.dispatcher import dispatch_range
+from outreach.media.letters.channel import PrintChannel
 from outreach.planning.judging import step_for
+from outreach.planning.kinds import build_channel
 from outreach.planning.ladder import check_ladder_text, load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.planning.templates_lint import lint_template

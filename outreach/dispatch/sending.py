@@ -7,9 +7,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from contact_channels.base import Channel, ChannelError, OutboundMessage, SendResult, is_local
-from contact_channels.registry import build_channel
 from outreach import settings
-from outreach.planning.kinds import channel_settings
+from outreach.planning.kinds import build_channel, channel_settings
 
 CLAIM_CHUNK = 25  # contacts claimed per transaction: what a killed worker can leave in doubt
 

@@ -52,7 +52,7 @@ class Section(_Strict):
     @classmethod
     def backends(cls) -> tuple[str, ...]:
         provider = PROVIDER_FOR_KIND.get(cls.KIND, (None,))[0]
-        medium = LOCAL_MEDIA.get(cls.KIND, (None,))[0]
+        medium = LOCAL_MEDIA.get(cls.KIND)
         return tuple(b for b in ("auto", "outbox", provider, medium) if b)
 
     @field_validator("backend")

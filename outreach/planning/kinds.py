@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine
 
-from contact_channels.base import CHANNEL_KINDS
+from contact_channels import registry
+from contact_channels.base import CHANNEL_KINDS, Channel
 from contact_channels.media_fields import (
     CallFields,
     LegalFields,
@@ -20,7 +21,6 @@ from contact_channels.media_fields import (
     MediaFields,
     PlacementFields,
 )
-from contact_channels.registry import PROVIDER_FOR_KIND
 from outreach.kernel.channel_config import channels_config
 from outreach.kernel.facts import AccountRecord
 from outreach.kernel.ledger import DueContact
@@ -97,7 +97,11 @@ class ChannelKind:
     ``step(engine, day, now)`` on the wall clock (the agent call queue).
 
     ``fields`` is the class of what the hooks put in ``OutboundMessage.fields`` and the kind's
-    adapter reads back (``contact_channels.media_fields``); None for a kind without fields."""
+    adapter reads back (``contact_channels.media_fields``); None for a kind without fields.
+
+    ``channel`` is a plugin entry too: the adapter class of an own medium, built as
+    ``Class(settings, database_url=..., data_dir=...)`` when channels.yaml names the medium
+    as the kind's backend (``build_channel``)."""
 
     name: str
     medium: Medium
@@ -105,6 +109,7 @@ class ChannelKind:
     closing: Closing | None = None
     close_step: str | None = None
     fields: type[MediaFields] | None = None
+    channel: str | None = None
 
 
 # The channel kinds, in the order runs and reports take them: the one list everything in
@@ -123,6 +128,7 @@ KINDS: Mapping[str, ChannelKind] = {
             fields=CallFields,
             closing="upkeep",
             close_step="outreach.media.calls.upkeep:refresh_call_queue",
+            channel="outreach.media.calls.channel:AgentQueueChannel",
         ),
         ChannelKind(
             "letter",
@@ -131,6 +137,7 @@ KINDS: Mapping[str, ChannelKind] = {
             fields=LetterFields,
             closing="batch",
             close_step="outreach.media.letters.batch:close_print_batch",
+            channel="outreach.media.letters.channel:PrintChannel",
         ),
         ChannelKind(
             "agency",
@@ -139,16 +146,21 @@ KINDS: Mapping[str, ChannelKind] = {
             fields=PlacementFields,
             closing="batch",
             close_step="outreach.media.agency.files:write_placement_files",
+            channel="outreach.media.agency.channel:AgencyFileChannel",
         ),
         ChannelKind(
-            "legal", "own", hooks="outreach.media.legal.referral:LegalHooks", fields=LegalFields
+            "legal",
+            "own",
+            hooks="outreach.media.legal.referral:LegalHooks",
+            fields=LegalFields,
+            channel="outreach.media.legal.channel:CounselChannel",
         ),
     )
 }
 CHANNELS: tuple[str, ...] = tuple(KINDS)
 assert CHANNELS == CHANNEL_KINDS, "outreach's channel kinds and contact_channels' differ"
 assert all(
-    (KINDS[k].medium == "provider") == (k in PROVIDER_FOR_KIND) for k in CHANNELS
+    (KINDS[k].medium == "provider") == (k in registry.PROVIDER_FOR_KIND) for k in CHANNELS
 ), "a provider kind without a provider backend, or the reverse"
 assert all(
     kind.fields is None or kind.fields.KIND == name for name, kind in KINDS.items()
@@ -185,3 +197,27 @@ def hooks_for(channel: str, engine: Engine, day: dt.date) -> ChannelHooks:
         return ChannelHooks(engine, day)
     hooks: ChannelHooks = getattr(loaded, name)(engine, day)
     return hooks
+
+
+def _builder(target: str) -> Callable[..., Channel]:
+    """A builder for the adapter ``target`` names, imported when first built."""
+
+    def build(*args: Any, **kwargs: Any) -> Channel:
+        built: Channel = resolve(target)(*args, **kwargs)
+        return built
+
+    return build
+
+
+# The builders of our own media by kind, for contact_channels.registry.build_channel(media=).
+OWN_MEDIA: Mapping[str, Callable[..., Channel]] = {
+    name: _builder(kind.channel) for name, kind in KINDS.items() if kind.channel is not None
+}
+
+
+def build_channel(
+    kind: str, settings: Mapping[str, object] | None, **options: Any
+) -> Channel:
+    """``contact_channels.registry.build_channel`` with our own media's builders: the one way
+    outreach builds a channel (same keywords: ``outbox_url``, ``state_dir``, ``database_url``)."""
+    return registry.build_channel(kind, settings, media=OWN_MEDIA, **options)

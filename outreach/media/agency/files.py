@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, text
 
-from contact_channels.media import csv_bytes, record_document
+from contact_channels.media import csv_bytes
 from outreach.kernel.clock import utcnow
 from outreach.kernel.facts import as_date
 from outreach.media.agency.config import agency_config, drop_root
@@ -25,6 +25,7 @@ from outreach.media.agency.placement import (
     account_lines,
     recall_reason,
 )
+from outreach.media.documents import record_document
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 worth (priority) and the dispatcher's hooks are in ``hooks.py``; what each call's disposition
 changes in ``dispositions.py``.
 
-The dispatcher queues a ``call`` ledger row as a ``call_task`` (``contact_channels.agent_queue``)
+The dispatcher queues a ``call`` ledger row as a ``call_task`` (``outreach.media.calls.channel``)
 with the fields ``CallQueueHooks`` (``outreach.media.calls.hooks``) computes. Agents claim tasks through ``outreach.entry.agent_api``;
 before a task is handed out the gate judges it again on the facts known at that instant, so a
 payment, a dispute, an opt-out or a cease request recorded since the plan withdraws it. A

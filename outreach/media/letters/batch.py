@@ -20,12 +20,12 @@ from contact_channels.letters import (
     DEFAULT_MAIL_HOUSE,
     DOCUMENT_KIND,
     drop_root,
-    insert_document,
     is_complete_pdf,
     letter_path,
-    write_file,
 )
+from contact_channels.media import write_file
 from outreach import settings
+from outreach.media.letters.channel import insert_document
 from outreach.planning.kinds import channel_settings
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ for the mail house is in ``batch.py``, the mail it sends back in ``returned.py``
 
 ``LetterHooks`` (the dispatcher's hooks for ``letter``) fills ``OutboundMessage.fields``
 (``contact_channels.media_fields.LetterFields``);
-``contact_channels.letters.PrintChannel`` lays them out. ``close_print_batch``
+``outreach.media.letters.channel.PrintChannel`` lays them out. ``close_print_batch``
 (``outreach.media.letters.batch``) writes the day's manifest; ``import_returned_mail``
 (``outreach.media.letters.returned``) marks the addresses letters came back from. Format and
 sources of every field: docs/letters.md.

@@ -19,8 +19,8 @@ from sqlalchemy import Numeric, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
-from contact_channels.media import app_engine
 from contact_channels.media_fields import PlacementFields, Refusal
+from outreach.media.documents import app_engine
 
 log = logging.getLogger(__name__)
 

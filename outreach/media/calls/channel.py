@@ -4,8 +4,8 @@ The medium is the application database itself (the table ``call_task``, one row 
 ledger row, same key). Inserting is idempotent on the key, so a dispatcher that crashed after
 queueing and is recovered by ``lookup`` never queues a call twice; ``lookup`` is authoritative
 (the row is there or it is not). What agents do with the tasks (claim, disposition) lives in
-``outreach/media/calls/queue.py``: this module only queues. It imports nothing from ``outreach`` or
-``policies`` and never logs ``message.fields`` (they hold the account's data).
+``outreach/media/calls/queue.py``: this module only queues. It never logs ``message.fields``
+(they hold the account's data).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
-from contact_channels.media import app_engine
 from contact_channels.media_fields import CallFields
+from outreach.media.documents import app_engine
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def _integer(value: Any, name: str, *, optional: bool = False) -> int | None:
 class AgentQueueChannel:
     """Queues each call as a ``call_task`` row (state ``queued``) in the application database.
 
-    Built by ``contact_channels.registry.build_channel("call", {"backend": "agent_queue"},
+    Built by ``outreach.planning.kinds.build_channel("call", {"backend": "agent_queue"},
     database_url=...)``. Thread-safe; build once per run."""
 
     kind = "call"
@@ -132,7 +132,7 @@ class AgentQueueChannel:
         return SendResult(provider_id=provider_id_for(key), provider_status=STATUS)
 
     def close(self) -> None:
-        # The engine is shared by every medium on this URL; media.dispose_engine() closes it.
+        # The engine is shared by every medium on this URL; documents.dispose_engine() closes it.
         pass
 
     def __repr__(self) -> str:
