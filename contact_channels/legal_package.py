@@ -15,7 +15,7 @@ import io
 import json
 from collections.abc import Sequence
 
-from contact_channels.media import csv_bytes
+from contact_channels.drops import csv_bytes
 from contact_channels.media_fields import LegalFields
 
 PACKAGE_FILES = ("history.csv", "manifest.json", "payments.csv", "summary.pdf")

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from contact_channels.media import drop_location
+from contact_channels.drops import drop_location
 
 KIND = "letter"
 BACKEND = "print"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from outreach.dispatch.rules import send_rules
+from outreach.dispatch.send_rules import send_rules
 from outreach.entry.cli import main
 from outreach.planning.ladder import load_ladder
 from outreach.planning.ladder_versions import (

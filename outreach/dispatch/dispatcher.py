@@ -24,7 +24,7 @@ from contact_channels.base import Channel, ChannelError, OutboundMessage, SendRe
 from outreach.dispatch.message import outbound_message, personal_data
 from outreach.dispatch.recording import NOTICE_DATES, decision_rows, settle
 from outreach.dispatch.recovery import recover_stale
-from outreach.dispatch.rules import SendRules, send_rules
+from outreach.dispatch.send_rules import SendRules, send_rules
 from outreach.dispatch.sending import NotSent, SenderPool, SendOutcome, open_channel, send_tuning
 from outreach.kernel.clock import utcnow
 from outreach.kernel.facts import load_accounts

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, text
 from contact_channels.base import Channel, is_local
 from outreach import settings
 from outreach.dispatch.recording import NOTICE_DATES
-from outreach.dispatch.rules import SendRules
+from outreach.dispatch.send_rules import SendRules
 from outreach.kernel.facts import as_date, as_instant
 from outreach.kernel.ledger import SentRow, mark_sent
 

@@ -4,7 +4,7 @@ on (one per URL for the whole process) and the ``document`` row that proves what
 Used by the agent call queue, the print channel, the agency files and the counsel channel
 (``outreach.media.*.channel``), and by the batch files written after a day's dispatch. The
 files themselves (drop locations, CSV bytes, PDFs) are the outside world's:
-``contact_channels.media``.
+``contact_channels.drops``.
 """
 
 from __future__ import annotations

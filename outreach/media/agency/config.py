@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contact_channels.media import drop_location
+from contact_channels.drops import drop_location
 from outreach import settings
 from outreach.kernel.config_yaml import (
     ConfigError,

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, text
 
-from contact_channels.media import csv_bytes
+from contact_channels.drops import csv_bytes
 from outreach.kernel.clock import utcnow
 from outreach.kernel.facts import as_date
 from outreach.media.agency.config import agency_config, drop_root

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from contact_channels.masking import mask_phone
 from outreach import settings
-from outreach.dispatch.rules import SendRules, send_rules
+from outreach.dispatch.send_rules import SendRules, send_rules
 from outreach.kernel.facts import AccountRecord, as_instant, load_accounts
 from outreach.kernel.ledger import DECISION_COLUMNS, DECISION_TYPES, decision_row
 from outreach.planning.judging import step_for

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select, update
 
-from outreach.dispatch.rules import send_rules
+from outreach.dispatch.send_rules import send_rules
 from outreach.media.calls.queue import (
     CLAIMED,
     EXPIRED,

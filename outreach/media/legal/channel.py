@@ -23,8 +23,8 @@ from sqlalchemy import Numeric, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
+from contact_channels.drops import drop_location, write_file
 from contact_channels.legal_package import PACKAGE_FILES, render_package
-from contact_channels.media import drop_location, write_file
 from contact_channels.media_fields import LegalFields, Refusal
 from outreach.media.documents import app_engine, record_document
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from contact_channels.csvsafe import safe_writer
+from contact_channels.drops import write_file
 from contact_channels.letter_layout import read_manifest_line
 from contact_channels.letters import (
     BACKEND,
@@ -23,7 +24,6 @@ from contact_channels.letters import (
     is_complete_pdf,
     letter_path,
 )
-from contact_channels.media import write_file
 from outreach import settings
 from outreach.media.letters.channel import insert_document
 from outreach.planning.kinds import channel_settings

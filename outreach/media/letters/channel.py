@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from contact_channels.base import OutboundMessage, SendResult
+from contact_channels.drops import write_file
 from contact_channels.letter_fonts import letter_fonts
 from contact_channels.letter_layout import recipient_of, render_letter
 from contact_channels.letters import (
@@ -40,7 +41,6 @@ from contact_channels.letters import (
     letter_path,
     provider_id,
 )
-from contact_channels.media import write_file
 from contact_channels.media_fields import LetterFields
 from outreach.media.documents import app_engine, record_document
 
