@@ -158,13 +158,13 @@ KINDS: Mapping[str, ChannelKind] = {
     )
 }
 CHANNELS: tuple[str, ...] = tuple(KINDS)
-assert CHANNELS == CHANNEL_KINDS, "outreach's channel kinds and contact_channels' differ"
-assert all(
-    (KINDS[k].medium == "provider") == (k in registry.PROVIDER_FOR_KIND) for k in CHANNELS
-), "a provider kind without a provider backend, or the reverse"
-assert all(
-    kind.fields is None or kind.fields.KIND == name for name, kind in KINDS.items()
-), "a kind names the fields class of another kind"
+# Checked at import (not with assert, which python -O drops): a mismatch is a broken install.
+if CHANNELS != CHANNEL_KINDS:
+    raise RuntimeError("outreach's channel kinds and contact_channels' differ")
+if any((KINDS[k].medium == "provider") != (k in registry.PROVIDER_FOR_KIND) for k in CHANNELS):
+    raise RuntimeError("a provider kind without a provider backend, or the reverse")
+if any(kind.fields is not None and kind.fields.KIND != name for name, kind in KINDS.items()):
+    raise RuntimeError("a kind names the fields class of another kind")
 
 
 def channel_kind(kind: str) -> ChannelKind:
@@ -188,14 +188,7 @@ def hooks_for(channel: str, engine: Engine, day: dt.date) -> ChannelHooks:
     target = entry.hooks if entry is not None else None
     if target is None:
         return ChannelHooks(engine, day)
-    module, _, name = target.partition(":")
-    try:
-        loaded = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return ChannelHooks(engine, day)
-    hooks: ChannelHooks = getattr(loaded, name)(engine, day)
+    hooks: ChannelHooks = resolve(target)(engine, day)
     return hooks
 
 

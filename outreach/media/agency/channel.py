@@ -20,15 +20,13 @@ from sqlalchemy.exc import IntegrityError
 
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
 from contact_channels.media_fields import PlacementFields, Refusal
+from outreach.kernel.clock import utcnow
 from outreach.media.documents import app_engine
 
 log = logging.getLogger(__name__)
 
 MONEY = Numeric(14, 2)
 
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class AgencyFileChannel:
@@ -103,7 +101,7 @@ class AgencyFileChannel:
                         "placed": placed_on,
                         "balance": balance,
                         "recall": recall_due_on,
-                        "now": _utcnow(),
+                        "now": utcnow(),
                     },
                 )
         except IntegrityError:

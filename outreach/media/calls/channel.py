@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from contact_channels.base import OutboundMessage, PermanentError, SendResult
 from contact_channels.media_fields import CallFields
+from outreach.kernel.clock import utcnow
 from outreach.media.documents import app_engine
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class AgentQueueChannel:
         self.url = database_url
         self._engine = app_engine(database_url, self.kind)
         # created_at is bookkeeping only (the task's window comes from the gate's verdict).
-        self._clock = clock or (lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        self._clock = clock or utcnow
 
     def send(self, message: OutboundMessage) -> SendResult:
         if message.channel != self.kind:

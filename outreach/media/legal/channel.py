@@ -26,15 +26,13 @@ from contact_channels.base import OutboundMessage, PermanentError, SendResult
 from contact_channels.drops import drop_location, write_file
 from contact_channels.legal_package import PACKAGE_FILES, render_package
 from contact_channels.media_fields import LegalFields, Refusal
+from outreach.kernel.clock import utcnow
 from outreach.media.documents import app_engine, record_document
 
 log = logging.getLogger(__name__)
 
 MONEY = Numeric(14, 2)
 
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class CounselChannel:
@@ -105,7 +103,7 @@ class CounselChannel:
             data = files[name]
             write_file(path, data)
             written.append((str(path), data))
-        now = _utcnow()
+        now = utcnow()
         try:
             with self.engine.begin() as conn:
                 conn.execute(

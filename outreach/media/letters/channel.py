@@ -42,6 +42,7 @@ from contact_channels.letters import (
     provider_id,
 )
 from contact_channels.media_fields import LetterFields
+from outreach.kernel.clock import utcnow
 from outreach.media.documents import app_engine, record_document
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def insert_document(
             recipient=recipient,
             path=path,
             data=data,
-            now=(now or _utcnow)(),
+            now=(now or utcnow)(),
             ledger_key=ledger_key,
             account_id=account_id,
         )
@@ -81,9 +82,6 @@ def insert_document(
         ).one()
     return int(row[0]), bool(inserted)
 
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _as_date(value: Any) -> dt.date:
