@@ -103,6 +103,12 @@ def outreach_daily() -> None:
         return service.recall_placements(_as_of())
 
     @task
+    def settle() -> dict[str, Any]:
+        from outreach.services import daily as service
+
+        return service.settle(_as_of())
+
+    @task
     def plan_batches() -> list[dict[str, int]]:
         from outreach.services import daily as service
 
@@ -154,8 +160,9 @@ def outreach_daily() -> None:
         return counts
 
     batches = plan_batches()
-    # Recalls first: an account back from its agency is planned the same day.
-    ingest() >> recall_placements() >> batches
+    # Recalls first: an account back from its agency is planned the same day; then the day's
+    # promises and arrangements are settled, so that a broken one resumes escalation today.
+    ingest() >> recall_placements() >> settle() >> batches
     planned = plan_batch.expand(batch=batches)
     finished = []
     closes_batch = closing_kinds("batch")

@@ -13,6 +13,9 @@ REASON_CODES: dict[str, str] = {
     "core.deceased": "The consumer is deceased: only the estate's representative may be contacted.",
     "core.attorney_represented": "The consumer is represented by an attorney about this debt.",
     "core.payment_plan_kept": "An instalment agreement is being kept: no collection contact.",
+    "core.promise_open": "A promise to pay is open and not yet due: collection pauses.",
+    "core.settlement_completed": "A settlement was paid in full: the account is closed for "
+    "collection.",
     "core.opted_out": "The consumer opted out of this channel or this destination.",
     "core.no_destination": "No valid destination for this channel.",
     "core.third_party_contact": "A third party may be contacted only to locate a debtor who "

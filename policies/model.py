@@ -39,6 +39,12 @@ PURPOSES = (
     "locate",
     "placement",
     "referral",
+    # The resolution loop: a reminder the day before a promise falls due, before an instalment,
+    # the notice of a missed instalment, the periodic statement of an arrangement.
+    "promise_reminder",
+    "instalment_reminder",
+    "missed_instalment_notice",
+    "statement",
 )
 
 
@@ -117,6 +123,9 @@ class AccountFacts:
     # One contact per person per channel per day across accounts (core.household_one_per_day),
     # as config/policy.yaml's ``householding`` says.
     householding: bool = False
+    # The promise or arrangement a hold stands for, as (hold kind, ref): the promise_open,
+    # instalment_plan and settlement_completed holds that outreach.resolution derives.
+    hold_refs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,7 @@ def test_china_five_calls_of_unknown_number_leave_room_for_a_sixth() -> None:
 
 def test_china_pack_version_records_the_new_reading() -> None:
     v = evaluate(cn_call(), cn(()), day=DAY)
-    assert "cn@2022.07.07-r2" in v.pack_versions
+    assert "cn@2022.07.07-r3" in v.pack_versions
 
 
 # --- item 6: a call that never connected, per rule -------------------------------------------

@@ -60,7 +60,7 @@ def test_early_stage_account_gets_validation_notice_sms_and_email_with_windows(e
     assert rows["sms"]["window_start"] == dt.datetime(2026, 11, 23, 13, 0)
     assert rows["sms"]["config_version"] == ladder.version
     assert rows["sms"]["pack_versions"] == (
-        "core@2026.12.2,us_reg_f@2021.11.30.1,us_tcpa@2025.04.11,us_scra@2003.12.19")
+        "core@2026.12.3,us_reg_f@2021.11.30.1,us_tcpa@2025.04.11,us_scra@2003.12.19")
 
 
 def test_plan_is_deterministic_and_a_rerun_changes_nothing(engine: Engine, ladder: Ladder) -> None:

@@ -203,9 +203,9 @@ def test_the_pack_in_force_is_chosen_by_its_effective_dates(use_packs) -> None: 
     rule_after, label_after = after["us_ma.personal_phone_2in7"]
     assert (rule_before.params["max_attempts"], label_before) == (2, "us_ma@2023.01.01")
     assert (rule_after.params["max_attempts"], label_after) == (3, "us_ma@2027.01.01")
-    assert pack_versions(MA, BOUNDARY) == "core@2026.12.2,us_ma@2027.01.01"
+    assert pack_versions(MA, BOUNDARY) == "core@2026.12.3,us_ma@2027.01.01"
     assert rules_for(MA, "call", dt.date(2022, 12, 31)) == tuple(
-        (r, "core@2026.12.2") for r in CORE.rules
+        (r, "core@2026.12.3") for r in CORE.rules
         if r.channels is None or "call" in r.channels)  # fmt: skip
 
 

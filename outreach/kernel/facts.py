@@ -26,6 +26,9 @@ HISTORY_LOOKBACK = dt.timedelta(days=31)
 # Holds that ended longer ago than this are left out of hold_periods: no rule reads that far
 # back (the longest-lived, a mental-health crisis moratorium, runs 30 days past its end).
 HOLD_LOOKBACK = dt.timedelta(days=120)
+# Broken promises and ended arrangements older than this no longer steer the ladder or the
+# promise limits (outreach.resolution reads its own window from config/arrangements.yaml).
+RESOLUTION_LOOKBACK = dt.timedelta(days=180)
 COUNTED_STATES = ("sent", "sending", "uncertain")
 
 
@@ -43,6 +46,32 @@ class Destination:
     used_by_consumer: bool  # the consumer used it to reach the lender, or agreed to its use
     no_calls_at_work: bool  # the employer forbids collection calls at this number
     relation: str  # self | emergency_contact | estate_representative
+
+
+@dataclass(frozen=True, slots=True)
+class PromiseState:
+    """An open promise to pay that pauses collection (core.promise_open) until ``pause_until``."""
+
+    ref: str
+    amount: Decimal
+    due_on: dt.date
+    pause_until: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class ArrangementState:
+    """The account's current arrangement (offered, pending approval or active), else the last
+    one that ended (broken, completed or cancelled) within RESOLUTION_LOOKBACK."""
+
+    ref: str
+    kind: str  # instalment | settlement
+    state: str  # offered | pending_approval | active | completed | broken | cancelled
+    kept: bool
+    missed: int
+    # The earliest instalment not yet paid, and what is left of it (None: none left).
+    next_due_on: dt.date | None
+    next_amount: Decimal | None
+    ended_on: dt.date | None
 
 
 @dataclass(slots=True)
@@ -99,6 +128,14 @@ class AccountRecord:
     # outreach.planning.household for a person with several accounts; empty otherwise.
     household: list[PastContact] = field(default_factory=list)
     householding: bool = False  # core.household_one_per_day in force (config/policy.yaml)
+    # The resolution loop (outreach.resolution): the open promise that pauses collection, the
+    # promises broken within RESOLUTION_LOOKBACK (and the latest one's day), the arrangement.
+    open_promise: PromiseState | None = None
+    broken_promises: int = 0
+    last_broken_promise_on: dt.date | None = None
+    arrangement: ArrangementState | None = None
+    # Which promise or arrangement a derived hold stands for: the gate's evidence names it.
+    hold_refs: dict[str, str] = field(default_factory=dict)
 
     def gate_facts(self, role: str) -> AccountFacts:
         """The gate's view of this account, for a system collecting as ``role``
@@ -134,6 +171,7 @@ class AccountRecord:
             itemization_issue=self.itemization_issue(),
             household_history=tuple(self.household),
             householding=self.householding,
+            hold_refs=tuple(sorted(self.hold_refs.items())),
         )
 
     def itemization_issue(self) -> str | None:
@@ -361,6 +399,8 @@ def load_accounts(
         if _known(as_date(r[2]), cutoff) is not None:
             accounts[r[0]].holds.add(r[1])
 
+    _resolution(conn, fetchall, accounts, lo, hi, day, c)
+
     for r in fetchall(
         conn,
         "SELECT a.id, o.channel, o.scope FROM opt_out o JOIN account a ON a.person_id = o.person_id "
@@ -470,3 +510,94 @@ def load_accounts(
     ):
         accounts[r[0]].taken_since.add((r[1], r[2]))
     return accounts
+
+
+def _resolution(
+    conn: Connection,
+    fetchall: Any,
+    accounts: dict[int, AccountRecord],
+    lo: int,
+    hi: int,
+    day: dt.date,
+    cutoff_param: Any,
+) -> None:
+    """Promises and arrangements as outreach.resolution keeps them: an open promise that pauses
+    is the hold ``promise_open`` until its due date plus grace days; an active arrangement that
+    is kept is the hold ``instalment_plan``; a completed settlement is ``settlement_completed``.
+    Each derived hold names its promise or arrangement (``hold_refs``)."""
+    d = bind(conn, Date(), day)
+    since = bind(conn, Date(), day - RESOLUTION_LOOKBACK)
+    for r in fetchall(
+        conn,
+        "SELECT account_id, promise_ref, amount, due_on, pause_until, status, settled_on, id "
+        "FROM promise WHERE account_id BETWEEN ? AND ? AND recorded_at < ? "
+        "AND ((status = 'open' AND pauses = ? AND pause_until >= ?) "
+        "OR (status = 'broken' AND settled_on >= ?)) "
+        "ORDER BY account_id, due_on, id",
+        (lo, hi, cutoff_param, True, d, since),
+    ):
+        acc = accounts[r[0]]
+        if r[5] == "open":
+            if acc.open_promise is None:
+                ref = r[1] or f"promise-{r[7]}"
+                acc.open_promise = PromiseState(ref, _money(r[2]), as_date(r[3]),  # type: ignore[arg-type]
+                                                as_date(r[4]))  # type: ignore[arg-type]
+                acc.holds.add("promise_open")
+                acc.hold_refs["promise_open"] = ref
+        else:
+            acc.broken_promises += 1
+            settled = as_date(r[6])
+            if settled is not None and (acc.last_broken_promise_on is None
+                                        or settled > acc.last_broken_promise_on):
+                acc.last_broken_promise_on = settled
+
+    # The current arrangement, else the latest that ended in the lookback: by id, the last wins.
+    rows = fetchall(
+        conn,
+        "SELECT ar.account_id, ar.arrangement_ref, ar.kind, ar.state, ar.kept, ar.missed, "
+        "ar.ended_on, (SELECT MIN(i.due_on) FROM arrangement_instalment i "
+        "WHERE i.arrangement_id = ar.id AND i.state IN ('due', 'partly_paid', 'missed')), ar.id "
+        "FROM arrangement ar WHERE ar.account_id BETWEEN ? AND ? "
+        "AND (ar.state IN ('offered', 'pending_approval', 'active') OR ar.ended_on >= ?) "
+        "ORDER BY ar.account_id, ar.id",
+        (lo, hi, since),
+    )
+    nexts: dict[int, int] = {}
+    for r in rows:
+        acc = accounts[r[0]]
+        current = acc.arrangement
+        if current is not None and current.state in ("offered", "pending_approval", "active") \
+                and r[3] not in ("offered", "pending_approval", "active"):
+            continue  # an ended arrangement does not hide the one in force
+        acc.arrangement = ArrangementState(
+            ref=r[1], kind=r[2], state=r[3], kept=bool(r[4]), missed=int(r[5] or 0),
+            next_due_on=as_date(r[7]), next_amount=None, ended_on=as_date(r[6]),
+        )
+        nexts[r[8]] = r[0]
+    for acc in accounts.values():
+        a = acc.arrangement
+        if a is None:
+            continue
+        if a.state == "active" and a.kept:
+            acc.holds.add("instalment_plan")
+            acc.hold_refs["instalment_plan"] = a.ref
+        elif a.state == "completed" and a.kind == "settlement":
+            acc.holds.add("settlement_completed")
+            acc.hold_refs["settlement_completed"] = a.ref
+    if nexts:
+        for r in fetchall(
+            conn,
+            "SELECT ar.account_id, i.amount - i.paid_amount FROM arrangement_instalment i "
+            "JOIN arrangement ar ON ar.id = i.arrangement_id "
+            "WHERE ar.account_id BETWEEN ? AND ? AND i.state IN ('due', 'partly_paid', 'missed') "
+            "AND i.due_on = (SELECT MIN(j.due_on) FROM arrangement_instalment j "
+            "WHERE j.arrangement_id = ar.id AND j.state IN ('due', 'partly_paid', 'missed'))",
+            (lo, hi),
+        ):
+            acc = accounts[r[0]]
+            a = acc.arrangement
+            if a is not None and a.next_due_on is not None and a.next_amount is None:
+                acc.arrangement = ArrangementState(
+                    a.ref, a.kind, a.state, a.kept, a.missed, a.next_due_on, _money(r[1]),
+                    a.ended_on,
+                )

@@ -131,6 +131,15 @@ def recall_placements(as_of: dt.date) -> dict[str, Any]:
     return recall(get_engine(), as_of)
 
 
+def settle(as_of: dt.date) -> dict[str, Any]:
+    """Settle the day's promises, instalments and arrangements before it is planned
+    (outreach.resolution.settle): a broken promise resumes escalation the same day."""
+    from outreach.resolution.settle import settle_day
+
+    checked_config()
+    return {"as_of": as_of.isoformat(), **settle_day(get_engine(), as_of)}
+
+
 def channel_kinds() -> tuple[str, ...]:
     """Every channel kind, in the order a run takes them (``outreach.planning.kinds``)."""
     return CHANNELS

@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -163,6 +164,12 @@ class Payment(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     paid_on: Mapped[dt.date] = mapped_column(Date)
     amount: Mapped[Decimal] = mapped_column(Money)
+    source: Mapped[str] = mapped_column(String(16), server_default="import")
+    # posted | reversed (returned or charged back: from reversed_on it no longer counts)
+    status: Mapped[str] = mapped_column(String(16), server_default="posted")
+    reversed_on: Mapped[dt.date | None] = mapped_column(Date)
+    reversal_reason: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class ContactEvent(Base):
@@ -304,18 +311,175 @@ class CallTask(Base):
 
 
 class Promise(Base):
-    """A promise to pay an agent recorded: amount and date, later kept or broken."""
+    """A promise to pay: amount and date, from an agent, the console, the self-service page or an
+    import. open -> kept | partly_kept | broken (settled after its date plus grace days), or
+    cancelled. While open and ``pauses`` (the limits allowed it), collection pauses until
+    ``pause_until`` (the due date plus the grace days): core.promise_open."""
 
     __tablename__ = "promise"
+    __table_args__ = (Index("ix_promise_open", "status", "due_on"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    # The ref the lender's systems (or we: "call-<ledger key>", "ss-...") know the promise by.
+    promise_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
     ledger_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     amount: Mapped[Decimal] = mapped_column(Money)
     due_on: Mapped[dt.date] = mapped_column(Date)
+    made_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # when the consumer promised
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    source: Mapped[str] = mapped_column(String(32))  # agent | agency | import
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | kept | broken
+    source: Mapped[str] = mapped_column(String(32))  # agent | console | self_service | import | agency
+    actor: Mapped[str | None] = mapped_column(String(64))  # who recorded it
+    # open | kept | partly_kept | broken | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    pauses: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    pause_until: Mapped[dt.date | None] = mapped_column(Date)
+    paid_amount: Mapped[Decimal] = mapped_column(Money, server_default="0")
+    settled_on: Mapped[dt.date | None] = mapped_column(Date)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class Arrangement(Base):
+    """A repayment arrangement: an instalment plan or a settlement, with its schedule
+    (``arrangement_instalment``). offered -> (pending_approval ->) active -> completed | broken;
+    any open state -> cancelled. While active and ``kept``, collection pauses
+    (core.payment_plan_kept, cn.instalment_agreement_kept)."""
+
+    __tablename__ = "arrangement"
+    __table_args__ = (
+        Index(
+            "uq_arrangement_active_account",
+            "account_id",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    arrangement_ref: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # instalment | settlement
+    # offered | pending_approval | active | completed | broken | cancelled
+    state: Mapped[str] = mapped_column(String(20))
+    total: Mapped[Decimal] = mapped_column(Money)
+    term_months: Mapped[int] = mapped_column(Integer)
+    instalment_amount: Mapped[Decimal] = mapped_column(Money)
+    first_due_on: Mapped[dt.date] = mapped_column(Date)
+    balance_at_offer: Mapped[Decimal] = mapped_column(Money)
+    past_due_at_offer: Mapped[Decimal] = mapped_column(Money)
+    band: Mapped[str | None] = mapped_column(String(64))  # the policy band that allowed it
+    policy_version: Mapped[str | None] = mapped_column(String(32))
+    needs_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Kept: no instalment missed past its grace period (the pause holds while true).
+    kept: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    missed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    kept_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reaged_on: Mapped[dt.date | None] = mapped_column(Date)
+    offered_via: Mapped[str | None] = mapped_column(String(32))  # letter | sms | email | agent | ...
+    accepted_via: Mapped[str | None] = mapped_column(String(32))
+    offered_by: Mapped[str | None] = mapped_column(String(64))
+    accepted_by: Mapped[str | None] = mapped_column(String(64))
+    approved_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    ended_on: Mapped[dt.date | None] = mapped_column(Date)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class ArrangementInstalment(Base):
+    """One instalment of an arrangement: due -> paid | partly_paid | missed."""
+
+    __tablename__ = "arrangement_instalment"
+    __table_args__ = (UniqueConstraint("arrangement_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    arrangement_id: Mapped[int] = mapped_column(ForeignKey("arrangement.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # 1..term
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    paid_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), server_default="0")
+    state: Mapped[str] = mapped_column(String(16), default="due")  # due | paid | partly_paid | missed
+    paid_on: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class PaymentAllocation(Base):
+    """What part of a payment went to which promise or instalment (oldest due first). A reversal
+    marks its allocations reversed and reopens what they closed."""
+
+    __tablename__ = "payment_allocation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payment.id"), index=True)
+    target: Mapped[str] = mapped_column(String(16))  # promise | instalment
+    target_id: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    allocated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    reversed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ResolutionEvent(Base):
+    """Every change of a promise, arrangement, payment, hold, dispute, stated means or cause:
+    who, why and when (explain and the timeline read it)."""
+
+    __tablename__ = "resolution_event"
+    __table_args__ = (Index("ix_resolution_event_account", "account_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(Integer)
+    # promise | arrangement | instalment | payment | hold | dispute | verification | means | cause
+    subject: Mapped[str] = mapped_column(String(16))
+    subject_ref: Mapped[str | None] = mapped_column(String(64))
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(64))  # a person, "system", "import", "consumer"
+    reason: Mapped[str] = mapped_column(String(300))  # a code or a short text: never personal data
+
+
+class StatedMeans(Base):
+    """Monthly income and expenses the consumer stated (import, disposition, self-service); the
+    latest sizes the offers."""
+
+    __tablename__ = "stated_means"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    monthly_income: Mapped[Decimal] = mapped_column(Money)
+    monthly_expenses: Mapped[Decimal] = mapped_column(Money)
+    stated_on: Mapped[dt.date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class DelinquencyCause(Base):
+    """Why the account fell behind, as a collector or the consumer classified it: job_loss |
+    illness | over_indebtedness | forgot | disputes_debt | fraud | unwilling | other."""
+
+    __tablename__ = "delinquency_cause"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    cause: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))  # agent | self_service | import | console
+    actor: Mapped[str | None] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class VerificationTask(Base):
+    """A dispute's verification to send (12 CFR 1006.38): open -> sent (the verification letter
+    went out; the dispute hold ends where the law allows) | cancelled."""
+
+    __tablename__ = "verification_task"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    hold_id: Mapped[int | None] = mapped_column(Integer)  # the dispute's account_hold row
+    state: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    ledger_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class Document(Base):

@@ -16,11 +16,14 @@ def _hold(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome 
     held = [h for h in rule.params["holds"] if h in facts.holds]
     if not held:
         return _pass(ctx, {"holds": list(rule.params["holds"]), "active": False})
+    # A hold that stands for a promise or an arrangement names it.
+    refs = {kind: ref for kind, ref in facts.hold_refs if kind in held}
+    named = {"refs": refs} if refs else {}
     if step.relation in rule.params.get("except_relations", ()):
-        return _pass(ctx, {"holds": held, "allowed_relation": step.relation})
+        return _pass(ctx, {"holds": held, "allowed_relation": step.relation, **named})
     if step.purpose in rule.params.get("except_purposes", ()):
-        return _pass(ctx, {"holds": held, "allowed_purpose": step.purpose})
-    return Outcome(BLOCK, {"holds": held, "purpose": step.purpose})
+        return _pass(ctx, {"holds": held, "allowed_purpose": step.purpose, **named})
+    return Outcome(BLOCK, {"holds": held, "purpose": step.purpose, **named})
 
 
 def _hold_period(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:

@@ -14,6 +14,7 @@ from policies.pack_model import (
     Pack,
     Rule,
 )
+from policies.rulepacks.core import PLAN_PURPOSES
 
 CN_REGULATORS = "NFRA/PBOC rules on credit-card and consumer-credit collection"
 
@@ -21,7 +22,7 @@ CN = Pack(
     name="cn",
     # -r2: calls imported without a destination count toward every number's daily cap, and
     # the cap counts across all of the debtor's accounts (per consumer).
-    version="2022.07.07-r2",
+    version="2022.07.07-r3",
     title="China: credit-card and consumer-loan collection",
     applies=Applies(countries=frozenset({"CN"}),
                     products=frozenset({"credit_card", "consumer_loan"})),
@@ -49,7 +50,7 @@ CN = Pack(
              "CBIRC/PBOC notice on credit-card business (Yinbaojianfa [2022] No. 13): "
              "personalised instalment agreements of up to 5 years stop collection while kept",
              ALL_CHANNELS,
-             {"holds": ("instalment_plan",), "except_purposes": ("instalment_offer",)},
+             {"holds": ("instalment_plan",), "except_purposes": PLAN_PURPOSES},
              supersedes=("core.payment_plan_kept",)),
         Rule("cn.agency_not_approved", "agency_approved",
              f"{CN_REGULATORS}: external collection agencies only from the approved list",

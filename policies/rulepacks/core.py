@@ -18,10 +18,16 @@ from policies.pack_model import (
 
 AGENCY = frozenset({"agency"})
 AGENCY_OR_LEGAL = frozenset({"agency", "legal"})
+# What still goes while a kept arrangement or an open promise pauses collection: the notices the
+# law requires, and the resolution loop's own reminders and statements.
+REQUIRED_NOTICES = ("validation_notice", "verification")
+PLAN_PURPOSES = ("instalment_offer", "instalment_reminder", "statement", "promise_reminder",
+                 *REQUIRED_NOTICES)
+PROMISE_PURPOSES = ("promise_reminder", "instalment_reminder", "statement", *REQUIRED_NOTICES)
 
 CORE = Pack(
     name="core",
-    version="2026.12.2",
+    version="2026.12.3",
     title="House rules (every account)",
     applies=Applies(),
     effective_from=dt.date(2020, 1, 1),
@@ -45,9 +51,21 @@ CORE = Pack(
              "US: 12 CFR 1006.6(b)(2); 15 U.S.C. 1692c(a)(2)", CONSUMER_CHANNELS,
              {"holds": ("attorney",)}),
         Rule("core.payment_plan_kept", "hold",
-             "House rule: an instalment agreement that is being kept stops collection.",
+             "House rule: an instalment agreement that is being kept stops collection (an "
+             "imported instalment_plan hold, or an active arrangement with no instalment "
+             "missed past its grace period); its reminders, statements and the notices the "
+             "law requires still go.",
              ALL_CHANNELS,
-             {"holds": ("instalment_plan",), "except_purposes": ("instalment_offer",)}),
+             {"holds": ("instalment_plan",), "except_purposes": PLAN_PURPOSES}),
+        Rule("core.promise_open", "hold",
+             "House rule: while a promise to pay is open and not yet due (its due date plus "
+             "the grace days), collection pauses; the reminder before it falls due and the "
+             "notices the law requires still go.",
+             ALL_CHANNELS,
+             {"holds": ("promise_open",), "except_purposes": PROMISE_PURPOSES}),
+        Rule("core.settlement_completed", "hold",
+             "House rule: a settlement paid in full closes the account for collection.",
+             ALL_CHANNELS, {"holds": ("settlement_completed",)}),
         Rule("core.opted_out", "opted_out",
              "US: 12 CFR 1006.6(e); 47 CFR 64.1200(a)(10) (TCPA revocation)", CONSUMER_CHANNELS),
         Rule("core.no_destination", "destination",
