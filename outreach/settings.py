@@ -102,6 +102,7 @@ TEMPLATES_DIR = Knob("OUTREACH_TEMPLATES_DIR", _directory, "an existing director
 LADDER = Knob("OUTREACH_LADDER", _file, "an existing ladder file")
 POLICY = Knob("OUTREACH_POLICY", _file, "an existing file")
 AGENCIES = Knob("OUTREACH_AGENCIES", _file, "an existing file")
+ARRANGEMENTS = Knob("OUTREACH_ARRANGEMENTS", _file, "an existing file")
 DATABASE_URL = Knob(
     "OUTREACH_DATABASE_URL", _database_url,
     "a database URL (postgresql+psycopg://..., sqlite:///...)",
@@ -146,6 +147,7 @@ KNOBS: tuple[Knob, ...] = (
     LADDER,
     POLICY,
     AGENCIES,
+    ARRANGEMENTS,
     DATABASE_URL,
     OUTBOX_URL,
     SENDING_LEASE_SECONDS,

@@ -28,6 +28,8 @@ from outreach.kernel.policy_settings import PolicySettings, policy_path, policy_
 from outreach.media.agency.config import AgencyConfig, agency_config, agency_config_path
 from outreach.planning.ladder import Ladder, load_ladder
 from outreach.planning.ladder_versions import ladder_in_force
+from outreach.resolution.policy import ResolutionPolicy, resolution_policy
+from outreach.resolution.policy import policy_path as resolution_policy_path
 from policies.pack_model import Pack
 from policies.packs import all_packs, validate_packs
 
@@ -53,6 +55,7 @@ class Config:
     policy: PolicySettings
     agencies: AgencyConfig
     ladder: Ladder
+    resolution: ResolutionPolicy
 
 
 # --- the environment ------------------------------------------------------------------------
@@ -125,6 +128,7 @@ def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None
     channels = _collect(channels_config, errors)
     policy = _collect(policy_settings, errors)
     agencies = _collect(agency_config, errors)
+    resolution = _collect(resolution_policy, errors)
     ladder: Ladder | None = None
     if environment_ok:
         # With a bad environment the database or the ladder's path may be wrong too: those
@@ -140,9 +144,11 @@ def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None
     if policy is not None:
         # Who is writing (outreach.kernel.identity): nothing is sent in the name of nobody.
         errors.extend(identity_problems(policy.role))
-    if errors or channels is None or policy is None or agencies is None or ladder is None:
+    if (errors or channels is None or policy is None or agencies is None or ladder is None
+            or resolution is None):
         raise ConfigInvalid(errors)
-    return Config(channels=channels, policy=policy, agencies=agencies, ladder=ladder)
+    return Config(channels=channels, policy=policy, agencies=agencies, ladder=ladder,
+                  resolution=resolution)
 
 
 def config_files(ladder_file: Path | None = None) -> list[Path]:
@@ -151,5 +157,6 @@ def config_files(ladder_file: Path | None = None) -> list[Path]:
         channels_path(),
         policy_path(),
         agency_config_path(),
+        resolution_policy_path(),
         ladder_file or settings.ladder_path(),
     ]
