@@ -5,12 +5,16 @@ partly kept or broken by the day's settling (docs/resolution.md, "Promises to pa
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
+from outreach import settings
+from outreach.entry.cli import main
 from outreach.resolution.events import history
 from outreach.resolution.promises import PromiseRefused, make_promise, reopen
 from outreach.resolution.settle import settle_accounts, settlers
@@ -140,3 +144,84 @@ def test_after_two_broken_promises_a_new_one_does_not_pause(engine: Engine) -> N
     settle(engine, day + dt.timedelta(days=6))
     later = promise(engine, acc["account_id"], due_in=2, day=day + dt.timedelta(days=66))
     assert later.pauses
+
+
+# --- end to end through the CLI ------------------------------------------------------------
+
+
+@pytest.fixture
+def db(app_data: Path) -> Engine:
+    return f.database(settings.database_url())
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, Any]]:
+    assert main(list(argv)) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def plan(capsys: pytest.CaptureFixture[str], day: dt.date, account_ref: str
+         ) -> list[dict[str, Any]]:  # fmt: skip
+    return [d for d in cli_json(capsys, "plan", "--as-of", str(day), "--json")
+            if d["account_id"] == account_ref]  # fmt: skip
+
+
+def test_a_promise_pauses_the_next_plan_naming_it_then_broken_resumes(
+        db: Engine, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    acc = f.add_account(db, as_of=DAY, dpd=20, validation_notice_sent_on=DAY - dt.timedelta(30))
+    ref = acc["account_ref"]
+    due = DAY + dt.timedelta(days=4)
+    [made] = cli_json(capsys, "promises", "add", ref, "--amount", "150.00", "--due-on", str(due),
+                      "--as-of", str(DAY), "--actor", "alex")  # fmt: skip
+    assert made["status"] == "open" and made["pauses"] is True
+    assert made["pause_until"] == str(due + dt.timedelta(days=3))
+    # Made today: today's plan stands (facts recorded after its cutoff), tomorrow's pauses.
+    assert all(d["verdict"] != "block" for d in plan(capsys, DAY, ref))
+    tomorrow = plan(capsys, DAY + dt.timedelta(days=1), ref)
+    assert tomorrow and all(d["verdict"] == "block" for d in tomorrow)
+    for d in tomorrow:
+        assert d["reasons"] == ["core.promise_open"]
+        facts = d["evidence"]["core.promise_open"]["facts"]
+        assert facts["refs"] == {"promise_open": made["promise_ref"]}
+    last = due + dt.timedelta(days=3)
+    assert all(d["reasons"] == ["core.promise_open"] for d in plan(capsys, last, ref))
+    # Nothing paid by the date plus grace days: broken the day after, and the plan resumes.
+    after = plan(capsys, last + dt.timedelta(days=1), ref)
+    assert after and all("core.promise_open" not in d["reasons"] for d in after)
+    [listed] = cli_json(capsys, "promises", "list", ref, "--json")
+    assert (listed["promise_ref"], listed["status"], listed["settled_on"]) == (
+        made["promise_ref"], "broken", str(last + dt.timedelta(days=1)))
+    assert (listed["amount"], listed["actor"], listed["source"]) == ("150.00", "alex", "console")
+
+
+def test_a_promise_paid_in_full_is_kept_and_a_part_paid_one_partly_kept(
+        db: Engine, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    full = f.add_account(db, as_of=DAY, dpd=20)
+    part = f.add_account(db, as_of=DAY, dpd=20)
+    refs = {}
+    for acc in (full, part):
+        [made] = cli_json(capsys, "promises", "add", acc["account_ref"], "--amount", "80",
+                          "--due-on", str(DAY + dt.timedelta(days=2)), "--as-of", str(DAY))
+        refs[acc["account_ref"]] = made["promise_ref"]
+    pay(db, refs[full["account_ref"]], "80.00")
+    pay(db, refs[part["account_ref"]], "30.00")
+    plan(capsys, DAY + dt.timedelta(days=1), full["account_ref"])
+    [kept] = cli_json(capsys, "promises", "list", full["account_ref"], "--json")
+    assert (kept["status"], kept["settled_on"]) == ("kept", str(DAY + dt.timedelta(days=1)))
+    [still] = cli_json(capsys, "promises", "list", part["account_ref"], "--json")
+    assert still["status"] == "open"
+    plan(capsys, DAY + dt.timedelta(days=6), part["account_ref"])
+    [partly] = cli_json(capsys, "promises", "list", part["account_ref"], "--json")
+    assert (partly["status"], partly["paid_amount"]) == ("partly_kept", "30.00")
+
+
+def test_the_cli_refuses_a_second_open_promise_with_its_code(
+        db: Engine, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    acc = f.add_account(db, as_of=DAY)
+    args = ["promises", "add", acc["account_ref"], "--due-on", str(DAY + dt.timedelta(days=3)),
+            "--as-of", str(DAY)]  # fmt: skip
+    assert main([*args, "--amount", "50"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--amount", "60"]) == 2
+    assert "too_many_open" in capsys.readouterr().err
+    assert main(["promises", "add", "NOPE", "--amount", "5", "--due-on", str(DAY)]) == 2
+    assert "unknown_account" in capsys.readouterr().err
