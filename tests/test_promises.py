@@ -225,3 +225,60 @@ def test_the_cli_refuses_a_second_open_promise_with_its_code(
     assert "too_many_open" in capsys.readouterr().err
     assert main(["promises", "add", "NOPE", "--amount", "5", "--due-on", str(DAY)]) == 2
     assert "unknown_account" in capsys.readouterr().err
+
+
+# --- an agent's disposition ------------------------------------------------------------------
+
+
+def test_a_promise_to_pay_disposition_records_the_promise_and_a_refusal_is_a_422(
+        engine: Engine, url: str, tmp_path: Path) -> None:  # fmt: skip
+    from outreach.dispatch.dispatcher import dispatch_range
+    from outreach.media.calls.queue import claim_next
+    from outreach.planning.kinds import build_channel
+    from outreach.planning.ladder import load_ladder
+    from outreach.planning.planner import iter_plan
+    from outreach.services.calls import DispositionError, record_disposition
+    from outreach.settings import PROJECT_ROOT
+
+    ladder = load_ladder(PROJECT_ROOT / "config" / "ladders" / "default.yaml")
+    at = dt.datetime(2026, 11, 23, 14, 0)  # 09:00 in New York
+    accounts = [f.add_account(engine, as_of=DAY, dpd=20,
+                              validation_notice_sent_on=DAY - dt.timedelta(days=21))
+                for _ in range(2)]  # fmt: skip
+    for _ in iter_plan(engine, ladder, DAY, 1000):
+        pass
+    channel = build_channel("call", {"backend": "agent_queue"},
+                            outbox_url=f"sqlite:///{tmp_path / 'outbox.db'}", state_dir=tmp_path,
+                            database_url=url)  # fmt: skip
+    dispatch_range(engine, DAY, "call", 0, 10**9, clock="logical", channel_impl=channel)
+    tasks = {t.account_id: t for t in (claim_next(engine, "agent-1", at, max_open=5) for _ in range(2)) if t}
+    first, second = (tasks[a["account_id"]] for a in accounts)
+
+    with pytest.raises(DispositionError) as refused:  # beyond promises.max_days_ahead (30)
+        record_disposition(engine, second.key, "agent-1", "promise_to_pay", at,
+                           promise_amount=Decimal("20.00"), promise_date=DAY + dt.timedelta(40))
+    assert (refused.value.status, refused.value.code) == (422, "too_far_ahead")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT state FROM call_task WHERE key = :k"),
+                            {"k": second.key}).scalar() == "claimed"  # fmt: skip
+
+    done = record_disposition(engine, first.key, "agent-1", "promise_to_pay", at,
+                              promise_amount=Decimal("75.50"), promise_date=DAY + dt.timedelta(5))
+    assert done["status"] == "recorded" and done["promise"] is True
+    with engine.connect() as conn:
+        row = conn.execute(text(
+            "SELECT promise_ref, ledger_key, source, actor, status, pause_until, made_at "
+            "FROM promise")).one()  # fmt: skip
+        events = history(conn, accounts[0]["account_id"])
+    assert row[:5] == (f"call-{first.key}", first.key, "agent", "agent-1", "open")
+    assert str(row[5]) == str(DAY + dt.timedelta(days=8)) and str(row[6]).startswith("2026-11-23 14")
+    assert [(e["subject_ref"], e["to_state"], e["actor"], e["reason"]) for e in events] == [
+        (f"call-{first.key}", "open", "agent-1", "agent")]
+    # The next day's plan pauses the account, naming the promise.
+    tomorrow = DAY + dt.timedelta(days=1)
+    for _ in iter_plan(engine, ladder, tomorrow, 1000):
+        pass
+    held = [c for c in f.contacts(engine, account_id=accounts[0]["account_id"])
+            if c["plan_date"] == tomorrow]  # fmt: skip
+    assert held and {(c["state"], c["reasons"]) for c in held} == {("suppressed",
+                                                                    "core.promise_open")}
