@@ -282,3 +282,56 @@ def test_a_promise_to_pay_disposition_records_the_promise_and_a_refusal_is_a_422
             if c["plan_date"] == tomorrow]  # fmt: skip
     assert held and {(c["state"], c["reasons"]) for c in held} == {("suppressed",
                                                                     "core.promise_open")}
+
+
+# --- the import record ------------------------------------------------------------------------
+
+
+def test_imported_promises_are_checked_row_by_row_and_a_reimport_changes_nothing(
+        db: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    a, b, c = (f.add_account(db, as_of=DAY)["account_ref"] for _ in range(3))
+
+    def row(ref: str, account: str, **kw: str) -> str:
+        return json.dumps({"record": "promise", "account_ref": account, "promise_ref": ref,
+                           "amount": "120.00", "due_on": "2026-11-28",
+                           "made_at": "2026-11-22T15:30:00-05:00", **kw})  # fmt: skip
+
+    lines = [
+        row("LP-1", a),
+        row("LP-2", b, source="agent"),
+        row("LP-3", c, made_at="2026-11-22T15:30:00"),  # no offset
+        row("LP-4", c, amount="-3"),
+        row("LP-5", "NOPE"),
+        row("LP-6", a, due_on="2026-11-29"),  # a's second open promise
+        row("LP-7", c, due_on="2027-01-15"),  # beyond max_days_ahead
+        row("LP-1", c),  # another account under a known ref
+    ]
+    path = tmp_path / "promises.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    rejects_path = tmp_path / "rejects.jsonl"
+    assert main(["import", str(path), "--rejects", str(rejects_path), "--allow-rejects"]) == 0
+    assert "2 inserted" in capsys.readouterr().out
+    got = [json.loads(r) for r in rejects_path.read_text().splitlines()]
+    assert [(r["line"], r["field"]) for r in got] == [
+        (3, "made_at"), (4, "amount"), (5, "account_ref"), (6, "account_ref"), (7, "due_on"),
+        (8, "promise_ref")]
+    assert "UTC offset" in got[0]["reason"] and "max_open" in got[3]["reason"]
+    listed = cli_json(capsys, "promises", "list", b, "--json")
+    assert [(p["promise_ref"], p["source"], p["actor"], p["made_at"], p["recorded_at"])
+            for p in listed] == [("LP-2", "agent", "import", "2026-11-22 20:30:00",
+                                  "2026-11-22 20:30:00")]  # fmt: skip
+    with db.connect() as conn:
+        before = [tuple(r) for r in conn.execute(text("SELECT * FROM promise ORDER BY id"))]
+        events = conn.execute(text("SELECT count(*) FROM resolution_event")).scalar()
+    assert len(before) == 2 and events == 2
+    # The same file again: every good row unchanged, nothing written.
+    path.write_text("\n".join(lines[:2]) + "\n")
+    assert main(["import", str(path)]) == 0
+    assert "0 inserted, 0 updated, 2 unchanged" in capsys.readouterr().out
+    with db.connect() as conn:
+        assert [tuple(r) for r in conn.execute(text("SELECT * FROM promise ORDER BY id"))] == before
+        assert conn.execute(text("SELECT count(*) FROM resolution_event")).scalar() == 2
+    # Known since made_at: the plan of 11-23 is paused by LP-1 already.
+    [paused, *_] = plan(capsys, DAY, a)
+    assert paused["reasons"] == ["core.promise_open"]
+    assert paused["evidence"]["core.promise_open"]["facts"]["refs"] == {"promise_open": "LP-1"}
