@@ -19,6 +19,7 @@ from outreach.resolution.events import history
 from outreach.resolution.promises import PromiseRefused, make_promise, reopen
 from outreach.resolution.settle import settle_accounts, settlers
 from tests import factories as f
+from tests.test_console import auth_manager, ledger  # noqa: F401 (fixtures)
 
 DAY = dt.date(2026, 11, 23)
 
@@ -335,3 +336,55 @@ def test_imported_promises_are_checked_row_by_row_and_a_reimport_changes_nothing
     [paused, *_] = plan(capsys, DAY, a)
     assert paused["reasons"] == ["core.promise_open"]
     assert paused["evidence"]["core.promise_open"]["facts"]["refs"] == {"promise_open": "LP-1"}
+
+
+# --- the console's account page ---------------------------------------------------------------
+
+
+def test_the_account_page_records_a_promise_for_the_agent_roles_only(
+        request: pytest.FixtureRequest) -> None:  # fmt: skip
+    from tests.test_console import EVIL, SAME, cookie_client, form_token
+
+    # test_console's fixtures: the real Airflow auth manager, one account planned for DAY.
+    manager, planned = (request.getfixturevalue(n) for n in ("auth_manager", "ledger"))
+
+    engine, ref = planned["engine"], planned["account"]["account_ref"]
+    page = f"/timeline?account_ref={ref}"
+    form = {"account_ref": ref, "amount": "45.00",
+            "due_on": str(DAY + dt.timedelta(days=7))}  # fmt: skip
+
+    def stored() -> list[tuple[Any, ...]]:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(
+                "SELECT promise_ref, amount, due_on, source, actor, status FROM promise"))]
+
+    viewer = cookie_client(manager, planned, "vic", "VIEWER")
+    assert "Record a promise" not in viewer.get(page).text
+    token = form_token(viewer, "/ladder")  # no promise form for a viewer
+    refused = viewer.post("/timeline/promise", data={**form, "csrf_token": token},
+                          headers={"Origin": SAME}, follow_redirects=False)  # fmt: skip
+    assert refused.status_code == 403 and stored() == []
+
+    agent = cookie_client(manager, planned, "oli", "OP")
+    token = form_token(agent, page)
+    assert 'action="/timeline/promise"' in agent.get(page).text
+    cross = agent.post("/timeline/promise", data={**form, "csrf_token": token},
+                       headers={"Origin": EVIL}, follow_redirects=False)  # fmt: skip
+    assert cross.status_code == 403 and stored() == []
+    done = agent.post("/timeline/promise", data={**form, "csrf_token": token},
+                      headers={"Origin": SAME}, follow_redirects=False)  # fmt: skip
+    assert done.status_code == 303
+    [(promise_ref, amount, due_on, source, actor, status)] = stored()
+    assert done.headers["location"] == f"/timeline?account_ref={ref}&promise={promise_ref}"
+    assert (Decimal(str(amount)), str(due_on), source, actor, status) == (
+        Decimal("45.00"), form["due_on"], "console", "oli", "open")
+    shown = agent.get(done.headers["location"]).text
+    assert f"Promise {promise_ref} recorded" in shown and shown.count(promise_ref) >= 2
+    # A second open promise: refused by promises.max_open, the page says why.
+    again = agent.post("/timeline/promise", data={**form, "amount": "10", "csrf_token": token},
+                       headers={"Origin": SAME}, follow_redirects=False)  # fmt: skip
+    assert again.headers["location"].endswith("&refused=too_many_open") and len(stored()) == 1
+    missing = agent.post("/timeline/promise", data={**form, "account_ref": "NOPE",
+                                                    "csrf_token": token},
+                         headers={"Origin": SAME}, follow_redirects=False)  # fmt: skip
+    assert missing.status_code == 404
