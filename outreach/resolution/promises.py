@@ -198,9 +198,16 @@ def make_promise(
     ).inserted_primary_key[0]  # type: ignore[index]  # fmt: skip
     reason = None if pauses else "broken_limit"
     record(conn, [Transition(account_id, "promise", ref, None, OPEN, actor,
-                             source if pauses else f"{source}; no pause: broken_limit")])
+                             source if pauses else f"{source}; no pause: broken_limit")],
+           at=recorded_at or now)  # fmt: skip
     return PromiseMade(ref=ref, status=OPEN, pauses=pauses, reason=reason,
                        promise_id=promise_id, pause_until=pause_until)
+
+
+def _settled_at(day: dt.date, now: dt.datetime) -> dt.datetime:
+    """When a settling happened: now, or the start of ``day`` when another day is settled (a
+    replay, the demo), so that the events sort with that day's."""
+    return now if now.date() == day else dt.datetime.combine(day, dt.time())
 
 
 def _verdict(paid: Decimal, amount: Decimal, day: dt.date, pause_until: dt.date
@@ -255,7 +262,7 @@ def settle_promises(conn: Connection, day: dt.date, actor: str,
         [(status, day, now, pid) for status, ids in settled.items() for pid in ids],
         (None, Date(), DateTime(), None),
     )
-    record(conn, changes)
+    record(conn, changes, at=_settled_at(day, now))
     return {status: len(ids) for status, ids in settled.items()}
 
 
@@ -285,12 +292,14 @@ def reopen(conn: Connection, promise_id: int, actor: str, reason: str,
         status, settled = (PARTLY_KEPT if paid > 0 else BROKEN), day
     if status == row.status:
         return None
+    now = utcnow()
     conn.execute(
         update(PROMISE).where(PROMISE.c.id == promise_id)
-        .values(status=status, settled_on=settled, updated_at=utcnow())
+        .values(status=status, settled_on=settled, updated_at=now)
     )
     record(conn, [Transition(row.account_id, "promise", row.promise_ref or f"promise-{promise_id}",
-                             row.status, status, actor, reason)])  # fmt: skip
+                             row.status, status, actor, reason)],
+           at=_settled_at(day, now))  # fmt: skip
     return str(status)
 
 
