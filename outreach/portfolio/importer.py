@@ -197,6 +197,12 @@ class _Chunks:
                     return None
                 return found
 
+            # Promises before the payments: a payment is allocated to the open promises of its
+            # account (outreach.resolution.payments), so the promise a payment pays must be
+            # there when the chunk's payments are.
+            write_promises(
+                conn, [(p, a) for p in promises if (a := account_of(p, p.account_ref))], rejects
+            )
             write_payments(conn, [(p, a) for p in payments if (a := account_of(p, p.account_ref))])
             write_holds(
                 conn,
@@ -212,10 +218,6 @@ class _Chunks:
             contact_ids = contact_point_ids(conn, person_ids)
             write_events(conn, resolved_events, contact_ids, rejects)
             write_opt_outs(conn, resolved_opt_outs, contact_ids, rejects, self.sqlite)
-            # After the payments: the resolution loop's records read what the rows above wrote.
-            write_promises(
-                conn, [(p, a) for p in promises if (a := account_of(p, p.account_ref))], rejects
-            )
         return rejects
 
 
