@@ -9,6 +9,8 @@ REASON_CODES: dict[str, str] = {
     "core.cease_communication": "The consumer asked us in writing to stop communicating.",
     "core.dispute_open": "The debt is disputed (or the original creditor was asked for) and "
     "verification has not been sent.",
+    "core.verification_not_due": "No dispute waits for verification: a verification letter "
+    "is not sent.",
     "core.bankruptcy": "The consumer is in bankruptcy: the automatic stay stops collection.",
     "core.deceased": "The consumer is deceased: only the estate's representative may be contacted.",
     "core.attorney_represented": "The consumer is represented by an attorney about this debt.",

@@ -41,6 +41,11 @@ CORE = Pack(
              "House rule; US: 15 U.S.C. 1692g(b)", ALL_CHANNELS,
              {"holds": ("dispute", "original_creditor_request"),
               "except_purposes": ("verification",)}),
+        Rule("core.verification_not_due", "needs_hold",
+             "House rule: a verification letter (12 CFR 1006.38) goes only to an account whose "
+             "dispute waits for its verification (an open verification task).",
+             ALL_CHANNELS,
+             {"holds": ("verification_due",), "purposes": ("verification",)}),
         Rule("core.bankruptcy", "hold",
              "US: 11 U.S.C. 362(a) (automatic stay); house rule elsewhere", ALL_CHANNELS,
              {"holds": ("bankruptcy",)}),
