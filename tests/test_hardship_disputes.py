@@ -5,21 +5,50 @@ sent through the real dispatch -> the dispute hold ends (US) or stays (elsewhere
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import Engine, text
 
+from outreach.dispatch.dispatcher import dispatch_range
+from outreach.entry.cli import main
+from outreach.planning.ladder import Ladder, load_ladder
+from outreach.planning.planner import iter_plan
 from outreach.resolution.events import history
 from outreach.services import disputes
+from outreach.services.accounts import explain
 from tests import factories as f
 
 DAY = dt.date(2026, 11, 23)
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return f.database(f"sqlite:///{tmp_path / 'app.db'}")
+def cli(url: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``outreach ...`` on the test's database (conftest's ``url``); returns the exit code."""
+    monkeypatch.setenv("OUTREACH_DATABASE_URL", url)
+
+    def run(*argv: str) -> int:
+        return main(list(argv))
+
+    return run
+
+
+def pdf_text(data: bytes) -> str:
+    return " ".join(" ".join(page.extract_text().split())
+                    for page in PdfReader(io.BytesIO(data)).pages)  # fmt: skip
+
+
+def letter_pdf(engine: Engine, drop: Path, account_id: int, day: dt.date) -> bytes:
+    with engine.connect() as conn:
+        key = conn.execute(text("SELECT key FROM contact WHERE account_id = :a AND channel = "
+                                "'letter' AND state = 'sent' AND plan_date = :d"),
+                           {"a": account_id, "d": day}).scalar_one()  # fmt: skip
+    return (drop / day.isoformat() / "letters" / f"{key}.pdf").read_bytes()
 
 
 def holds(engine: Engine, account_id: int) -> list[tuple[str, str, str | None, str]]:
@@ -77,3 +106,155 @@ def test_dispute_opens_one_hold_and_one_task_however_often_raised(engine: Engine
 def test_unknown_account_is_refused(engine: Engine) -> None:
     with pytest.raises(disputes.UnknownAccount):
         disputes.dispute(engine, "NOPE", source="cli", actor="ana", as_of=DAY)
+
+
+# --- end to end: the plan, the real dispatch, the CLI -------------------------------------------
+
+# A ladder with the verification letter (the default ladder's is the LADDER helper's: the snippet
+# in docs/resolution.md), a collection letter and SMS, and the offer a hardship lets through.
+TEST_LADDER = """
+name: disputes_test
+stages:
+  - id: collections
+    entry: {dpd_min: 16, dpd_max: 120, min_balance: 25}
+    actions:
+      - id: verification_letter
+        channel: letter
+        template: letter/verification
+        purpose: verification
+        cadence: {every_days: 1, max_times: 12}
+      - id: instalment_offer_letter
+        channel: letter
+        template: letter/instalment_offer
+        purpose: instalment_offer
+        cadence: {every_days: 30, max_times: 2}
+      - id: sms_followup
+        channel: sms
+        template: sms/followup
+        cadence: {every_days: 7, max_times: 6}
+      - id: reminder_letter
+        channel: letter
+        template: letter/payment_reminder
+        cadence: {every_days: 7, max_times: 4}
+"""
+
+
+@pytest.fixture
+def ladder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ladder:
+    """The test ladder, in force for the dispatcher too (OUTREACH_LADDER)."""
+    path = tmp_path / "ladder.yaml"
+    path.write_text(TEST_LADDER, encoding="utf-8")
+    monkeypatch.setenv("OUTREACH_LADDER", str(path))
+    return load_ladder(path)
+
+
+def plan(engine: Engine, ladder: Ladder, day: dt.date) -> dict[str, tuple[str, str]]:
+    """Plan ``day``; its steps by action: (verdict, reasons)."""
+    for _ in iter_plan(engine, ladder, day, 1000):
+        pass
+    with engine.connect() as conn:
+        return {r[0]: (r[1], r[2] or "") for r in conn.execute(text(
+            "SELECT action, verdict, reasons FROM contact WHERE plan_date = :d"), {"d": day})}
+
+
+def explained(engine: Engine, ladder: Ladder, account_ref: str, day: dt.date) -> str:
+    """``outreach explain``'s account, as JSON text (every rule's evidence, passes too)."""
+    return json.dumps(explain(engine, ladder, account_ref, day), default=str)
+
+
+def send_letters(engine: Engine, printer: Any, day: dt.date) -> int:
+    return dispatch_range(engine, day, "letter", 0, 10**9, clock="logical",
+                          channel_impl=printer).sent  # fmt: skip
+
+
+def disputed(engine: Engine, country: str = "US", notice_days_ago: int = 60, **kw: Any
+             ) -> dict[str, Any]:  # fmt: skip
+    """An account 30 days past due whose validation notice went out ``notice_days_ago``. In
+    the US a dispute stops a collector only within the validation period
+    (us_reg_f.dispute_in_validation_period supersedes core.dispute_open)."""
+    if country != "US":
+        kw.update(country=country, region=None, address_zones="Asia/Shanghai", language="zh-CN",
+                  phones=[{"value": "+8613800138000", "zones": "Asia/Shanghai"}])
+    return f.add_account(engine, as_of=DAY, dpd=30, balance="1500.00", past_due="300.00",
+                         validation_notice_sent_on=DAY - dt.timedelta(days=notice_days_ago),
+                         **kw)  # fmt: skip
+
+
+def test_hardship_pauses_the_plan_with_core_hardship_pause_and_it_resumes_after_pause_days(
+    engine: Engine, ladder: Ladder, capsys: pytest.CaptureFixture[str], cli: Any,
+) -> None:
+    acc = disputed(engine)
+    assert cli("hardship", acc["account_ref"], "--as-of", str(DAY), "--actor", "ana") == 0
+    assert '"pause_ends_on": "2026-12-23"' in capsys.readouterr().out
+    steps = plan(engine, ladder, DAY)
+    assert steps["sms_followup"] == ("block", "core.hardship_pause")
+    assert steps["reminder_letter"][1] == "core.hardship_pause"
+    # The offer sized to the situation still goes, and no verification (nothing disputed).
+    assert steps["instalment_offer_letter"][0] != "block"
+    assert steps["verification_letter"] == ("block", "core.verification_not_due")
+    last_paused = DAY + dt.timedelta(days=29)
+    assert plan(engine, ladder, last_paused)["sms_followup"] == ("block", "core.hardship_pause")
+    resumed = plan(engine, ladder, DAY + dt.timedelta(days=30))
+    assert resumed["sms_followup"][0] != "block"
+    assert "core.hardship_pause" not in resumed["sms_followup"][1]
+
+
+def test_dispute_is_verified_by_the_letter_sent_through_dispatch_and_a_us_plan_resumes(
+    engine: Engine, ladder: Ladder, printer: Any, drop: Path, cli: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    acc = disputed(engine, notice_days_ago=10, itemization_date=dt.date(2026, 10, 31),
+                   itemization_kind="last_statement", itemization_amount=Decimal("1480.00"),
+                   interest_since_itemization=Decimal("20.00"))  # fmt: skip
+    account_id = acc["account_id"]
+    assert cli("disputes", "open", acc["account_ref"], "--as-of", str(DAY), "--actor", "ana") == 0
+    assert '"verification_task": 1' in capsys.readouterr().out
+    steps = plan(engine, ladder, DAY)
+    # Collection stops; the verification letter goes (the dispute hold lets it through).
+    assert steps["reminder_letter"] == ("block", "us_reg_f.dispute_in_validation_period")
+    assert steps["sms_followup"] == ("block", "us_reg_f.dispute_in_validation_period")
+    assert steps["verification_letter"][0] == "send"
+    assert '"verification_due": "verification-1"' in explained(engine, ladder,
+                                                               acc["account_ref"], DAY)
+    assert send_letters(engine, printer, DAY) == 1
+    assert tasks(engine, account_id)[0][0] == "sent"
+    assert holds(engine, account_id) == [("dispute", "2026-11-23", "2026-11-23", "cli")]
+    letter = pdf_text(letter_pdf(engine, drop, account_id, DAY))
+    for said in ("Verification of the debt", "Testing Creditor Bank", "1,480.00 USD",
+                 "+ 20.00 USD", "1,500.00 USD", "**** " + acc["account_ref"][-4:],
+                 "from a debt collector", "You disputed this debt on November 23, 2026"):  # fmt: skip
+        assert said in letter, (said, letter)
+    with engine.connect() as conn:
+        changes = [(e["subject"], e["from_state"], e["to_state"], e["actor"])
+                   for e in history(conn, account_id)]  # fmt: skip
+    assert changes[-3:] == [("verification", "open", "sent", "system"),
+                            ("hold", "active", "ended", "system"),
+                            ("dispute", "open", "verified", "system")]  # fmt: skip
+    # The next day's plan resumes collection, and no second verification goes.
+    nxt = plan(engine, ladder, DAY + dt.timedelta(days=1))
+    assert nxt["reminder_letter"][0] == "send" and "dispute" not in nxt["reminder_letter"][1]
+    assert nxt["verification_letter"] == ("block", "core.verification_not_due")
+    # A rerun of the day's dispatch changes nothing more.
+    assert send_letters(engine, printer, DAY) == 0
+    assert len(tasks(engine, account_id)) == 1
+
+
+@pytest.mark.usefixtures("data_dir")
+def test_outside_the_us_the_verification_is_sent_and_the_dispute_hold_stays(
+    engine: Engine, ladder: Ladder, printer: Any, drop: Path,
+) -> None:
+    acc = disputed(engine, country="CN")
+    disputes.dispute(engine, acc["account_ref"], source="agent", actor="ana", as_of=DAY)
+    assert plan(engine, ladder, DAY)["verification_letter"][0] == "send"
+    assert send_letters(engine, printer, DAY) == 1
+    assert tasks(engine, acc["account_id"])[0][0] == "sent"
+    assert holds(engine, acc["account_id"]) == [("dispute", "2026-11-23", None, "agent")]
+    with engine.connect() as conn:
+        last = history(conn, acc["account_id"])[-1]
+    assert (last["subject"], last["to_state"]) == ("dispute", "verified")
+    assert "hold kept" in str(last["reason"])
+    letter = pdf_text(letter_pdf(engine, drop, acc["account_id"], DAY))
+    assert "债务核实" in letter
+    nxt = plan(engine, ladder, DAY + dt.timedelta(days=1))
+    assert nxt["reminder_letter"][1] == "core.dispute_open"
+    assert nxt["verification_letter"] == ("block", "core.verification_not_due")
