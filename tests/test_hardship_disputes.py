@@ -12,16 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from pypdf import PdfReader
 from sqlalchemy import Engine, text
 
 from outreach.dispatch.dispatcher import dispatch_range
+from outreach.entry.agent_api import build_router
 from outreach.entry.cli import main
+from outreach.planning.kinds import build_channel
 from outreach.planning.ladder import Ladder, load_ladder
 from outreach.planning.planner import iter_plan
 from outreach.resolution.events import history
 from outreach.services import disputes
 from outreach.services.accounts import explain
+from outreach.settings import PROJECT_ROOT
 from tests import factories as f
 
 DAY = dt.date(2026, 11, 23)
@@ -258,3 +263,71 @@ def test_outside_the_us_the_verification_is_sent_and_the_dispute_hold_stays(
     nxt = plan(engine, ladder, DAY + dt.timedelta(days=1))
     assert nxt["reminder_letter"][1] == "core.dispute_open"
     assert nxt["verification_letter"] == ("block", "core.verification_not_due")
+
+
+# --- dispositions: the agents' API ------------------------------------------------------------
+
+CALL_AT = dt.datetime(2026, 11, 23, 14, 0)  # 09:00 in New York
+
+
+def claimed_call(engine: Engine, url: str, tmp_path: Path) -> tuple[TestClient, str, int]:
+    """An account in the default ladder's call stage, its call queued by the real dispatch and
+    claimed by agent-1 through the agents' API: (client, task key, account id)."""
+    acc = f.add_account(engine, as_of=DAY, dpd=20,
+                        validation_notice_sent_on=DAY - dt.timedelta(days=21))  # fmt: skip
+    for _ in iter_plan(engine, load_ladder(PROJECT_ROOT / "config" / "ladders" / "default.yaml"),
+                       DAY, 1000):  # fmt: skip
+        pass
+    queue = build_channel("call", {"backend": "agent_queue"},
+                          outbox_url=f"sqlite:///{tmp_path / 'outbox.db'}", state_dir=tmp_path,
+                          database_url=url)  # fmt: skip
+    dispatch_range(engine, DAY, "call", 0, 10**9, clock="logical", channel_impl=queue)
+    app = FastAPI()
+    app.include_router(build_router(lambda: engine, clock=lambda: CALL_AT))
+    api = TestClient(app)
+    got = api.post("/agent/tasks/claim", json={"agent": "agent-1"})
+    assert got.status_code == 200
+    return api, got.json()["key"], acc["account_id"]
+
+
+def test_a_disposition_records_the_cause_and_refuses_one_not_in_the_list(
+    engine: Engine, url: str, tmp_path: Path
+) -> None:
+    api, key, account_id = claimed_call(engine, url, tmp_path)
+    path = f"/agent/tasks/{key}/disposition"
+    bad = api.post(path, json={"agent": "agent-1", "disposition": "hardship", "cause": "luck"})
+    assert bad.status_code == 422 and bad.json()["code"] == "cause"
+    assert holds(engine, account_id) == []  # nothing changed: the task can still take one
+    ok = api.post(path, json={"agent": "agent-1", "disposition": "hardship",
+                              "cause": "job_loss"})  # fmt: skip
+    assert ok.status_code == 200 and ok.json()["cause"] == "job_loss"
+    # The hardship disposition goes through the hardship pause: it ends after pause_days.
+    assert holds(engine, account_id) == [("hardship", "2026-11-23", "2026-12-23", "agent")]
+    with engine.connect() as conn:
+        causes = conn.execute(text("SELECT cause, source, actor FROM delinquency_cause")).all()
+        changes = [(e["subject"], e["to_state"], e["actor"]) for e in history(conn, account_id)]
+    assert [tuple(c) for c in causes] == [("job_loss", "agent", "agent-1")]
+    assert changes == [("hold", "active", "agent-1"), ("cause", "job_loss", "agent-1")]
+    replay = api.post(path, json={"agent": "agent-1", "disposition": "hardship",
+                                  "cause": "job_loss"})  # fmt: skip
+    assert replay.json()["status"] == "already_recorded"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM delinquency_cause")).scalar_one() == 1
+
+
+def test_a_dispute_disposition_opens_the_verification_task(
+    engine: Engine, url: str, tmp_path: Path
+) -> None:
+    api, key, account_id = claimed_call(engine, url, tmp_path)
+    ok = api.post(f"/agent/tasks/{key}/disposition",
+                  json={"agent": "agent-1", "disposition": "dispute",
+                        "cause": "disputes_debt"})  # fmt: skip
+    assert ok.status_code == 200 and ok.json()["hold"] == "dispute"
+    assert holds(engine, account_id) == [("dispute", "2026-11-23", None, "agent")]
+    assert tasks(engine, account_id) == [("open", None)]
+    # The self-service page or another call raising it again joins the same task.
+    with engine.connect() as conn:
+        ref = conn.execute(text("SELECT account_ref FROM account WHERE id = :a"),
+                           {"a": account_id}).scalar_one()  # fmt: skip
+    again = disputes.dispute(engine, ref, source="self_service", actor="consumer", as_of=DAY)
+    assert again["verification_task"] == 1 and len(tasks(engine, account_id)) == 1

@@ -208,8 +208,7 @@ def record_disposition(
                 "ended_on": None, "source": "agent",
             }, ["account_id", "kind", "started_on"])
         if cause is not None:
-            record_cause(conn, account_id=account_id, cause=cause, source="agent", actor=agent,
-                         recorded_at=now)  # fmt: skip
+            record_cause(conn, account_id=account_id, cause=cause, source="agent", actor=agent)
         if effect.invalidates_number and point_id is not None:
             conn.execute(
                 update(contact_point).where(contact_point.c.id == point_id)
