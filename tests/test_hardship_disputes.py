@@ -331,3 +331,44 @@ def test_a_dispute_disposition_opens_the_verification_task(
                            {"a": account_id}).scalar_one()  # fmt: skip
     again = disputes.dispute(engine, ref, source="self_service", actor="consumer", as_of=DAY)
     assert again["verification_task"] == 1 and len(tasks(engine, account_id)) == 1
+
+
+# --- the import record `cause` --------------------------------------------------------------
+
+
+def test_cause_records_import_with_per_row_rejects_and_a_reimport_changes_nothing(
+    engine: Engine, cli: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    acc = f.add_account(engine, as_of=DAY, dpd=40)
+    ref = acc["account_ref"]
+    rows = [
+        {"record": "cause", "account_ref": ref, "cause": "illness",
+         "recorded_at": "2026-11-20T10:00:00-05:00"},
+        {"record": "cause", "account_ref": ref, "cause": "bad_luck",
+         "recorded_at": "2026-11-20T10:00:00-05:00"},
+        {"record": "cause", "account_ref": ref, "cause": "forgot", "recorded_at": "2026-11-20"},
+        {"record": "cause", "account_ref": "NOPE", "cause": "forgot",
+         "recorded_at": "2026-11-20T10:00:00Z"},
+    ]  # fmt: skip
+    path = tmp_path / "causes.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    rejects = tmp_path / "rejects.jsonl"
+    assert cli("import", str(path), "--rejects", str(rejects)) == 3
+    found = [json.loads(line) for line in rejects.read_text(encoding="utf-8").splitlines()]
+    assert [(r["line"], r["field"]) for r in found] == [(2, "cause"), (3, "recorded_at"),
+                                                         (4, "account_ref")]  # fmt: skip
+    assert "job_loss" in found[0]["reason"]  # the reason lists the causes
+    with engine.connect() as conn:
+        kept = conn.execute(text("SELECT cause, source, actor, recorded_at FROM "
+                                 "delinquency_cause")).all()  # fmt: skip
+        events = [(e["subject"], e["to_state"], e["actor"]) for e in
+                  history(conn, acc["account_id"])]  # fmt: skip
+    assert [tuple(k)[:3] for k in kept] == [("illness", "import", "import")]
+    assert str(kept[0][3])[:19] == "2026-11-20 15:00:00"  # UTC
+    assert events == [("cause", "illness", "import")]
+    capsys.readouterr()
+    assert cli("import", str(path), "--rejects", str(rejects), "--allow-rejects") == 0
+    assert "0 inserted" in capsys.readouterr().out
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM delinquency_cause")).scalar_one() == 1
+        assert conn.execute(text("SELECT COUNT(*) FROM resolution_event")).scalar_one() == 1
