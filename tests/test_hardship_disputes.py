@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 from sqlalchemy import Engine, text
 
+import outreach.media.letters.channel as letters_medium
 from outreach.dispatch.dispatcher import dispatch_range
 from outreach.entry.agent_api import build_router
 from outreach.entry.cli import main
@@ -400,3 +401,34 @@ def test_the_gate_sends_a_verification_only_while_one_is_due() -> None:
     assert "core.verification_not_due" not in evaluate(letter, due, day=DAY).reasons
     reminder = Step("letter", 12, purpose="reminder")
     assert "core.verification_not_due" not in evaluate(reminder, facts, day=DAY).reasons
+
+
+class Killed(BaseException):
+    """The worker dies (not an Exception: nothing on the way catches it)."""
+
+
+def test_a_verification_letter_recovered_after_a_dead_worker_ends_the_dispute_too(
+    engine: Engine, ladder: Ladder, printer: Any, drop: Path, data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    acc = disputed(engine, notice_days_ago=10)
+    disputes.dispute(engine, acc["account_ref"], source="agent", actor="ana", as_of=DAY)
+    plan(engine, ladder, DAY)
+    recorded = letters_medium.insert_document
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        recorded(*args, **kwargs)
+        raise Killed()
+
+    # The letter is written, the worker dies before the ledger hears of it: `sending`.
+    monkeypatch.setattr(letters_medium, "insert_document", killed)
+    with pytest.raises(Killed):
+        send_letters(engine, printer, DAY)
+    assert tasks(engine, acc["account_id"])[0][0] == "open"
+    monkeypatch.setattr(letters_medium, "insert_document", recorded)
+    monkeypatch.setenv("OUTREACH_SENDING_LEASE_SECONDS", "0")
+    counts = dispatch_range(engine, DAY, "letter", 0, 10**9, clock="logical",
+                            channel_impl=printer)  # fmt: skip
+    assert counts.recovered == 1 and counts.sent == 0
+    assert tasks(engine, acc["account_id"])[0][0] == "sent"
+    assert holds(engine, acc["account_id"]) == [("dispute", "2026-11-23", "2026-11-23", "agent")]
