@@ -432,3 +432,16 @@ def test_a_verification_letter_recovered_after_a_dead_worker_ends_the_dispute_to
     assert counts.recovered == 1 and counts.sent == 0
     assert tasks(engine, acc["account_id"])[0][0] == "sent"
     assert holds(engine, acc["account_id"]) == [("dispute", "2026-11-23", "2026-11-23", "agent")]
+
+
+def test_the_causes_command_records_a_cause_and_refuses_another_value(
+    engine: Engine, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    acc = f.add_account(engine, as_of=DAY, dpd=40)
+    assert cli("causes", acc["account_ref"], "--cause", "illness", "--actor", "ana") == 0
+    assert cli("causes", acc["account_ref"], "--cause", "bad_luck", "--actor", "ana") == 2
+    assert "is not one of: job_loss" in capsys.readouterr().err
+    assert cli("causes", "NOPE", "--cause", "illness") == 2
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT cause, source, actor FROM delinquency_cause")).all()
+    assert [tuple(r) for r in rows] == [("illness", "cli", "ana")]
