@@ -26,6 +26,7 @@ from outreach.portfolio.accounts import (
     parse_account,
     write_accounts,
 )
+from outreach.portfolio.cause_records import CauseIn, parse_cause, write_causes
 from outreach.portfolio.files import (
     ImportInterruptedError,
     RejectsFile,
@@ -62,7 +63,7 @@ CHUNK_LINES = 5000  # lines per transaction: big enough to amortise queries, sma
 
 IMPORT_RUN = cast(Table, ImportRun.__table__)
 
-RECORD_TYPES = ("account", "payment", "hold", "contact_event", "opt_out", "promise")
+RECORD_TYPES = ("account", "payment", "hold", "contact_event", "opt_out", "promise", "cause")
 
 
 @dataclass
@@ -100,6 +101,7 @@ _PARSERS: dict[str, Any] = {
     "opt_out": lambda row, fmt: parse_opt_out(row),
     "account": parse_account,
     "promise": lambda row, fmt: parse_promise(row),
+    "cause": lambda row, fmt: parse_cause(row),
 }
 
 
@@ -160,6 +162,7 @@ class _Chunks:
         events: list[EventIn] = []
         opt_outs: list[OptOutIn] = []
         promises: list[PromiseIn] = []
+        causes: list[CauseIn] = []
         later = self.later
         for item in items:
             if isinstance(item, Bad):
@@ -180,6 +183,8 @@ class _Chunks:
                 opt_outs.append(item)
             elif isinstance(item, PromiseIn):
                 promises.append(item)
+            elif isinstance(item, CauseIn):
+                causes.append(item)
 
         with self.engine.begin() as conn:
             new_accounts, new_persons = write_accounts(conn, accounts, self.stamp)
@@ -187,6 +192,7 @@ class _Chunks:
             refs.update(e.account_ref for e in events)
             refs.update(o.account_ref for o in opt_outs if o.account_ref)
             refs.update(p.account_ref for p in promises)
+            refs.update(c.account_ref for c in causes)
             known = known_accounts(conn, refs)
 
             def account_of(item: Item, ref: str) -> AccountRef | None:
@@ -218,6 +224,7 @@ class _Chunks:
             contact_ids = contact_point_ids(conn, person_ids)
             write_events(conn, resolved_events, contact_ids, rejects)
             write_opt_outs(conn, resolved_opt_outs, contact_ids, rejects, self.sqlite)
+            write_causes(conn, [(c, a) for c in causes if (a := account_of(c, c.account_ref))])
         return rejects
 
 
