@@ -17,7 +17,9 @@ Settler = Callable[[Connection, dt.date, str, Collection[int] | None], dict[str,
 
 
 def settlers() -> list[tuple[str, Settler]]:
-    return []
+    from outreach.resolution.arrangements import settle_arrangements
+
+    return [("arrangements", settle_arrangements)]
 
 
 def settle_accounts(
