@@ -5,16 +5,22 @@ off, the import records, the day's arrangement file, explain and the plan's paus
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
+from outreach import settings
+from outreach.entry.cli import main
+from outreach.kernel import clock
 from outreach.resolution import arrangements as arr
 from outreach.resolution.events import history
 from outreach.resolution.settle import settle_accounts
-from outreach.storage.models import Arrangement, ArrangementInstalment
+from outreach.services import daily
+from outreach.storage.models import Account, Arrangement, ArrangementInstalment
 from tests import factories
 
 AS_OF = dt.date(2026, 12, 7)
@@ -146,3 +152,220 @@ def test_approval_needs_a_second_person(engine: Any, monkeypatch: pytest.MonkeyP
         arr.approve(conn, ref, "supervisor.bo", AS_OF)
     row = plan_row(engine, ref)
     assert (row.state, row.approved_by) == ("active", "supervisor.bo")
+
+
+# --- end to end: the CLI, the daily settle step, the plan -----------------------------------------
+
+
+@pytest.fixture
+def db(app_data: Path) -> Any:
+    return factories.database(settings.database_url())
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def plan(capsys: pytest.CaptureFixture[str], day: dt.date, account_ref: str) -> list[dict[str, Any]]:
+    code, out, _ = cli(capsys, "plan", "--as-of", str(day), "--json")
+    assert code == 0
+    # Only the JSON lines: a log line (the migration on first use) may share stdout.
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [d for d in lines if d["account_id"] == account_ref]
+
+
+def test_offers_json_prints_one_offer_a_line(db: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    a = factories.add_account(db, as_of=AS_OF, dpd=120, balance="1000.00", past_due="400.00")
+    code, out, _ = cli(capsys, "arrangements", "offers", a["account_ref"], "--as-of", str(AS_OF),
+                       "--json")  # fmt: skip
+    assert code == 0
+    offers = [json.loads(line) for line in out.splitlines()]
+    assert [(o["kind"], o["term_months"], o["instalment_amount"], o["total"]) for o in offers] == [
+        ("instalment", 3, "333.33", "1000.00"), ("instalment", 6, "166.66", "1000.00"),
+        ("instalment", 12, "83.33", "1000.00"), ("instalment", 24, "41.66", "1000.00"),
+        ("settlement", 1, "900.00", "900.00"),
+    ]  # fmt: skip
+    assert offers[0]["first_due_on"] == "2026-12-14" and offers[0]["needs_approval"] is False
+    assert (offers[-1]["band"], offers[-1]["discount"], offers[-1]["first_due_on"]) == (
+        "early_settlement", "0.1", "2027-01-06")
+    code, out, _ = cli(capsys, "arrangements", "offers", a["account_ref"], "--as-of", str(AS_OF))
+    assert code == 0 and "early_settlement" in out.splitlines()[-1]
+
+
+def test_a_kept_plan_pauses_collection_naming_it(db: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    a = factories.add_account(db, as_of=AS_OF, dpd=40, balance="1200.00", past_due="300.00")
+    before = plan(capsys, AS_OF, a["account_ref"])
+    assert before and all("core.payment_plan_kept" not in d["reasons"] for d in before)
+    code, out, _ = cli(capsys, "arrangements", "accept", a["account_ref"], "--kind",
+                       "instalment", "--term", "3", "--actor", "agent.ann", "--as-of", str(AS_OF))  # fmt: skip
+    assert code == 0
+    ref = out.strip()
+    # The first instalment is paid (the payments' allocation), the day settles, the plan pauses.
+    pay_instalments(db, ref, [1], dt.date(2026, 12, 14))
+    day = dt.date(2026, 12, 21)
+    settled = daily.settle(day)
+    assert settled["arrangements_paid"] == 1 and settled["arrangements_missed"] == 0
+    steps = plan(capsys, day, a["account_ref"])
+    assert steps
+    for step in steps:
+        assert step["verdict"] == "block" and step["reasons"] == ["core.payment_plan_kept"]
+        facts = step["evidence"]["core.payment_plan_kept"]["facts"]
+        assert facts["refs"] == {"instalment_plan": ref}
+    assert instalment_states(db, ref) == ["paid", "due", "due"]
+
+
+def test_a_missed_instalment_resumes_collection_and_two_break_the_plan(
+    db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = factories.add_account(db, as_of=AS_OF, dpd=40, balance="1200.00", past_due="300.00")
+    _, out, _ = cli(capsys, "arrangements", "accept", a["account_ref"], "--offer", "0",
+                    "--actor", "agent.ann", "--as-of", str(AS_OF))  # fmt: skip
+    ref = out.strip()
+    kept_day = dt.date(2026, 12, 19)  # the first instalment's date plus its 5 grace days
+    daily.settle(kept_day)
+    assert all(d["reasons"] == ["core.payment_plan_kept"] for d in plan(capsys, kept_day,
+                                                                        a["account_ref"]))  # fmt: skip
+    missed_day = dt.date(2026, 12, 20)
+    assert daily.settle(missed_day)["arrangements_missed"] == 1
+    steps = plan(capsys, missed_day, a["account_ref"])
+    assert steps and all("core.payment_plan_kept" not in d["reasons"] for d in steps)
+    assert any(d["verdict"] == "send" for d in steps)
+    row = plan_row(db, ref)
+    assert (row.state, row.kept, row.missed) == ("active", False, 1)
+    broken_day = dt.date(2027, 1, 20)
+    assert daily.settle(broken_day)["arrangements_broken"] == 1
+    assert plan_row(db, ref).state == "broken"
+    steps = plan(capsys, broken_day, a["account_ref"])
+    assert steps and all("core.payment_plan_kept" not in d["reasons"] for d in steps)
+    code, out, _ = cli(capsys, "explain", a["account_ref"], "--as-of", str(broken_day), "--json")
+    explained = json.loads(out)["arrangement"]
+    assert (explained["ref"], explained["state"], explained["missed"]) == (ref, "broken", 2)
+    assert [i["state"] for i in explained["schedule"]] == ["missed", "missed", "due"]
+    assert [e["to_state"] for e in explained["events"] if e["subject"] == "arrangement"] == [
+        "active", "active", "broken"]
+
+
+def test_a_settlement_paid_in_full_closes_the_account_for_collection(
+    db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = factories.add_account(db, as_of=AS_OF, dpd=120, balance="1000.00", past_due="400.00")
+    _, out, _ = cli(capsys, "arrangements", "accept", a["account_ref"], "--kind", "settlement",
+                    "--term", "1", "--actor", "agent.ann", "--as-of", str(AS_OF))  # fmt: skip
+    ref = out.strip()
+    row = plan_row(db, ref)
+    assert (row.state, row.total, row.band) == ("active", Decimal("900.00"), "early_settlement")
+    pay_instalments(db, ref, [1], dt.date(2026, 12, 10))
+    day = dt.date(2026, 12, 11)
+    assert daily.settle(day)["arrangements_completed"] == 1
+    steps = plan(capsys, day, a["account_ref"])
+    assert steps and all(d["verdict"] == "block" for d in steps)
+    assert all(d["reasons"] == ["core.settlement_completed"] for d in steps)
+
+
+def test_a_settlement_band_needing_approval_waits_for_a_second_person(
+    db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = factories.add_account(db, as_of=AS_OF, dpd=200, balance="5000.00", past_due="900.00")
+    _, out, _ = cli(capsys, "arrangements", "accept", a["account_ref"], "--kind", "settlement",
+                    "--term", "1", "--band", "late_settlement", "--actor", "agent.ann",
+                    "--as-of", str(AS_OF))  # fmt: skip
+    ref = out.strip()
+    assert plan_row(db, ref).state == "pending_approval"
+    # Pending: collection goes on.
+    assert all("core.payment_plan_kept" not in d["reasons"] for d in plan(capsys, AS_OF,
+                                                                           a["account_ref"]))  # fmt: skip
+    code, _, err = cli(capsys, "arrangements", "approve", ref, "--approver", "agent.ann",
+                       "--as-of", str(AS_OF))  # fmt: skip
+    assert code == 2 and "second person" in err
+    assert plan_row(db, ref).state == "pending_approval"
+    code, _, _ = cli(capsys, "arrangements", "approve", ref, "--approver", "supervisor.bo",
+                     "--as-of", str(AS_OF))  # fmt: skip
+    assert code == 0
+    row = plan_row(db, ref)
+    assert (row.state, row.approved_by, row.accepted_by) == ("active", "supervisor.bo",
+                                                             "agent.ann")  # fmt: skip
+
+
+def test_a_terms_the_calculator_does_not_allow_are_refused(
+    db: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = factories.add_account(db, as_of=AS_OF, dpd=40, balance="1200.00", past_due="300.00")
+    code, _, err = cli(capsys, "arrangements", "accept", a["account_ref"], "--kind",
+                       "instalment", "--term", "60", "--actor", "agent.ann", "--as-of", str(AS_OF))  # fmt: skip
+    assert code == 2 and "not among the account's offers" in err
+
+
+@pytest.mark.parametrize("reage", [None, 2])
+def test_re_aging_after_kept_instalments_only_when_configured(
+    db: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    reage: int | None,
+) -> None:  # fmt: skip
+    text = (Path(settings.config_dir()) / "arrangements.yaml").read_text()
+    if reage is not None:
+        text = text.replace("  # reage_after_kept: 3  #", f"  reage_after_kept: {reage}  #")
+    policy = tmp_path / "arrangements.yaml"
+    policy.write_text(text)
+    monkeypatch.setenv("OUTREACH_ARRANGEMENTS", str(policy))
+    a = factories.add_account(db, as_of=AS_OF, dpd=40, balance="1200.00", past_due="300.00")
+    _, out, _ = cli(capsys, "arrangements", "accept", a["account_ref"], "--offer", "1",
+                    "--actor", "agent.ann", "--as-of", str(AS_OF))  # fmt: skip
+    ref = out.strip()
+    pay_instalments(db, ref, [1], dt.date(2026, 12, 14))
+    day = dt.date(2027, 1, 15)
+    pay_instalments(db, ref, [2], dt.date(2027, 1, 14))
+    counts = daily.settle(day)
+    with db.connect() as conn:
+        account = conn.execute(select(Account.__table__).where(
+            Account.__table__.c.id == a["account_id"])).one()  # fmt: skip
+    row = plan_row(db, ref)
+    assert row.kept_streak == 2
+    if reage is None:
+        assert counts["arrangements_reaged"] == 0 and row.reaged_on is None
+        assert account.amount_past_due == Decimal("300.00") and account.due_date is not None
+    else:
+        assert counts["arrangements_reaged"] == 1 and row.reaged_on == day
+        assert account.amount_past_due == Decimal(0) and account.due_date is None
+        with db.connect() as conn:
+            reasons = [e["reason"] for e in history(conn, a["account_id"])]
+        assert any(r.startswith("re-aged: 2 instalments kept in a row") for r in reasons)
+        assert daily.settle(day)["arrangements_reaged"] == 0  # once
+
+
+def test_the_days_arrangement_file(db: Any, capsys: pytest.CaptureFixture[str],
+                                   app_data: Path) -> None:  # fmt: skip
+    kept = factories.add_account(db, as_of=AS_OF, dpd=40, balance="1200.00", past_due="300.00")
+    lapsing = factories.add_account(db, as_of=AS_OF, dpd=40, balance="600.00", past_due="300.00")
+    with clock.use(dt.datetime(2026, 12, 7, 15)):
+        for acct in (kept, lapsing):
+            cli(capsys, "arrangements", "accept", acct["account_ref"], "--offer", "0",
+                "--actor", "agent.ann", "--as-of", str(AS_OF))  # fmt: skip
+    day = dt.date(2027, 1, 20)
+    with clock.use(dt.datetime(2027, 1, 20, 1)):
+        daily.settle(day)  # both plans miss two instalments: broken
+    with clock.use(dt.datetime(2027, 1, 21, 1)):
+        counts = daily.settle(dt.date(2027, 1, 21))  # writes the file of the 20th
+    assert counts["arrangement_file_rows"] == 2 and counts["arrangement_file_broken"] == 2
+    code, out, _ = cli(capsys, "arrangements", "export", "--as-of", str(AS_OF))
+    assert code == 0 and json.loads(out)["arrangement_file_new"] == 2
+    path = app_data / "drop" / "arrangements" / "2026-12-07" / "arrangements-2026-12-07.csv"
+    first = path.read_bytes()
+    lines = first.decode().splitlines()
+    assert lines[0].startswith("day,arrangement_ref,account_ref,change,state,kind,total")
+    assert [line.split(",")[3:5] for line in lines[1:]] == [["new", "active"], ["new", "active"]]
+    broken = (app_data / "drop" / "arrangements" / "2027-01-20"
+              / "arrangements-2027-01-20.csv").read_text().splitlines()  # fmt: skip
+    assert [line.split(",")[3:5] for line in broken[1:]] == [["broken", "broken"]] * 2
+    assert [line.split(",")[11] for line in broken[1:]] == ["2", "2"]
+    # A rerun writes the same bytes and no second document row.
+    with clock.use(dt.datetime(2027, 1, 22, 9)):
+        code, out, _ = cli(capsys, "arrangements", "export", "--as-of", str(AS_OF))
+    assert json.loads(out)["arrangement_file_written"] == 0 and path.read_bytes() == first
+    with db.connect() as conn:
+        docs = conn.execute(text("SELECT batch_date, recipient FROM document "
+                                 "WHERE kind = 'arrangement_file' ORDER BY batch_date")).all()  # fmt: skip
+    # The settle of the 20th wrote the quiet 19th: a header alone.
+    assert [(str(d[0]), d[1]) for d in docs] == [
+        ("2026-12-07", "system_of_record"), ("2027-01-19", "system_of_record"),
+        ("2027-01-20", "system_of_record")]
