@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Table, func, insert, select, update
 
 from outreach.kernel.clock import utcnow
 from outreach.kernel.facts import load_accounts
-from outreach.resolution.events import Transition, record
+from outreach.resolution.events import Transition, history, record
 from outreach.resolution.offers import CENT, Means, Offer
 from outreach.resolution.offers import offers as calculate
 from outreach.resolution.policy import ResolutionPolicy, resolution_policy
@@ -392,3 +392,52 @@ def _reage(conn: Connection, account_id: int, now: dt.datetime) -> None:
         update(ACCOUNT).where(ACCOUNT.c.id == account_id)
         .values(amount_past_due=Decimal(0), due_date=None, updated_at=now)
     )  # fmt: skip
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def events_json(events: Sequence[dict[str, object]]) -> list[dict[str, Any]]:
+    """Resolution events with their instants as ISO text (explain's JSON, the console)."""
+    return [{**e, "occurred_at": cast(dt.datetime, e["occurred_at"]).isoformat(timespec="seconds")}
+            for e in events]  # fmt: skip
+
+
+def arrangement_detail(conn: Connection, account_id: int) -> dict[str, Any] | None:
+    """The account's arrangement in force (offered, pending or active; the latest), else the
+    latest that ended: its terms, state, schedule and resolution events, as explain, the
+    console and the timeline show them (None: the account never had one)."""
+    rows = conn.execute(
+        select(ARRANGEMENT).where(ARRANGEMENT.c.account_id == account_id)
+        .order_by(ARRANGEMENT.c.id.desc())
+    ).all()  # fmt: skip
+    if not rows:
+        return None
+    plan = next((r for r in rows if r.state in OPEN_STATES), rows[0])
+    schedule = [
+        {"seq": i.seq, "due_on": i.due_on.isoformat(), "amount": str(i.amount),
+         "paid": str(i.paid_amount), "state": i.state,
+         "paid_on": i.paid_on.isoformat() if i.paid_on else None}
+        for i in conn.execute(select(INSTALMENT).where(INSTALMENT.c.arrangement_id == plan.id)
+                              .order_by(INSTALMENT.c.seq))
+    ]  # fmt: skip
+    ref = plan.arrangement_ref
+    events = [
+        e for e in events_json(history(conn, account_id))
+        if e["subject_ref"] == ref or (e["subject"] == "instalment"
+                                       and str(e["subject_ref"]).startswith(f"{ref}#"))
+    ]  # fmt: skip
+    return {
+        "ref": ref, "kind": plan.kind, "state": plan.state, "kept": bool(plan.kept),
+        "missed": plan.missed, "kept_streak": plan.kept_streak, "total": str(plan.total),
+        "term_months": plan.term_months, "instalment_amount": str(plan.instalment_amount),
+        "first_due_on": plan.first_due_on.isoformat(), "band": plan.band,
+        "needs_approval": bool(plan.needs_approval), "offered_via": plan.offered_via,
+        "accepted_via": plan.accepted_via, "accepted_by": plan.accepted_by,
+        "approved_by": plan.approved_by,
+        "ended_on": plan.ended_on.isoformat() if plan.ended_on else None,
+        "reaged_on": plan.reaged_on.isoformat() if plan.reaged_on else None,
+        "schedule": schedule, "events": events,
+        "others": [{"ref": r.arrangement_ref, "kind": r.kind, "state": r.state}
+                   for r in rows if r.id != plan.id],
+    }  # fmt: skip
