@@ -369,3 +369,65 @@ def test_the_days_arrangement_file(db: Any, capsys: pytest.CaptureFixture[str],
     assert [(str(d[0]), d[1]) for d in docs] == [
         ("2026-12-07", "system_of_record"), ("2027-01-19", "system_of_record"),
         ("2027-01-20", "system_of_record")]
+
+
+def test_import_records_arrangement_and_means(db: Any, capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:  # fmt: skip
+    a = factories.add_account(db, as_of=AS_OF, dpd=40, balance="1200.00", past_due="300.00")
+    b = factories.add_account(db, as_of=AS_OF, dpd=40, balance="800.00", past_due="300.00")
+    ref = a["account_ref"]
+    rows = [
+        {"record": "arrangement", "account_ref": ref, "arrangement_ref": "SOR-1",
+         "kind": "instalment", "total": "1000.00", "term_months": "3",
+         "first_due_on": "2026-12-15", "accepted_at": "2026-12-01T10:00:00-05:00"},
+        {"record": "means", "account_ref": ref, "monthly_income": "2600.00",
+         "monthly_expenses": "2000.00", "stated_on": "2026-12-01"},
+        # Rejects: each with its line, field and reason.
+        {"record": "arrangement", "account_ref": ref, "arrangement_ref": "SOR-2",
+         "kind": "lease", "total": "10.00", "term_months": "3", "first_due_on": "2026-12-15",
+         "accepted_at": "2026-12-01T10:00:00Z"},
+        {"record": "arrangement", "account_ref": ref, "arrangement_ref": "SOR-3",
+         "kind": "instalment", "total": "10.00", "term_months": "0",
+         "first_due_on": "2026-12-15", "accepted_at": "2026-12-01T10:00:00Z"},
+        {"record": "arrangement", "account_ref": ref, "arrangement_ref": "SOR-4",
+         "kind": "instalment", "total": "10.00", "term_months": "3",
+         "first_due_on": "2026-12-15", "accepted_at": "2026-12-01T10:00:00"},
+        {"record": "arrangement", "account_ref": b["account_ref"], "arrangement_ref": "SOR-1",
+         "kind": "instalment", "total": "1000.00", "term_months": "3",
+         "first_due_on": "2026-12-15", "accepted_at": "2026-12-01T10:00:00Z"},
+        {"record": "means", "account_ref": "NOPE", "monthly_income": "1.00",
+         "monthly_expenses": "1.00", "stated_on": "2026-12-01"},
+    ]  # fmt: skip
+    path = tmp_path / "resolution.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rejects = tmp_path / "rejects.jsonl"
+    code, _, _ = cli(capsys, "import", str(path), "--rejects", str(rejects))
+    assert code == 3
+    found = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [(r["line"], r["field"]) for r in found] == [
+        (3, "kind"), (4, "term_months"), (5, "accepted_at"), (6, "account_ref"),
+        (7, "account_ref")]  # fmt: skip
+    assert "another account" in found[3]["reason"]
+    row = plan_row(db, "SOR-1")
+    assert (row.state, row.term_months, row.total, row.accepted_via) == (
+        "active", 3, Decimal("1000.00"), "import")
+    assert row.accepted_at == dt.datetime(2026, 12, 1, 15, 0)
+    with db.connect() as conn:
+        amounts = conn.execute(select(INST.c.amount).where(INST.c.arrangement_id == row.id)
+                               .order_by(INST.c.seq)).scalars().all()  # fmt: skip
+        means = arr.latest_means(conn, a["account_id"], AS_OF)
+    assert amounts == [Decimal("333.33"), Decimal("333.33"), Decimal("333.34")]
+    assert means is not None and means.disposable == Decimal("600.00")
+    # The same file again changes nothing.
+    code, out, _ = cli(capsys, "import", str(path), "--rejects", str(rejects))
+    assert code == 3 and "0 inserted, 0 updated, 2 unchanged" in out
+    # The system of record cancels it: the state moves on, with an event.
+    rows[0]["state"] = "cancelled"
+    path.write_text(json.dumps(rows[0]) + "\n")
+    code, out, _ = cli(capsys, "import", str(path))
+    assert code == 0 and "1 updated" in out
+    assert plan_row(db, "SOR-1").state == "cancelled"
+    with db.connect() as conn:
+        events = [(e["to_state"], e["actor"]) for e in history(conn, a["account_id"])
+                  if e["subject"] == "arrangement"]  # fmt: skip
+    assert events == [("active", "import"), ("cancelled", "import")]

@@ -26,6 +26,13 @@ from outreach.portfolio.accounts import (
     parse_account,
     write_accounts,
 )
+from outreach.portfolio.arrangement_records import (
+    ArrangementIn,
+    MeansIn,
+    parse_arrangement,
+    parse_means,
+    write_arrangement_records,
+)
 from outreach.portfolio.files import (
     ImportInterruptedError,
     RejectsFile,
@@ -61,7 +68,7 @@ CHUNK_LINES = 5000  # lines per transaction: big enough to amortise queries, sma
 
 IMPORT_RUN = cast(Table, ImportRun.__table__)
 
-RECORD_TYPES = ("account", "payment", "hold", "contact_event", "opt_out")
+RECORD_TYPES = ("account", "payment", "hold", "contact_event", "opt_out", "arrangement", "means")
 
 
 @dataclass
@@ -98,6 +105,8 @@ _PARSERS: dict[str, Any] = {
     "contact_event": lambda row, fmt: parse_event(row),
     "opt_out": lambda row, fmt: parse_opt_out(row),
     "account": parse_account,
+    "arrangement": lambda row, fmt: parse_arrangement(row),
+    "means": lambda row, fmt: parse_means(row),
 }
 
 
@@ -157,6 +166,7 @@ class _Chunks:
         holds: list[HoldIn] = []
         events: list[EventIn] = []
         opt_outs: list[OptOutIn] = []
+        resolution: list[ArrangementIn | MeansIn] = []
         later = self.later
         for item in items:
             if isinstance(item, Bad):
@@ -175,12 +185,15 @@ class _Chunks:
                 events.append(item)
             elif isinstance(item, OptOutIn):
                 opt_outs.append(item)
+            elif isinstance(item, (ArrangementIn, MeansIn)):
+                resolution.append(item)
 
         with self.engine.begin() as conn:
             new_accounts, new_persons = write_accounts(conn, accounts, self.stamp)
             refs = {p.account_ref for p in payments} | {h.account_ref for h in holds}
             refs.update(e.account_ref for e in events)
             refs.update(o.account_ref for o in opt_outs if o.account_ref)
+            refs.update(r.account_ref for r in resolution)
             known = known_accounts(conn, refs)
 
             def account_of(item: Item, ref: str) -> AccountRef | None:
@@ -206,6 +219,10 @@ class _Chunks:
             contact_ids = contact_point_ids(conn, person_ids)
             write_events(conn, resolved_events, contact_ids, rejects)
             write_opt_outs(conn, resolved_opt_outs, contact_ids, rejects, self.sqlite)
+            write_arrangement_records(
+                conn, [(r, a) for r in resolution if (a := account_of(r, r.account_ref))],
+                self.stamp.date(), rejects,
+            )  # fmt: skip
         return rejects
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Table, func, insert, select, update
 from outreach.kernel.clock import utcnow
 from outreach.kernel.facts import load_accounts
 from outreach.resolution.events import Transition, history, record
-from outreach.resolution.offers import CENT, Means, Offer
+from outreach.resolution.offers import CENT, Means, Offer, schedule
 from outreach.resolution.offers import offers as calculate
 from outreach.resolution.policy import ResolutionPolicy, resolution_policy
 from outreach.storage.models import Account, Arrangement, ArrangementInstalment, StatedMeans
@@ -35,9 +35,10 @@ NOT_A_PERSON = frozenset({"consumer", "system", "import"})
 class ArrangementRefused(ValueError):
     """An arrangement change the rules refuse: ``code`` says which (no personal data)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.field = field  # the import record's field at fault, when one is
 
 
 # --- offers -------------------------------------------------------------------------------------
@@ -106,9 +107,10 @@ def _by_ref(conn: Connection, ref: str) -> Any:
 
 def _insert(
     conn: Connection, *, account_id: int, offer: Offer, state: str, ref: str, day: dt.date,
-    policy: ResolutionPolicy, extra: dict[str, Any],
+    policy: ResolutionPolicy, extra: dict[str, Any], figures: dict[str, Any] | None = None,
 ) -> int:  # fmt: skip
-    figures = account_figures(conn, account_id, day) or {}
+    if figures is None:
+        figures = account_figures(conn, account_id, day) or {}
     now = utcnow()
     values = {
         "arrangement_ref": ref, "account_id": account_id, "kind": offer.kind, "state": state,
@@ -258,6 +260,100 @@ def state_means(
     record(conn, [Transition(account_id, "means", str(means_id), None, "stated", actor,
                              f"stated via {source}")])  # fmt: skip
     return means_id
+
+
+# --- import records (outreach.portfolio: the system of record's arrangements and means) ---------
+
+
+IMPORT_STATES = ("active", "cancelled", "completed")
+
+
+def import_arrangement(
+    conn: Connection, *, account_id: int, arrangement_ref: str, kind: str, total: Decimal,
+    term_months: int, first_due_on: dt.date, accepted_at: dt.datetime, state: str,
+    day: dt.date,
+) -> str:  # fmt: skip
+    """An arrangement the system of record made: its schedule is the calculator's
+    (``offers.schedule``). New: written in ``state`` (an active one replaces the account's
+    arrangement in force; a completed one has every instalment paid). Known: the same terms
+    are unchanged, or move on to cancelled or completed; other terms, another account or a way
+    back are refused. Returns inserted, updated or unchanged."""
+    plan = schedule(total, term_months, first_due_on)
+    row = conn.execute(
+        select(ARRANGEMENT).where(ARRANGEMENT.c.arrangement_ref == arrangement_ref)
+    ).first()
+    if row is not None:
+        if row.account_id != account_id:
+            raise ArrangementRefused("other_account",
+                                     "the arrangement is on record for another account",
+                                     "account_ref")  # fmt: skip
+        for name, mine, theirs in (("kind", row.kind, kind), ("total", Decimal(str(row.total)), total),
+                                   ("term_months", row.term_months, term_months),
+                                   ("first_due_on", row.first_due_on, first_due_on)):  # fmt: skip
+            if mine != theirs:
+                raise ArrangementRefused("terms_differ", "differs from the arrangement on record "
+                                         "(import a new arrangement_ref)", name)  # fmt: skip
+        if row.state == state:
+            return "unchanged"
+        if row.state not in OPEN_STATES:
+            raise ArrangementRefused("already_ended", f"the arrangement is already {row.state}",
+                                     "state")  # fmt: skip
+        _end_imported(conn, row.id, state, plan)
+        conn.execute(update(ARRANGEMENT).where(ARRANGEMENT.c.id == row.id).values(
+            state=state, ended_on=day if state != "active" else None, updated_at=utcnow()))  # fmt: skip
+        record(conn, [Transition(account_id, "arrangement", arrangement_ref, row.state, state,
+                                 "import", "the system of record's state")])  # fmt: skip
+        return "updated"
+    offer = Offer(kind=kind, term_months=term_months, instalment_amount=plan[0][1], total=total,
+                  first_due_on=first_due_on, needs_approval=False, band="import",
+                  discount=Decimal(0), schedule=plan)  # fmt: skip
+    if state == "active":
+        _supersede(conn, account_id, None, arrangement_ref, "import", day)
+    # The account's figures as the system of record sent them (the row before it).
+    balance, past_due = conn.execute(
+        select(ACCOUNT.c.balance, ACCOUNT.c.amount_past_due).where(ACCOUNT.c.id == account_id)
+    ).one()
+    arrangement_id = _insert(
+        conn, account_id=account_id, offer=offer, state=state, ref=arrangement_ref, day=day,
+        policy=resolution_policy(), figures={"balance": balance, "past_due": past_due},
+        extra={"accepted_via": "import", "accepted_by": "import", "accepted_at": accepted_at,
+               "offered_via": "import", "ended_on": day if state != "active" else None},
+    )  # fmt: skip
+    _end_imported(conn, arrangement_id, state, plan)
+    record(conn, [Transition(account_id, "arrangement", arrangement_ref, None, state, "import",
+                             f"imported {kind} {term_months}m")])  # fmt: skip
+    return "inserted"
+
+
+def _end_imported(conn: Connection, arrangement_id: int, state: str, plan: Any) -> None:
+    # The system of record says the plan is complete: every instalment was paid there.
+    if state == "completed":
+        conn.execute(update(INSTALMENT).where(INSTALMENT.c.arrangement_id == arrangement_id,
+                                              INSTALMENT.c.state != "paid")
+                     .values(paid_amount=INSTALMENT.c.amount, state="paid"))  # fmt: skip
+
+
+def import_means(
+    conn: Connection, *, account_id: int, income: Decimal, expenses: Decimal, stated_on: dt.date
+) -> str:
+    """Stated means from the system of record, one per account and day: inserted, updated (other
+    amounts that day) or unchanged."""
+    row = conn.execute(
+        select(MEANS.c.id, MEANS.c.monthly_income, MEANS.c.monthly_expenses).where(
+            MEANS.c.account_id == account_id, MEANS.c.stated_on == stated_on,
+            MEANS.c.source == "import")
+    ).first()  # fmt: skip
+    if row is None:
+        state_means(conn, account_id=account_id, income=income, expenses=expenses,
+                    source="import", actor="import", day=stated_on)  # fmt: skip
+        return "inserted"
+    if (Decimal(str(row[1])), Decimal(str(row[2]))) == (income, expenses):
+        return "unchanged"
+    conn.execute(update(MEANS).where(MEANS.c.id == row[0]).values(
+        monthly_income=income, monthly_expenses=expenses, recorded_at=utcnow()))  # fmt: skip
+    record(conn, [Transition(account_id, "means", str(row[0]), "stated", "stated", "import",
+                             "restated via import")])  # fmt: skip
+    return "updated"
 
 
 # --- the day's settling -------------------------------------------------------------------------
