@@ -240,11 +240,17 @@ def test_a_missed_instalment_resumes_collection_and_two_break_the_plan(
     steps = plan(capsys, broken_day, a["account_ref"])
     assert steps and all("core.payment_plan_kept" not in d["reasons"] for d in steps)
     code, out, _ = cli(capsys, "explain", a["account_ref"], "--as-of", str(broken_day), "--json")
-    explained = json.loads(out)["arrangement"]
+    explained = json.loads(out[out.index("\n{") + 1:] if not out.startswith("{") else out)[
+        "arrangement"]
     assert (explained["ref"], explained["state"], explained["missed"]) == (ref, "broken", 2)
     assert [i["state"] for i in explained["schedule"]] == ["missed", "missed", "due"]
     assert [e["to_state"] for e in explained["events"] if e["subject"] == "arrangement"] == [
         "active", "active", "broken"]
+    code, out, _ = cli(capsys, "explain", a["account_ref"], "--as-of", str(broken_day))
+    assert code == 0
+    assert f"arrangement {ref}: instalment 3m, total 1200.00, broken, missed 2" in out
+    assert "#1 due 2026-12-14 amount 400.00 paid 0.00 missed" in out
+    assert f"arrangement {ref}: active -> broken by system (2 instalments missed" in out
 
 
 def test_a_settlement_paid_in_full_closes_the_account_for_collection(
@@ -348,7 +354,7 @@ def test_the_days_arrangement_file(db: Any, capsys: pytest.CaptureFixture[str],
         counts = daily.settle(dt.date(2027, 1, 21))  # writes the file of the 20th
     assert counts["arrangement_file_rows"] == 2 and counts["arrangement_file_broken"] == 2
     code, out, _ = cli(capsys, "arrangements", "export", "--as-of", str(AS_OF))
-    assert code == 0 and json.loads(out)["arrangement_file_new"] == 2
+    assert code == 0 and json.loads(out[out.index("{"):])["arrangement_file_new"] == 2
     path = app_data / "drop" / "arrangements" / "2026-12-07" / "arrangements-2026-12-07.csv"
     first = path.read_bytes()
     lines = first.decode().splitlines()
@@ -361,7 +367,8 @@ def test_the_days_arrangement_file(db: Any, capsys: pytest.CaptureFixture[str],
     # A rerun writes the same bytes and no second document row.
     with clock.use(dt.datetime(2027, 1, 22, 9)):
         code, out, _ = cli(capsys, "arrangements", "export", "--as-of", str(AS_OF))
-    assert json.loads(out)["arrangement_file_written"] == 0 and path.read_bytes() == first
+    assert json.loads(out[out.index("{"):])["arrangement_file_written"] == 0
+    assert path.read_bytes() == first
     with db.connect() as conn:
         docs = conn.execute(text("SELECT batch_date, recipient FROM document "
                                  "WHERE kind = 'arrangement_file' ORDER BY batch_date")).all()  # fmt: skip
