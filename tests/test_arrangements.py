@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import airflow.sdk  # noqa: F401 - see below
 import pytest
 from sqlalchemy import select, text, update
 
@@ -22,6 +23,10 @@ from outreach.resolution.settle import settle_accounts
 from outreach.services import daily
 from outreach.storage.models import Account, Arrangement, ArrangementInstalment
 from tests import factories
+
+# Importing airflow.sdk (the drop locations of the day's file) gives the root logger a handler
+# on the stdout of the moment: imported here, at collection, it is never a test's captured
+# stream, which is closed after the test and would break every later test's logging.
 
 AS_OF = dt.date(2026, 12, 7)
 ARR = Arrangement.__table__
