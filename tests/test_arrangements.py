@@ -443,3 +443,34 @@ def test_import_records_arrangement_and_means(db: Any, capsys: pytest.CaptureFix
         events = [(e["to_state"], e["actor"]) for e in history(conn, a["account_id"])
                   if e["subject"] == "arrangement"]  # fmt: skip
     assert events == [("active", "import"), ("cancelled", "import")]
+
+
+def test_an_offer_made_is_accepted_by_its_ref_or_expires(db: Any,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    a = factories.add_account(db, as_of=AS_OF, dpd=40, balance="1200.00", past_due="300.00")
+    with clock.use(dt.datetime(2026, 12, 7, 15)):
+        code, out, _ = cli(capsys, "arrangements", "offer", a["account_ref"], "--offer", "1",
+                           "--via", "letter", "--actor", "system", "--as-of", str(AS_OF))  # fmt: skip
+        offered = out.strip()
+        _, out, _ = cli(capsys, "arrangements", "offer", a["account_ref"], "--offer", "0",
+                        "--via", "sms", "--actor", "system", "--as-of", str(AS_OF))  # fmt: skip
+        accepted_later = out.strip()
+    assert code == 0 and plan_row(db, offered).state == "offered"
+    assert plan_row(db, offered).offered_via == "letter"
+    # Accepting the second by its ref keeps its ref and schedule.
+    with db.begin() as conn:
+        offer = arr.offers_for_account(conn, a["account_id"], AS_OF)[0]
+        ref = arr.accept_offer(conn, account_id=a["account_id"], offer=offer, via="self_service",
+                               actor="consumer", day=AS_OF, arrangement_ref=accepted_later)  # fmt: skip
+    assert ref == accepted_later and plan_row(db, ref).state == "active"
+    # ... and the other offer still open is cancelled, naming it.
+    assert plan_row(db, offered).state == "cancelled"
+    other = factories.add_account(db, as_of=AS_OF, dpd=40, balance="1200.00", past_due="300.00")
+    with clock.use(dt.datetime(2026, 12, 7, 15)):
+        _, out, _ = cli(capsys, "arrangements", "offer", other["account_ref"], "--offer", "0",
+                        "--via", "email", "--actor", "system", "--as-of", str(AS_OF))  # fmt: skip
+    stale = out.strip()
+    assert settle(db, dt.date(2026, 12, 21), other["account_id"])["arrangements_expired"] == 0
+    assert settle(db, dt.date(2026, 12, 22), other["account_id"])["arrangements_expired"] == 1
+    row = plan_row(db, stale)
+    assert (row.state, row.ended_on) == ("cancelled", dt.date(2026, 12, 22))
