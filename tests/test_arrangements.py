@@ -474,3 +474,19 @@ def test_an_offer_made_is_accepted_by_its_ref_or_expires(db: Any,
     assert settle(db, dt.date(2026, 12, 22), other["account_id"])["arrangements_expired"] == 1
     row = plan_row(db, stale)
     assert (row.state, row.ended_on) == ("cancelled", dt.date(2026, 12, 22))
+
+
+def test_stated_means_size_the_offers(db: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    a = factories.add_account(db, as_of=AS_OF, dpd=40, balance="3000.00", past_due="300.00")
+    code, out, _ = cli(capsys, "arrangements", "means", a["account_ref"], "--income", "2600",
+                       "--expenses", "2000", "--actor", "agent.ann", "--as-of", str(AS_OF),
+                       "--json")  # fmt: skip
+    assert code == 0
+    offers = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    # Half of the 600 left each month: 250 over 12 months fits, 500 over 6 does not.
+    assert [(o["term_months"], o["affordable"]) for o in offers if o["kind"] == "instalment"] == [
+        (12, True), (24, True)]
+    with db.connect() as conn:
+        events = [e for e in history(conn, a["account_id"]) if e["subject"] == "means"]
+    assert [(e["to_state"], e["actor"], e["reason"]) for e in events] == [
+        ("stated", "agent.ann", "stated via agent")]  # the amounts are not in the event

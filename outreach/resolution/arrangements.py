@@ -28,6 +28,7 @@ ACCOUNT = cast(Table, Account.__table__)
 OPEN_STATES = ("offered", "pending_approval", "active")
 OFFER_VIA = ("letter", "sms", "email", "agent", "console", "self_service")
 ACCEPT_VIA = ("agent", "console", "self_service", "import")
+MEANS_SOURCES = ("agent", "console", "self_service", "import", "disposition")
 # Who is not a person: never the second pair of eyes on an approval.
 NOT_A_PERSON = frozenset({"consumer", "system", "import"})
 
@@ -254,6 +255,8 @@ def state_means(
 ) -> int:  # fmt: skip
     """Record the monthly income and expenses the consumer stated (the latest sizes the next
     offers); returns the row's id. The event names the source, never the amounts."""
+    if source not in MEANS_SOURCES:
+        raise ArrangementRefused("bad_source", f"source must be one of {', '.join(MEANS_SOURCES)}")
     income, expenses = Decimal(income).quantize(CENT), Decimal(expenses).quantize(CENT)
     if income < 0 or expenses < 0:
         raise ArrangementRefused("bad_means", "income and expenses are not negative")
