@@ -26,6 +26,13 @@ from outreach.portfolio.accounts import (
     parse_account,
     write_accounts,
 )
+from outreach.portfolio.arrangement_records import (
+    ArrangementIn,
+    MeansIn,
+    parse_arrangement,
+    parse_means,
+    write_arrangement_records,
+)
 from outreach.portfolio.cause_records import CauseIn, parse_cause, write_causes
 from outreach.portfolio.files import (
     ImportInterruptedError,
@@ -63,7 +70,10 @@ CHUNK_LINES = 5000  # lines per transaction: big enough to amortise queries, sma
 
 IMPORT_RUN = cast(Table, ImportRun.__table__)
 
-RECORD_TYPES = ("account", "payment", "hold", "contact_event", "opt_out", "promise", "cause")
+RECORD_TYPES = (
+    "account", "payment", "hold", "contact_event", "opt_out", "promise", "cause", "arrangement",
+    "means",
+)  # fmt: skip
 
 
 @dataclass
@@ -102,6 +112,8 @@ _PARSERS: dict[str, Any] = {
     "account": parse_account,
     "promise": lambda row, fmt: parse_promise(row),
     "cause": lambda row, fmt: parse_cause(row),
+    "arrangement": lambda row, fmt: parse_arrangement(row),
+    "means": lambda row, fmt: parse_means(row),
 }
 
 
@@ -163,6 +175,7 @@ class _Chunks:
         opt_outs: list[OptOutIn] = []
         promises: list[PromiseIn] = []
         causes: list[CauseIn] = []
+        resolution: list[ArrangementIn | MeansIn] = []
         later = self.later
         for item in items:
             if isinstance(item, Bad):
@@ -185,6 +198,8 @@ class _Chunks:
                 promises.append(item)
             elif isinstance(item, CauseIn):
                 causes.append(item)
+            elif isinstance(item, (ArrangementIn, MeansIn)):
+                resolution.append(item)
 
         with self.engine.begin() as conn:
             new_accounts, new_persons = write_accounts(conn, accounts, self.stamp)
@@ -193,6 +208,7 @@ class _Chunks:
             refs.update(o.account_ref for o in opt_outs if o.account_ref)
             refs.update(p.account_ref for p in promises)
             refs.update(c.account_ref for c in causes)
+            refs.update(r.account_ref for r in resolution)
             known = known_accounts(conn, refs)
 
             def account_of(item: Item, ref: str) -> AccountRef | None:
@@ -225,6 +241,10 @@ class _Chunks:
             write_events(conn, resolved_events, contact_ids, rejects)
             write_opt_outs(conn, resolved_opt_outs, contact_ids, rejects, self.sqlite)
             write_causes(conn, [(c, a) for c in causes if (a := account_of(c, c.account_ref))])
+            write_arrangement_records(
+                conn, [(r, a) for r in resolution if (a := account_of(r, r.account_ref))],
+                self.stamp.date(), rejects,
+            )  # fmt: skip
         return rejects
 
 

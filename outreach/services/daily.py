@@ -133,11 +133,17 @@ def recall_placements(as_of: dt.date) -> dict[str, Any]:
 
 def settle(as_of: dt.date) -> dict[str, Any]:
     """Settle the day's promises, instalments and arrangements before it is planned
-    (outreach.resolution.settle): a broken promise resumes escalation the same day."""
+    (outreach.resolution.settle): a broken promise resumes escalation the same day. Then the
+    previous day, now complete, goes to the system of record: its arrangement file
+    (outreach.operations.arrangement_file)."""
+    from outreach.operations.arrangement_file import write_arrangement_file
     from outreach.resolution.settle import settle_day
 
     checked_config()
-    return {"as_of": as_of.isoformat(), **settle_day(get_engine(), as_of)}
+    engine = get_engine()
+    counts = settle_day(engine, as_of)
+    exported = write_arrangement_file(engine, as_of - dt.timedelta(days=1))
+    return {"as_of": as_of.isoformat(), **counts, **exported}
 
 
 def channel_kinds() -> tuple[str, ...]:
