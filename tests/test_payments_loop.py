@@ -4,6 +4,7 @@ instalments, reversed by taking back what they paid; days past due move with the
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert, select
 
+from outreach import settings
+from outreach.entry.cli import main
 from outreach.kernel.clock import utcnow
+from outreach.kernel.facts import payments_move_due_date
 from outreach.resolution.events import history
 from outreach.resolution.payments import (
     PaymentConflict,
@@ -28,7 +32,7 @@ from outreach.storage.models import (
     PaymentAllocation,
     Promise,
 )
-from tests.factories import add_account, database
+from tests.factories import add_account, contacts, database
 
 DAY = dt.date(2026, 12, 7)
 
@@ -178,3 +182,71 @@ def test_a_reversal_after_the_pause_breaks_the_promise_it_had_kept(engine: Engin
         reverse_payment(conn, payment_ref="PAY-1", reversed_on=DAY + dt.timedelta(days=10),
                         reason="chargeback", actor="ops1")  # fmt: skip
     assert rows(engine, Promise, id=promise)[0]["status"] == "broken"
+
+
+# --- days past due move with payments ------------------------------------------------------
+
+
+def test_arrears_are_aged_in_monthly_cycles_and_each_paid_cycle_moves_the_due_date() -> None:
+    due, snapshot = dt.date(2026, 9, 3), dt.date(2026, 12, 6)  # three whole months
+    past_due = Decimal("900.00")
+    assert payments_move_due_date(due, snapshot, past_due, Decimal("299.99")) == due
+    assert payments_move_due_date(due, snapshot, past_due, Decimal("300.00")) == dt.date(2026, 10, 3)
+    assert payments_move_due_date(due, snapshot, past_due, Decimal("810.00")) == dt.date(2026, 11, 3)
+    # Paid in full: nothing is past due (cured); the date stays, it still names the episode.
+    assert payments_move_due_date(due, snapshot, past_due, Decimal("900.00")) == due
+    # Less than a month of arrears is one cycle; calendar months keep the month's last day.
+    assert payments_move_due_date(dt.date(2026, 11, 20), snapshot, past_due,
+                                  Decimal("899.99")) == dt.date(2026, 11, 20)  # fmt: skip
+    assert payments_move_due_date(dt.date(2026, 1, 31), dt.date(2026, 4, 30), past_due,
+                                  Decimal("300.00")) == dt.date(2026, 2, 28)  # fmt: skip
+    assert payments_move_due_date(None, snapshot, past_due, Decimal(1)) is None
+
+
+def explain(account_ref: str, day: dt.date, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    assert main(["explain", account_ref, "--as-of", str(day), "--json"]) == 0
+    return dict(json.loads(capsys.readouterr().out))
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    assert main(list(argv)) == 0, capsys.readouterr().err
+    return dict(json.loads(capsys.readouterr().out))
+
+
+def test_a_partial_payment_moves_the_stage_a_full_one_cures_and_a_reversal_puts_it_back(
+    app_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = database(settings.database_url())
+    acc = add_account(db, as_of=DAY, dpd=95, balance="3000.00", past_due="900.00")
+    ref, episode = acc["account_ref"], DAY - dt.timedelta(days=95)
+    before = explain(ref, DAY, capsys)
+    assert (before["stage"], before["facts"]["days_past_due"]) == ("letters", 95)
+
+    # 90% of the arrears: two of three monthly cycles paid, the due date two months later.
+    posted = cli(capsys, "payments", "post", ref, "--payment-ref", "PAY-90", "--amount", "810.00",
+                 "--paid-on", str(DAY), "--as-of", str(DAY), "--by", "ops1")  # fmt: skip
+    assert posted == {"payment_ref": "PAY-90", "status": "posted", "allocations": 0}
+    after = explain(ref, DAY, capsys)
+    assert (after["stage"], after["facts"]["days_past_due"]) == ("collections_call", 34)
+    assert main(["plan", "--as-of", str(DAY), "--json"]) == 0
+    planned = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {d["stage"] for d in planned if d["account_id"] == ref} == {"collections_call"}
+    # The delinquency episode is still the one that began on the imported due date.
+    assert {c["episode"] for c in contacts(db, account_id=acc["account_id"])} == {episode}
+
+    # The rest: nothing is past due, no stage, nothing planned.
+    cli(capsys, "payments", "post", ref, "--payment-ref", "PAY-10", "--amount", "90.00",
+        "--paid-on", str(DAY), "--as-of", str(DAY), "--by", "ops1")  # fmt: skip
+    cured = explain(ref, DAY, capsys)
+    assert cured["stage"] is None and Decimal(cured["facts"]["past_due"]) == 0
+
+    # The 90% payment comes back the next day: 90.00 paid of 900.00, less than a cycle.
+    later = DAY + dt.timedelta(days=1)
+    reversed_ = cli(capsys, "payments", "reverse", "PAY-90", "--on", str(later), "--reason",
+                    "R01", "--by", "ops1")  # fmt: skip
+    assert reversed_ == {"payment_ref": "PAY-90", "status": "reversed"}
+    back = explain(ref, later, capsys)
+    assert (back["stage"], back["facts"]["days_past_due"]) == ("letters", 96)
+    assert Decimal(back["facts"]["past_due"]) == Decimal("810.00")
+    # The day before it was reversed, it still counted.
+    assert explain(ref, DAY, capsys)["stage"] is None

@@ -20,6 +20,7 @@ from outreach.resolution.events import EVENT, Transition, record
 from outreach.resolution.policy import resolution_policy
 from outreach.resolution.settle import settle_accounts
 from outreach.storage.models import (
+    Account,
     Arrangement,
     ArrangementInstalment,
     Payment,
@@ -27,6 +28,7 @@ from outreach.storage.models import (
     Promise,
 )
 
+ACCOUNT = cast(Table, Account.__table__)
 PAYMENT = cast(Table, Payment.__table__)
 ALLOCATION = cast(Table, PaymentAllocation.__table__)
 PROMISE = cast(Table, Promise.__table__)
@@ -151,7 +153,7 @@ def _targets(conn: Connection, account_id: int) -> list[_Target]:
 
 def allocate(
     conn: Connection,
-    payment_ids: Sequence[int],
+    payment_ids: Collection[int],
     day: dt.date,
     actor: str = "system",
     *,
@@ -160,38 +162,41 @@ def allocate(
     """Allocate each payment (posted, not yet allocated) to its account's open promises and
     unpaid instalments, oldest due first across both; what is left is ``unallocated`` (it
     still reduces what is owed: outreach.kernel.facts). Then settle the accounts at once for
-    ``day`` (unless ``settle`` is False: a caller that settles them itself). Idempotent: a
-    payment with allocations is not allocated again. Returns counts."""
+    ``day`` (unless ``settle`` is False: an import leaves that to the day's settle task).
+    Idempotent: a payment with allocations is not allocated again. Set-based: an account with
+    nothing open costs no query of its own. Returns counts."""
     counts = {"payments": 0, "allocations": 0}
-    if not payment_ids:
+    ids = sorted(set(payment_ids))
+    if not ids:
         return counts
-    allocated = set(
-        conn.execute(
-            select(ALLOCATION.c.payment_id).where(ALLOCATION.c.payment_id.in_(payment_ids))
-        ).scalars()
-    )
-    rows = conn.execute(
-        select(PAYMENT.c.id, PAYMENT.c.payment_ref, PAYMENT.c.account_id, PAYMENT.c.amount,
-               PAYMENT.c.paid_on)  # fmt: skip
-        .where(PAYMENT.c.id.in_(payment_ids), PAYMENT.c.status == "posted")
-        .order_by(PAYMENT.c.paid_on, PAYMENT.c.id)
-    ).all()
+    done = set(
+        conn.execute(select(ALLOCATION.c.payment_id).where(ALLOCATION.c.payment_id.in_(ids)))
+        .scalars()
+    )  # fmt: skip
+    payments = [
+        p for p in conn.execute(
+            select(PAYMENT.c.id, PAYMENT.c.payment_ref, PAYMENT.c.account_id, PAYMENT.c.amount,
+                   PAYMENT.c.paid_on)
+            .where(PAYMENT.c.id.in_(ids), PAYMENT.c.status == "posted")
+            .order_by(PAYMENT.c.paid_on, PAYMENT.c.id)
+        )
+        if p.id not in done
+    ]  # fmt: skip
+    if not payments:
+        return counts
+    accounts = sorted({p.account_id for p in payments})
+    open_accounts = _accounts_with_targets(conn, accounts)
     now = utcnow()
-    accounts: set[int] = set()
     targets: dict[int, list[_Target]] = {}
-    for p in rows:
-        if p.id in allocated:
-            continue
-        accounts.add(p.account_id)
-        if p.account_id not in targets:
+    allocations: list[dict[str, Any]] = []
+    changes: list[Transition] = []
+    for p in payments:
+        if p.account_id in open_accounts and p.account_id not in targets:
             targets[p.account_id] = _targets(conn, p.account_id)
         left = cents(p.amount)
-        allocations: list[dict[str, Any]] = []
         spread: list[str] = []
-        changes: list[Transition] = []
-        for t in targets[p.account_id]:
-            if left <= 0:
-                break
+        moved: list[Transition] = []
+        for t in targets.get(p.account_id, ()):
             take = min(left, t.owed)
             if take <= 0:
                 continue
@@ -200,37 +205,66 @@ def allocate(
             allocations.append({"payment_id": p.id, "target": t.kind, "target_id": t.id,
                                 "amount": take, "allocated_at": now})  # fmt: skip
             spread.append(f"{t.kind} {t.ref} {take}")
+            counts["allocations"] += 1
             if t.kind == "promise":
                 conn.execute(update(PROMISE).where(PROMISE.c.id == t.id)
                              .values(paid_amount=t.paid, updated_at=now))  # fmt: skip
                 continue
             # A missed instalment stays missed until paid in full (the plan counted it).
             state = "paid" if t.paid >= t.amount else (
-                "missed" if t.state == "missed" else "partly_paid"
-            )
+                "missed" if t.state == "missed" else "partly_paid")  # fmt: skip
             conn.execute(
-                update(INSTALMENT).where(INSTALMENT.c.id == t.id).values(
-                    paid_amount=t.paid, state=state, paid_on=p.paid_on if state == "paid" else None
-                )
-            )
+                update(INSTALMENT).where(INSTALMENT.c.id == t.id)
+                .values(paid_amount=t.paid, state=state,
+                        paid_on=p.paid_on if state == "paid" else None)
+            )  # fmt: skip
             if state != t.state:
-                changes.append(Transition(p.account_id, "instalment", t.ref, t.state, state,
-                                          actor, f"payment {p.payment_ref}"))  # fmt: skip
+                moved.append(Transition(p.account_id, "instalment", t.ref, t.state, state, actor,
+                                        f"payment {p.payment_ref}"))  # fmt: skip
                 t.state = state
         if left > 0:
             allocations.append({"payment_id": p.id, "target": UNALLOCATED, "target_id": 0,
                                 "amount": left, "allocated_at": now})  # fmt: skip
             spread.append(f"{UNALLOCATED} {left}")
-        conn.execute(insert(ALLOCATION), allocations)
-        targets[p.account_id] = [t for t in targets[p.account_id] if t.owed > 0]
-        changes.insert(0, Transition(p.account_id, "payment", p.payment_ref, "posted",
-                                     "allocated", actor, "; ".join(spread)))  # fmt: skip
-        record(conn, changes, at=now)
+        if p.account_id in targets:
+            targets[p.account_id] = [t for t in targets[p.account_id] if t.owed > 0]
+        changes.append(Transition(p.account_id, "payment", p.payment_ref, "posted", "allocated",
+                                  actor, "; ".join(spread)))  # fmt: skip
+        changes.extend(moved)
         counts["payments"] += 1
-        counts["allocations"] += sum(1 for a in allocations if a["target"] != UNALLOCATED)
-    if settle and accounts:
-        settle_accounts(conn, day, sorted(accounts), actor)
+    conn.execute(insert(ALLOCATION), allocations)
+    record(conn, changes, at=now)
+    if settle:
+        settle_accounts(conn, day, accounts, actor)
     return counts
+
+
+def _accounts_with_targets(conn: Connection, accounts: Sequence[int]) -> set[int]:
+    """Of these accounts, those with an open promise or an active arrangement."""
+    found: set[int] = set()
+    for start in range(0, len(accounts), 5000):
+        batch = accounts[start : start + 5000]
+        found.update(conn.execute(
+            select(PROMISE.c.account_id).where(PROMISE.c.account_id.in_(batch),
+                                               PROMISE.c.status == "open")
+            .union(select(ARRANGEMENT.c.account_id).where(
+                ARRANGEMENT.c.account_id.in_(batch), ARRANGEMENT.c.state == "active"))
+        ).scalars())  # fmt: skip
+    return found
+
+
+def record_posted(conn: Connection, payment_ids: Collection[int], actor: str) -> int:
+    """The ``posted`` event of payments written set-based (an import), as post_payment records
+    it for one."""
+    ids = sorted(set(payment_ids))
+    if not ids:
+        return 0
+    rows = conn.execute(
+        select(PAYMENT.c.account_id, PAYMENT.c.payment_ref, PAYMENT.c.source)
+        .where(PAYMENT.c.id.in_(ids))
+    )  # fmt: skip
+    return record(conn, [Transition(r.account_id, "payment", r.payment_ref, None, "posted",
+                                    actor, f"posted by {r.source}") for r in rows])  # fmt: skip
 
 
 def reverse_payment(
@@ -407,3 +441,11 @@ def payment_ids(conn: Connection, refs: Collection[str]) -> dict[str, int]:
         select(PAYMENT.c.payment_ref, PAYMENT.c.id).where(PAYMENT.c.payment_ref.in_(list(refs)))
     )
     return {r.payment_ref: int(r.id) for r in rows}
+
+
+def account_for_payment(conn: Connection, account_ref: str) -> tuple[int, str] | None:
+    """The id and currency of the account a payment names, or None."""
+    row = conn.execute(
+        select(ACCOUNT.c.id, ACCOUNT.c.currency).where(ACCOUNT.c.account_ref == account_ref)
+    ).first()
+    return None if row is None else (int(row.id), str(row.currency))
