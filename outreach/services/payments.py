@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 
 from contact_channels.credentials import get_connection
 from outreach.kernel.clock import utcnow
@@ -72,6 +73,20 @@ def post(
     day = as_of or utcnow().date()
     if paid_on > day + dt.timedelta(days=1):  # a day's grace for time zones
         raise PaymentError("paid_on", "a payment cannot be paid after today")
+    args = (account_ref, payment_ref, amount, paid_on, source, actor, currency, received_at, day)
+    try:
+        return _post(engine, *args)
+    except IntegrityError:
+        # The same payment posted by another request at the same instant: it is there now,
+        # and this one is its duplicate (or a conflict).
+        return _post(engine, *args)
+
+
+def _post(
+    engine: Engine, account_ref: str, payment_ref: str, amount: Decimal, paid_on: dt.date,
+    source: str, actor: str, currency: str | None, received_at: dt.datetime | None,
+    day: dt.date,
+) -> Posted:  # fmt: skip
     with engine.begin() as conn:
         account = account_for_payment(conn, account_ref)
         if account is None:
