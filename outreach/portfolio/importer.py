@@ -40,16 +40,19 @@ from outreach.portfolio.history import (
     HoldIn,
     OptOutIn,
     PaymentIn,
+    ReversalIn,
     contact_point_ids,
     opt_out_people,
     parse_event,
     parse_hold,
     parse_opt_out,
     parse_payment,
+    parse_reversal,
     write_events,
     write_holds,
     write_opt_outs,
     write_payments,
+    write_reversals,
 )
 from outreach.portfolio.prescan import LaterLines, prescan, scan_keys
 from outreach.portfolio.rows import REJECTED, STATUSES, Bad, Item, Reject, Row, shown_value
@@ -61,7 +64,7 @@ CHUNK_LINES = 5000  # lines per transaction: big enough to amortise queries, sma
 
 IMPORT_RUN = cast(Table, ImportRun.__table__)
 
-RECORD_TYPES = ("account", "payment", "hold", "contact_event", "opt_out")
+RECORD_TYPES = ("account", "payment", "hold", "contact_event", "opt_out", "payment_reversal")
 
 
 @dataclass
@@ -97,6 +100,7 @@ _PARSERS: dict[str, Any] = {
     "hold": lambda row, fmt: parse_hold(row),
     "contact_event": lambda row, fmt: parse_event(row),
     "opt_out": lambda row, fmt: parse_opt_out(row),
+    "payment_reversal": lambda row, fmt: parse_reversal(row),
     "account": parse_account,
 }
 
@@ -157,6 +161,7 @@ class _Chunks:
         holds: list[HoldIn] = []
         events: list[EventIn] = []
         opt_outs: list[OptOutIn] = []
+        reversals: list[ReversalIn] = []
         later = self.later
         for item in items:
             if isinstance(item, Bad):
@@ -175,6 +180,8 @@ class _Chunks:
                 events.append(item)
             elif isinstance(item, OptOutIn):
                 opt_outs.append(item)
+            elif isinstance(item, ReversalIn):
+                reversals.append(item)
 
         with self.engine.begin() as conn:
             new_accounts, new_persons = write_accounts(conn, accounts, self.stamp)
@@ -191,7 +198,10 @@ class _Chunks:
                     return None
                 return found
 
-            write_payments(conn, [(p, a) for p in payments if (a := account_of(p, p.account_ref))])
+            inserted = write_payments(
+                conn, [(p, a) for p in payments if (a := account_of(p, p.account_ref))], rejects
+            )
+            write_reversals(conn, reversals, inserted, rejects)
             write_holds(
                 conn,
                 [(h, a) for h in holds if (a := account_of(h, h.account_ref))],
