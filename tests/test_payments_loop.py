@@ -26,6 +26,7 @@ from outreach.resolution.payments import (
     post_payment,
     reverse_payment,
 )
+from outreach.resolution.settle import settle_accounts
 from outreach.storage.models import (
     Account,
     Arrangement,
@@ -147,9 +148,9 @@ def test_a_reversal_takes_back_what_the_payment_paid_and_reopens_a_completed_pla
     promise = add_promise(engine, aid, "PR-1", "20.00", DAY + dt.timedelta(days=1))
     plan = add_plan(engine, aid, "AR-1", [(DAY, "30.00")])
     pay(engine, aid, "PAY-1", "50.00")
-    with engine.begin() as conn:  # what the day's settling would do: kept, completed
-        conn.execute(Promise.__table__.update().values(status="kept", settled_on=DAY))
-        conn.execute(Arrangement.__table__.update().values(state="completed", ended_on=DAY))
+    # Settled at once: the promise paid in full is kept, the plan paid in full completed.
+    assert rows(engine, Promise, id=promise)[0]["status"] == "kept"
+    assert rows(engine, Arrangement, id=plan)[0]["state"] == "completed"
 
     with engine.begin() as conn:
         assert reverse_payment(conn, payment_ref="PAY-1", reversed_on=DAY + dt.timedelta(days=2),
@@ -182,11 +183,36 @@ def test_a_reversal_after_the_pause_breaks_the_promise_it_had_kept(engine: Engin
     aid = add_account(engine, as_of=DAY)["account_id"]
     promise = add_promise(engine, aid, "PR-1", "20.00", DAY)
     pay(engine, aid, "PAY-1", "20.00")
+    assert rows(engine, Promise, id=promise)[0]["status"] == "kept"
     with engine.begin() as conn:
-        conn.execute(Promise.__table__.update().values(status="kept", settled_on=DAY))
         reverse_payment(conn, payment_ref="PAY-1", reversed_on=DAY + dt.timedelta(days=10),
                         reason="chargeback", actor="ops1")  # fmt: skip
     assert rows(engine, Promise, id=promise)[0]["status"] == "broken"
+
+
+def test_a_late_payment_of_a_missed_instalment_reversed_is_missed_again_counted_once(
+    engine: Engine,
+) -> None:
+    aid = add_account(engine, as_of=DAY)["account_id"]
+    plan = add_plan(engine, aid, "AR-1", [(DAY - dt.timedelta(days=10), "30.00"),
+                                          (DAY + dt.timedelta(days=20), "30.00")])  # fmt: skip
+    with engine.begin() as conn:
+        settle_accounts(conn, DAY, [aid])
+    assert rows(engine, Arrangement, id=plan)[0]["missed"] == 1
+    pay(engine, aid, "PAY-1", "30.00")
+    first = rows(engine, ArrangementInstalment, arrangement_id=plan)[0]
+    assert (first["state"], first["paid_on"]) == ("paid", DAY)
+    assert rows(engine, Arrangement, id=plan)[0]["kept"] is True
+
+    with engine.begin() as conn:
+        reverse_payment(conn, payment_ref="PAY-1", reversed_on=DAY + dt.timedelta(days=1),
+                        reason="nsf", actor="ops1")  # fmt: skip
+    first = rows(engine, ArrangementInstalment, arrangement_id=plan)[0]
+    assert (first["state"], first["paid_amount"], first["paid_on"]) == ("missed", Decimal("0.00"),
+                                                                        None)  # fmt: skip
+    arrangement = rows(engine, Arrangement, id=plan)[0]
+    assert (arrangement["state"], arrangement["missed"], arrangement["kept"]) == ("active", 1,
+                                                                                  False)  # fmt: skip
 
 
 # --- days past due move with payments ------------------------------------------------------
