@@ -15,7 +15,7 @@ from sqlalchemy import Engine, insert, select
 from outreach import settings
 from outreach.entry.cli import main
 from outreach.kernel.clock import utcnow
-from outreach.kernel.facts import payments_move_due_date
+from outreach.kernel.facts import AccountRecord, load_accounts, payments_move_due_date
 from outreach.portfolio.importer import import_file
 from outreach.resolution.events import history
 from outreach.resolution.payments import (
@@ -232,6 +232,29 @@ def test_arrears_are_aged_in_monthly_cycles_and_each_paid_cycle_moves_the_due_da
     assert payments_move_due_date(dt.date(2026, 1, 31), dt.date(2026, 4, 30), past_due,
                                   Decimal("300.00")) == dt.date(2026, 2, 28)  # fmt: skip
     assert payments_move_due_date(None, snapshot, past_due, Decimal(1)) is None
+
+
+def test_a_reversed_payment_leaves_the_balance_and_the_itemization_from_its_day(
+    engine: Engine,
+) -> None:
+    acc = add_account(engine, as_of=DAY, dpd=20, balance="1000.00", past_due="100.00")
+    aid = acc["account_id"]
+    pay(engine, aid, "PAY-1", "40.00")
+    with engine.begin() as conn:
+        reverse_payment(conn, payment_ref="PAY-1", reversed_on=DAY + dt.timedelta(days=2),
+                        reason="R01", actor="ops1")  # fmt: skip
+
+    def facts(day: dt.date) -> AccountRecord:
+        with engine.connect() as conn:
+            return load_accounts(conn, aid, aid, day=day, cutoff=dt.datetime(day.year, day.month,
+                                                                              day.day))[aid]  # fmt: skip
+
+    before, after = facts(DAY + dt.timedelta(days=1)), facts(DAY + dt.timedelta(days=2))
+    assert (before.balance, before.past_due) == (Decimal("960.00"), Decimal("60.00"))
+    assert (after.balance, after.past_due) == (Decimal("1000.00"), Decimal("100.00"))
+    # The validation notice's itemization adds up either side of the reversal.
+    assert before.itemization_issue() is None and after.itemization_issue() is None
+    assert after.payments_since_itemization == 0
 
 
 def explain(account_ref: str, day: dt.date, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
