@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,13 @@ from outreach.storage.models import (
     Payment,
     PaymentAllocation,
     Promise,
+    ResolutionEvent,
 )
 from tests.factories import add_account, contacts, database
 from tests.test_import import account as imported_account
 from tests.test_import import payment as imported_payment
 from tests.test_import import write
+from tests.test_webhooks_payments import Server, serve
 
 DAY = dt.date(2026, 12, 7)
 
@@ -372,3 +375,44 @@ def test_an_imported_reversal_takes_the_payment_back_and_bad_rows_are_rejected(
         imported_payment("PM9"), {**reversal, "payment_ref": "PM9", "reversed_on": "2026-10-01"},
     ]), engine=engine)  # fmt: skip
     assert early.rejected == 1  # before the payment was paid
+
+
+# --- the processor's webhook, end to end ------------------------------------------------------
+
+
+@pytest.fixture
+def processor(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    yield from serve(engine, monkeypatch)
+
+
+def test_a_payment_through_the_webhook_keeps_the_promise_and_cures_and_its_reversal_reopens(
+    processor: Server, engine: Engine
+) -> None:
+    server = processor
+    acc = add_account(engine, as_of=DAY, dpd=40, balance="500.00", past_due="100.00")
+    aid = acc["account_id"]
+    add_promise(engine, aid, "PR-1", "100.00", DAY + dt.timedelta(days=5))
+
+    def facts() -> AccountRecord:
+        with engine.connect() as conn:
+            return load_accounts(conn, aid, aid, day=DAY, cutoff=dt.datetime(2026, 12, 8))[aid]
+
+    assert "promise_open" in facts().holds
+    event = {"event": "payment.posted", "payment_id": "pi_1", "account_ref": acc["account_ref"],
+             "amount": "100.00", "currency": "USD", "paid_on": str(DAY)}  # fmt: skip
+    assert server.post(event).json() == {"status": "posted"}
+    promise = rows(engine, Promise)[0]
+    assert (promise["status"], promise["paid_amount"]) == ("kept", Decimal("100.00"))
+    cured = facts()
+    assert cured.past_due == 0 and "promise_open" not in cured.holds
+    events = len(rows(engine, ResolutionEvent))
+
+    assert server.post(event).json() == {"status": "duplicate"}
+    assert len(rows(engine, ResolutionEvent)) == events
+    assert rows(engine, Promise)[0]["paid_amount"] == Decimal("100.00")
+
+    reversal = {"event": "payment.reversed", "payment_id": "pi_1", "reason": "R01"}
+    assert server.post(reversal).json() == {"status": "reversed"}
+    assert rows(engine, Promise)[0]["status"] == "open"  # within its pause: open again
+    back = facts()
+    assert back.past_due == Decimal("100.00") and back.hold_refs["promise_open"] == "PR-1"
