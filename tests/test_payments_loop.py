@@ -416,3 +416,29 @@ def test_a_payment_through_the_webhook_keeps_the_promise_and_cures_and_its_rever
     assert rows(engine, Promise)[0]["status"] == "open"  # within its pause: open again
     back = facts()
     assert back.past_due == Decimal("100.00") and back.hold_refs["promise_open"] == "PR-1"
+
+
+def test_the_payments_commands_refuse_clearly(
+    app_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = database(settings.database_url())
+    ref = add_account(db, as_of=DAY)["account_ref"]
+    post = ["payments", "post", ref, "--payment-ref", "PAY-1", "--paid-on", str(DAY), "--as-of",
+            str(DAY), "--by", "ops1"]  # fmt: skip
+    assert main([*post, "--amount", "20.00"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "posted"
+    assert main([*post, "--amount", "20.00"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "duplicate"
+    assert main([*post, "--amount", "25.00"]) == 1
+    assert "already posted with another account or amount" in capsys.readouterr().err
+    assert main(["payments", "post", "NOPE", *post[3:], "--amount", "1.00"]) == 2
+    assert "no account 'NOPE'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*post, "--amount", "1.005"])  # not cents
+    reverse = ["payments", "reverse", "PAY-1", "--on", str(DAY), "--by", "ops1"]
+    assert main([*reverse, "--reason", "the consumer called"]) == 1
+    assert "reason" in capsys.readouterr().err
+    assert main([*reverse[:2], "PAY-404", *reverse[3:], "--reason", "R01"]) == 2
+    assert main([*reverse, "--reason", "R01"]) == 0
+    assert main([*reverse, "--reason", "R01"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["status"] == "duplicate"
