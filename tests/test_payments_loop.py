@@ -285,6 +285,8 @@ def test_a_partial_payment_moves_the_stage_a_full_one_cures_and_a_reversal_puts_
     assert posted == {"payment_ref": "PAY-90", "status": "posted", "allocations": 0}
     after = explain(ref, DAY, capsys)
     assert (after["stage"], after["facts"]["days_past_due"]) == ("collections_call", 34)
+    assert (after["facts"]["due_date"], after["facts"]["due_date_moved_from"]) == (
+        str(episode.replace(month=episode.month + 2)), str(episode))  # fmt: skip
     assert main(["plan", "--as-of", str(DAY), "--json"]) == 0
     planned = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {d["stage"] for d in planned if d["account_id"] == ref} == {"collections_call"}
