@@ -17,8 +17,10 @@ from outreach.entry.cli_accounts import (
 )
 from outreach.entry.cli_common import engine, run
 from outreach.entry.cli_config import add_config, add_policy
+from outreach.entry.cli_disputes import add_disputes
 from outreach.entry.cli_media import add_agencies, add_calls, add_letters
 from outreach.entry.cli_payments import add_payments
+from outreach.entry.cli_promises import add_promises
 from outreach.kernel.clock import utcnow
 
 
@@ -70,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_letters(sub)
     add_agencies(sub)
     add_calls(sub)
+    add_promises(sub)
+    add_disputes(sub)
     add_payments(sub)
 
     db = sub.add_parser("db", help="application database")

@@ -26,6 +26,7 @@ from outreach.portfolio.accounts import (
     parse_account,
     write_accounts,
 )
+from outreach.portfolio.cause_records import CauseIn, parse_cause, write_causes
 from outreach.portfolio.files import (
     ImportInterruptedError,
     RejectsFile,
@@ -55,6 +56,7 @@ from outreach.portfolio.history import (
     write_reversals,
 )
 from outreach.portfolio.prescan import LaterLines, prescan, scan_keys
+from outreach.portfolio.resolution_records import PromiseIn, parse_promise, write_promises
 from outreach.portfolio.rows import REJECTED, STATUSES, Bad, Item, Reject, Row, shown_value
 from outreach.storage.models import ImportRun
 
@@ -64,7 +66,10 @@ CHUNK_LINES = 5000  # lines per transaction: big enough to amortise queries, sma
 
 IMPORT_RUN = cast(Table, ImportRun.__table__)
 
-RECORD_TYPES = ("account", "payment", "hold", "contact_event", "opt_out", "payment_reversal")
+RECORD_TYPES = (
+    "account", "payment", "hold", "contact_event", "opt_out", "promise", "cause",
+    "payment_reversal",
+)
 
 
 @dataclass
@@ -102,6 +107,8 @@ _PARSERS: dict[str, Any] = {
     "opt_out": lambda row, fmt: parse_opt_out(row),
     "payment_reversal": lambda row, fmt: parse_reversal(row),
     "account": parse_account,
+    "promise": lambda row, fmt: parse_promise(row),
+    "cause": lambda row, fmt: parse_cause(row),
 }
 
 
@@ -161,6 +168,8 @@ class _Chunks:
         holds: list[HoldIn] = []
         events: list[EventIn] = []
         opt_outs: list[OptOutIn] = []
+        promises: list[PromiseIn] = []
+        causes: list[CauseIn] = []
         reversals: list[ReversalIn] = []
         later = self.later
         for item in items:
@@ -180,6 +189,10 @@ class _Chunks:
                 events.append(item)
             elif isinstance(item, OptOutIn):
                 opt_outs.append(item)
+            elif isinstance(item, PromiseIn):
+                promises.append(item)
+            elif isinstance(item, CauseIn):
+                causes.append(item)
             elif isinstance(item, ReversalIn):
                 reversals.append(item)
 
@@ -188,6 +201,8 @@ class _Chunks:
             refs = {p.account_ref for p in payments} | {h.account_ref for h in holds}
             refs.update(e.account_ref for e in events)
             refs.update(o.account_ref for o in opt_outs if o.account_ref)
+            refs.update(p.account_ref for p in promises)
+            refs.update(c.account_ref for c in causes)
             known = known_accounts(conn, refs)
 
             def account_of(item: Item, ref: str) -> AccountRef | None:
@@ -198,6 +213,12 @@ class _Chunks:
                     return None
                 return found
 
+            # Promises before the payments: a payment is allocated to the open promises of its
+            # account (outreach.resolution.payments), so the promise a payment pays must be
+            # there when the chunk's payments are.
+            write_promises(
+                conn, [(p, a) for p in promises if (a := account_of(p, p.account_ref))], rejects
+            )
             inserted = write_payments(
                 conn, [(p, a) for p in payments if (a := account_of(p, p.account_ref))], rejects
             )
@@ -216,6 +237,7 @@ class _Chunks:
             contact_ids = contact_point_ids(conn, person_ids)
             write_events(conn, resolved_events, contact_ids, rejects)
             write_opt_outs(conn, resolved_opt_outs, contact_ids, rejects, self.sqlite)
+            write_causes(conn, [(c, a) for c in causes if (a := account_of(c, c.account_ref))])
         return rejects
 
 
