@@ -42,11 +42,12 @@ def _data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     monkeypatch.setenv("OUTREACH_LADDER", str(DEFAULT))
 
 
-def debtor(engine: Engine, dpd: int = 40, **kw: Any) -> dict[str, Any]:
+def debtor(engine: Engine, dpd: int = 40, notice: dt.date = NOTICE_SENT, **kw: Any
+           ) -> dict[str, Any]:  # fmt: skip
     emails = [{"value": "pat@example.com", "consent": True}]
     return f.add_account(engine, as_of=DAY, dpd=dpd, balance="2400.00", past_due="600.00",
-                         validation_notice_sent_on=NOTICE_SENT, emails=emails,
-                         initial_communication_on=NOTICE_SENT, **kw)  # fmt: skip
+                         validation_notice_sent_on=notice, emails=emails,
+                         initial_communication_on=notice, **kw)  # fmt: skip
 
 
 def add_promise(engine: Engine, account_id: int, ref: str, due_on: dt.date, *,
@@ -213,7 +214,7 @@ def test_a_loop_template_that_breaks_the_lint_fails_the_check(tmp_path: Path) ->
 def test_the_default_ladder_checks_and_plans_as_before_without_the_loop(
         engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", str(DEFAULT)]) == 0
-    assert "8 resolution actions" in capsys.readouterr().out
+    assert "9 resolution actions" in capsys.readouterr().out
     a = debtor(engine, dpd=20)
     plan(engine, DAY)
     assert {(r["stage"], r["action"]) for r in rows(engine, DAY)} == {
@@ -402,3 +403,40 @@ def test_a_just_broken_promise_puts_the_follow_up_call_ahead_of_the_queue(engine
     stages = {(r["stage"], r["action"]) for r in rows(engine, DAY)}
     assert ("promise_follow_up", "follow_up_call") in stages  # a: broken yesterday
     assert ("collections_call", "agent_call") in stages  # b: broken 10 days ago, back in line
+
+
+# --- the verification of a dispute --------------------------------------------------------------
+
+
+def test_a_dispute_gets_its_verification_letter_once_through_the_dispute_hold(
+        engine: Engine) -> None:
+    from outreach.resolution.disputes import open_dispute
+
+    # Disputed within the validation period: collection stops (us_reg_f) until verification.
+    a = debtor(engine, dpd=20, notice=DAY - dt.timedelta(days=12))
+    other = debtor(engine, dpd=20)
+    with engine.begin() as conn:
+        task = open_dispute(conn, account_id=a["account_id"], source="agent", actor="agent.kim",
+                            day=DAY)  # fmt: skip
+    plan(engine, DAY)
+    by_account: dict[str, list[dict[str, Any]]] = {}
+    with engine.connect() as conn:
+        for r in conn.execute(text("SELECT account_id, stage, action, verdict, reasons, slot, key "
+                                   "FROM contact WHERE plan_date = :d"), {"d": DAY}):  # fmt: skip
+            by_account.setdefault(str(r[0]), []).append(dict(r._mapping))
+    mine = {(r["stage"], r["action"]): r for r in by_account[str(a["account_id"])]}
+    letter = mine[("resolution", "verification_letter")]
+    assert (letter["verdict"], letter["slot"]) == ("send", task)
+    paused = [r for k, r in mine.items() if k[0] != "resolution"]
+    assert paused and all(r["verdict"] == "block" and "dispute" in r["reasons"] for r in paused)
+    # Nobody who did not dispute is written to, nor planned a blocked letter.
+    assert all(r["action"] != "verification_letter" for r in by_account[str(other["account_id"])])
+    # Still open the next day (the letter not yet out): the same letter, the same key.
+    nxt = DAY + dt.timedelta(days=1)
+    plan(engine, nxt)
+    assert loop_rows(engine, nxt)["verification_letter"]["key"] == letter["key"]
+    with engine.begin() as conn:
+        conn.execute(update(Contact).where(Contact.key == letter["key"]).values(state="sent"))
+    later = DAY + dt.timedelta(days=2)
+    plan(engine, later)
+    assert "verification_letter" not in loop_rows(engine, later)

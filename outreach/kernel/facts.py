@@ -425,7 +425,7 @@ def load_accounts(
             accounts[r[0]].holds.add(r[1])
 
     _resolution(conn, fetchall, accounts, lo, hi, day, c)
-    _loop_anchors(conn, fetchall, accounts, lo, hi, day, c, before)
+    _loop_anchors(conn, fetchall, accounts, lo, hi, day, before)
 
     for r in fetchall(
         conn,
@@ -652,11 +652,11 @@ def _loop_anchors(
     lo: int,
     hi: int,
     day: dt.date,
-    cutoff_param: Any,
     before: Any,
 ) -> None:
     """The resolution actions' anchors (``LoopAnchors``): the instalments of active
     arrangements, open verification tasks, and loop actions taken on earlier plan days."""
+    d = bind(conn, Date(), day)
     for r in fetchall(
         conn,
         "SELECT ar.account_id, ar.first_due_on, i.due_on, i.amount, i.paid_amount, i.state "
@@ -675,15 +675,17 @@ def _loop_anchors(
             anchors.missed_due_on, anchors.missed_amount = due_on, left
     for r in fetchall(
         conn,
-        "SELECT account_id, id, created_at FROM verification_task "
-        "WHERE account_id BETWEEN ? AND ? AND state = 'open' AND created_at < ? "
-        "ORDER BY account_id, id",
-        (lo, hi, cutoff_param),
+        "SELECT t.account_id, t.id, h.started_on, t.created_at FROM verification_task t "
+        "LEFT JOIN account_hold h ON h.id = t.hold_id "
+        "WHERE t.account_id BETWEEN ? AND ? AND t.state = 'open' "
+        "AND (h.started_on IS NULL OR h.started_on <= ?) ORDER BY t.account_id, t.id",
+        (lo, hi, d),
     ):
+        # Dated by its dispute (the hold's start), as verification_due is.
         anchors = accounts[r[0]].loop
         if anchors.verification_task is None:
             anchors.verification_task = r[1]
-            anchors.verification_opened_on = as_instant(r[2]).date()
+            anchors.verification_opened_on = as_date(r[2]) or as_instant(r[3]).date()
     since = bind(conn, Date(), day - LOOP_TAKEN_LOOKBACK)
     for r in fetchall(
         conn,

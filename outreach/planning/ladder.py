@@ -238,10 +238,11 @@ class Stage(_Strict):
 
 ANCHORS = ("promise_due", "instalment_due", "instalment_missed", "statement", "verification_open")
 # Per anchor: days before the anchor's date the action is due, and days after that it may still
-# be planned while not yet sent (a notice retried past a day it could not go).
-ANCHOR_DEFAULTS = {
+# be planned while not yet sent (a notice retried past a day it could not go; None: as long as
+# the anchor lasts, a verification while its task is open).
+ANCHOR_DEFAULTS: dict[str, tuple[int, int | None]] = {
     "promise_due": (1, 0), "instalment_due": (1, 0), "instalment_missed": (0, 14),
-    "statement": (0, 0), "verification_open": (0, 30),
+    "statement": (0, 0), "verification_open": (0, None),
 }  # fmt: skip
 # The purpose a loop action must have for its anchor (the gate lets these through the pauses).
 ANCHOR_PURPOSES = {
@@ -266,7 +267,7 @@ class Anchor(_Strict):
         return self.days_before if self.days_before is not None else ANCHOR_DEFAULTS[self.to][0]
 
     @property
-    def window(self) -> int:
+    def window(self) -> int | None:
         return self.within_days if self.within_days is not None else ANCHOR_DEFAULTS[self.to][1]
 
 

@@ -81,8 +81,9 @@ def why_not_due(
         return f"no {action.anchor.to.replace('_', ' ')}"
     if day < anchor.due_from:
         return f"due on {anchor.due_from} ({anchor.what})"
-    last = anchor.due_from + dt.timedelta(days=action.anchor.window)
-    if day > last:
+    window = action.anchor.window
+    last = anchor.due_from + dt.timedelta(days=window) if window is not None else None
+    if last is not None and day > last:
         return f"was due {anchor.due_from} to {last} ({anchor.what})"
     if (action.id, anchor.slot) in account.loop.taken:
         return f"already sent for {anchor.what}"
