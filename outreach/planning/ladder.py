@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -317,7 +318,7 @@ class Ladder:
     def stages(self) -> tuple[Stage, ...]:
         return self.model.stages
 
-    @property
+    @cached_property
     def loop_stage(self) -> Stage | None:
         """The resolution actions as the ledger files them: under the stage ``LOOP_STAGE``."""
         actions = self.model.resolution_actions
@@ -325,7 +326,7 @@ class Ladder:
             return None
         return Stage(id=LOOP_STAGE, entry=Entry(dpd_min=1), actions=actions)
 
-    @property
+    @cached_property
     def all_stages(self) -> tuple[Stage, ...]:
         """The stages and, when the ladder has resolution actions, their stage last."""
         loop = self.loop_stage

@@ -95,13 +95,15 @@ def due_loop_actions(
 ) -> list[tuple[LoopAction, AnchorDue]]:
     """The resolution actions due today for the account, in ladder order, with their anchors."""
     stage = ladder.loop_stage
-    if stage is None:
-        return []
+    loop = account.loop
+    if stage is None or (account.open_promise is None and loop.first_due_on is None
+                         and loop.verification_task is None):  # fmt: skip
+        return []  # no anchor: most accounts, on most days
     due: list[tuple[LoopAction, AnchorDue]] = []
     for action in ladder.model.resolution_actions:
-        if not_applicable(stage, action, party) is not None:
-            continue
         anchor = anchor_of(action, account, day)
-        if anchor is not None and why_not_due(action, anchor, account, day) is None:
+        if anchor is None or why_not_due(action, anchor, account, day) is not None:
+            continue
+        if not_applicable(stage, action, party) is None:
             due.append((action, anchor))
     return due
