@@ -261,6 +261,10 @@ def test_promise_reminder_goes_the_day_before_once_while_the_stage_is_paused_nam
     assert by_id["promise_reminder_sms"]["key"] == loop["promise_reminder_sms"]["key"]
     assert by_id["statement_letter"] == {**by_id["statement_letter"], "due": False,
                                          "why": "no statement"}  # fmt: skip
+    assert main(["explain", a["account_ref"], "--as-of", str(DAY)]) == 0
+    text_form = capsys.readouterr().out
+    assert "promise_reminder_sms via sms, promise_reminder (promise_due) for promise PR-77: SEND" \
+        in text_form
 
 
 # --- instalments, the missed instalment, statements ---------------------------------------------
@@ -324,7 +328,7 @@ def test_statements_go_monthly_on_the_first_instalments_day_of_the_month() -> No
 
 
 def test_the_statement_is_planned_on_its_day_and_says_what_was_due_paid_and_remains(
-        engine: Engine, tmp_path: Path) -> None:
+        engine: Engine, tmp_path: Path, printer: Any) -> None:
     a = debtor(engine, dpd=40)
     first = dt.date(2026, 8, 23)  # statements on the 23rd: 2026-09-23, 10-23, 11-23
     add_arrangement(engine, a["account_id"], "ARR-3", first,
@@ -365,6 +369,10 @@ def test_the_statement_is_planned_on_its_day_and_says_what_was_due_paid_and_rema
                  "2026-09-25  120.00 USD", "Next instalment: 200.00 USD due 2026-12-23"):
         assert line in sent.body_text, line
     assert sent.body_html and "<strong>680.00 USD</strong>" in sent.body_html
+    # And the letter, through the real print channel (a PDF in the mail house's drop).
+    dispatch_range(engine, DAY, "letter", 0, 10**9, clock="logical", channel_impl=printer)
+    [letter] = f.contacts(engine, key=loop["statement_letter"]["key"])
+    assert letter["state"] == "sent"
 
 
 def test_statement_letter_renders_in_chinese_with_the_same_figures(engine: Engine) -> None:

@@ -145,6 +145,18 @@ def format_explanation(e: dict[str, Any]) -> str:
                     f"        {r['outcome']:<5} {r['rule']} [{r['pack']}] "
                     f"({r['citation']}) {json.dumps(r['facts'], ensure_ascii=False)}"
                 )
+    loop = e.get("resolution_actions")
+    if loop:
+        lines.append(f"  loop: promise {loop['promise']}, arrangement {loop['arrangement']}, "
+                     f"hardship {'yes' if loop['hardship'] else 'no'}")  # fmt: skip
+        for a in loop["actions"]:
+            head = f"  - {a['action']} via {a['channel']}, {a['purpose']} ({a['anchor']})"
+            if not a["due"]:
+                lines.append(f"{head}: not due, {a['why']}")
+                continue
+            d = a["decision"]
+            lines.append(f"{head} for {a['for']}: {d['verdict'].upper()} "
+                         f"{' '.join(d['reasons'])}".rstrip())  # fmt: skip
     return "\n".join(lines)
 
 
