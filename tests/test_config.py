@@ -193,7 +193,7 @@ UNKNOWN_KEYS = [
         _set("stages", 0, "actions", 1, "cadence", "every_day"),
         "stages[0].actions[1].cadence.every_day",
     ),
-    (LADDER, _set("stages", 5, "requires", 0, "min_time"), "stages[5].requires[0].min_time"),
+    (LADDER, _set("stages", 7, "requires", 0, "min_time"), "stages[7].requires[0].min_time"),
 ]
 
 

@@ -179,7 +179,7 @@ def test_a_broken_new_ladder_exits_1_with_its_yaml_path_and_plans_nothing(
     assert run(DEFAULT, broken) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert f"{broken}: stages[2].actions[1].cadence.every_days (line " in captured.err
+    assert f"{broken}: stages[4].actions[1].cadence.every_days (line " in captured.err
     assert f"{broken}: 1 error(s)" in captured.err
     assert str(DEFAULT) not in captured.err  # the good one is not blamed
 

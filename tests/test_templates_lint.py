@@ -236,5 +236,5 @@ def test_config_check_prints_template_problems(
     monkeypatch.setenv("OUTREACH_TEMPLATES_DIR", str(templates))
     assert main(["config", "check", str(DEFAULT)]) == 1
     err = capsys.readouterr().err
-    assert "stages[2].actions[1].template (line " in err
+    assert "stages[4].actions[1].template (line " in err
     assert "): en/sms/followup.txt: an SMS must tell how to opt out" in err

@@ -306,7 +306,8 @@ def _start_group(
                     ))  # fmt: skip
                     fields = hooks.fields(ctx, verdict)
                     messages.append(
-                        outbound_message(contact, channel, account, pd, day, fields, rules)
+                        outbound_message(contact, channel, account, pd, day, fields, rules,
+                                         conn)
                     )
                     to_send.append(judged)
                 elif verdict.verdict == BLOCK:

@@ -12,11 +12,12 @@ from sqlalchemy import Connection, bindparam, text
 from contact_channels.base import OutboundMessage
 from contact_channels.media_fields import MediaFields
 from outreach.dispatch.send_rules import SendRules
-from outreach.kernel.facts import AccountRecord
+from outreach.kernel.facts import LOOP_STAGE, AccountRecord
 from outreach.kernel.ledger import DueContact
 from outreach.kernel.policy_settings import policy_settings
 from outreach.planning.consequences import consequences
 from outreach.planning.messages import message_context, render
+from outreach.planning.statements import loop_context
 
 
 def personal_data(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -56,7 +57,10 @@ def outbound_message(
     day: dt.date,
     media_fields: MediaFields | None,
     rules: SendRules | None = None,
+    conn: Connection | None = None,
 ) -> OutboundMessage:
+    """The contact's message; ``conn`` reads what a resolution action's message says of the
+    promise, the instalments or the statement (``outreach.planning.statements``)."""
     # The hooks' typed fields travel as a plain mapping (contact_channels.media_fields).
     fields = media_fields.as_fields() if media_fields is not None else {}
     dpd = (day - account.due_date).days if account.due_date else 0
@@ -82,6 +86,9 @@ def outbound_message(
         policy = policy_settings()
         role, approved, who, ladder = policy.role, policy.approved_agencies, None, None
     may = consequences(ladder, account, day, role, approved)
+    loop = None
+    if contact.stage == LOOP_STAGE and conn is not None:
+        loop = loop_context(conn, account.id, day)
     ctx = message_context(
         full_name=pd["full_name"],
         language=pd["language"],
@@ -103,6 +110,7 @@ def outbound_message(
         may_place_with_agency=may.may_place_with_agency,
         may_refer_for_legal_action=may.may_refer_for_legal_action,
         who=who,
+        loop=loop,
     )
     rendered = render(contact.template, pd["language"], channel, ctx)
     return OutboundMessage(

@@ -66,9 +66,10 @@ def send_rules(engine: Engine) -> SendRules:
     # placeholder company or sends disputes to a box nobody reads.
     who = identity(role)
     ladder = ladder_in_force(engine=engine)
-    actions = {(st.id, a.id): a for st in ladder.stages for a in st.actions}
+    # The resolution actions are filed under their own stage (ladder.loop_stage).
+    actions = {(st.id, a.id): a for st in ladder.all_stages for a in st.actions}
     settings = policy_settings()
     return SendRules(role=role, actions=actions, householding=settings.householding,
-                     stages={st.id: st for st in ladder.stages}, ladder=ladder,
+                     stages={st.id: st for st in ladder.all_stages}, ladder=ladder,
                      approved_agencies=settings.approved_agencies, who=who)
 

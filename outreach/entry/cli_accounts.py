@@ -153,6 +153,18 @@ def format_explanation(e: dict[str, Any]) -> str:
             lines.append(f"    {ev['occurred_at']} {ev['subject']} {ev['subject_ref'] or '-'}: "
                          f"{ev['from_state'] or '-'} -> {ev['to_state']} by {ev['actor']} "
                          f"({ev['reason']})")  # fmt: skip
+    loop = e.get("resolution_actions")
+    if loop:
+        lines.append(f"  loop: promise {loop['promise']}, arrangement {loop['arrangement']}, "
+                     f"hardship {'yes' if loop['hardship'] else 'no'}")  # fmt: skip
+        for a in loop["actions"]:
+            head = f"  - {a['action']} via {a['channel']}, {a['purpose']} ({a['anchor']})"
+            if not a["due"]:
+                lines.append(f"{head}: not due, {a['why']}")
+                continue
+            d = a["decision"]
+            lines.append(f"{head} for {a['for']}: {d['verdict'].upper()} "
+                         f"{' '.join(d['reasons'])}".rstrip())  # fmt: skip
     return "\n".join(lines)
 
 

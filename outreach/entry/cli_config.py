@@ -36,7 +36,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     if model is None:
         print(f"{path}: {len(errors)} error(s)", file=sys.stderr)
         return 1
-    print(f"{path}: OK, version {ladder_version(model)}, {len(model.stages)} stages")
+    loop = f", {len(model.resolution_actions)} resolution actions" if model.resolution_actions else ""
+    print(f"{path}: OK, version {ladder_version(model)}, {len(model.stages)} stages{loop}")
     return 0
 
 

@@ -30,6 +30,12 @@ HOLD_LOOKBACK = dt.timedelta(days=120)
 # promise limits (outreach.resolution reads its own window from config/arrangements.yaml).
 RESOLUTION_LOOKBACK = dt.timedelta(days=180)
 COUNTED_STATES = ("sent", "sending", "uncertain")
+# The ledger's stage of the ladder's resolution actions (reminders, notices and statements tied
+# to a promise, an instalment or a verification: outreach.planning.ladder ``resolution_actions``).
+LOOP_STAGE = "resolution"
+# Loop actions taken longer ago than this cannot be due again (the longest window is 60 days
+# after an anchor that is itself at most 60 days after its date).
+LOOP_TAKEN_LOOKBACK = dt.timedelta(days=130)
 
 
 @dataclass(slots=True)
@@ -72,6 +78,23 @@ class ArrangementState:
     next_due_on: dt.date | None
     next_amount: Decimal | None
     ended_on: dt.date | None
+
+
+@dataclass(slots=True)
+class LoopAnchors:
+    """The dates the ladder's resolution actions are tied to, on the day: the active
+    arrangement's first instalment date, its next instalment not yet due and the latest one
+    missed (each with what is left of it), the open verification task, and the loop actions
+    already taken, as (action, slot)."""
+
+    first_due_on: dt.date | None = None
+    upcoming_due_on: dt.date | None = None
+    upcoming_amount: Decimal | None = None
+    missed_due_on: dt.date | None = None
+    missed_amount: Decimal | None = None
+    verification_task: int | None = None
+    verification_opened_on: dt.date | None = None
+    taken: set[tuple[str, int]] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -146,6 +169,8 @@ class AccountRecord:
     def episode(self) -> dt.date | None:
         """The due date that began the delinquency episode: what names its contacts."""
         return self.episode_due_date or self.due_date
+    # What the ladder's resolution actions are anchored on (``_loop_anchors``).
+    loop: LoopAnchors = field(default_factory=LoopAnchors)
 
     def gate_facts(self, role: str) -> AccountFacts:
         """The gate's view of this account, for a system collecting as ``role``
@@ -442,6 +467,7 @@ def load_accounts(
             accounts[r[0]].holds.add(r[1])
 
     _resolution(conn, fetchall, accounts, lo, hi, day, c)
+    _loop_anchors(conn, fetchall, accounts, lo, hi, day, before)
 
     for r in fetchall(
         conn,
@@ -669,3 +695,55 @@ def _resolution(
                     a.ref, a.kind, a.state, a.kept, a.missed, a.next_due_on, _money(r[1]),
                     a.ended_on,
                 )
+
+
+def _loop_anchors(
+    conn: Connection,
+    fetchall: Any,
+    accounts: dict[int, AccountRecord],
+    lo: int,
+    hi: int,
+    day: dt.date,
+    before: Any,
+) -> None:
+    """The resolution actions' anchors (``LoopAnchors``): the instalments of active
+    arrangements, open verification tasks, and loop actions taken on earlier plan days."""
+    d = bind(conn, Date(), day)
+    for r in fetchall(
+        conn,
+        "SELECT ar.account_id, ar.first_due_on, i.due_on, i.amount, i.paid_amount, i.state "
+        "FROM arrangement ar JOIN arrangement_instalment i ON i.arrangement_id = ar.id "
+        "WHERE ar.account_id BETWEEN ? AND ? AND ar.state = 'active' "
+        "ORDER BY ar.account_id, ar.id, i.due_on, i.seq",
+        (lo, hi),
+    ):
+        anchors = accounts[r[0]].loop
+        anchors.first_due_on = as_date(r[1])
+        due_on, left = as_date(r[2]), _money(r[3]) - _money(r[4])
+        assert due_on is not None
+        if r[5] in ("due", "partly_paid") and due_on >= day and anchors.upcoming_due_on is None:
+            anchors.upcoming_due_on, anchors.upcoming_amount = due_on, left
+        elif r[5] == "missed":
+            anchors.missed_due_on, anchors.missed_amount = due_on, left
+    for r in fetchall(
+        conn,
+        "SELECT t.account_id, t.id, h.started_on, t.created_at FROM verification_task t "
+        "LEFT JOIN account_hold h ON h.id = t.hold_id "
+        "WHERE t.account_id BETWEEN ? AND ? AND t.state = 'open' "
+        "AND (h.started_on IS NULL OR h.started_on <= ?) ORDER BY t.account_id, t.id",
+        (lo, hi, d),
+    ):
+        # Dated by its dispute (the hold's start), as verification_due is.
+        anchors = accounts[r[0]].loop
+        if anchors.verification_task is None:
+            anchors.verification_task = r[1]
+            anchors.verification_opened_on = as_date(r[2]) or as_instant(r[3]).date()
+    since = bind(conn, Date(), day - LOOP_TAKEN_LOOKBACK)
+    for r in fetchall(
+        conn,
+        "SELECT account_id, action, slot FROM contact WHERE account_id BETWEEN ? AND ? "
+        "AND stage = ? AND plan_date < ? AND plan_date >= ? "
+        "AND state IN ('sent', 'sending', 'uncertain')",
+        (lo, hi, LOOP_STAGE, before, since),
+    ):
+        accounts[r[0]].loop.taken.add((r[1], int(r[2])))

@@ -208,4 +208,17 @@ def plan_decisions(engine: Engine, day: dt.date) -> Iterator[dict[str, Any]]:
                 # Why a step out of the stage's order: the earlier required step
                 # the account lacked (null for a step of its own stage).
                 "catch_up": (evidence.get("ladder.catch_up") or {}).get("facts"),
+                # What a paused step waits on: the promise or arrangement each hold that
+                # blocked it stands for (hold kind -> ref), null when none.
+                "refs": paused_by(evidence),
             }
+
+
+def paused_by(evidence: dict[str, Any]) -> dict[str, str] | None:
+    """The refs named by the rules that blocked a step (``core.promise_open``,
+    ``core.payment_plan_kept``: the hold's kind and its promise's or arrangement's ref)."""
+    refs: dict[str, str] = {}
+    for result in evidence.values():
+        if isinstance(result, dict) and result.get("outcome") == "block":
+            refs.update((result.get("facts") or {}).get("refs") or {})
+    return refs or None

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from outreach.kernel.facts import AccountRecord
+from outreach.kernel.facts import LOOP_STAGE, AccountRecord
 from outreach.kernel.ledger import contact_key
 from outreach.planning.history import (
     action_history,
@@ -20,9 +20,11 @@ from outreach.planning.history import (
 )
 from outreach.planning.household import Household, load_household, plan_household
 from outreach.planning.judging import StepHook, account_pack_versions, choose, party_of
-from outreach.planning.ladder import Ladder, not_applicable
+from outreach.planning.ladder import Ladder, loop_facts, not_applicable
+from outreach.planning.loop import anchor_of, why_not_due
 from outreach.planning.planner import (
     PlannedStep,
+    loop_steps,
     plan_account,
     plan_cutoff,
     planned_contact,
@@ -156,7 +158,7 @@ def explain_account(
     contacts planned before it that day), with tracing on. Destinations appear by contact-point
     id and kind, never by value.
     """
-    stage, dpd, _ = plan_account(ladder, account, day, role=role, step_hook=step_hook)
+    stage, dpd, day_steps = plan_account(ladder, account, day, role=role, step_hook=step_hook)
     facts = account.gate_facts(role)
     out: dict[str, Any] = {
         "account_id": account.account_ref,
@@ -167,6 +169,11 @@ def explain_account(
         "stage": stage.id if stage else None,
         "actions": [],
     }
+    if ladder.model.resolution_actions:
+        out["resolution_actions"] = explain_loop(
+            ladder, account, day, [s for s in day_steps if s.stage.id != LOOP_STAGE],
+            role=role, step_hook=step_hook,
+        )  # fmt: skip
     party = party_of(account, role)
     skipped = [
         {"stage": st.id, "why": why}
@@ -277,3 +284,49 @@ def explain_resolution(conn: Connection, account_id: int) -> dict[str, Any]:
     (outreach.resolution)."""
     return {"arrangement": arrangement_detail(conn, account_id),
             "resolution_events": events_json(history(conn, account_id))}  # fmt: skip
+
+
+def explain_loop(
+    ladder: Ladder,
+    account: AccountRecord,
+    day: dt.date,
+    earlier: list[PlannedStep],
+    *,
+    role: str,
+    step_hook: StepHook | None = None,
+) -> dict[str, Any]:
+    """The loop's state as stage entries read it, and each resolution action: its anchor, due
+    today or why not, and the gate's verdict when due (judged after the stage's ``earlier``
+    steps, as the plan judges it)."""
+    loop = loop_facts(account, day)
+    judged = {s.action.id: s for s in loop_steps(ladder, account, day, earlier, role=role,
+                                                 trace=True, step_hook=step_hook)}  # fmt: skip
+    stage = ladder.loop_stage
+    party = party_of(account, role)
+    actions: list[dict[str, Any]] = []
+    for action in ladder.model.resolution_actions:
+        anchor = anchor_of(action, account, day)
+        entry: dict[str, Any] = {
+            "action": action.id, "channel": action.channel, "purpose": action.gate_purpose,
+            "anchor": action.anchor.to,
+            "anchor_on": str(anchor.on) if anchor else None,
+            "for": anchor.what if anchor else None,
+        }  # fmt: skip
+        why = not_applicable(stage, action, party) if stage is not None else None
+        why = why or why_not_due(action, anchor, account, day)
+        step = judged.get(action.id)
+        if step is None:
+            entry.update(due=False, why=why)
+        else:
+            entry.update(due=True, slot=step.slot, key=step.key,
+                         chosen_contact_point=step.destination.contact_point_id
+                         if step.destination else None,
+                         decision=_verdict_dict(step.verdict))  # fmt: skip
+        actions.append(entry)
+    return {
+        "promise": loop.promise,
+        "broken_days_ago": loop.broken_days_ago,
+        "arrangement": loop.arrangement,
+        "hardship": loop.hardship,
+        "actions": actions,
+    }

@@ -1,11 +1,18 @@
-"""The escalation ladder operations edit: schema, semantic checks with YAML paths, version hash."""
+"""The escalation ladder operations edit: schema, semantic checks with YAML paths, version hash.
+
+Stages may enter on the resolution loop's state (a promise, an arrangement, a hardship pause),
+and ``resolution_actions`` are planned whatever the stage, each on a day its anchor gives (a
+promise's or an instalment's due date, a missed instalment, the statement day, an open
+verification): docs/ladder.md, docs/resolution.md "The ladder and the loop"."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from contact_channels.base import CHANNEL_KINDS
 from outreach import settings
 from outreach.kernel.config_yaml import ConfigError, ConfigFileError, validate_yaml
+from outreach.kernel.facts import LOOP_STAGE, RESOLUTION_LOOKBACK, AccountRecord
 from outreach.kernel.zones import CN_PROVINCES, US_STATE_ZONES
 from outreach.planning.templates_lint import lint_template, max_sms_segments
 from policies.model import PURPOSES, ROLES
@@ -116,12 +124,102 @@ class Action(_Strict):
         return self.purpose or DEFAULT_PURPOSE.get(self.channel, "reminder")
 
 
-class Entry(_Strict):
+PROMISE_STATES = ("open", "broken", "none")
+ARRANGEMENT_STATES = (
+    "offered", "pending_approval", "active", "missed", "broken", "completed", "cancelled", "none",
+)  # fmt: skip
+# Broken promises and ended arrangements are known this far back (outreach.kernel.facts).
+LOOKBACK_DAYS = RESOLUTION_LOOKBACK.days
+
+
+@dataclass(frozen=True, slots=True)
+class LoopFacts:
+    """What a stage's entry reads of the resolution loop on a day (``loop_facts``)."""
+
+    promise: str  # open | broken | none (open wins over broken)
+    broken_days_ago: int | None  # days since the latest broken promise
+    arrangement: str  # ARRANGEMENT_STATES; missed: active with an instalment missed
+    hardship: bool  # an active hardship hold
+
+
+def loop_facts(account: AccountRecord, day: dt.date) -> LoopFacts:
+    """The account's promise, arrangement and hardship state as the ladder's entry reads them."""
+    broken_on = account.last_broken_promise_on
+    ago = (day - broken_on).days if broken_on is not None else None
+    promise = "open" if account.open_promise is not None else ("broken" if ago is not None else "none")
+    a = account.arrangement
+    if a is None:
+        arrangement = "none"
+    elif a.state == "active" and not a.kept:
+        arrangement = "missed"
+    else:
+        arrangement = a.state
+    return LoopFacts(promise, ago, arrangement, "hardship" in account.holds)
+
+
+def _one_or_many(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+class LoopCondition(_Strict):
+    """Conditions on the resolution loop; a field left out does not restrict. ``promise`` and
+    ``arrangement`` take one state or a list of them."""
+
+    promise: tuple[Literal[PROMISE_STATES], ...] | None = Field(default=None, min_length=1)  # type: ignore[valid-type]
+    # The latest broken promise was broken at most this many days before the day.
+    broken_promise_within_days: int | None = Field(
+        default=None, ge=0, le=LOOKBACK_DAYS, strict=True
+    )
+    arrangement: tuple[Literal[ARRANGEMENT_STATES], ...] | None = Field(default=None, min_length=1)  # type: ignore[valid-type]
+    hardship: bool | None = Field(default=None, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _listed(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {k: _one_or_many(v) if k in ("promise", "arrangement") else v
+                for k, v in data.items()}  # fmt: skip
+
+    def loop_why_not(self, facts: LoopFacts) -> str | None:
+        """Why the loop's state does not meet this, or None when it does."""
+        if self.promise is not None and facts.promise not in self.promise:
+            return f"promise {facts.promise} is not {' or '.join(self.promise)}"
+        within = self.broken_promise_within_days
+        if within is not None and (facts.broken_days_ago is None or facts.broken_days_ago > within):
+            return f"no promise broken within {within} days"
+        if self.arrangement is not None and facts.arrangement not in self.arrangement:
+            return f"arrangement {facts.arrangement} is not {' or '.join(self.arrangement)}"
+        if self.hardship is not None and facts.hardship != self.hardship:
+            return "a hardship pause is active" if facts.hardship else "no hardship pause"
+        return None
+
+    @property
+    def reads_loop(self) -> bool:
+        return any(v is not None for v in (self.promise, self.broken_promise_within_days,
+                                           self.arrangement, self.hardship))  # fmt: skip
+
+
+class Entry(LoopCondition):
     dpd_min: int = Field(ge=1, strict=True)
     dpd_max: int | None = Field(default=None, ge=1, strict=True)
     min_balance: Decimal = Field(default=Decimal(0), ge=0)
     segment: str | None = None
     products: tuple[Literal["credit_card", "consumer_loan"], ...] | None = None
+    # At least one of these (each a set of loop conditions) is met as well.
+    any_of: tuple[LoopCondition, ...] | None = Field(default=None, min_length=1)
+
+    def loop_why_not(self, facts: LoopFacts) -> str | None:
+        why = super().loop_why_not(facts)
+        if why is None and self.any_of is not None:
+            reasons = [c.loop_why_not(facts) for c in self.any_of]
+            if all(reasons):
+                why = "none of any_of: " + "; ".join(r for r in reasons if r)
+        return why
+
+    @property
+    def reads_loop(self) -> bool:
+        return super().reads_loop or self.any_of is not None
 
 
 class Prerequisite(_Strict):
@@ -139,10 +237,69 @@ class Stage(_Strict):
     applies_to: AppliesTo | None = None
 
 
+ANCHORS = ("promise_due", "instalment_due", "instalment_missed", "statement", "verification_open")
+# Per anchor: days before the anchor's date the action is due, and days after that it may still
+# be planned while not yet sent (a notice retried past a day it could not go; None: as long as
+# the anchor lasts, a verification while its task is open).
+ANCHOR_DEFAULTS: dict[str, tuple[int, int | None]] = {
+    "promise_due": (1, 0), "instalment_due": (1, 0), "instalment_missed": (0, 14),
+    "statement": (0, 0), "verification_open": (0, None),
+}  # fmt: skip
+# The purpose a loop action must have for its anchor (the gate lets these through the pauses).
+ANCHOR_PURPOSES = {
+    "promise_due": ("promise_reminder",),
+    "instalment_due": ("instalment_reminder",),
+    "instalment_missed": ("missed_instalment_notice",),
+    "statement": ("statement",),
+    "verification_open": ("verification",),
+}
+
+
+class Anchor(_Strict):
+    """What a loop action is tied to: ``to`` (ANCHORS), planned ``days_before`` its date and
+    for ``within_days`` after that while not yet sent."""
+
+    to: Literal[ANCHORS]  # type: ignore[valid-type]
+    days_before: int | None = Field(default=None, ge=0, le=60, strict=True)
+    within_days: int | None = Field(default=None, ge=0, le=60, strict=True)
+
+    @property
+    def lead(self) -> int:
+        return self.days_before if self.days_before is not None else ANCHOR_DEFAULTS[self.to][0]
+
+    @property
+    def window(self) -> int | None:
+        return self.within_days if self.within_days is not None else ANCHOR_DEFAULTS[self.to][1]
+
+
+# The cadence a loop action carries for the code that reads every action's: each anchor is
+# planned once (its slot), so the cadence does not limit it.
+LOOP_CADENCE = Cadence(every_days=1, max_times=1000)
+
+
+class LoopAction(Action):
+    """An action of the resolution loop (``resolution_actions``): planned for any account whose
+    anchor falls due, whatever its stage, once per anchor (the ledger slot is the anchor's)."""
+
+    anchor: Anchor
+    cadence: Cadence = LOOP_CADENCE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_cadence(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "cadence" in data:
+            raise ValueError(
+                "a resolution action has no cadence: its anchor says when (once per anchor)"
+            )
+        return data
+
+
 class LadderModel(_Strict):
     name: str
     description: str | None = None
     stages: tuple[Stage, ...] = Field(min_length=1)
+    # Planned whatever the stage (docs/ladder.md "Resolution actions").
+    resolution_actions: tuple[LoopAction, ...] = ()
 
 
 class LadderError(ConfigFileError):
@@ -161,16 +318,34 @@ class Ladder:
     def stages(self) -> tuple[Stage, ...]:
         return self.model.stages
 
+    @cached_property
+    def loop_stage(self) -> Stage | None:
+        """The resolution actions as the ledger files them: under the stage ``LOOP_STAGE``."""
+        actions = self.model.resolution_actions
+        if not actions:
+            return None
+        return Stage(id=LOOP_STAGE, entry=Entry(dpd_min=1), actions=actions)
+
+    @cached_property
+    def all_stages(self) -> tuple[Stage, ...]:
+        """The stages and, when the ladder has resolution actions, their stage last."""
+        loop = self.loop_stage
+        return self.model.stages + ((loop,) if loop is not None else ())
+
     def stage_for(
         self, days_past_due: int, balance: Decimal, segment: str | None, product: str,
-        party: Party | None = None,
+        party: Party | None = None, loop: LoopFacts | None = None,
     ) -> Stage | None:
         """The first stage, in file order, whose entry conditions the account meets (and, given
-        the ``party``, that applies to it)."""
+        the ``party``, that applies to it). Without ``loop``, a stage whose entry reads the
+        resolution loop is not entered (a previous system's contacts, whose loop state then
+        is not known)."""
         for stage in self.model.stages:
             if party is not None and not_applicable(stage, None, party) is not None:
                 continue
             e = stage.entry
+            if e.reads_loop and (loop is None or e.loop_why_not(loop) is not None):
+                continue
             if days_past_due < e.dpd_min or (e.dpd_max is not None and days_past_due > e.dpd_max):
                 continue
             if balance < e.min_balance:
@@ -253,27 +428,73 @@ def _semantic_errors(
                 errors.append((f"{awhere}.dialer", "only a call action has a dialer"))
             if action.audience == "third_party" and action.gate_purpose != "locate":
                 errors.append((f"{awhere}.purpose", "a third-party action must have purpose locate"))
-            suffixes = TEMPLATED_CHANNELS.get(action.channel)
-            if suffixes and action.template is None:
-                errors.append((f"{awhere}.template", f"a {action.channel} action needs a template"))
-            elif suffixes and action.template is not None:
-                for lang in LANGUAGES:
-                    for suffix in suffixes:
-                        rel = f"{lang}/{action.template}{suffix}"
-                        if not (templates / rel).is_file():
-                            errors.append((f"{awhere}.template", f"template file {rel} not found"))
-                reaches_us = all(
-                    scope is None or scope.countries is None or "US" in scope.countries
-                    for scope in (stage.applies_to, action.applies_to)
-                )
-                key = (action.channel, action.template, reaches_us)
-                if key not in linted:
-                    linted[key] = lint_template(
-                        action.channel, action.template, LANGUAGES, suffixes,
-                        root=templates, max_segments=max_segments, reaches_us=reaches_us,
-                    )
-                errors.extend((f"{awhere}.template", problem) for problem in linted[key])
+            errors.extend(_template_errors(action, stage.applies_to, awhere, templates,
+                                           max_segments, linted))  # fmt: skip
         seen_stages[stage.id] = action_ids
+    errors.extend(_loop_errors(model, templates, max_segments, linted))
+    return errors
+
+
+def _template_errors(
+    action: Action, stage_scope: AppliesTo | None, awhere: str, templates: Path,
+    max_segments: int, linted: dict[tuple[str, str, bool], list[str]],
+) -> list[tuple[str, str]]:
+    """The action's template: present in every language and part, and clean by the lint."""
+    errors: list[tuple[str, str]] = []
+    suffixes = TEMPLATED_CHANNELS.get(action.channel)
+    if suffixes and action.template is None:
+        errors.append((f"{awhere}.template", f"a {action.channel} action needs a template"))
+    elif suffixes and action.template is not None:
+        for lang in LANGUAGES:
+            for suffix in suffixes:
+                rel = f"{lang}/{action.template}{suffix}"
+                if not (templates / rel).is_file():
+                    errors.append((f"{awhere}.template", f"template file {rel} not found"))
+        reaches_us = all(
+            scope is None or scope.countries is None or "US" in scope.countries
+            for scope in (stage_scope, action.applies_to)
+        )
+        key = (action.channel, action.template, reaches_us)
+        if key not in linted:
+            linted[key] = lint_template(
+                action.channel, action.template, LANGUAGES, suffixes,
+                root=templates, max_segments=max_segments, reaches_us=reaches_us,
+            )
+        errors.extend((f"{awhere}.template", problem) for problem in linted[key])
+    return errors
+
+
+def _loop_errors(
+    model: LadderModel, templates: Path, max_segments: int,
+    linted: dict[tuple[str, str, bool], list[str]],
+) -> list[tuple[str, str]]:
+    """The resolution actions: unique ids, a purpose that fits the anchor (the one the gate lets
+    through the pauses), no days before an anchor that has none, their templates."""
+    errors: list[tuple[str, str]] = []
+    for si, stage in enumerate(model.stages):
+        if stage.id == LOOP_STAGE:
+            errors.append((f"stages[{si}].id",
+                           f"'{LOOP_STAGE}' is the stage of the resolution actions in the ledger"))  # fmt: skip
+    seen: set[str] = set()
+    for ai, action in enumerate(model.resolution_actions):
+        awhere = f"resolution_actions[{ai}]"
+        if action.id in seen:
+            errors.append((f"{awhere}.id", f"duplicate action id '{action.id}' in resolution_actions"))
+        seen.add(action.id)
+        errors.extend(_applies_to_errors(action.applies_to, f"{awhere}.applies_to"))
+        anchor = action.anchor.to
+        allowed = ANCHOR_PURPOSES[anchor]
+        if action.purpose not in allowed:
+            errors.append((f"{awhere}.purpose",
+                           f"an action anchored on {anchor} needs purpose {' or '.join(allowed)}"))  # fmt: skip
+        if action.anchor.days_before and anchor in ("instalment_missed", "verification_open"):
+            errors.append((f"{awhere}.anchor.days_before",
+                           f"{anchor} is known only once it happens: no days before it"))  # fmt: skip
+        if action.dialer != "manual" and action.channel != "call":
+            errors.append((f"{awhere}.dialer", "only a call action has a dialer"))
+        if action.audience != "debtor":
+            errors.append((f"{awhere}.audience", "a resolution action addresses the debtor"))
+        errors.extend(_template_errors(action, None, awhere, templates, max_segments, linted))
     return errors
 
 
@@ -295,12 +516,18 @@ def check_ladder_text(
     return (model if not errors else None), errors
 
 
+# Keys added after ladders had versions: left out of the version while unset, so that a ladder
+# that does not use them keeps the version it had before they existed.
+LATER_KEYS = frozenset({"applies_to", "promise", "broken_promise_within_days", "arrangement",
+                        "hardship", "any_of"})  # fmt: skip
+
+
 def _without_unset_applies_to(value: object) -> object:
-    """The dump with every ``applies_to: null`` left out, so that a ladder that does not use
-    it keeps the version it had before the key existed."""
+    """The dump without the later keys left unset (LATER_KEYS, an empty resolution_actions)."""
     if isinstance(value, dict):
         return {k: _without_unset_applies_to(v) for k, v in value.items()
-                if not (k == "applies_to" and v is None)}  # fmt: skip
+                if not (k in LATER_KEYS and v is None)
+                and not (k == "resolution_actions" and not v)}  # fmt: skip
     if isinstance(value, list):
         return [_without_unset_applies_to(v) for v in value]
     return value

@@ -148,6 +148,7 @@ def message_context(
     may_place_with_agency: bool = False,
     may_refer_for_legal_action: bool = False,
     who: Identity | None = None,
+    loop: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a template may say. Besides the account's figures and who is writing (``brand``):
 
@@ -157,7 +158,9 @@ def message_context(
       ``time_barred`` debt, empty otherwise;
     - ``may_place_with_agency``, ``may_refer_for_legal_action``: the consequences the ladder
       can actually take for this account (``outreach.planning.consequences``): a letter states no
-      other (15 U.S.C. 1692e(5)).
+      other (15 U.S.C. 1692e(5));
+    - ``loop``: for the resolution loop's messages, the promise, the instalments and the
+      statement (``outreach.planning.statements.loop_context``).
     """
     who = who or _identity(role)
     first_name = full_name if language.startswith("zh") else full_name.split(" ")[0]
@@ -179,6 +182,7 @@ def message_context(
         "currency": currency,
         "days_past_due": days_past_due,
         "address": address or "",
+        **(loop or {}),
     }
 
 

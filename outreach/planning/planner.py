@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from outreach.kernel.clock import utcnow
-from outreach.kernel.facts import AccountRecord, Destination, load_accounts
+from outreach.kernel.facts import LOOP_STAGE, AccountRecord, Destination, load_accounts
 from outreach.kernel.ledger import (
     CONTACT_COLUMNS,
     CONTACT_TYPES,
@@ -47,7 +47,8 @@ from outreach.planning.judging import (
     party_of,
     plan_step_hook,
 )
-from outreach.planning.ladder import Action, Ladder, Stage, not_applicable
+from outreach.planning.ladder import Action, Ladder, Stage, loop_facts, not_applicable
+from outreach.planning.loop import due_loop_actions
 from outreach.storage.bulk import insert_rows, upsert_rows
 from policies.model import COLLECTOR, SEND, AccountFacts, PastContact, Verdict
 from policies.packs import assert_valid
@@ -78,7 +79,9 @@ class PlannedStep:
         cp = self.destination.contact_point_id if self.destination else None
         self.key = contact_key(
             self.account.id,
-            self.account.episode,
+            # A resolution action is once per anchor, whatever the delinquency episode: a
+            # payment that moves the due date must not make a sent reminder new again.
+            None if self.stage.id == LOOP_STAGE else self.account.episode,
             self.stage.id,
             self.action.id,
             self.slot,
@@ -167,14 +170,74 @@ def plan_account(
 ) -> tuple[Stage | None, int | None, list[PlannedStep]]:
     """Stage, days past due and the due steps of one account for ``day`` (pure); ``role`` is
     the user's (policy settings), which decides the packs that apply. ``scope`` leaves out the
-    actions of other channels and stages."""
+    actions of other channels and stages. The ladder's resolution actions due today come
+    after the stage's steps, whatever the stage (``loop_steps``)."""
+    stage, dpd, steps = _stage_steps(ladder, account, day, role=role, trace=trace,
+                                     step_hook=step_hook, scope=scope)  # fmt: skip
+    if ladder.model.resolution_actions:
+        steps += loop_steps(ladder, account, day, steps, role=role, trace=trace,
+                            step_hook=step_hook, scope=scope)  # fmt: skip
+    return stage, dpd, steps
+
+
+def loop_steps(
+    ladder: Ladder,
+    account: AccountRecord,
+    day: dt.date,
+    earlier: list[PlannedStep],
+    *,
+    role: str = COLLECTOR,
+    trace: bool = False,
+    step_hook: StepHook | None = None,
+    scope: PlanScope | None = None,
+) -> list[PlannedStep]:
+    """The resolution actions due today (outreach.planning.loop), judged after the stage's
+    ``earlier`` steps, which they see as made (caps hold for the day's plan as a whole). The
+    gate lets their purposes through the pauses of a promise or a kept arrangement."""
+    stage = ladder.loop_stage
+    if stage is None:
+        return []
+    due = due_loop_actions(ladder, account, day, party_of(account, role))
+    if scope is not None:
+        due = [(a, anchor) for a, anchor in due if scope.admits(stage, a)]
+    if not due:
+        return []
+    facts = account.gate_facts(role)
+    made = tuple(planned_contact(s) for s in earlier if s.verdict.verdict == SEND)
+    if made:
+        facts = replace(facts, history=facts.history + made)
+    dpd = (day - account.due_date).days if account.due_date is not None else 0
+    steps: list[PlannedStep] = []
+    for action, anchor in due:
+        destination, verdict, _ = choose(
+            action, account, facts, day, trace=trace, step_hook=step_hook
+        )
+        step = PlannedStep(account, stage, action, anchor.slot, destination, verdict, dpd)
+        steps.append(step)
+        if verdict.verdict == SEND:
+            facts = replace(facts, history=facts.history + (planned_contact(step),))
+    return steps
+
+
+def _stage_steps(
+    ladder: Ladder,
+    account: AccountRecord,
+    day: dt.date,
+    *,
+    role: str = COLLECTOR,
+    trace: bool = False,
+    step_hook: StepHook | None = None,
+    scope: PlanScope | None = None,
+) -> tuple[Stage | None, int | None, list[PlannedStep]]:
+    """The account's stage, days past due and the stage's due steps."""
     if account.due_date is None or account.past_due <= 0:
         return None, None, []
     dpd = (day - account.due_date).days
     if dpd < 1:
         return None, dpd, []
     party = party_of(account, role)
-    stage = ladder.stage_for(dpd, account.balance, account.segment, account.product, party)
+    stage = ladder.stage_for(dpd, account.balance, account.segment, account.product, party,
+                             loop_facts(account, day))  # fmt: skip
     if stage is None:
         return None, dpd, []
     imported = imported_history(ladder, account, role)

@@ -61,6 +61,7 @@ from outreach.planning.messages import (
     split_subject,
     with_disclosure,
 )
+from outreach.planning.statements import sample_loop_context
 from policies.model import COLLECTOR
 
 # The opt-out instruction each language's SMS must carry, and the email unsubscribe markers.
@@ -159,6 +160,7 @@ def sample_contexts(
                 may_place_with_agency=True,
                 may_refer_for_legal_action=True,
                 who=who,
+                loop=sample_loop_context(),
             ),
         )
         for label, name in names

@@ -230,7 +230,8 @@ def run_controls(params: Mapping[str, Any] | None) -> RunControls:
         raise ValueError(f"params.channels: unknown channel {unknown[0]!r}")
     stages = list(params.get("stages") or [])
     # The whole configuration first: a broken file is reported as such, not as a bad param.
-    known = {stage.id for stage in checked_config().ladder.stages}
+    # The resolution actions' stage (``resolution``) may be named like any other.
+    known = {stage.id for stage in checked_config().ladder.all_stages}
     unknown = sorted(set(stages) - known)
     if unknown:
         raise ValueError(f"params.stages: {unknown[0]!r} is not a stage of the ladder in force")

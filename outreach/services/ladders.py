@@ -86,6 +86,7 @@ def ladder_overview(engine: Engine | None = None) -> dict[str, Any]:
             }
             for s in ladder.stages
         ],
+        "resolution_actions": [a.model_dump(mode="json") for a in ladder.model.resolution_actions],
     }
 
 

@@ -14,6 +14,7 @@ from contact_channels.media_fields import CallFields
 from outreach.kernel.facts import as_date, as_instant
 from outreach.kernel.ledger import DueContact
 from outreach.planning.kinds import ChannelHooks, MessageContext
+from outreach.resolution.policy import resolution_policy
 from outreach.storage.models import (
     Payment,
     Promise,
@@ -33,17 +34,39 @@ MAX_DPD = 180  # ... counted up to 180 days
 
 
 def call_priority(
-    balance: Decimal, days_past_due: int, broken_promises: int, segment: str | None
+    balance: Decimal, days_past_due: int, broken_promises: int, segment: str | None,
+    follow_up: int = 0,
 ) -> int:
     """The task's priority, higher first: a whole number, the same for the same inputs.
 
     ``min(balance // 100, 500) + 2 * min(dpd, 180) + 250 * min(broken promises, 2)
-    + segment points (subprime 150, near_prime 75, other 0)``: at most 500 + 360 + 500 + 150.
+    + segment points (subprime 150, near_prime 75, other 0) + follow_up``: ``follow_up`` is
+    the broken-promise follow-up's boost (``follow_up_boost``), 0 otherwise.
     """
     balance_points = min(int(max(balance, Decimal(0)) // BALANCE_STEP), MAX_BALANCE_POINTS)
     dpd_points = DPD_POINTS * min(max(days_past_due, 0), MAX_DPD)
     promise_points = BROKEN_PROMISE_POINTS * min(max(broken_promises, 0), MAX_BROKEN_PROMISES)
-    return balance_points + dpd_points + promise_points + SEGMENT_POINTS.get(segment or "", 0)
+    return (balance_points + dpd_points + promise_points + SEGMENT_POINTS.get(segment or "", 0)
+            + max(follow_up, 0))  # fmt: skip
+
+
+def follow_up_boost(conn: Connection, account_ids: Iterable[int], day: dt.date) -> dict[int, int]:
+    """Per account, the points a call gets ahead of the queue while a promise was broken within
+    ``promises.follow_up.within_days`` before ``day`` (config/arrangements.yaml): its
+    ``priority``, for the promises the settling marked broken (``settled_on`` the day it
+    broke). Absent: no boost."""
+    ids = sorted(set(account_ids))
+    follow_up = resolution_policy().promises.follow_up
+    if not ids or follow_up.priority == 0:
+        return {}
+    since = day - dt.timedelta(days=follow_up.within_days)
+    rows = conn.execute(
+        select(Promise.account_id).where(
+            Promise.account_id.in_(ids), Promise.status == "broken",
+            Promise.settled_on >= since, Promise.settled_on <= day,
+        ).distinct()
+    )  # fmt: skip
+    return {row[0]: follow_up.priority for row in rows}
 
 
 def broken_promises(conn: Connection, account_ids: Iterable[int], day: dt.date) -> dict[int, int]:
@@ -92,15 +115,20 @@ class CallQueueHooks(ChannelHooks):
     """The dispatcher's hooks for ``call``: the task's account, number, priority and window."""
 
     def prepare(self, conn: Connection, contacts: Sequence[DueContact], day: dt.date) -> None:
-        self._broken = broken_promises(conn, (c.account_id for c in contacts), day)
+        ids = [c.account_id for c in contacts]
+        self._broken = broken_promises(conn, ids, day)
+        self._follow_up = follow_up_boost(conn, ids, day)
 
     def fields(self, ctx: MessageContext, verdict: Verdict) -> CallFields:
         account = ctx.account
         dpd = (ctx.day - account.due_date).days if account.due_date else 0
         broken = getattr(self, "_broken", None)
-        if broken is None:  # a caller that did not prepare the group
+        boost = getattr(self, "_follow_up", None)
+        if broken is None or boost is None:  # a caller that did not prepare the group
             broken = broken_promises(ctx.conn, [account.id], ctx.day)
-        priority = call_priority(account.balance, dpd, broken.get(account.id, 0), account.segment)
+            boost = follow_up_boost(ctx.conn, [account.id], ctx.day)
+        priority = call_priority(account.balance, dpd, broken.get(account.id, 0), account.segment,
+                                 boost.get(account.id, 0))  # fmt: skip
         # The gate computed the send window in the consumer's local hours, as UTC instants.
         return CallFields(
             account_id=account.id,
