@@ -148,6 +148,7 @@ def message_context(
     may_place_with_agency: bool = False,
     may_refer_for_legal_action: bool = False,
     who: Identity | None = None,
+    self_service_url: str = "",
 ) -> dict[str, Any]:
     """What a template may say. Besides the account's figures and who is writing (``brand``):
 
@@ -157,7 +158,11 @@ def message_context(
       ``time_barred`` debt, empty otherwise;
     - ``may_place_with_agency``, ``may_refer_for_legal_action``: the consequences the ladder
       can actually take for this account (``outreach.planning.consequences``): a letter states no
-      other (15 U.S.C. 1692e(5)).
+      other (15 U.S.C. 1692e(5));
+    - ``self_service_url``: the consumer's own link to the self-service page (a signed,
+      expiring token for this account, minted at send time), "" when
+      ``OUTREACH_SELF_SERVICE_BASE_URL`` is not set: templates write
+      ``{{ self_service_url or pay_url }}`` or ``{% if self_service_url %}`` (docs/self-service.md).
     """
     who = who or _identity(role)
     first_name = full_name if language.startswith("zh") else full_name.split(" ")[0]
@@ -179,6 +184,7 @@ def message_context(
         "currency": currency,
         "days_past_due": days_past_due,
         "address": address or "",
+        "self_service_url": self_service_url,
     }
 
 
