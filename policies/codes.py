@@ -14,6 +14,8 @@ REASON_CODES: dict[str, str] = {
     "core.attorney_represented": "The consumer is represented by an attorney about this debt.",
     "core.payment_plan_kept": "An instalment agreement is being kept: no collection contact.",
     "core.promise_open": "A promise to pay is open and not yet due: collection pauses.",
+    "core.hardship_pause": "The consumer reported hardship: automated collection pauses for "
+    "the hardship period (the offer and the required notices still go).",
     "core.settlement_completed": "A settlement was paid in full: the account is closed for "
     "collection.",
     "core.opted_out": "The consumer opted out of this channel or this destination.",

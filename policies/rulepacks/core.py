@@ -63,6 +63,13 @@ CORE = Pack(
              "notices the law requires still go.",
              ALL_CHANNELS,
              {"holds": ("promise_open",), "except_purposes": PROMISE_PURPOSES}),
+        Rule("core.hardship_pause", "hold",
+             "House rule: a consumer in hardship (an agent's disposition or a self-service "
+             "answer) gets no automated collection for the configured pause "
+             "(hardship.pause_days); the repayment offer, the plan's reminders and statements "
+             "and the notices the law requires still go.",
+             ALL_CHANNELS,
+             {"holds": ("hardship",), "except_purposes": PLAN_PURPOSES}),
         Rule("core.settlement_completed", "hold",
              "House rule: a settlement paid in full closes the account for collection.",
              ALL_CHANNELS, {"holds": ("settlement_completed",)}),
