@@ -12,8 +12,8 @@ from sqlalchemy import Connection, bindparam, text
 from contact_channels.base import OutboundMessage
 from contact_channels.media_fields import MediaFields
 from outreach.dispatch.send_rules import SendRules
-from outreach.kernel.facts import AccountRecord
 from outreach.kernel.clock import utcnow
+from outreach.kernel.facts import AccountRecord
 from outreach.kernel.ledger import DueContact
 from outreach.kernel.policy_settings import policy_settings
 from outreach.kernel.self_service_token import link as self_service_link

@@ -18,12 +18,18 @@ from outreach.kernel import self_service_token
 from outreach.kernel.clock import utcnow
 from outreach.kernel.self_service_token import SelfServiceSecretMissing
 from outreach.operations import self_service_views as views
+from outreach.resolution.arrangements import ArrangementRefused, accept_offer, offers_for_account
+from outreach.resolution.arrangements import state_means as _state_means
 from outreach.resolution.events import Transition, record
+from outreach.resolution.offers import Offer
 from outreach.resolution.policy import resolution_policy
+from outreach.services import disputes as dispute_service
+from outreach.services import promises as promise_service
 
 __all__ = [
-    "ACTOR", "SOURCE", "Answer", "SelfServiceSecretMissing", "account_for", "form_token",
-    "next_step", "overview", "stop_messages",
+    "ACTOR", "SOURCE", "Answer", "SelfServiceSecretMissing", "accept", "account_for", "dispute",
+    "form_token", "next_step", "offers", "overview", "parse_money", "promise", "requests_per_minute",
+    "state_means", "stop_messages",
 ]  # fmt: skip
 
 ACTOR = "consumer"
@@ -102,9 +108,10 @@ def overview(account_id: int, day: dt.date, *, engine: Engine | None = None) -> 
 
 
 def next_step(account_id: int, day: dt.date, *, engine: Engine | None = None) -> dict[str, Any]:
-    """The gate's verdict on the account's steps due on ``day``, as the next plan judges them
-    (``outreach explain``): each step's verdict and reason codes, and ``paused_by``, the codes
-    that hold the account's collection (e.g. ``core.promise_open``)."""
+    """The gate's verdict on the account's steps due in the next plan, the plan of the day after
+    ``day`` (the first to see an answer given today), as ``outreach explain`` judges them: each
+    step's verdict and reason codes, and ``paused_by``, the codes that hold the account's
+    collection (e.g. ``core.promise_open``)."""
     from outreach.services.accounts import explain
     from outreach.services.ladders import ladder_in_force
 
@@ -113,7 +120,8 @@ def next_step(account_id: int, day: dt.date, *, engine: Engine | None = None) ->
         owed = views.owed(conn, account_id)
     if owed is None:
         return {"steps": [], "paused_by": []}
-    explanation = explain(db, ladder_in_force(engine=db), owed.account_ref, day) or {}
+    plan_day = day + dt.timedelta(days=1)
+    explanation = explain(db, ladder_in_force(engine=db), owed.account_ref, plan_day) or {}
     steps = []
     for action in explanation.get("actions", []):
         decision = action.get("decision")
@@ -124,8 +132,8 @@ def next_step(account_id: int, day: dt.date, *, engine: Engine | None = None) ->
             "verdict": decision["verdict"], "reasons": list(decision["reasons"]),
         })  # fmt: skip
     paused_by = sorted({r for s in steps if s["verdict"] != SEND for r in s["reasons"]})
-    return {"steps": steps, "paused_by": paused_by, "holds": explanation.get("facts", {}).get(
-        "holds", [])}  # fmt: skip
+    holds = explanation.get("facts", {}).get("holds", [])
+    return {"plan_day": plan_day, "steps": steps, "paused_by": paused_by, "holds": holds}
 
 
 def _with_next_step(answer: Answer, account_id: int, day: dt.date, engine: Engine) -> Answer:
@@ -156,8 +164,108 @@ def stop_messages(account_id: int, day: dt.date, *, engine: Engine | None = None
     return _with_next_step(Answer(True, "stopped"), account_id, day, db)
 
 
-def parse_money(raw: str) -> Decimal | None:
-    """A positive amount in cents from a form field ("1,234.5" -> 1234.50), else None."""
+def _account_ref(account_id: int, engine: Engine) -> str:
+    with engine.connect() as conn:
+        owed = views.owed(conn, account_id)
+    if owed is None:
+        raise LookupError("no such account")
+    return owed.account_ref
+
+
+def promise(account_id: int, amount: Decimal, due_on: dt.date, day: dt.date, *,
+            engine: Engine | None = None) -> Answer:  # fmt: skip
+    """"I will pay ``amount`` on ``due_on``": a promise (``outreach.services.promises``); while
+    open it pauses collection until its date plus grace days. Refused: ``done`` False and the
+    refusal's code (``too_far_ahead``, ``too_many_open``, ...)."""
+    db = _engine(engine)
+    try:
+        made = promise_service.make_promise(
+            _account_ref(account_id, db), amount, due_on, SOURCE, ACTOR, as_of=day, engine=db
+        )
+    except promise_service.PromiseRefused as refused:
+        return Answer(False, refused.code)
+    code = "promise_made" if made.pauses else "promise_made_no_pause"
+    return _with_next_step(Answer(True, code, made.ref), account_id, day, db)
+
+
+def _offer_view(index: int, offer: Offer) -> dict[str, Any]:
+    return {
+        "index": index, "kind": offer.kind, "term_months": offer.term_months,
+        "instalment_amount": offer.instalment_amount, "total": offer.total,
+        "first_due_on": offer.first_due_on, "needs_approval": offer.needs_approval,
+        "discount": offer.discount, "affordable": offer.affordable,
+        "terms": offer_terms(offer),
+    }  # fmt: skip
+
+
+def offer_terms(offer: Offer) -> str:
+    """What identifies an offer on the page: the consumer picks these terms, not a position
+    in a list that may have changed since the page was shown."""
+    return f"{offer.kind}:{offer.term_months}:{offer.total}:{offer.first_due_on.isoformat()}"
+
+
+def offers(account_id: int, day: dt.date, *, engine: Engine | None = None
+           ) -> list[dict[str, Any]]:  # fmt: skip
+    """The offers the calculator allows the account on ``day`` (sized to stated means)."""
+    with _engine(engine).connect() as conn:
+        return [_offer_view(i, o) for i, o in enumerate(offers_for_account(conn, account_id, day))]
+
+
+def accept(account_id: int, terms: str, day: dt.date, *, engine: Engine | None = None
+           ) -> Answer:  # fmt: skip
+    """The consumer takes the offer with these ``terms`` (``offer_terms``), if the calculator
+    still allows it today: active at once, or pending a second person's approval for a band
+    that needs one. ``offer_gone`` when it is no longer offered."""
+    db = _engine(engine)
+    with db.begin() as conn:
+        chosen = next(
+            (o for o in offers_for_account(conn, account_id, day) if offer_terms(o) == terms), None
+        )
+        if chosen is None:
+            return Answer(False, "offer_gone")
+        try:
+            ref = accept_offer(conn, account_id=account_id, offer=chosen, via=SOURCE,
+                               actor=ACTOR, day=day)  # fmt: skip
+        except ArrangementRefused as refused:
+            return Answer(False, refused.code)
+    code = "offer_pending_approval" if chosen.needs_approval else "offer_accepted"
+    return _with_next_step(Answer(True, code, ref), account_id, day, db)
+
+
+def state_means(account_id: int, income: Decimal, expenses: Decimal, day: dt.date, *,
+                engine: Engine | None = None) -> Answer:  # fmt: skip
+    """The consumer's monthly income and expenses: recorded (the event names the source, never
+    the amounts); the next offers are sized to them."""
+    db = _engine(engine)
+    with db.begin() as conn:
+        try:
+            means_id = _state_means(conn, account_id=account_id, income=income,
+                                    expenses=expenses, source=SOURCE, actor=ACTOR, day=day)  # fmt: skip
+        except ArrangementRefused as refused:
+            return Answer(False, refused.code)
+    return Answer(True, "means_stated", str(means_id))
+
+
+def dispute(account_id: int, day: dt.date, *, engine: Engine | None = None) -> Answer:
+    """"I dispute this debt": the dispute hold and a verification task
+    (``outreach.services.disputes``); collection stops until the verification is sent."""
+    db = _engine(engine)
+    result = dispute_service.dispute(db, _account_ref(account_id, db), source=SOURCE,
+                                     actor=ACTOR, as_of=day)  # fmt: skip
+    return _with_next_step(
+        Answer(True, "disputed", f"verification-{result['verification_task']}"),
+        account_id, day, db,
+    )  # fmt: skip
+
+
+def requests_per_minute() -> int:
+    """``self_service.requests_per_minute``: the page's limit per token and per address."""
+    return resolution_policy().self_service.requests_per_minute
+
+
+def parse_money(raw: str, *, allow_zero: bool = False) -> Decimal | None:
+    """An amount in cents from a form field ("1,234.5" -> 1234.50), more than 0 (or 0 too with
+    ``allow_zero``), else None."""
     text = (raw or "").strip().replace(",", "")
     if not text or len(text) > 16:
         return None
@@ -165,6 +273,8 @@ def parse_money(raw: str) -> Decimal | None:
         value = Decimal(text)
     except ArithmeticError:
         return None
-    if not value.is_finite() or value <= 0 or value != value.quantize(views.CENT):
+    if not value.is_finite() or value < 0 or (value == 0 and not allow_zero):
+        return None
+    if value != value.quantize(views.CENT) or value >= Decimal("1e12"):
         return None
     return value.quantize(views.CENT)
