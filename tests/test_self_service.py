@@ -307,6 +307,7 @@ def test_a_cross_site_or_unsigned_post_is_refused_and_changes_nothing(
     attempts = [
         ({"origin": "https://evil.example"}, {"csrf": csrf}),
         ({"sec-fetch-site": "cross-site"}, {"csrf": csrf}),
+        ({"origin": "null"}, {"csrf": csrf}),  # only with Fetch Metadata saying same-origin
         ({}, {}),  # no form token
         ({}, {"csrf": "0" * 64}),  # another token's
         ({}, {"csrf": tokens.form_token(token_for(acc["account_id"] + 1), key=KEY)}),
