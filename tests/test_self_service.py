@@ -391,3 +391,25 @@ def test_without_a_base_url_messages_carry_the_pay_url_and_without_a_key_links_f
     monkeypatch.delenv("AIRFLOW_CONN_OUTREACH_SELF_SERVICE")
     with pytest.raises(tokens.SelfServiceSecretMissing, match="outreach_self_service"):
         tokens.link(5, NOW, 14)
+
+
+def test_a_dispatch_with_a_base_url_and_no_key_sends_nothing_and_names_the_connection(
+        db: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:  # fmt: skip
+    from contact_channels.outbox import count_outbox
+
+    acc = account(db, dpd=5)
+    assert main(["plan", "--as-of", str(DAY)]) == 0
+    monkeypatch.delenv("AIRFLOW_CONN_OUTREACH_SELF_SERVICE")
+    # Refused before anything is claimed, like every configuration error.
+    assert main(["dispatch", "--as-of", str(DAY), "--channel", "sms", "--clock", "logical"]) != 0
+    err = capsys.readouterr().err
+    assert "OUTREACH_SELF_SERVICE_BASE_URL" in err and "'outreach_self_service'" in err
+    assert KEY not in err
+    assert main(["config", "check", "--all"]) != 0
+    assert "'outreach_self_service'" in capsys.readouterr().err
+    assert count_outbox(settings.outbox_url()) == 0
+    with db.connect() as conn:
+        states = conn.execute(text("SELECT state FROM contact WHERE account_id = :a AND "
+                                   "channel = 'sms'"), {"a": acc["account_id"]}).scalars().all()
+    assert states == ["planned"]  # still queued: sent once the key is there
