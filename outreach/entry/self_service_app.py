@@ -233,7 +233,8 @@ def create_app(*, engine: Engine | None = None, now: Callable[[], dt.datetime] =
             return neutral()
         form = await request.form(max_files=0, max_fields=10)
         fields = {k: str(v)[:MAX_FIELD_CHARS] for k, v in form.items() if isinstance(v, str)}
-        language = _language(fields.get("lang"), "en")
+        context = await run_in_threadpool(page_context, token, account_id)
+        language = _language(fields.get("lang"), context["view"]["language"])
         if not _same_origin(request) or not hmac.compare_digest(
             fields.get("csrf", ""), self_service.form_token(token)
         ):
@@ -246,8 +247,7 @@ def create_app(*, engine: Engine | None = None, now: Callable[[], dt.datetime] =
             offers = await run_in_threadpool(
                 lambda: self_service.offers(account_id, day, engine=db())
             )
-        context = await run_in_threadpool(page_context, token, account_id)
-        context["other_lang"] = "zh-CN" if language == "en" else "en"
+        context = await run_in_threadpool(page_context, token, account_id)  # after the answer
         log.info("self-service: %s for account %d: %s", action, account_id, result.code)
         return render("answer.html", language, 200 if result.done else 422, result=result,
                       new_offers=offers, **context)  # fmt: skip
