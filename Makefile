@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-postgres lint lint-imports typecheck bench bench-dispatch clean-data install
+.PHONY: demo test test-postgres lint lint-imports typecheck bench bench-dispatch clean-data install \
+	self-service
 
 # (Re)install when the lock, the dev pins or the package metadata change.
 $(STAMP): requirements.lock requirements-dev.txt pyproject.toml
@@ -48,6 +49,13 @@ bench: $(STAMP)
 # SMS and email dispatch through the real SDKs against the fakes (bench/dispatch.py).
 bench-dispatch: $(STAMP)
 	$(BIN)/python bench/dispatch.py $(BENCH_ARGS)
+
+# The self-service page, an app of its own (docs/self-service.md); put a TLS proxy in front.
+SELF_SERVICE_HOST ?= 127.0.0.1
+SELF_SERVICE_PORT ?= 8090
+self-service: $(STAMP)
+	$(BIN)/uvicorn outreach.entry.self_service_app:app --host $(SELF_SERVICE_HOST) \
+		--port $(SELF_SERVICE_PORT) --no-access-log
 
 clean-data:
 	rm -rf data

@@ -132,6 +132,11 @@ CONSOLE_TRUSTED_ORIGINS = Knob(
 )
 CONSOLE_PII_ROLES = Knob("OUTREACH_CONSOLE_PII_ROLES", _text, "a comma-separated list of roles")
 CONSOLE_LADDER_ROLES = Knob("OUTREACH_CONSOLE_LADDER_ROLES", _text, "a comma-separated list of roles")
+SELF_SERVICE_BASE_URL = Knob(
+    "OUTREACH_SELF_SERVICE_BASE_URL",
+    _empty_or(_http_url),  # empty: not set; messages then carry no self-service link
+    "an http(s) URL such as https://pay.example.com (where the self-service app is served)",
+)
 CONSOLE_RESOLVE_ROLES = Knob(
     "OUTREACH_CONSOLE_RESOLVE_ROLES", _text, "a comma-separated list of roles"
 )
@@ -176,6 +181,7 @@ KNOBS: tuple[Knob, ...] = (
     CONSOLE_LADDER_ROLES,
     CONSOLE_RESOLVE_ROLES,
     Knob("OUTREACH_IMAGE", _text, "an image name"),  # docker-compose.yaml's image tag
+    SELF_SERVICE_BASE_URL,
 )
 
 
@@ -287,3 +293,13 @@ def console_csrf_secret() -> str:
 
 def console_trusted_origins() -> str:
     return CONSOLE_TRUSTED_ORIGINS.get("")
+
+
+# --- the self-service page ------------------------------------------------------------------
+
+
+def self_service_base_url() -> str | None:
+    """``OUTREACH_SELF_SERVICE_BASE_URL`` without a trailing slash: the public root of the
+    self-service app (docs/self-service.md); None when unset or empty (no links are made)."""
+    value = SELF_SERVICE_BASE_URL.get("").strip()
+    return value.rstrip("/") or None

@@ -180,6 +180,30 @@ def _opt_out(
     )
 
 
+def apply_consumer_opt_out(
+    conn: Connection, account_id: int, channels: Sequence[str], at: dt.datetime, source: str
+) -> dict[str, int]:
+    """A consumer's own request for no more messages on ``channels`` (the self-service page):
+    an opt-out of every destination of each channel (scope ``*``) for the account's person,
+    and their queued contacts on those channels suppressed, as an inbound STOP does. Returns
+    the queued contacts suppressed per channel; an opt-out already on file is kept as it is."""
+    row = conn.execute(
+        text("SELECT person_id FROM account WHERE id = :a"), {"a": account_id}
+    ).first()
+    if row is None:
+        return {}
+    person_id = int(row[0])
+    accounts = [int(r[0]) for r in conn.execute(
+        text("SELECT id FROM account WHERE person_id = :p ORDER BY id"), {"p": person_id}
+    )]  # fmt: skip
+    evidence = {"source": source, "recorded_at": at.isoformat()}
+    suppressed: dict[str, int] = {}
+    for channel in channels:
+        _opt_out(conn, person_id, channel, "*", at, source)
+        suppressed[channel] = suppress_queued(conn, channel, accounts, None, at, evidence)
+    return suppressed
+
+
 def suppress_queued(
     conn: Connection,
     channel: str,

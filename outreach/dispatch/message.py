@@ -12,12 +12,18 @@ from sqlalchemy import Connection, bindparam, text
 from contact_channels.base import OutboundMessage
 from contact_channels.media_fields import MediaFields
 from outreach.dispatch.send_rules import SendRules
+from outreach.kernel.clock import utcnow
 from outreach.kernel.facts import LOOP_STAGE, AccountRecord
 from outreach.kernel.ledger import DueContact
 from outreach.kernel.policy_settings import policy_settings
+from outreach.kernel.self_service_token import link as self_service_link
 from outreach.planning.consequences import consequences
 from outreach.planning.messages import message_context, render
 from outreach.planning.statements import loop_context
+from outreach.resolution.policy import resolution_policy
+
+# The channels whose messages may carry the consumer's self-service link.
+LINK_CHANNELS = frozenset({"sms", "email"})
 
 
 def personal_data(conn: Connection, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -111,6 +117,7 @@ def outbound_message(
         may_refer_for_legal_action=may.may_refer_for_legal_action,
         who=who,
         loop=loop,
+        self_service_url=_self_service_url(channel, contact.account_id),
     )
     rendered = render(contact.template, pd["language"], channel, ctx)
     return OutboundMessage(
@@ -124,3 +131,12 @@ def outbound_message(
         fields=fields,
     )
 
+
+
+def _self_service_url(channel: str, account_id: int) -> str:
+    """The account's self-service link, minted now (it expires ``self_service.link_valid_days``
+    from the send), for an SMS or an email; "" for other channels or without a base URL."""
+    if channel not in LINK_CHANNELS:
+        return ""
+    valid_days = resolution_policy().self_service.link_valid_days
+    return self_service_link(account_id, utcnow(), valid_days)

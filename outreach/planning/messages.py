@@ -149,6 +149,7 @@ def message_context(
     may_refer_for_legal_action: bool = False,
     who: Identity | None = None,
     loop: dict[str, Any] | None = None,
+    self_service_url: str = "",
 ) -> dict[str, Any]:
     """What a template may say. Besides the account's figures and who is writing (``brand``):
 
@@ -161,6 +162,10 @@ def message_context(
       other (15 U.S.C. 1692e(5));
     - ``loop``: for the resolution loop's messages, the promise, the instalments and the
       statement (``outreach.planning.statements.loop_context``).
+    - ``self_service_url``: the consumer's own link to the self-service page (a signed,
+      expiring token for this account, minted at send time), "" when
+      ``OUTREACH_SELF_SERVICE_BASE_URL`` is not set: templates write
+      ``{{ self_service_url or pay_url }}`` or ``{% if self_service_url %}`` (docs/self-service.md).
     """
     who = who or _identity(role)
     first_name = full_name if language.startswith("zh") else full_name.split(" ")[0]
@@ -183,6 +188,7 @@ def message_context(
         "days_past_due": days_past_due,
         "address": address or "",
         **(loop or {}),
+        "self_service_url": self_service_url,
     }
 
 

@@ -53,6 +53,8 @@ from outreach.kernel.identity import (
     missing_settings,
 )
 from outreach.kernel.identity import identity as configured_identity
+from outreach.kernel.self_service_token import LINK_PATH
+from outreach.kernel.self_service_token import mint as mint_link_token
 from outreach.planning.messages import (
     declared_traits,
     escape_context,
@@ -102,6 +104,20 @@ def max_sms_segments(config_dir: Path | None = None) -> int:
     return DEFAULT_MAX_SMS_SEGMENTS if value is None else value
 
 
+# The self-service link as the lint measures it when OUTREACH_SELF_SERVICE_BASE_URL is not set.
+SAMPLE_SELF_SERVICE_BASE = "https://selfservice.sample.invalid"
+
+
+def sample_self_service_url() -> str:
+    """The longest self-service link a message can carry: the configured base URL (a sample
+    one when none is set) and a token for a ten-digit account id."""
+    import datetime as dt
+
+    base = settings.self_service_base_url() or SAMPLE_SELF_SERVICE_BASE
+    token = mint_link_token(9_999_999_999, dt.date(2099, 12, 31), key="sample-key")
+    return f"{base}{LINK_PATH}{token}"
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
     """A named context to render with; the names show up in length errors."""
@@ -127,7 +143,9 @@ def sample_contexts(
 
     A 40-character name whose first word is long (English greetings use it), the same length
     with letters outside GSM-7 (one such letter makes the whole SMS UCS-2), five- and six-digit
-    amounts, three-digit days past due, and a long postal address. The identity comes from the
+    amounts, three-digit days past due, a long postal address and the longest self-service link
+    (with it a template must fit; without a base URL it renders ``pay_url`` or nothing). The
+    identity comes from the
     environment, as when sending (a sample one when none is set), for ``role``; ``initial``: the
     first communication (the longer disclosure); ``time_barred``: a time-barred California
     account (its disclosure); every consequence possible (the longest final notice).
@@ -161,6 +179,7 @@ def sample_contexts(
                 may_refer_for_legal_action=True,
                 who=who,
                 loop=sample_loop_context(),
+                self_service_url=sample_self_service_url(),
             ),
         )
         for label, name in names

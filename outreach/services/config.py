@@ -21,10 +21,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from outreach import settings
+from outreach.kernel import self_service_token
 from outreach.kernel.channel_config import ChannelsConfig, channels_config, channels_path
 from outreach.kernel.config_yaml import ConfigFileError
 from outreach.kernel.identity import identity_problems
 from outreach.kernel.policy_settings import PolicySettings, policy_path, policy_settings
+from outreach.kernel.self_service_token import SelfServiceSecretMissing
 from outreach.media.agency.config import AgencyConfig, agency_config, agency_config_path
 from outreach.planning.ladder import Ladder, load_ladder
 from outreach.planning.ladder_versions import ladder_in_force
@@ -109,6 +111,18 @@ def _collect(read: Callable[[], T], errors: list[str]) -> T | None:
     return None
 
 
+def self_service_problems() -> list[str]:
+    """With ``OUTREACH_SELF_SERVICE_BASE_URL`` set, messages carry a signed link: the key that
+    signs it must be there before anything is sent (docs/self-service.md)."""
+    if not settings.self_service_base_url():
+        return []
+    try:
+        self_service_token.secret()
+    except SelfServiceSecretMissing as exc:
+        return [f"{ENVIRONMENT}: {settings.SELF_SERVICE_BASE_URL.name}: {exc}"]
+    return []
+
+
 def rule_pack_problems() -> list[str]:
     """What is wrong with the rule packs themselves (``policies.packs.validate_packs``)."""
     return validate_packs()
@@ -144,6 +158,8 @@ def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None
     if policy is not None:
         # Who is writing (outreach.kernel.identity): nothing is sent in the name of nobody.
         errors.extend(identity_problems(policy.role))
+    if environment_ok:
+        errors.extend(self_service_problems())
     if (errors or channels is None or policy is None or agencies is None or ladder is None
             or resolution is None):
         raise ConfigInvalid(errors)
