@@ -18,6 +18,7 @@ from outreach.entry.cli_accounts import (
 from outreach.entry.cli_common import engine, run
 from outreach.entry.cli_config import add_config, add_policy
 from outreach.entry.cli_media import add_agencies, add_calls, add_letters
+from outreach.entry.cli_promises import add_promises
 from outreach.kernel.clock import utcnow
 
 
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_letters(sub)
     add_agencies(sub)
     add_calls(sub)
+    add_promises(sub)
 
     db = sub.add_parser("db", help="application database")
     dbsub = db.add_subparsers(dest="db_command", required=True)

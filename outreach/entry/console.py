@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -39,6 +41,7 @@ from outreach.services.ladders import (
     diff_draft_ladder,
     ladder_overview,
 )
+from outreach.services.promises import PromiseRefused, UnknownAccount, make_promise
 
 DEFAULT_PII_ROLES = "Admin"
 # Roles that may resolve contacts. Viewers read; they do not change the ledger.
@@ -297,14 +300,51 @@ def create_app(
 
     @app.get("/timeline", response_class=HTMLResponse)
     async def timeline_page(
-        request: Request, user: Any = current_user, account_ref: str | None = None
+        request: Request,
+        user: Any = current_user,
+        account_ref: str | None = None,
+        promise: str | None = None,
+        refused: str | None = None,
     ) -> HTMLResponse:
         found = None
         if account_ref:
             found = await run_in_threadpool(
                 account_timeline, db(), account_ref, pii=may_see_pii(user)
             )
-        return page(request, "timeline.html", user, account_ref=account_ref or "", t=found)
+        return page(request, "timeline.html", user, account_ref=account_ref or "", t=found,
+                    may_promise=may_work_calls(user), promise=promise, refused=refused,
+                    today=today().isoformat())  # fmt: skip
+
+    def promise_or_refusal(user: Any, account_ref: str, amount: str, due_on: str
+                           ) -> dict[str, str]:  # fmt: skip
+        """The promise made (its ref) or the refusal's code, for the page to show."""
+        if not may_work_calls(user):
+            raise HTTPException(status_code=403, detail="your role may not record promises")
+        try:
+            value, due = Decimal(amount.strip()), dt.date.fromisoformat(due_on.strip())
+        except (InvalidOperation, ValueError):
+            return {"refused": "promise_terms"}
+        try:
+            made = make_promise(account_ref, value, due, "console", user_name(user),
+                                as_of=today(), engine=db())  # fmt: skip
+        except UnknownAccount:
+            raise HTTPException(status_code=404, detail="no such account") from None
+        except PromiseRefused as exc:
+            return {"refused": exc.code}
+        return {"promise": made.ref}
+
+    # The account page's promise form (the page's csrf_token; the agent roles only).
+    @app.post("/timeline/promise")
+    async def promise_form(
+        request: Request,
+        user: Any = current_user,
+        account_ref: str = Form(..., max_length=64),
+        amount: str = Form(..., max_length=20),
+        due_on: str = Form(..., max_length=10),
+    ) -> RedirectResponse:
+        outcome = await run_in_threadpool(promise_or_refusal, user, account_ref, amount, due_on)
+        query = urlencode({"account_ref": account_ref, **outcome})
+        return RedirectResponse(f"{_base(request)}/timeline?{query}", status_code=303)
 
     @app.get("/suppressions", response_class=HTMLResponse)
     async def suppressions_page(

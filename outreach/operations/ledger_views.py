@@ -163,7 +163,8 @@ def account_timeline(engine: Engine, account_ref: str, *, pii: bool) -> dict[str
             ),
             "promises": _rows(
                 conn,
-                "SELECT amount, due_on, recorded_at, source, status, ledger_key FROM promise "
+                "SELECT promise_ref, amount, due_on, recorded_at, source, actor, status, "
+                "pauses, pause_until, paid_amount, settled_on, ledger_key FROM promise "
                 "WHERE account_id = :a ORDER BY recorded_at, id",
                 a=aid,
             ),

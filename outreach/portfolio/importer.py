@@ -52,6 +52,7 @@ from outreach.portfolio.history import (
     write_payments,
 )
 from outreach.portfolio.prescan import LaterLines, prescan, scan_keys
+from outreach.portfolio.resolution_records import PromiseIn, parse_promise, write_promises
 from outreach.portfolio.rows import REJECTED, STATUSES, Bad, Item, Reject, Row, shown_value
 from outreach.storage.models import ImportRun
 
@@ -61,7 +62,7 @@ CHUNK_LINES = 5000  # lines per transaction: big enough to amortise queries, sma
 
 IMPORT_RUN = cast(Table, ImportRun.__table__)
 
-RECORD_TYPES = ("account", "payment", "hold", "contact_event", "opt_out")
+RECORD_TYPES = ("account", "payment", "hold", "contact_event", "opt_out", "promise")
 
 
 @dataclass
@@ -98,6 +99,7 @@ _PARSERS: dict[str, Any] = {
     "contact_event": lambda row, fmt: parse_event(row),
     "opt_out": lambda row, fmt: parse_opt_out(row),
     "account": parse_account,
+    "promise": lambda row, fmt: parse_promise(row),
 }
 
 
@@ -157,6 +159,7 @@ class _Chunks:
         holds: list[HoldIn] = []
         events: list[EventIn] = []
         opt_outs: list[OptOutIn] = []
+        promises: list[PromiseIn] = []
         later = self.later
         for item in items:
             if isinstance(item, Bad):
@@ -175,12 +178,15 @@ class _Chunks:
                 events.append(item)
             elif isinstance(item, OptOutIn):
                 opt_outs.append(item)
+            elif isinstance(item, PromiseIn):
+                promises.append(item)
 
         with self.engine.begin() as conn:
             new_accounts, new_persons = write_accounts(conn, accounts, self.stamp)
             refs = {p.account_ref for p in payments} | {h.account_ref for h in holds}
             refs.update(e.account_ref for e in events)
             refs.update(o.account_ref for o in opt_outs if o.account_ref)
+            refs.update(p.account_ref for p in promises)
             known = known_accounts(conn, refs)
 
             def account_of(item: Item, ref: str) -> AccountRef | None:
@@ -206,6 +212,10 @@ class _Chunks:
             contact_ids = contact_point_ids(conn, person_ids)
             write_events(conn, resolved_events, contact_ids, rejects)
             write_opt_outs(conn, resolved_opt_outs, contact_ids, rejects, self.sqlite)
+            # After the payments: the resolution loop's records read what the rows above wrote.
+            write_promises(
+                conn, [(p, a) for p in promises if (a := account_of(p, p.account_ref))], rejects
+            )
         return rejects
 
 

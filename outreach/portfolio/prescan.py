@@ -41,6 +41,8 @@ def scan_keys(record: str, data: Mapping[str, Any]) -> tuple[Hashable, ...]:
                 _key_text(data.get("started_on")),
             ),
         )
+    if record == "promise":
+        return (("promise", _key_text(data.get("promise_ref"))),)
     if record == "contact_event" and not blank(data.get("event_ref")):
         return (("event", _key_text(data.get("event_ref"))),)
     return ()

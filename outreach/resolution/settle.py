@@ -17,7 +17,9 @@ Settler = Callable[[Connection, dt.date, str, Collection[int] | None], dict[str,
 
 
 def settlers() -> list[tuple[str, Settler]]:
-    return []
+    from outreach.resolution.promises import settle_promises
+
+    return [("promises", settle_promises)]
 
 
 def settle_accounts(

@@ -12,12 +12,16 @@ from outreach.dispatch.dispatcher import dispatch_range, dispatch_ranges
 from outreach.planning.ladder import Ladder
 from outreach.planning.parallel import plan_parallel
 from outreach.planning.planner import PlanCounts, iter_plan
+from outreach.resolution.settle import settle_day
 
 
 def plan_day(engine: Engine, ladder: Ladder, day: dt.date, batch_size: int, workers: int
              ) -> PlanCounts:  # fmt: skip
-    """Plan ``day`` for the whole portfolio, batch by batch (in ``workers`` processes when more
-    than one); the plan's counts summed."""
+    """Settle the day's promises and arrangements (as the DAG's ``settle`` task does before it
+    plans: a promise broken today resumes escalation today), then plan ``day`` for the whole
+    portfolio, batch by batch (in ``workers`` processes when more than one); the plan's counts
+    summed."""
+    settle_day(engine, day)
     total = PlanCounts()
     batches = (iter_plan(engine, ladder, day, batch_size) if workers == 1 else
                plan_parallel(settings.database_url(), ladder, day, batch_size, workers))

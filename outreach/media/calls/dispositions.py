@@ -24,9 +24,9 @@ from outreach.media.calls.queue import (
     contact_point,
     insert_ignoring,
     placeholder_ref,
-    promise,
     utc,
 )
+from outreach.resolution.promises import PromiseRefused, make_promise
 from outreach.storage.models import Promise
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,8 @@ def record_disposition(
     completed_at), the ledger row's outcome (its state stays ``sent``), the call's contact_event
     (its outcome as the frequency rules read it), and the account: a hold (dispute,
     cease_communication, hardship, started today), the number marked invalid (wrong_number,
-    not_in_service) or a promise row (promise_to_pay).
+    not_in_service) or a promise (promise_to_pay: ``outreach.resolution.promises``, whose
+    refusals, ``too_many_open`` for one, are 422s with their code).
 
     Only the agent the task was last handed to may record it. The same disposition sent again
     by that agent changes nothing (``status: already_recorded``); anything else invalid raises
@@ -197,10 +198,15 @@ def record_disposition(
                 .values(valid=False, updated_at=now)
             )
         if terms is not None:
-            insert_ignoring(conn, promise, {
-                "account_id": account_id, "ledger_key": key, "amount": terms[0],
-                "due_on": terms[1], "recorded_at": now, "source": "agent", "status": "open",
-            }, ["ledger_key"])
+            # The promise's own rules (limits, the broken-promise limit, its event); a refusal
+            # undoes the whole disposition.
+            try:
+                make_promise(conn, account_id=account_id, amount=terms[0], due_on=terms[1],
+                             made_at=now, source="agent", actor=agent,
+                             day=now.date(), promise_ref=f"call-{key}"[:64], ledger_key=key,
+                             recorded_at=now)  # fmt: skip
+            except PromiseRefused as exc:
+                raise DispositionError(exc.message, status=422, code=exc.code) from None
     log.info("call task %s: disposition %s by %s", key[:16], disposition, agent)
     return {**result, "status": "recorded"}
 
