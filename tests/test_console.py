@@ -706,3 +706,56 @@ def test_a_body_over_the_cap_is_refused_with_413_before_any_route_reads_it(
     assert streamed.status_code == 413
     small = capped.post("/api/ladder/check", json={"text": "name: x\n"}, headers=viewer)
     assert small.status_code == 200
+
+
+# --- arrangements on the account page (issue 15, item 2) ------------------------------------
+
+
+def test_an_agent_accepts_an_offer_and_only_a_second_person_approves_it(
+    auth_manager: Any, ledger: dict[str, Any]
+) -> None:
+    engine = ledger["engine"]
+    acc = f.add_account(engine, as_of=DAY, dpd=200, balance="5000.00", past_due="900.00")
+    page_url = f"/timeline?account_ref={acc['account_ref']}"
+    oli = cookie_client(auth_manager, ledger, "oli", "OP")
+    page = oli.get(page_url)
+    assert page.status_code == 200 and "Offers today" in page.text
+    assert "late_settlement" in page.text and "needs a second person" in page.text
+    token = form_token(oli, page_url)
+    same = {"Origin": SAME, "Sec-Fetch-Site": "same-origin"}
+    # The settlement is the last offer (instalment plans first).
+    offers = oli.get(page_url).text.count('name="offer" value=')
+    form = {"account_ref": acc["account_ref"], "offer": str(offers - 1), "csrf_token": token}
+    # A viewer may not; another site may not.
+    viewer = cookie_client(auth_manager, ledger, "val", "VIEWER")
+    assert viewer.post("/timeline/arrangements/accept", headers=same, follow_redirects=False,
+                       data={**form, "csrf_token": viewer.get("/api/csrf-token").json()["csrf_token"]}
+                       ).status_code == 403  # fmt: skip
+    assert oli.post("/timeline/arrangements/accept", data=form, headers={"Origin": EVIL},
+                    follow_redirects=False).status_code == 403  # fmt: skip
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM arrangement")).scalar_one() == 0
+    done = oli.post("/timeline/arrangements/accept", data=form, headers=same,
+                    follow_redirects=False)  # fmt: skip
+    assert done.status_code == 303 and "notice=accept+done" in done.headers["location"]
+    with engine.connect() as conn:
+        ref, state, by = conn.execute(text(
+            "SELECT arrangement_ref, state, accepted_by FROM arrangement")).one()  # fmt: skip
+    assert (state, by) == ("pending_approval", "oli")
+    page = oli.get(page_url)
+    assert "Waiting for a second person" in page.text and "Approve (second person)" not in page.text
+    approve = {"account_ref": acc["account_ref"], "ref": ref, "csrf_token": token}
+    refused = oli.post("/timeline/arrangements/approve", data=approve, headers=same,
+                       follow_redirects=False)  # fmt: skip
+    assert "refused%3A+same_person" in refused.headers["location"]
+    ada = cookie_client(auth_manager, ledger, "ada", "ADMIN")
+    page = ada.get(page_url)
+    assert "Approve (second person)" in page.text
+    approved = ada.post("/timeline/arrangements/approve", headers=same, follow_redirects=False,
+                        data={**approve, "csrf_token": form_token(ada, page_url)})  # fmt: skip
+    assert approved.status_code == 303 and "approve+done" in approved.headers["location"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT state, approved_by FROM arrangement")).one() == (
+            "active", "ada")
+    page = ada.get(page_url).text
+    assert "approved by ada" in page and "pending_approval" in page  # the events table

@@ -25,7 +25,7 @@ from outreach.dispatch.dispatcher import DispatchCounts, dispatch_range
 from outreach.kernel.facts import load_accounts
 from outreach.media.letters.batch import MANIFEST_COLUMNS, close_print_batch
 from outreach.media.letters.channel import PrintChannel
-from outreach.media.letters.mailing import instalment_options
+from outreach.media.letters.mailing import instalment_plans
 from outreach.media.letters.returned import import_returned_mail
 from outreach.planning.ladder import LANGUAGES, load_ladder
 from outreach.planning.planner import iter_plan
@@ -178,7 +178,7 @@ def test_chinese_text_extracts_from_the_embedded_truetype_font() -> None:
     assert b"/FontFile2" in data  # embedded
 
 
-def test_instalment_offer_lists_3_6_and_12_month_plans_that_add_up_to_the_arrears(
+def test_instalment_offer_lists_the_calculators_plans_that_add_up_to_the_balance(
     engine: Engine, printer: PrintChannel, drop: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -188,27 +188,36 @@ def test_instalment_offer_lists_3_6_and_12_month_plans_that_add_up_to_the_arrear
     plan(engine, ladder=load_ladder(ladder_file))
     assert dispatch(engine, printer).sent == 1
     words = pdf_text(letter_of(engine, drop, acc["account_id"]))
-    assert "spreads the amount past due, 1,000.00 USD" in words
-    for amount in ("333.33 USD", "333.34 USD", "166.66 USD", "166.70 USD", "83.33 USD",
-                   "83.37 USD", "1,000.00 USD"):  # fmt: skip
+    # The offer calculator (config/arrangements.yaml): the whole balance over 3, 6, 12 and 24
+    # months (a US credit card's longest), the last payment carrying the cents left over.
+    assert "5,000.00 USD" in words
+    for amount in ("1,666.66 USD", "1,666.68 USD", "833.33 USD", "833.35 USD", "416.66 USD",
+                   "416.74 USD", "208.33 USD", "208.41 USD"):  # fmt: skip
         assert amount in words
-    assert "December 23, 2026" in words  # first payment: 30 days after the letter
-    assert "November 23, 2027" in words  # the 12-month plan's last payment
-    assert "write to us by December 14, 2026" in words
+    assert "November 30, 2026" in words  # first payment: 7 days after the letter
+    assert "October 30, 2028" in words  # the 24-month plan's last payment
+    assert "December 7, 2026" in words  # the offer is valid 14 days
 
 
 @pytest.mark.parametrize("amount", ["1000.00", "999.99", "12345.67", "35.00", "0.05"])
 def test_instalment_plans_pay_exactly_the_amount_in_cents(amount: str) -> None:
-    options = instalment_options(Decimal(amount), dt.date(2026, 1, 31))
-    assert options and options[0].months == 3  # the shortest plan is always offered
+    from outreach.resolution.offers import instalment_offers
+    from outreach.resolution.policy import ResolutionPolicy
+
+    offers = instalment_offers(ResolutionPolicy(), balance=Decimal(amount), product="credit_card",
+                               country="US", currency="USD", as_of=dt.date(2026, 1, 24))  # fmt: skip
+    options = instalment_plans(offers)
     for o in options:
-        assert o.total == Decimal(amount)
-        assert o.monthly == o.monthly.quantize(Decimal("0.01"))
-        assert Decimal(0) <= o.final - o.monthly < Decimal("0.01") * o.months
-        assert o.monthly >= Decimal("10.00") or o.months == 3
-    assert options[0].last_due == dt.date(2026, 3, 31)  # month ends kept
-    if Decimal(amount) >= 120:
-        assert [o.months for o in options] == [3, 6, 12]
+        months = int(o["months"])
+        monthly, final = Decimal(o["monthly"].replace(",", "")), Decimal(o["final"].replace(",", ""))
+        assert monthly * (months - 1) + final == Decimal(amount)
+        assert Decimal(0) <= final - monthly < Decimal("0.01") * months
+        assert monthly >= Decimal("25")  # the default minimum instalment in USD
+    if Decimal(amount) >= 300:
+        assert [o["months"] for o in options] == [3, 6, 12]  # the default longest term is 12
+        assert options[0]["last_due"] == "2026-03-31"  # month ends kept
+    if Decimal(amount) < 75:
+        assert options == []  # no plan below the minimum instalment
 
 
 def test_every_letter_template_parses_and_renders_in_every_language() -> None:

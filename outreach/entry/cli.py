@@ -15,6 +15,7 @@ from outreach.entry.cli_accounts import (
     add_plan,
     add_summary,
 )
+from outreach.entry.cli_arrangements import add_arrangements
 from outreach.entry.cli_common import engine, run
 from outreach.entry.cli_config import add_config, add_policy
 from outreach.entry.cli_media import add_agencies, add_calls, add_letters
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_agencies(sub)
     add_calls(sub)
     add_promises(sub)
+    add_arrangements(sub)
 
     db = sub.add_parser("db", help="application database")
     dbsub = db.add_subparsers(dest="db_command", required=True)

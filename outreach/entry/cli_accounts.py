@@ -145,7 +145,32 @@ def format_explanation(e: dict[str, Any]) -> str:
                     f"        {r['outcome']:<5} {r['rule']} [{r['pack']}] "
                     f"({r['citation']}) {json.dumps(r['facts'], ensure_ascii=False)}"
                 )
+    lines.extend(format_arrangement(e.get("arrangement")))
+    events = e.get("resolution_events") or []
+    if events:
+        lines.append("  resolution events:")
+        for ev in events:
+            lines.append(f"    {ev['occurred_at']} {ev['subject']} {ev['subject_ref'] or '-'}: "
+                         f"{ev['from_state'] or '-'} -> {ev['to_state']} by {ev['actor']} "
+                         f"({ev['reason']})")  # fmt: skip
     return "\n".join(lines)
+
+
+def format_arrangement(a: dict[str, Any] | None) -> list[str]:
+    """The arrangement's lines of ``outreach explain``: terms, state, schedule."""
+    if a is None:
+        return ["  arrangement: none"]
+    lines = [
+        f"  arrangement {a['ref']}: {a['kind']} {a['term_months']}m, total {a['total']}, "
+        f"{a['state']}{' (kept)' if a['state'] == 'active' and a['kept'] else ''}, missed "
+        f"{a['missed']}, kept in a row {a['kept_streak']}"
+        + (f", band {a['band']}" if a["band"] else "")
+        + (f", ended {a['ended_on']}" if a["ended_on"] else ""),
+    ]
+    for i in a["schedule"]:
+        lines.append(f"    #{i['seq']} due {i['due_on']} amount {i['amount']} paid {i['paid']} "
+                     f"{i['state']}")  # fmt: skip
+    return lines
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

@@ -27,6 +27,10 @@ from sqlalchemy import Engine
 
 from outreach import settings
 from outreach.kernel.clock import utcnow
+from outreach.services.arrangements import ArrangementRefused, offer_json
+from outreach.services.arrangements import accept as accept_arrangement
+from outreach.services.arrangements import approve as approve_arrangement
+from outreach.services.arrangements import offers as arrangement_offers
 from outreach.services.console import (
     Resolution,
     ResolveError,
@@ -305,15 +309,61 @@ def create_app(
         account_ref: str | None = None,
         promise: str | None = None,
         refused: str | None = None,
+        notice: str | None = None,
     ) -> HTMLResponse:
-        found = None
+        found, offered = None, []
         if account_ref:
             found = await run_in_threadpool(
                 account_timeline, db(), account_ref, pii=may_see_pii(user)
             )
+        agent = may_work_calls(user)
+        if found is not None and agent:
+            # The offers the calculator allows today, for an agent to accept on the consumer's
+            # word (config/arrangements.yaml).
+            offered = [offer_json(o) for o in await run_in_threadpool(
+                lambda: arrangement_offers(str(account_ref), today(), engine=db()))]  # fmt: skip
         return page(request, "timeline.html", user, account_ref=account_ref or "", t=found,
-                    may_promise=may_work_calls(user), promise=promise, refused=refused,
-                    today=today().isoformat())  # fmt: skip
+                    may_promise=agent, promise=promise, refused=refused,
+                    today=today().isoformat(), offers=offered, may_arrange=agent,
+                    notice=notice)  # fmt: skip
+
+    def arrangement_or_refuse(user: Any, action: Callable[[], Any]) -> str:
+        if not may_work_calls(user):
+            raise HTTPException(status_code=403, detail="your role may not make arrangements")
+        try:
+            action()
+        except ArrangementRefused as exc:
+            return f"refused: {exc.code}"
+        return "done"
+
+    # Plain form posts with the page's csrf_token (csrf_guard refuses another site's post).
+    @app.post("/timeline/arrangements/accept")
+    async def accept_offer_form(
+        request: Request,
+        user: Any = current_user,
+        account_ref: str = Form(...),
+        offer: int = Form(...),
+    ) -> RedirectResponse:
+        """An agent accepts one of today's offers on the consumer's word."""
+        done = await run_in_threadpool(arrangement_or_refuse, user, lambda: accept_arrangement(
+            account_ref, offer, "console", user_name(user), today(), engine=db()))  # fmt: skip
+        return timeline_redirect(request, account_ref, f"accept {done}")
+
+    @app.post("/timeline/arrangements/approve")
+    async def approve_form(
+        request: Request,
+        user: Any = current_user,
+        account_ref: str = Form(...),
+        ref: str = Form(...),
+    ) -> RedirectResponse:
+        """A second person approves a pending arrangement (never who offered or accepted it)."""
+        done = await run_in_threadpool(arrangement_or_refuse, user, lambda: approve_arrangement(
+            ref, user_name(user), today(), engine=db()))  # fmt: skip
+        return timeline_redirect(request, account_ref, f"approve {done}")
+
+    def timeline_redirect(request: Request, account_ref: str, notice: str) -> RedirectResponse:
+        query = urlencode({"account_ref": account_ref, "notice": notice})
+        return RedirectResponse(f"{_base(request)}/timeline?{query}", status_code=303)
 
     def promise_or_refusal(user: Any, account_ref: str, amount: str, due_on: str
                            ) -> dict[str, str]:  # fmt: skip

@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from contact_channels.masking import mask_email, mask_phone, scrub_text
+from outreach.resolution.arrangements import arrangement_detail, events_json
+from outreach.resolution.events import history
 
 
 def _iso(value: Any) -> Any:
@@ -182,6 +184,10 @@ def account_timeline(engine: Engine, account_ref: str, *, pii: bool) -> dict[str
                 "WHERE account_id = :a ORDER BY referred_on",
                 a=aid,
             ),
+            # The arrangement in force (else the latest), its schedule and events; every
+            # resolution event of the account (outreach.resolution).
+            "arrangement": arrangement_detail(conn, aid),
+            "resolution_events": events_json(history(conn, aid)),
         }
 
 

@@ -28,6 +28,8 @@ from outreach.planning.planner import (
     planned_contact,
     planned_sends,
 )
+from outreach.resolution.arrangements import arrangement_detail, events_json
+from outreach.resolution.events import history
 from policies.model import COLLECTOR, SEND, AccountFacts, PastContact, Verdict
 from policies.timeblocks import format_blocks
 
@@ -262,3 +264,11 @@ def explain_account(
         out["actions"].append(entry)
     return out
 
+
+
+def explain_resolution(conn: Connection, account_id: int) -> dict[str, Any]:
+    """What the resolution loop holds for the account: its arrangement (terms, state, schedule,
+    the arrangement's own events) and every resolution event of the account, oldest first
+    (outreach.resolution)."""
+    return {"arrangement": arrangement_detail(conn, account_id),
+            "resolution_events": events_json(history(conn, account_id))}  # fmt: skip

@@ -26,6 +26,13 @@ from outreach.portfolio.accounts import (
     parse_account,
     write_accounts,
 )
+from outreach.portfolio.arrangement_records import (
+    ArrangementIn,
+    MeansIn,
+    parse_arrangement,
+    parse_means,
+    write_arrangement_records,
+)
 from outreach.portfolio.files import (
     ImportInterruptedError,
     RejectsFile,
@@ -62,7 +69,10 @@ CHUNK_LINES = 5000  # lines per transaction: big enough to amortise queries, sma
 
 IMPORT_RUN = cast(Table, ImportRun.__table__)
 
-RECORD_TYPES = ("account", "payment", "hold", "contact_event", "opt_out", "promise")
+RECORD_TYPES = (
+    "account", "payment", "hold", "contact_event", "opt_out", "promise", "arrangement",
+    "means",
+)  # fmt: skip
 
 
 @dataclass
@@ -100,6 +110,8 @@ _PARSERS: dict[str, Any] = {
     "opt_out": lambda row, fmt: parse_opt_out(row),
     "account": parse_account,
     "promise": lambda row, fmt: parse_promise(row),
+    "arrangement": lambda row, fmt: parse_arrangement(row),
+    "means": lambda row, fmt: parse_means(row),
 }
 
 
@@ -160,6 +172,7 @@ class _Chunks:
         events: list[EventIn] = []
         opt_outs: list[OptOutIn] = []
         promises: list[PromiseIn] = []
+        resolution: list[ArrangementIn | MeansIn] = []
         later = self.later
         for item in items:
             if isinstance(item, Bad):
@@ -180,6 +193,8 @@ class _Chunks:
                 opt_outs.append(item)
             elif isinstance(item, PromiseIn):
                 promises.append(item)
+            elif isinstance(item, (ArrangementIn, MeansIn)):
+                resolution.append(item)
 
         with self.engine.begin() as conn:
             new_accounts, new_persons = write_accounts(conn, accounts, self.stamp)
@@ -187,6 +202,7 @@ class _Chunks:
             refs.update(e.account_ref for e in events)
             refs.update(o.account_ref for o in opt_outs if o.account_ref)
             refs.update(p.account_ref for p in promises)
+            refs.update(r.account_ref for r in resolution)
             known = known_accounts(conn, refs)
 
             def account_of(item: Item, ref: str) -> AccountRef | None:
@@ -216,6 +232,10 @@ class _Chunks:
             write_promises(
                 conn, [(p, a) for p in promises if (a := account_of(p, p.account_ref))], rejects
             )
+            write_arrangement_records(
+                conn, [(r, a) for r in resolution if (a := account_of(r, r.account_ref))],
+                self.stamp.date(), rejects,
+            )  # fmt: skip
         return rejects
 
 

@@ -43,6 +43,10 @@ def scan_keys(record: str, data: Mapping[str, Any]) -> tuple[Hashable, ...]:
         )
     if record == "promise":
         return (("promise", _key_text(data.get("promise_ref"))),)
+    if record == "arrangement":
+        return (("arrangement", _key_text(data.get("arrangement_ref"))),)
+    if record == "means":
+        return (("means", _key_text(data.get("account_ref")), _key_text(data.get("stated_on"))),)
     if record == "contact_event" and not blank(data.get("event_ref")):
         return (("event", _key_text(data.get("event_ref"))),)
     return ()

@@ -17,9 +17,10 @@ Settler = Callable[[Connection, dt.date, str, Collection[int] | None], dict[str,
 
 
 def settlers() -> list[tuple[str, Settler]]:
+    from outreach.resolution.arrangements import settle_arrangements
     from outreach.resolution.promises import settle_promises
 
-    return [("promises", settle_promises)]
+    return [("promises", settle_promises), ("arrangements", settle_arrangements)]
 
 
 def settle_accounts(

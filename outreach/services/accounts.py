@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from outreach.kernel.facts import account_ids_by_ref, load_accounts
 from outreach.kernel.policy_settings import policy_settings
-from outreach.planning.explain import explain_account, prime_household
+from outreach.planning.explain import explain_account, explain_resolution, prime_household
 from outreach.planning.judging import plan_step_hook
 from outreach.planning.ladder import Ladder
 from outreach.planning.planner import plan_cutoff
@@ -57,7 +57,8 @@ def explain(engine: Engine, ladder: Ladder, account_ref: str, as_of: dt.date
             conn, ladder, accounts, account_id, as_of, role=settings.role,
             enabled=settings.householding, step_hook=hook,
         )  # fmt: skip
+        resolution = explain_resolution(conn, account_id)
     explanation: dict[str, Any] = explain_account(
         ladder, accounts[account_id], as_of, role=settings.role, step_hook=hook
     )
-    return explanation
+    return {**explanation, **resolution}

@@ -134,13 +134,19 @@ def recall_placements(as_of: dt.date) -> dict[str, Any]:
 
 def settle(as_of: dt.date, clock: str = "wall") -> dict[str, Any]:
     """Settle the day's promises, instalments and arrangements before it is planned
-    (outreach.resolution.settle): a broken promise resumes escalation the same day. On the
-    logical clock the changes are stamped on the day settled (``on_the_day``)."""
+    (outreach.resolution.settle): a broken promise resumes escalation the same day. Then the
+    previous day, now complete, goes to the system of record: its arrangement file
+    (outreach.operations.arrangement_file). On the logical clock the changes are stamped on the
+    day settled (``on_the_day``)."""
+    from outreach.operations.arrangement_file import write_arrangement_file
     from outreach.resolution.settle import settle_day
 
     checked_config()
+    engine = get_engine()
     with on_the_day(as_of, clock):
-        return {"as_of": as_of.isoformat(), **settle_day(get_engine(), as_of)}
+        counts = settle_day(engine, as_of)
+        exported = write_arrangement_file(engine, as_of - dt.timedelta(days=1))
+    return {"as_of": as_of.isoformat(), **counts, **exported}
 
 
 @contextlib.contextmanager

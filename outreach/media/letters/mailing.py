@@ -12,12 +12,11 @@ sources of every field: docs/letters.md.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
@@ -25,6 +24,7 @@ from sqlalchemy import Connection, bindparam, text
 from contact_channels.media_fields import (
     CnNotice,
     InstalmentOffer,
+    InstalmentPlan,
     LetterFields,
     LetterRecipient,
     ValidationNotice,
@@ -34,6 +34,10 @@ from outreach.kernel.identity import identity
 from outreach.kernel.ledger import DueContact
 from outreach.planning.kinds import ChannelHooks, MessageContext
 from outreach.planning.messages import brand, message_context, money, render
+from outreach.resolution.arrangements import latest_means
+from outreach.resolution.offers import Offer
+from outreach.resolution.offers import offers as calculate
+from outreach.resolution.policy import resolution_policy
 from policies.calendar import validation_period
 from policies.model import ROLES, SELF, Verdict
 from policies.packs import all_packs, jurisdiction, packs_for
@@ -41,14 +45,9 @@ from policies.packs import all_packs, jurisdiction, packs_for
 log = logging.getLogger(__name__)
 
 
-# Instalment offers: the plans offered, when the first payment falls due and by when to accept,
-# counted from the letter's date. A plan whose payment would be below the minimum is left out
-# (the shortest is always offered).
-INSTALMENT_TERMS = (3, 6, 12)
-MIN_INSTALMENT = Decimal("10.00")
-FIRST_INSTALMENT_AFTER = dt.timedelta(days=30)
-ACCEPT_WITHIN = dt.timedelta(days=21)
 CENT = Decimal("0.01")
+# What the template lint shows as sample plans.
+SAMPLE_TERMS = (3, 6, 12, 24)
 
 # The rule whose parameters give the validation period (policies' own, never restated here).
 VALIDATION_PACK, VALIDATION_CHECK = "us_reg_f", "validation_period"
@@ -84,44 +83,21 @@ def validation_period_for(sent_on: dt.date) -> tuple[dt.date, dt.date]:
     raise LookupError(f"no {VALIDATION_PACK} {VALIDATION_CHECK} rule in force on {sent_on}")
 
 
-def add_months(day: dt.date, months: int) -> dt.date:
-    """The same day ``months`` later, on the month's last day when it is shorter."""
-    index = day.month - 1 + months
-    year, month = day.year + index // 12, index % 12 + 1
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-@dataclass(frozen=True, slots=True)
-class InstalmentOption:
-    months: int
-    monthly: Decimal  # every payment but the last
-    final: Decimal  # the last takes the cents the division left over
-    first_due: dt.date
-    last_due: dt.date
-
-    @property
-    def total(self) -> Decimal:
-        return self.monthly * (self.months - 1) + self.final
-
-
-def instalment_options(
-    amount: Decimal,
-    first_due: dt.date,
-    terms: Iterable[int] = INSTALMENT_TERMS,
-    minimum: Decimal = MIN_INSTALMENT,
-) -> list[InstalmentOption]:
-    """Monthly plans paying exactly ``amount``: each payment rounded down to the cent, the
-    last one carrying the remainder, so the payments always add up to the amount."""
-    options: list[InstalmentOption] = []
-    for months in sorted(set(terms)):
-        monthly = (amount / months).quantize(CENT, rounding=ROUND_DOWN)
-        if monthly < minimum and options:
-            break  # longer plans only get smaller
-        final = amount - monthly * (months - 1)
-        options.append(
-            InstalmentOption(months, monthly, final, first_due, add_months(first_due, months - 1))
-        )
-    return options
+def instalment_plans(offers: Iterable[Offer]) -> list[InstalmentPlan]:
+    """The letter's table of plans: the calculator's instalment offers (outreach.resolution.
+    offers), each with its regular and last payment, total and first and last dates."""
+    return [
+        {
+            "months": o.term_months,
+            "monthly": _money(o.instalment_amount),
+            "final": _money(o.schedule[-1][1]),
+            "total": _money(o.total),
+            "first_due": o.first_due_on.isoformat(),
+            "last_due": o.schedule[-1][0].isoformat(),
+        }
+        for o in offers
+        if o.kind == "instalment"
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +223,6 @@ def letter_fields(ctx: MessageContext, row: Any = None) -> LetterFields:
     account, pd, contact = ctx.account, ctx.personal, ctx.contact
     if row is None:
         row = recipient_rows(ctx.conn, [contact.key])[contact.key]
-    charge_off_date = as_date(row[1])
     language = str(pd["language"])
     currency = str(pd["currency"])
     purpose = ctx.action.gate_purpose if ctx.action is not None else None
@@ -273,7 +248,7 @@ def letter_fields(ctx: MessageContext, row: Any = None) -> LetterFields:
     if "cn.collection_notice_contents" in wanted:
         cn_notice = {"phone": phone, "creditor": brand(language=language)["creditor"]}
     if purpose == "instalment_offer" or template.endswith("/instalment_offer"):
-        instalments = _instalments(ctx, currency, charge_off_date)
+        instalments = _instalments(ctx, currency)
     return LetterFields(
         account_id=account.id,
         account_ref=account.account_ref,
@@ -391,30 +366,24 @@ def _validation(
     }
 
 
-def _instalments(
-    ctx: MessageContext, currency: str, charge_off_date: dt.date | None
-) -> InstalmentOffer:
-    # A charged-off debt is due in full: spread the balance. Otherwise catch up the arrears
-    # over the plan while the regular payments go on.
-    basis = "balance" if charge_off_date else "past_due"
-    amount = (ctx.account.balance if basis == "balance" else ctx.account.past_due).quantize(CENT)
-    first_due = ctx.day + FIRST_INSTALMENT_AFTER
+def _instalments(ctx: MessageContext, currency: str) -> InstalmentOffer:
+    # The plans the consumer may accept today: the calculator's, sized to stated means where
+    # known, repaying the whole balance (docs/resolution.md, "Arrangements and offers").
+    account = ctx.account
+    policy = resolution_policy()
+    dpd = (ctx.day - account.due_date).days if account.due_date else 0
+    offers = calculate(
+        policy, balance=account.balance, past_due=account.past_due, days_past_due=dpd,
+        product=account.product, country=account.country, currency=currency, as_of=ctx.day,
+        means=latest_means(ctx.conn, account.id, ctx.day),
+    )  # fmt: skip
     return {
         "currency": currency,
-        "basis": basis,
-        "amount": _money(amount),
-        "respond_by": (ctx.day + ACCEPT_WITHIN).isoformat(),
-        "options": [
-            {
-                "months": o.months,
-                "monthly": _money(o.monthly),
-                "final": _money(o.final),
-                "total": _money(o.total),
-                "first_due": o.first_due.isoformat(),
-                "last_due": o.last_due.isoformat(),
-            }
-            for o in instalment_options(amount, first_due)
-        ],
+        "basis": "balance",
+        "amount": _money(account.balance),
+        "respond_by": (ctx.day + dt.timedelta(days=policy.arrangements.offer_valid_days)
+                       ).isoformat(),  # fmt: skip
+        "options": instalment_plans(offers),
     }
 
 
@@ -443,7 +412,7 @@ def sample_template_extras(language: str) -> dict[str, Any]:
     plans = [
         {"months": m, "monthly": "41,152.26", "final": "41,152.26", "total": "123,456.78",
          "first_due": "2026-12-31", "last_due": "2027-11-30"}
-        for m in INSTALMENT_TERMS
+        for m in SAMPLE_TERMS
     ]  # fmt: skip
     return {
         "letter_date": "2026-11-23",
