@@ -74,12 +74,18 @@ def reached(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         calls.append("sendgrid")
         return False
 
+    def payments(request: Any, body: Any, clock: Any) -> bool:
+        calls.append("payments")
+        return False
+
     monkeypatch.setattr(webhooks_app, "_twilio_valid", twilio)
     monkeypatch.setattr(webhooks_app, "_sendgrid_valid", sendgrid)
+    monkeypatch.setattr(webhooks_app, "_payments_valid", payments)
     yield calls
 
 
-ROUTES = ["/webhooks/twilio/status", "/webhooks/twilio/inbound", "/webhooks/sendgrid/events"]
+ROUTES = ["/webhooks/twilio/status", "/webhooks/twilio/inbound", "/webhooks/sendgrid/events",
+          "/webhooks/payments"]
 
 
 def test_every_post_route_is_under_the_cap(engine: Engine) -> None:

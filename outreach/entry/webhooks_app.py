@@ -1,11 +1,13 @@
 """The provider webhooks as a FastAPI app: Twilio status callbacks and inbound SMS, the SendGrid
-Event Webhook. ``plugins/outreach_plugin.py`` mounts it in Airflow's api-server under
+Event Webhook, the payment processor's payments and reversals. ``plugins/outreach_plugin.py`` mounts it in Airflow's api-server under
 ``/outreach``; tests run it under uvicorn. See docs/webhooks.md.
 
 Every request is verified before anything is read into the ledger: Twilio's
 ``X-Twilio-Signature`` with the SDK's ``RequestValidator`` (the Auth Token of the
 ``twilio_default`` connection), SendGrid's ECDSA signature with the SDK's ``EventWebhook``
-(the ``webhook_public_key`` extra of ``sendgrid_default``), and its timestamp must be recent.
+(the ``webhook_public_key`` extra of ``sendgrid_default``), and its timestamp must be recent;
+the payment processor's ``X-Outreach-Signature`` (HMAC-SHA256 of the timestamp and the body with
+the password of the ``outreach_payments`` connection), its timestamp recent too.
 A missing, forged or stale signature gets 403 and changes nothing. These routes are not behind
 Airflow's authentication (providers cannot log in): the signature is the authentication.
 
@@ -18,6 +20,8 @@ signed comes from configuration, never from the request's ``Host`` header.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
 import math
@@ -39,14 +43,16 @@ from outreach.entry.body_cap import (  # noqa: F401 (DEFAULT_MAX_BODY_BYTES: re-
     too_large_response,
 )
 from outreach.kernel.clock import utcnow
-from outreach.services import webhooks
+from outreach.services import payments, webhooks
 
 log = logging.getLogger(__name__)
 
 TWILIO_SIGNATURE = "X-Twilio-Signature"
 SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
-DEFAULT_MAX_AGE = 600.0  # seconds a SendGrid signature's timestamp may be away from our clock
+PAYMENTS_SIGNATURE = "X-Outreach-Signature"  # t=<unix seconds>,v1=<hex HMAC-SHA256>
+# seconds a SendGrid or payment signature's timestamp may be away from our clock
+DEFAULT_MAX_AGE = 600.0
 # Twilio's richest inbound form (MMS with 10 media, WhatsApp extras) has under 100 fields, and its
 # longest value is a 1,600-character Body (under 15 KB percent-encoded, even in Chinese).
 TWILIO_MAX_FIELDS = 200
@@ -194,6 +200,39 @@ def _sendgrid_valid(request: Request, payload: str, clock: Callable[[], float]) 
         return False
 
 
+def _payments_valid(request: Request, body: bytes, clock: Callable[[], float]) -> bool:
+    """``X-Outreach-Signature: t=<unix>,v1=<hex>``: HMAC-SHA256 over ``t + "." + body`` with the
+    ``outreach_payments`` connection's password, ``t`` within the allowed age. Several ``v1``
+    (a secret being rotated) pass if one matches."""
+    header = request.headers.get(PAYMENTS_SIGNATURE)
+    if not header:
+        return False
+    stamp, signatures = None, []
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t":
+            stamp = value
+        elif name == "v1" and value:
+            signatures.append(value.lower())
+    if stamp is None or not stamp.isdigit() or not signatures:
+        return False
+    age = abs(clock() - int(stamp))
+    if age > max_signature_age():
+        log.warning("payments webhook: signature timestamp %.0f s away from our clock", age)
+        return False
+    secret = payments.signing_secret()
+    if not secret:
+        log.error("payments webhook: no secret (connection %s missing), cannot verify",
+                  payments.CONN_ID)  # fmt: skip
+        return False
+    expected = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return any(hmac.compare_digest(expected, s) for s in signatures)
+
+
+def _json(status: int, content: dict[str, str]) -> Response:
+    return Response(status_code=status, content=json.dumps(content), media_type="application/json")
+
+
 def _twiml(reply: str | None) -> Response:
     from twilio.twiml.messaging_response import MessagingResponse
 
@@ -284,5 +323,32 @@ def create_app(
             ),
             media_type="application/json",
         )
+
+    @app.post("/webhooks/payments")
+    async def payment_event(request: Request) -> Response:
+        raw = await read_capped_body(request, body_limit)
+        if not await run_in_threadpool(_payments_valid, request, raw, clock):
+            return _forbidden("payment event without a valid signature")
+        try:
+            event: Any = json.loads(raw)
+        except ValueError:
+            return _json(400, {"error": "body is not JSON"})
+        if not isinstance(event, dict):
+            return _json(400, {"error": "expected a JSON object"})
+        try:
+            result = await run_in_threadpool(
+                lambda: payments.apply_processor_event(db(), event, now())
+            )
+        # What is refused says why in words of its own: never a value of the body.
+        except payments.UnknownAccount:
+            return _json(404, {"error": "unknown_account"})
+        except payments.PaymentNotFound:
+            return _json(404, {"error": "unknown_payment"})
+        except payments.PaymentConflict as exc:
+            return _json(409, {"error": "conflict", "message": str(exc)})
+        except payments.PaymentError as exc:
+            return _json(422, {"error": exc.code, "message": str(exc)})
+        log.info("payments webhook: %s", result["status"])
+        return _json(200, result)
 
     return app

@@ -83,6 +83,9 @@ class AccountRecord:
     product: str
     balance: Decimal
     past_due: Decimal
+    # The oldest unpaid due date on the day: days past due derive from it. Payments since the
+    # snapshot move it (payments_move_due_date); ``episode_due_date`` then keeps the imported
+    # one, which still names the delinquency episode (ledger keys, the episode's history).
     due_date: dt.date | None
     segment: str | None
     country: str
@@ -136,6 +139,13 @@ class AccountRecord:
     arrangement: ArrangementState | None = None
     # Which promise or arrangement a derived hold stands for: the gate's evidence names it.
     hold_refs: dict[str, str] = field(default_factory=dict)
+    # The imported due date when payments since the snapshot moved ``due_date`` (else None).
+    episode_due_date: dt.date | None = None
+
+    @property
+    def episode(self) -> dt.date | None:
+        """The due date that began the delinquency episode: what names its contacts."""
+        return self.episode_due_date or self.due_date
 
     def gate_facts(self, role: str) -> AccountFacts:
         """The gate's view of this account, for a system collecting as ``role``
@@ -191,6 +201,38 @@ class AccountRecord:
             - self.payments_since_itemization
         )
         return None if then == self.balance else "does_not_add_up"
+
+
+def _months_between(start: dt.date, end: dt.date) -> int:
+    """Whole calendar months from ``start`` to ``end`` (01-31 to 04-30 is three)."""
+    months = (end.year - start.year) * 12 + end.month - start.month
+    return months - 1 if _add_months(start, months) > end else months
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` so many calendar months later (the 31st becomes the month's last day)."""
+    year, month = divmod(day.month - 1 + months, 12)
+    year, month = day.year + year, month + 1
+    last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(day.day, last))
+
+
+def payments_move_due_date(
+    due_date: dt.date | None, balance_as_of: dt.date | None, past_due: Decimal, paid: Decimal
+) -> dt.date | None:
+    """The oldest unpaid due date once ``paid`` is taken off ``past_due`` (as of the snapshot).
+
+    The system of record sends the arrears as one amount, not per billing cycle, so they are
+    aged in equal monthly cycles: n = the whole months from the due date to the snapshot (at
+    least 1), each cycle past_due / n; each cycle paid in full moves the due date one calendar
+    month later, oldest first. Paid in full, nothing is past due (the account is cured) and the
+    date stays. An approximation, documented in docs/resolution.md (Payments)."""
+    if due_date is None or balance_as_of is None or past_due <= 0 or paid <= 0:
+        return due_date
+    if paid >= past_due:
+        return due_date
+    cycles = max(1, _months_between(due_date, balance_as_of))
+    return _add_months(due_date, int(paid * cycles // past_due))
 
 
 def _zones(value: str | None) -> tuple[str, ...]:
@@ -409,15 +451,24 @@ def load_accounts(
     ):
         accounts[r[0]].opt_outs.add((r[1], r[2]))
 
+    # Payments since the snapshot reduce what is owed and what is past due, and move the oldest
+    # unpaid due date by the cycles they pay (payments_move_due_date); a payment reversed by the
+    # day no longer counts.
     for r in fetchall(
         conn,
-        "SELECT p.account_id, SUM(p.amount) FROM payment p JOIN account a ON a.id = p.account_id "
+        "SELECT p.account_id, SUM(p.amount), a.balance_as_of FROM payment p "
+        "JOIN account a ON a.id = p.account_id "
         "WHERE p.account_id BETWEEN ? AND ? AND p.paid_on > a.balance_as_of "
-        "AND p.paid_on <= ? GROUP BY p.account_id",
-        (lo, hi, d),
+        "AND p.paid_on <= ? AND NOT (p.status = 'reversed' AND p.reversed_on <= ?) "
+        "GROUP BY p.account_id, a.balance_as_of",
+        (lo, hi, d, d),
     ):
         acc = accounts[r[0]]
         paid = _money(r[1])
+        moved = payments_move_due_date(acc.due_date, as_date(r[2]), acc.past_due, paid)
+        if moved != acc.due_date:
+            acc.episode_due_date = acc.due_date
+            acc.due_date = moved
         acc.past_due = max(Decimal(0), acc.past_due - paid)
         acc.balance = max(Decimal(0), acc.balance - paid)
 
@@ -427,8 +478,9 @@ def load_accounts(
         conn,
         "SELECT p.account_id, SUM(p.amount) FROM payment p JOIN account a ON a.id = p.account_id "
         "WHERE p.account_id BETWEEN ? AND ? AND a.itemization_date IS NOT NULL "
-        "AND p.paid_on > a.itemization_date AND p.paid_on <= ? GROUP BY p.account_id",
-        (lo, hi, d),
+        "AND p.paid_on > a.itemization_date AND p.paid_on <= ? "
+        "AND NOT (p.status = 'reversed' AND p.reversed_on <= ?) GROUP BY p.account_id",
+        (lo, hi, d, d),
     ):
         accounts[r[0]].payments_since_itemization = _money(r[1])
 

@@ -243,7 +243,7 @@ def explain_account(
             entry["slot"] = times + 1
             entry["key"] = contact_key(
                 account.id,
-                account.due_date,
+                account.episode,
                 step_stage.id,
                 action.id,
                 times + 1,

@@ -41,12 +41,15 @@ def imported_history(ladder: Ladder, account: AccountRecord, role: str = COLLECT
     action of that stage on the contact's channel that applies to the account. Notices are not
     matched by channel: their dates on the account count for them (NOTICE_FACTS)."""
     out: History = {}
-    if not account.imported_contacts or account.due_date is None:
+    episode = account.episode
+    if not account.imported_contacts or episode is None:
         return out
     party = party_of(account, role)
     stages: dict[int, Stage | None] = {}
     for day, channel in account.imported_contacts:
-        dpd = (day - account.due_date).days
+        # Its days past due then, from the episode's due date (payments since may have moved
+        # ``due_date``).
+        dpd = (day - episode).days
         if dpd not in stages:
             stages[dpd] = ladder.stage_for(
                 dpd, account.balance, account.segment, account.product, party
@@ -80,7 +83,7 @@ def action_history(
     notice_field = NOTICE_FACTS.get(action.gate_purpose)
     if notice_field is not None and (stage_id, action.id) not in account.taken_since:
         on = getattr(account, notice_field)
-        if on is not None and (account.due_date is None or on >= account.due_date):
+        if on is not None and (account.episode is None or on >= account.episode):
             times = max(times, 1)
             last = on if last is None else max(last, on)
     return times, last

@@ -78,7 +78,7 @@ class PlannedStep:
         cp = self.destination.contact_point_id if self.destination else None
         self.key = contact_key(
             self.account.id,
-            self.account.due_date,
+            self.account.episode,
             self.stage.id,
             self.action.id,
             self.slot,
@@ -264,7 +264,7 @@ def _rows(
             (
                 s.key,
                 s.account.id,
-                s.account.due_date,
+                s.account.episode,
                 s.stage.id,
                 s.action.id,
                 s.slot,

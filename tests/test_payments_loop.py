@@ -1,0 +1,252 @@
+"""Payments in the resolution loop: posted once, allocated oldest due first across promises and
+instalments, reversed by taking back what they paid; days past due move with them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from outreach import settings
+from outreach.entry.cli import main
+from outreach.kernel.clock import utcnow
+from outreach.kernel.facts import payments_move_due_date
+from outreach.resolution.events import history
+from outreach.resolution.payments import (
+    PaymentConflict,
+    PaymentNotFound,
+    allocate,
+    payment_ids,
+    post_payment,
+    reverse_payment,
+)
+from outreach.storage.models import (
+    Arrangement,
+    ArrangementInstalment,
+    Payment,
+    PaymentAllocation,
+    Promise,
+)
+from tests.factories import add_account, contacts, database
+
+DAY = dt.date(2026, 12, 7)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    return database(f"sqlite:///{tmp_path / 'app.db'}")
+
+
+def add_promise(engine: Engine, account_id: int, ref: str, amount: str, due_on: dt.date,
+                status: str = "open", paid: str = "0") -> int:  # fmt: skip
+    with engine.begin() as conn:
+        return int(conn.execute(insert(Promise).values(
+            account_id=account_id, promise_ref=ref, amount=Decimal(amount), due_on=due_on,
+            recorded_at=utcnow(), source="agent", actor="agent1", status=status, pauses=True,
+            pause_until=due_on + dt.timedelta(days=3), paid_amount=Decimal(paid),
+        )).inserted_primary_key[0])  # fmt: skip
+
+
+def add_plan(engine: Engine, account_id: int, ref: str, dues: list[tuple[dt.date, str]],
+             state: str = "active") -> int:  # fmt: skip
+    total = sum(Decimal(a) for _, a in dues)
+    with engine.begin() as conn:
+        arrangement_id = int(conn.execute(insert(Arrangement).values(
+            arrangement_ref=ref, account_id=account_id, kind="instalment", state=state,
+            total=total, term_months=len(dues), instalment_amount=Decimal(dues[0][1]),
+            first_due_on=dues[0][0], balance_at_offer=total, past_due_at_offer=total,
+            created_at=utcnow(), updated_at=utcnow(),
+        )).inserted_primary_key[0])  # fmt: skip
+        for seq, (due_on, amount) in enumerate(dues, 1):
+            conn.execute(insert(ArrangementInstalment).values(
+                arrangement_id=arrangement_id, seq=seq, due_on=due_on, amount=Decimal(amount),
+            ))  # fmt: skip
+    return arrangement_id
+
+
+def pay(engine: Engine, account_id: int, ref: str, amount: str, paid_on: dt.date = DAY) -> bool:
+    with engine.begin() as conn:
+        new = post_payment(conn, payment_ref=ref, account_id=account_id, amount=Decimal(amount),
+                           paid_on=paid_on, source="ops", actor="ops1")  # fmt: skip
+        allocate(conn, list(payment_ids(conn, [ref]).values()), paid_on, "ops1")
+    return new
+
+
+def rows(engine: Engine, model: Any, **where: Any) -> list[dict[str, Any]]:
+    table = model.__table__
+    stmt = select(table).where(*(table.c[k] == v for k, v in where.items())).order_by(table.c.id)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def test_a_payment_goes_to_the_oldest_due_first_across_promises_and_instalments(
+    engine: Engine,
+) -> None:
+    acc = add_account(engine, as_of=DAY, dpd=40)
+    aid = acc["account_id"]
+    promise = add_promise(engine, aid, "PR-1", "50.00", DAY + dt.timedelta(days=10))
+    plan = add_plan(engine, aid, "AR-1", [(DAY + dt.timedelta(days=5), "30.00"),
+                                          (DAY + dt.timedelta(days=35), "30.00")])  # fmt: skip
+
+    assert pay(engine, aid, "PAY-1", "70.00")
+
+    first, second = rows(engine, ArrangementInstalment, arrangement_id=plan)
+    assert (first["state"], first["paid_amount"], first["paid_on"]) == ("paid", Decimal("30.00"),
+                                                                        DAY)  # fmt: skip
+    assert rows(engine, Promise, id=promise)[0]["paid_amount"] == Decimal("40.00")
+    assert (second["state"], second["paid_amount"]) == ("due", Decimal("0.00"))
+    allocations = rows(engine, PaymentAllocation)
+    assert [(a["target"], a["amount"]) for a in allocations] == [
+        ("instalment", Decimal("30.00")), ("promise", Decimal("40.00")),
+    ]  # fmt: skip
+    assert sum(a["amount"] for a in allocations) == Decimal("70.00")
+
+    # What is left over once everything due is paid is unallocated, to the cent.
+    assert pay(engine, aid, "PAY-2", "100.01")
+    allocations = rows(engine, PaymentAllocation)
+    assert [(a["target"], a["amount"]) for a in allocations[2:]] == [
+        ("promise", Decimal("10.00")), ("instalment", Decimal("30.00")),
+        ("unallocated", Decimal("60.01")),
+    ]  # fmt: skip
+    events = [(e["subject"], e["subject_ref"], e["to_state"]) for e in history(engine.connect(),
+                                                                               aid)]  # fmt: skip
+    assert ("payment", "PAY-1", "posted") in events
+    assert ("instalment", "AR-1#1", "paid") in events
+    assert ("instalment", "AR-1#2", "paid") in events
+
+
+def test_the_same_payment_twice_changes_nothing_and_another_amount_is_refused(
+    engine: Engine,
+) -> None:
+    aid = add_account(engine, as_of=DAY)["account_id"]
+    add_promise(engine, aid, "PR-1", "50.00", DAY + dt.timedelta(days=10))
+    assert pay(engine, aid, "PAY-1", "20.00")
+    assert not pay(engine, aid, "PAY-1", "20.00")
+    assert len(rows(engine, Payment)) == 1
+    assert len(rows(engine, PaymentAllocation)) == 1
+    assert rows(engine, Promise)[0]["paid_amount"] == Decimal("20.00")
+    with pytest.raises(PaymentConflict), engine.begin() as conn:
+        post_payment(conn, payment_ref="PAY-1", account_id=aid, amount=Decimal("25.00"),
+                     paid_on=DAY, source="ops", actor="ops1")  # fmt: skip
+
+
+def test_a_reversal_takes_back_what_the_payment_paid_and_reopens_a_completed_plan(
+    engine: Engine,
+) -> None:
+    aid = add_account(engine, as_of=DAY)["account_id"]
+    promise = add_promise(engine, aid, "PR-1", "20.00", DAY + dt.timedelta(days=1))
+    plan = add_plan(engine, aid, "AR-1", [(DAY, "30.00")])
+    pay(engine, aid, "PAY-1", "50.00")
+    with engine.begin() as conn:  # what the day's settling would do: kept, completed
+        conn.execute(Promise.__table__.update().values(status="kept", settled_on=DAY))
+        conn.execute(Arrangement.__table__.update().values(state="completed", ended_on=DAY))
+
+    with engine.begin() as conn:
+        assert reverse_payment(conn, payment_ref="PAY-1", reversed_on=DAY + dt.timedelta(days=2),
+                               reason="R01", actor="processor")  # fmt: skip
+        assert not reverse_payment(conn, payment_ref="PAY-1", reversed_on=DAY,
+                                   reason="R01", actor="processor")  # fmt: skip
+        with pytest.raises(PaymentNotFound):
+            reverse_payment(conn, payment_ref="NOPE", reversed_on=DAY, reason="R01", actor="x")
+
+    payment = rows(engine, Payment)[0]
+    assert (payment["status"], payment["reversed_on"], payment["reversal_reason"]) == (
+        "reversed", DAY + dt.timedelta(days=2), "R01")  # fmt: skip
+    assert all(a["reversed"] for a in rows(engine, PaymentAllocation))
+    p = rows(engine, Promise, id=promise)[0]
+    # Reversed within its pause (due date plus grace): the promise is open again.
+    assert (p["status"], p["paid_amount"], p["settled_on"]) == ("open", Decimal("0.00"), None)
+    instalment = rows(engine, ArrangementInstalment, arrangement_id=plan)[0]
+    assert (instalment["state"], instalment["paid_amount"]) == ("due", Decimal("0.00"))
+    arrangement = rows(engine, Arrangement, id=plan)[0]
+    assert (arrangement["state"], arrangement["ended_on"]) == ("active", None)
+    moves = {(e["subject"], e["from_state"], e["to_state"], e["actor"])
+             for e in history(engine.connect(), aid)}  # fmt: skip
+    assert {("payment", "posted", "reversed", "processor"),
+            ("promise", "kept", "open", "processor"),
+            ("instalment", "paid", "due", "processor"),
+            ("arrangement", "completed", "active", "processor")} <= moves  # fmt: skip
+
+
+def test_a_reversal_after_the_pause_breaks_the_promise_it_had_kept(engine: Engine) -> None:
+    aid = add_account(engine, as_of=DAY)["account_id"]
+    promise = add_promise(engine, aid, "PR-1", "20.00", DAY)
+    pay(engine, aid, "PAY-1", "20.00")
+    with engine.begin() as conn:
+        conn.execute(Promise.__table__.update().values(status="kept", settled_on=DAY))
+        reverse_payment(conn, payment_ref="PAY-1", reversed_on=DAY + dt.timedelta(days=10),
+                        reason="chargeback", actor="ops1")  # fmt: skip
+    assert rows(engine, Promise, id=promise)[0]["status"] == "broken"
+
+
+# --- days past due move with payments ------------------------------------------------------
+
+
+def test_arrears_are_aged_in_monthly_cycles_and_each_paid_cycle_moves_the_due_date() -> None:
+    due, snapshot = dt.date(2026, 9, 3), dt.date(2026, 12, 6)  # three whole months
+    past_due = Decimal("900.00")
+    assert payments_move_due_date(due, snapshot, past_due, Decimal("299.99")) == due
+    assert payments_move_due_date(due, snapshot, past_due, Decimal("300.00")) == dt.date(2026, 10, 3)
+    assert payments_move_due_date(due, snapshot, past_due, Decimal("810.00")) == dt.date(2026, 11, 3)
+    # Paid in full: nothing is past due (cured); the date stays, it still names the episode.
+    assert payments_move_due_date(due, snapshot, past_due, Decimal("900.00")) == due
+    # Less than a month of arrears is one cycle; calendar months keep the month's last day.
+    assert payments_move_due_date(dt.date(2026, 11, 20), snapshot, past_due,
+                                  Decimal("899.99")) == dt.date(2026, 11, 20)  # fmt: skip
+    assert payments_move_due_date(dt.date(2026, 1, 31), dt.date(2026, 4, 30), past_due,
+                                  Decimal("300.00")) == dt.date(2026, 2, 28)  # fmt: skip
+    assert payments_move_due_date(None, snapshot, past_due, Decimal(1)) is None
+
+
+def explain(account_ref: str, day: dt.date, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    assert main(["explain", account_ref, "--as-of", str(day), "--json"]) == 0
+    return dict(json.loads(capsys.readouterr().out))
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    assert main(list(argv)) == 0, capsys.readouterr().err
+    return dict(json.loads(capsys.readouterr().out))
+
+
+def test_a_partial_payment_moves_the_stage_a_full_one_cures_and_a_reversal_puts_it_back(
+    app_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = database(settings.database_url())
+    acc = add_account(db, as_of=DAY, dpd=95, balance="3000.00", past_due="900.00")
+    ref, episode = acc["account_ref"], DAY - dt.timedelta(days=95)
+    before = explain(ref, DAY, capsys)
+    assert (before["stage"], before["facts"]["days_past_due"]) == ("letters", 95)
+
+    # 90% of the arrears: two of three monthly cycles paid, the due date two months later.
+    posted = cli(capsys, "payments", "post", ref, "--payment-ref", "PAY-90", "--amount", "810.00",
+                 "--paid-on", str(DAY), "--as-of", str(DAY), "--by", "ops1")  # fmt: skip
+    assert posted == {"payment_ref": "PAY-90", "status": "posted", "allocations": 0}
+    after = explain(ref, DAY, capsys)
+    assert (after["stage"], after["facts"]["days_past_due"]) == ("collections_call", 34)
+    assert main(["plan", "--as-of", str(DAY), "--json"]) == 0
+    planned = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {d["stage"] for d in planned if d["account_id"] == ref} == {"collections_call"}
+    # The delinquency episode is still the one that began on the imported due date.
+    assert {c["episode"] for c in contacts(db, account_id=acc["account_id"])} == {episode}
+
+    # The rest: nothing is past due, no stage, nothing planned.
+    cli(capsys, "payments", "post", ref, "--payment-ref", "PAY-10", "--amount", "90.00",
+        "--paid-on", str(DAY), "--as-of", str(DAY), "--by", "ops1")  # fmt: skip
+    cured = explain(ref, DAY, capsys)
+    assert cured["stage"] is None and Decimal(cured["facts"]["past_due"]) == 0
+
+    # The 90% payment comes back the next day: 90.00 paid of 900.00, less than a cycle.
+    later = DAY + dt.timedelta(days=1)
+    reversed_ = cli(capsys, "payments", "reverse", "PAY-90", "--on", str(later), "--reason",
+                    "R01", "--by", "ops1")  # fmt: skip
+    assert reversed_ == {"payment_ref": "PAY-90", "status": "reversed"}
+    back = explain(ref, later, capsys)
+    assert (back["stage"], back["facts"]["days_past_due"]) == ("letters", 96)
+    assert Decimal(back["facts"]["past_due"]) == Decimal("810.00")
+    # The day before it was reversed, it still counted.
+    assert explain(ref, DAY, capsys)["stage"] is None
