@@ -291,7 +291,9 @@ def _summary(
     from reportlab.platypus import Spacer
 
     a: Any = fields.amounts
-    if not isinstance(a, Mapping) or fields.validation is not None or fields.instalments is not None:
+    if not isinstance(a, Mapping) or any(
+        block is not None for block in (fields.validation, fields.instalments, fields.verification)
+    ):
         return []
     cur = str(a.get("currency") or "")
     rows = [
@@ -319,6 +321,8 @@ def _blocks(
         out += _validation_block(fields, fields.validation, styles, labels, language)
     if isinstance(fields.instalments, Mapping):
         out += _instalment_block(fields, fields.instalments, styles, labels, language)
+    if isinstance(fields.verification, Mapping):
+        out += _verification_block(fields.verification, styles, labels, language)
     if isinstance(fields.cn_notice, Mapping):
         out += _cn_notice_block(fields.cn_notice, styles, labels)
     return out
@@ -463,4 +467,58 @@ def _instalment_block(
             )
         ),
     ]
+    return out
+
+
+def _verification_block(
+    v: Mapping[str, Any], styles: _Styles, labels: Mapping[str, str], language: str
+) -> list[Any]:
+    """A dispute's verification (12 CFR 1006.38(d)(2)(i)): the itemization, the creditor and,
+    when asked for, the original creditor."""
+    from reportlab.platypus import CondPageBreak, Spacer
+
+    cur = str(v.get("currency") or "")
+    p = styles.para
+    out: list[Any] = [Spacer(1, 4), CondPageBreak(70 * MM),
+                      p(labels["verification"], "head", bold=True)]  # fmt: skip
+    if v.get("disputed_on"):
+        out.append(p(labels["verification_disputed"].format(
+            date=format_date(str(v["disputed_on"]), language))))  # fmt: skip
+    about = [(labels["creditor_now"], str(v.get("creditor") or "")),
+             (labels["account"], str(v.get("account_number") or ""))]  # fmt: skip
+    out.append(
+        _table([[p(k, "cell"), p(val, "cell")] for k, val in about if val], [75 * MM, 75 * MM])
+    )
+    out.append(Spacer(1, 6))
+    if v.get("itemization_date"):
+        when = format_date(str(v["itemization_date"]), language)
+        rows = [
+            (labels["itemization"].format(date=when),
+             _money(str(v["amount_on_itemization_date"]), cur)),
+            (labels["between"].format(date=when), ""),
+            (labels["interest"], "+ " + _money(str(v["interest"]), cur)),
+            (labels["fees"], "+ " + _money(str(v["fees"]), cur)),
+            (labels["payments"], "- " + _money(str(v["payments_credits"]), cur)),
+            (labels["total_now"], _money(str(v["current_amount"]), cur)),
+        ]  # fmt: skip
+        bold: tuple[int, ...] = (0, 5)
+    else:
+        rows = [(labels["total_now"], _money(str(v["current_amount"]), cur))]
+        bold = (0,)
+    out.append(
+        _table(
+            [[p(k, "cell", bold=i in bold), p(val, "cell", bold=i in bold)]
+             for i, (k, val) in enumerate(rows)],
+            [110 * MM, 40 * MM],
+        )
+    )  # fmt: skip
+    if v.get("original_creditor_requested"):
+        lines = [str(x) for x in v.get("original_creditor_lines", ()) if x]
+        name = str(v.get("original_creditor") or "")
+        out += [Spacer(1, 6), p(labels["original_creditor_head"], "head", bold=True)]
+        if lines:
+            out.append(p(labels["original_creditor_is"].format(name=name) + "\n"
+                         + "\n".join(lines)))  # fmt: skip
+        else:
+            out.append(p(labels["original_creditor_same"].format(name=name)))
     return out

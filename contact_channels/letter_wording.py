@@ -65,6 +65,16 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "plan_first_due": "First payment due",
         "plan_last_due": "Last payment due",
         "plan_accept": "To accept a plan, call {phone} or write to us by {date}.",
+        "verification": "Verification of the debt",
+        "verification_disputed": "You disputed this debt on {date}. This is the verification "
+        "of the debt: what you owed on the itemization date, what has changed since, and what "
+        "you owe now.",
+        "original_creditor_head": "The original creditor",
+        "original_creditor_is": "You asked for the name and address of the original creditor: "
+        "{name}",
+        "original_creditor_same": "You asked for the name and address of the original "
+        "creditor: the original creditor is the current creditor, {name}, whose details are "
+        "given above.",
         "cn_rights": "Your rights",
         "cn_check": "You can check your account's transactions and the amount owed by calling "
         "{phone} or in {creditor}'s online and mobile banking.",
@@ -124,6 +134,12 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "plan_first_due": "首期还款日",
         "plan_last_due": "末期还款日",
         "plan_accept": "如接受任一方案，请于{date}前致电{phone}或致函我们。",
+        "verification": "债务核实",
+        "verification_disputed": "您于{date}对该债务提出了异议。以下为该债务的核实信息：您在明细日期的欠款金额、"
+        "此后的变动以及当前欠款金额。",
+        "original_creditor_head": "原始债权人",
+        "original_creditor_is": "您要求提供原始债权人的名称和地址：{name}",
+        "original_creditor_same": "您要求提供原始债权人的名称和地址：原始债权人即当前债权人{name}，其信息见上文。",
         "cn_rights": "您的权利",
         "cn_check": "您可以致电{phone}或通过{creditor}网上银行、手机银行查询账户交易明细和欠款金额。",
         "cn_object": "如您认为账户信息或欠款金额有误，请致电{phone}或书面向我们提出异议，我们将核实后答复您。",

@@ -173,6 +173,28 @@ class ValidationNotice(TypedDict):
     account_number: str
 
 
+class VerificationNotice(TypedDict):
+    """A dispute's verification (12 CFR 1006.38(d)(2)(i), 15 U.S.C. 1692g(b)): the
+    itemization of the debt (its figures empty when none is on record), the creditor, and for a
+    request for the original creditor its name and address (``original_creditor_lines`` empty
+    when it is the current creditor, whose details the letter gives)."""
+
+    currency: str
+    disputed_on: str
+    itemization_date: str
+    itemization_basis: str
+    amount_on_itemization_date: str
+    interest: str
+    fees: str
+    payments_credits: str
+    current_amount: str
+    creditor: str
+    account_number: str
+    original_creditor_requested: bool
+    original_creditor: str
+    original_creditor_lines: list[str]
+
+
 class InstalmentPlan(TypedDict):
     months: int
     monthly: str
@@ -202,7 +224,7 @@ class LetterFields(MediaFields):
     """A letter's structured content (``outreach.media.letters.mailing.LetterHooks`` -> the
     print channel): who it goes to and comes from, the amounts and, by the letter's purpose,
     the validation notice (with the English text of a translated one), the China notice, the
-    instalment offer. Only ``letter_date`` is required here: the print channel refuses a letter
+    instalment offer, a dispute's verification. Only ``letter_date`` is required here: the print channel refuses a letter
     without a postal address, or without a batch when it has no ledger row, as before."""
 
     KIND: ClassVar[str] = "letter"
@@ -222,6 +244,7 @@ class LetterFields(MediaFields):
     english: str | None = _optional()
     cn_notice: CnNotice | None = _optional()
     instalments: InstalmentOffer | None = _optional()
+    verification: VerificationNotice | None = _optional()
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> LetterFields:

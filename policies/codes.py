@@ -9,11 +9,15 @@ REASON_CODES: dict[str, str] = {
     "core.cease_communication": "The consumer asked us in writing to stop communicating.",
     "core.dispute_open": "The debt is disputed (or the original creditor was asked for) and "
     "verification has not been sent.",
+    "core.verification_not_due": "No dispute waits for verification: a verification letter "
+    "is not sent.",
     "core.bankruptcy": "The consumer is in bankruptcy: the automatic stay stops collection.",
     "core.deceased": "The consumer is deceased: only the estate's representative may be contacted.",
     "core.attorney_represented": "The consumer is represented by an attorney about this debt.",
     "core.payment_plan_kept": "An instalment agreement is being kept: no collection contact.",
     "core.promise_open": "A promise to pay is open and not yet due: collection pauses.",
+    "core.hardship_pause": "The consumer reported hardship: automated collection pauses for "
+    "the hardship period (the offer and the required notices still go).",
     "core.settlement_completed": "A settlement was paid in full: the account is closed for "
     "collection.",
     "core.opted_out": "The consumer opted out of this channel or this destination.",

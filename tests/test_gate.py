@@ -196,8 +196,14 @@ def test_holds_block_every_consumer_channel(hold: str, collector_code: str,
             assert code in v.reasons, (step.channel, role, v.reasons)
 
 
-def test_hardship_alone_blocks_nothing() -> None:
-    assert evaluate(sms(), us(holds=frozenset({"hardship"})), day=DAY).verdict == "send"
+def test_hardship_pauses_collection_but_lets_the_offer_and_required_notices_through() -> None:
+    held = us(holds=frozenset({"hardship"}))
+    v = evaluate(sms(), held, day=DAY)
+    assert (v.verdict, v.reasons) == ("block", ("core.hardship_pause",))
+    for purpose in ("instalment_offer", "statement", "validation_notice", "verification",
+                    "promise_reminder", "instalment_reminder"):  # fmt: skip
+        letter = Step("letter", 12, purpose=purpose)
+        assert "core.hardship_pause" not in evaluate(letter, held, day=DAY).reasons, purpose
 
 
 def test_bankruptcy_and_dispute_also_stop_agency_and_legal_steps() -> None:

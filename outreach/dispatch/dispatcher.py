@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, text
 
 from contact_channels.base import Channel, ChannelError, OutboundMessage, SendResult, is_local
 from outreach.dispatch.message import outbound_message, personal_data
-from outreach.dispatch.recording import NOTICE_DATES, decision_rows, settle
+from outreach.dispatch.recording import NOTICE_DATES, decision_rows, settle, verification_mailed
 from outreach.dispatch.recovery import recover_stale
 from outreach.dispatch.send_rules import SendRules, send_rules
 from outreach.dispatch.sending import NotSent, SenderPool, SendOutcome, open_channel, send_tuning
@@ -384,6 +384,7 @@ def _finish_group(
     unexpected: Exception | None = None
     with engine.begin() as conn:
         notices: dict[str, list[dict[str, Any]]] = {}
+        mailed: list[DueContact] = []
         for judged, outcome in zip(group.judged, outcomes, strict=True):
             c = judged.contact
             if isinstance(outcome, NotSent):
@@ -398,6 +399,8 @@ def _finish_group(
                 purpose = judged.action.gate_purpose if judged.action is not None else None
                 if purpose in NOTICE_DATES:
                     notices.setdefault(purpose, []).append({"d": c.plan_date, "a": c.account_id})
+                if purpose == "verification":
+                    mailed.append(c)
                 state = "sent"
             else:
                 if not isinstance(outcome, ChannelError) and unexpected is None:
@@ -422,6 +425,8 @@ def _finish_group(
         release(conn, released, group.token)
         for purpose, params in notices.items():
             conn.execute(text(NOTICE_DATES[purpose]), params)
+        for c in mailed:
+            verification_mailed(conn, channel, "verification", c.account_id, c.key, c.plan_date)
     if unexpected is not None and reraise:
         raise unexpected
 

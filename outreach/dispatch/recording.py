@@ -12,6 +12,7 @@ from sqlalchemy import Connection, text
 
 from contact_channels.base import ChannelError, PermanentError, TransientError
 from outreach.kernel.ledger import DueContact, decision_row, set_state
+from outreach.resolution.disputes import verification_sent
 from policies.model import Verdict
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,18 @@ NOTICE_DATES = {
     # The legal referral waits from the latest final notice (core.final_notice_wait).
     "final_notice": "UPDATE account SET final_notice_sent_on = :d WHERE id = :a",
 }
+
+
+def verification_mailed(
+    conn: Connection, channel: str, purpose: str | None, account_id: int, key: str,
+    plan_date: dt.date,
+) -> None:
+    """A verification letter went out (its print batch's day): the account's verification task
+    is sent and, where the law allows, its dispute hold ends (outreach.resolution.disputes).
+    Only a letter counts: 15 U.S.C. 1692g(b) speaks of verification mailed."""
+    if purpose == "verification" and channel == "letter":
+        verification_sent(conn, account_id=account_id, ledger_key=key, day=plan_date,
+                          actor="system")  # fmt: skip
 
 
 def settle(

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, text
 
 from contact_channels.base import Channel, is_local
 from outreach import settings
-from outreach.dispatch.recording import NOTICE_DATES
+from outreach.dispatch.recording import NOTICE_DATES, verification_mailed
 from outreach.dispatch.send_rules import SendRules
 from outreach.kernel.facts import as_date, as_instant
 from outreach.kernel.ledger import SentRow, mark_sent
@@ -68,6 +68,9 @@ def recover_stale(
                         text(NOTICE_DATES[action.gate_purpose]),
                         {"d": as_date(r.plan_date), "a": r.account_id},
                     )
+                if action is not None:
+                    verification_mailed(conn, channel, action.gate_purpose, r.account_id, r.key,
+                                        as_date(r.plan_date))  # type: ignore[arg-type]
             elif authoritative:
                 conn.execute(
                     text(

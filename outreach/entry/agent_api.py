@@ -34,6 +34,8 @@ class DispositionRequest(BaseModel):
     disposition: str = Field(max_length=64)
     promise_amount: Decimal | None = None
     promise_date: dt.date | None = None
+    # The cause of delinquency the agent classified (one of the causes; 422 otherwise).
+    cause: str | None = Field(default=None, max_length=64)
 
 
 def _error(status: int, code: str, detail: str) -> JSONResponse:
@@ -88,6 +90,7 @@ def build_router(
                 clock(),
                 promise_amount=body.promise_amount,
                 promise_date=body.promise_date,
+                cause=body.cause,
             )
         except calls.DispositionError as exc:
             return _error(exc.status, exc.code, str(exc))

@@ -575,7 +575,8 @@ def _resolution(
 ) -> None:
     """Promises and arrangements as outreach.resolution keeps them: an open promise that pauses
     is the hold ``promise_open`` until its due date plus grace days; an active arrangement that
-    is kept is the hold ``instalment_plan``; a completed settlement is ``settlement_completed``.
+    is kept is the hold ``instalment_plan``; a completed settlement is ``settlement_completed``;
+    an open verification task is ``verification_due`` (the verification letter may go).
     Each derived hold names its promise or arrangement (``hold_refs``)."""
     d = bind(conn, Date(), day)
     since = bind(conn, Date(), day - RESOLUTION_LOOKBACK)
@@ -614,6 +615,21 @@ def _resolution(
         "ORDER BY ar.account_id, ar.id",
         (lo, hi, since),
     )
+    # A dispute waiting for its verification (outreach.resolution.disputes): the verification
+    # letter may go (core.verification_not_due); the task names it.
+    for r in fetchall(
+        conn,
+        "SELECT t.account_id, t.id FROM verification_task t "
+        "LEFT JOIN account_hold h ON h.id = t.hold_id "
+        "WHERE t.account_id BETWEEN ? AND ? AND t.state = 'open' "
+        "AND (h.started_on IS NULL OR h.started_on <= ?) ORDER BY t.account_id, t.id",
+        (lo, hi, d),
+    ):
+        acc = accounts.get(r[0])  # type: ignore[assignment]
+        if acc is not None and "verification_due" not in acc.holds:
+            acc.holds.add("verification_due")
+            acc.hold_refs["verification_due"] = f"verification-{r[1]}"
+
     nexts: dict[int, int] = {}
     for r in rows:
         acc = accounts[r[0]]

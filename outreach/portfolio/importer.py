@@ -33,6 +33,7 @@ from outreach.portfolio.arrangement_records import (
     parse_means,
     write_arrangement_records,
 )
+from outreach.portfolio.cause_records import CauseIn, parse_cause, write_causes
 from outreach.portfolio.files import (
     ImportInterruptedError,
     RejectsFile,
@@ -71,7 +72,7 @@ IMPORT_RUN = cast(Table, ImportRun.__table__)
 
 RECORD_TYPES = (
     "account", "payment", "hold", "contact_event", "opt_out", "promise", "arrangement",
-    "means",
+    "means", "cause",
 )  # fmt: skip
 
 
@@ -112,6 +113,7 @@ _PARSERS: dict[str, Any] = {
     "promise": lambda row, fmt: parse_promise(row),
     "arrangement": lambda row, fmt: parse_arrangement(row),
     "means": lambda row, fmt: parse_means(row),
+    "cause": lambda row, fmt: parse_cause(row),
 }
 
 
@@ -173,6 +175,7 @@ class _Chunks:
         opt_outs: list[OptOutIn] = []
         promises: list[PromiseIn] = []
         resolution: list[ArrangementIn | MeansIn] = []
+        causes: list[CauseIn] = []
         later = self.later
         for item in items:
             if isinstance(item, Bad):
@@ -195,6 +198,8 @@ class _Chunks:
                 promises.append(item)
             elif isinstance(item, (ArrangementIn, MeansIn)):
                 resolution.append(item)
+            elif isinstance(item, CauseIn):
+                causes.append(item)
 
         with self.engine.begin() as conn:
             new_accounts, new_persons = write_accounts(conn, accounts, self.stamp)
@@ -203,6 +208,7 @@ class _Chunks:
             refs.update(o.account_ref for o in opt_outs if o.account_ref)
             refs.update(p.account_ref for p in promises)
             refs.update(r.account_ref for r in resolution)
+            refs.update(c.account_ref for c in causes)
             known = known_accounts(conn, refs)
 
             def account_of(item: Item, ref: str) -> AccountRef | None:
@@ -236,6 +242,7 @@ class _Chunks:
                 conn, [(r, a) for r in resolution if (a := account_of(r, r.account_ref))],
                 self.stamp.date(), rejects,
             )  # fmt: skip
+            write_causes(conn, [(c, a) for c in causes if (a := account_of(c, c.account_ref))])
         return rejects
 
 

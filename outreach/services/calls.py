@@ -40,11 +40,13 @@ def record_disposition(
     *,
     promise_amount: Decimal | None = None,
     promise_date: dt.date | None = None,
+    cause: str | None = None,
 ) -> dict[str, Any]:
-    """Record what came of the claimed call ``key``; DispositionError (with its HTTP status
-    and code) when refused."""
+    """Record what came of the claimed call ``key`` (and the cause of delinquency the agent
+    classified, if any); DispositionError (with its HTTP status and code) when refused."""
     return _record_disposition(engine, key, agent, disposition, now,
-                               promise_amount=promise_amount, promise_date=promise_date)
+                               promise_amount=promise_amount, promise_date=promise_date,
+                               cause=cause)
 
 
 def refresh_call_queue(engine: Engine, day: dt.date, now: dt.datetime) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from policies.checks.standing import (
     _hold,
     _hold_period,
     _min_balance,
+    _needs_hold,
     _not_delinquent,
     _opted_out,
     _scra,
@@ -36,6 +37,7 @@ from policies.checks.validation import (
 CHECKS: dict[str, Check] = {
     "hold": _hold,
     "hold_period": _hold_period,
+    "needs_hold": _needs_hold,
     "not_delinquent": _not_delinquent,
     "opted_out": _opted_out,
     "destination": _destination,
@@ -68,6 +70,7 @@ CHECK_PARAMS: dict[str, tuple[str, ...]] = {
     "hold": ("holds",),
     "hold?": ("except_relations", "except_purposes"),
     "hold_period": ("holds",),
+    "needs_hold": ("holds", "purposes"),
     "hold_period?": ("default_days", "days_after_end"),
     "third_party": ("allowed_purposes",),
     "consent": ("phone_types",),

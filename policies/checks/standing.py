@@ -26,6 +26,19 @@ def _hold(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome 
     return Outcome(BLOCK, {"holds": held, "purpose": step.purpose, **named})
 
 
+def _needs_hold(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
+    """A step of one of ``purposes`` goes only while one of ``holds`` is active: a
+    verification letter answers an open dispute's verification task, never anyone else."""
+    if step.purpose not in rule.params["purposes"]:
+        return _pass(ctx, {"purpose": step.purpose})
+    held = [h for h in rule.params["holds"] if h in facts.holds]
+    if held:
+        refs = {kind: ref for kind, ref in facts.hold_refs if kind in held}
+        return _pass(ctx, {"purpose": step.purpose, "holds": held,
+                           **({"refs": refs} if refs else {})})  # fmt: skip
+    return Outcome(BLOCK, {"purpose": step.purpose, "needs": list(rule.params["holds"])})
+
+
 def _hold_period(rule: Rule, step: Step, facts: AccountFacts, ctx: Context) -> Outcome | None:
     """Holds whose effect runs by the calendar: a default length when no end is recorded,
     and days after the recorded end."""

@@ -41,6 +41,11 @@ CORE = Pack(
              "House rule; US: 15 U.S.C. 1692g(b)", ALL_CHANNELS,
              {"holds": ("dispute", "original_creditor_request"),
               "except_purposes": ("verification",)}),
+        Rule("core.verification_not_due", "needs_hold",
+             "House rule: a verification letter (12 CFR 1006.38) goes only to an account whose "
+             "dispute waits for its verification (an open verification task).",
+             ALL_CHANNELS,
+             {"holds": ("verification_due",), "purposes": ("verification",)}),
         Rule("core.bankruptcy", "hold",
              "US: 11 U.S.C. 362(a) (automatic stay); house rule elsewhere", ALL_CHANNELS,
              {"holds": ("bankruptcy",)}),
@@ -63,6 +68,13 @@ CORE = Pack(
              "notices the law requires still go.",
              ALL_CHANNELS,
              {"holds": ("promise_open",), "except_purposes": PROMISE_PURPOSES}),
+        Rule("core.hardship_pause", "hold",
+             "House rule: a consumer in hardship (an agent's disposition or a self-service "
+             "answer) gets no automated collection for the configured pause "
+             "(hardship.pause_days); the repayment offer, the plan's reminders and statements "
+             "and the notices the law requires still go.",
+             ALL_CHANNELS,
+             {"holds": ("hardship",), "except_purposes": PLAN_PURPOSES}),
         Rule("core.settlement_completed", "hold",
              "House rule: a settlement paid in full closes the account for collection.",
              ALL_CHANNELS, {"holds": ("settlement_completed",)}),

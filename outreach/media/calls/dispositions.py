@@ -26,6 +26,9 @@ from outreach.media.calls.queue import (
     placeholder_ref,
     utc,
 )
+from outreach.resolution.disputes import open_dispute
+from outreach.resolution.hardship import record_cause, record_hardship
+from outreach.resolution.policy import CAUSES
 from outreach.resolution.promises import PromiseRefused, make_promise
 from outreach.storage.models import Promise
 
@@ -117,13 +120,17 @@ def record_disposition(
     now: dt.datetime,
     promise_amount: Decimal | str | float | None = None,
     promise_date: dt.date | str | None = None,
+    cause: str | None = None,
 ) -> dict[str, Any]:
     """Record what came of a call, all in one transaction: the task (done, disposition,
     completed_at), the ledger row's outcome (its state stays ``sent``), the call's contact_event
     (its outcome as the frequency rules read it), and the account: a hold (dispute,
     cease_communication, hardship, started today), the number marked invalid (wrong_number,
     not_in_service) or a promise (promise_to_pay: ``outreach.resolution.promises``, whose
-    refusals, ``too_many_open`` for one, are 422s with their code).
+    refusals, ``too_many_open`` for one, are 422s with their code). A hardship starts the
+    hardship pause (``outreach.resolution.hardship``), a dispute the dispute hold and its
+    verification task (``outreach.resolution.disputes``); ``cause``, when given, records the
+    cause of delinquency the agent classified (one of ``CAUSES``).
 
     Only the agent the task was last handed to may record it. The same disposition sent again
     by that agent changes nothing (``status: already_recorded``); anything else invalid raises
@@ -141,6 +148,9 @@ def record_disposition(
             status=422, code="unknown_disposition",
         )
     terms = _promise_terms(disposition, promise_amount, promise_date, now.date())
+    if cause is not None and cause not in CAUSES:
+        raise DispositionError(f"cause: {str(cause)[:40]!r} is not one of {', '.join(CAUSES)}",
+                               status=422, code="cause")  # fmt: skip
     result: dict[str, Any] = {
         "key": key,
         "disposition": disposition,
@@ -148,6 +158,7 @@ def record_disposition(
         "hold": effect.hold,
         "number_invalid": effect.invalidates_number,
         "promise": effect.promise,
+        "cause": cause,
     }
     with engine.begin() as conn:
         # The write comes first: it takes the row (and on SQLite the database) before anything
@@ -187,11 +198,18 @@ def record_disposition(
                 **event, "event_ref": placeholder_ref(key), "account_id": account_id,
                 "channel": "call", "direction": "outbound", "ledger_key": key,
             }, ["event_ref"])
-        if effect.hold is not None:
+        if effect.hold == "hardship":
+            record_hardship(conn, account_id=account_id, source="agent", actor=agent,
+                            day=now.date())  # fmt: skip
+        elif effect.hold == "dispute":
+            open_dispute(conn, account_id=account_id, source="agent", actor=agent, day=now.date())
+        elif effect.hold is not None:
             insert_ignoring(conn, account_hold, {
                 "account_id": account_id, "kind": effect.hold, "started_on": now.date(),
                 "ended_on": None, "source": "agent",
             }, ["account_id", "kind", "started_on"])
+        if cause is not None:
+            record_cause(conn, account_id=account_id, cause=cause, source="agent", actor=agent)
         if effect.invalidates_number and point_id is not None:
             conn.execute(
                 update(contact_point).where(contact_point.c.id == point_id)

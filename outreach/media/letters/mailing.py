@@ -28,6 +28,7 @@ from contact_channels.media_fields import (
     LetterFields,
     LetterRecipient,
     ValidationNotice,
+    VerificationNotice,
 )
 from outreach.kernel.facts import as_date
 from outreach.kernel.identity import identity
@@ -238,6 +239,7 @@ def letter_fields(ctx: MessageContext, row: Any = None) -> LetterFields:
     english: str | None = None
     cn_notice: CnNotice | None = None
     instalments: InstalmentOffer | None = None
+    verification: VerificationNotice | None = None
     if purpose == "validation_notice" or template.endswith("/validation_notice"):
         validation = _validation(ctx, currency, creditor, collector_name, collector_lines, row)
         if not language.startswith("en"):
@@ -249,6 +251,8 @@ def letter_fields(ctx: MessageContext, row: Any = None) -> LetterFields:
         cn_notice = {"phone": phone, "creditor": brand(language=language)["creditor"]}
     if purpose == "instalment_offer" or template.endswith("/instalment_offer"):
         instalments = _instalments(ctx, currency)
+    if purpose == "verification" or template.endswith("/verification"):
+        verification = _verification(ctx, currency, creditor, row)
     return LetterFields(
         account_id=account.id,
         account_ref=account.account_ref,
@@ -271,6 +275,7 @@ def letter_fields(ctx: MessageContext, row: Any = None) -> LetterFields:
         english=english,
         cn_notice=cn_notice,
         instalments=instalments,
+        verification=verification,
     )
 
 
@@ -321,14 +326,8 @@ def notice_sent_on(ctx: MessageContext) -> dt.date:
     return ctx.contact.plan_date
 
 
-def _validation(
-    ctx: MessageContext,
-    currency: str,
-    creditor: str,
-    collector_name: str,
-    collector_lines: list[str],
-    row: Any,
-) -> ValidationNotice:
+def _itemization(ctx: MessageContext, row: Any) -> Itemization:
+    """The account's itemization as of the letter's day (ItemizationUnknown without one)."""
     since = as_date(row[11])
     paid = ctx.conn.execute(
         text(
@@ -341,8 +340,19 @@ def _validation(
     def amount(value: Any) -> Decimal | None:
         return None if value is None else Decimal(str(value)).quantize(CENT)
 
-    item = itemize(ctx.account.balance, since, row[12], amount(row[13]), amount(row[14]),
+    return itemize(ctx.account.balance, since, row[12], amount(row[13]), amount(row[14]),
                    amount(row[15]), Decimal(str(paid)).quantize(CENT))  # fmt: skip
+
+
+def _validation(
+    ctx: MessageContext,
+    currency: str,
+    creditor: str,
+    collector_name: str,
+    collector_lines: list[str],
+    row: Any,
+) -> ValidationNotice:
+    item = _itemization(ctx, row)
     sent_on = notice_sent_on(ctx)
     receipt, last_day = validation_period_for(sent_on)
     return {
@@ -363,6 +373,46 @@ def _validation(
         "creditor_then": creditor,
         "creditor_now": creditor,
         "account_number": f"**** {ctx.account.account_ref[-4:]}",
+    }
+
+
+def _verification(ctx: MessageContext, currency: str, creditor: str, row: Any
+                  ) -> VerificationNotice:  # fmt: skip
+    """What 12 CFR 1006.38 asks the verification to give: the itemization (as the validation
+    notice gives it; the current amount alone when none is on record), the creditor and, when
+    the consumer asked for the original creditor, its name. One creditor is known (the
+    brand): the original creditor is the current one, whose name the letter gives and whose
+    address is the one the letter comes from when the creditor writes."""
+    holds = ctx.conn.execute(
+        text(
+            "SELECT kind, MIN(started_on) FROM account_hold WHERE account_id = :a "
+            "AND kind IN ('dispute', 'original_creditor_request') AND started_on <= :day "
+            "AND (ended_on IS NULL OR ended_on >= :day) GROUP BY kind"
+        ),
+        {"a": ctx.account.id, "day": ctx.day},
+    ).all()
+    started = {str(k): as_date(d) for k, d in holds}
+    disputed_on = min((d for d in started.values() if d is not None), default=None)
+    try:
+        item: Itemization | None = _itemization(ctx, row)
+    except ItemizationUnknown:
+        item = None
+    current = _money(ctx.account.balance)
+    return {
+        "currency": currency,
+        "disputed_on": disputed_on.isoformat() if disputed_on else "",
+        "itemization_date": item.date.isoformat() if item else "",
+        "itemization_basis": item.basis if item else "",
+        "amount_on_itemization_date": _money(item.amount_then) if item else "",
+        "interest": _money(item.interest) if item else "",
+        "fees": _money(item.fees) if item else "",
+        "payments_credits": _money(item.payments_credits) if item else "",
+        "current_amount": _money(item.current) if item else current,
+        "creditor": creditor,
+        "account_number": f"**** {ctx.account.account_ref[-4:]}",
+        "original_creditor_requested": "original_creditor_request" in started,
+        "original_creditor": creditor,
+        "original_creditor_lines": [],
     }
 
 
