@@ -99,7 +99,7 @@ def test_promises_fall_due_before_and_after_the_day_and_some_are_paid(
         due = dt.date.fromisoformat(p["due_on"])
         made = _instant(p["made_at"]).date()
         assert made < AS_OF and 0 < (due - made).days <= 30  # promises.max_days_ahead
-        assert Decimal(p["amount"]) > 0 and p["source"] in ("agent", "web")
+        assert Decimal(p["amount"]) > 0 and p["source"] in ("agent", "self_service")
         if due >= AS_OF:
             after += 1
             assert p["account_ref"] not in paid  # not due yet: nothing paid so far

@@ -150,7 +150,8 @@ class Resolution:
         out.records.append({
             "record": "promise", "account_ref": a.ref, "promise_ref": ref,
             "amount": f"{amount:.2f}", "due_on": due_on.isoformat(),
-            "made_at": self._instant(a, made), "source": r.choice(("agent", "agent", "web")),
+            "made_at": self._instant(a, made),
+            "source": r.choice(("agent", "agent", "self_service")),
         })  # fmt: skip
         self.counts.promises += 1
         if x >= 0.5 and x < 0.8:
