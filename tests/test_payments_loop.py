@@ -16,6 +16,7 @@ from outreach import settings
 from outreach.entry.cli import main
 from outreach.kernel.clock import utcnow
 from outreach.kernel.facts import payments_move_due_date
+from outreach.portfolio.importer import import_file
 from outreach.resolution.events import history
 from outreach.resolution.payments import (
     PaymentConflict,
@@ -26,6 +27,7 @@ from outreach.resolution.payments import (
     reverse_payment,
 )
 from outreach.storage.models import (
+    Account,
     Arrangement,
     ArrangementInstalment,
     Payment,
@@ -33,6 +35,9 @@ from outreach.storage.models import (
     Promise,
 )
 from tests.factories import add_account, contacts, database
+from tests.test_import import account as imported_account
+from tests.test_import import payment as imported_payment
+from tests.test_import import write
 
 DAY = dt.date(2026, 12, 7)
 
@@ -250,3 +255,71 @@ def test_a_partial_payment_moves_the_stage_a_full_one_cures_and_a_reversal_puts_
     assert Decimal(back["facts"]["past_due"]) == Decimal("810.00")
     # The day before it was reversed, it still counted.
     assert explain(ref, DAY, capsys)["stage"] is None
+
+
+# --- import -------------------------------------------------------------------------------
+
+
+def test_imported_payments_are_allocated_once_and_a_changed_one_is_rejected(
+    engine: Engine, tmp_path: Path
+) -> None:
+    import_file(write(tmp_path / "a.jsonl", [imported_account()]), engine=engine)
+    aid = rows(engine, Account)[0]["id"]
+    promise = add_promise(engine, aid, "PR-1", "80.00", dt.date(2026, 11, 25))
+    day = [imported_payment("PM1", amount="50.00"), imported_payment("PM2", amount="45.00")]
+    report = import_file(write(tmp_path / "p.jsonl", day), engine=engine)
+    assert (report.inserted, report.rejected) == (2, 0)
+    assert rows(engine, Promise, id=promise)[0]["paid_amount"] == Decimal("80.00")
+    assert [(a["target"], a["amount"]) for a in rows(engine, PaymentAllocation)] == [
+        ("promise", Decimal("50.00")), ("promise", Decimal("30.00")),
+        ("unallocated", Decimal("15.00")),
+    ]  # fmt: skip
+    assert {p["source"] for p in rows(engine, Payment)} == {"import"}
+    posted = [e for e in history(engine.connect(), aid) if e["to_state"] == "posted"]
+    assert [(e["subject_ref"], e["actor"]) for e in posted] == [("PM1", "import"),
+                                                                ("PM2", "import")]  # fmt: skip
+
+    again = import_file(write(tmp_path / "p2.jsonl", day), engine=engine)
+    assert (again.unchanged, again.inserted) == (2, 0)
+    assert len(rows(engine, PaymentAllocation)) == 3
+    changed = import_file(write(tmp_path / "p3.jsonl", [imported_payment("PM1", amount="55.00")]),
+                          engine=engine, rejects_path=tmp_path / "rejects.jsonl")  # fmt: skip
+    assert changed.rejected == 1
+    reject = json.loads((tmp_path / "rejects.jsonl").read_text().splitlines()[0])
+    assert reject["field"] == "amount" and "payment_reversal" in reject["reason"]
+    assert rows(engine, Payment)[0]["amount"] == Decimal("50.00")
+
+
+def test_an_imported_reversal_takes_the_payment_back_and_bad_rows_are_rejected(
+    engine: Engine, tmp_path: Path
+) -> None:
+    import_file(write(tmp_path / "a.jsonl", [imported_account()]), engine=engine)
+    aid = rows(engine, Account)[0]["id"]
+    promise = add_promise(engine, aid, "PR-1", "50.00", dt.date(2026, 11, 25))
+    reversal = {"record": "payment_reversal", "payment_ref": "PM1", "reversed_on": "2026-11-23",
+                "reason": "R01"}  # fmt: skip
+    records = [
+        {**reversal, "reason": "R02"},  # line 1: before its payment's line
+        imported_payment("PM1", amount="50.00"),
+        reversal,
+        {**reversal, "payment_ref": "NOPE"},
+        {**reversal, "payment_ref": "PM1", "reason": "the consumer said ..."},
+        {**reversal, "reversed_on": "2026-11-01"},  # already reversed, another day
+    ]
+    report = import_file(write(tmp_path / "r.jsonl", records), engine=engine,
+                         rejects_path=tmp_path / "rejects.jsonl")  # fmt: skip
+    found = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["field"]) for r in found] == [
+        (1, "payment_ref"), (4, "payment_ref"), (5, "reason"), (6, "reversed_on"),
+    ]  # fmt: skip
+    assert report.by_record["payment_reversal"]["inserted"] == 1
+    payment = rows(engine, Payment)[0]
+    assert (payment["status"], payment["reversed_on"], payment["reversal_reason"]) == (
+        "reversed", dt.date(2026, 11, 23), "R01")  # fmt: skip
+    assert rows(engine, Promise, id=promise)[0]["paid_amount"] == Decimal("0.00")
+    again = import_file(write(tmp_path / "r2.jsonl", [reversal]), engine=engine)
+    assert (again.unchanged, again.rejected) == (1, 0)
+    early = import_file(write(tmp_path / "r3.jsonl", [
+        imported_payment("PM9"), {**reversal, "payment_ref": "PM9", "reversed_on": "2026-10-01"},
+    ]), engine=engine)  # fmt: skip
+    assert early.rejected == 1  # before the payment was paid

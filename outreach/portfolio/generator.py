@@ -208,6 +208,7 @@ class _Generator:
             dpd=dpd, balance=Decimal(f"{balance:.2f}"),
             past_due=Decimal(f"{min(past_due, balance):.2f}"), hold=hold[0] if hold else None,
             itemization_date=item_date, charged_off=charge_off is not None,
+            has_payments=bool(payments),
         ))  # fmt: skip
         paid_since += float(resolution.paid_since_itemization)
         record: dict[str, Any] = {

@@ -45,6 +45,9 @@ class Account:
     hold: str | None  # the kind of the account's generated hold, if any
     itemization_date: dt.date
     charged_off: bool
+    # Payments drawn for it already (in the last two months, or today): such an account gets no
+    # promise, plan or returned payment, whose allocations those payments would blur.
+    has_payments: bool
 
 
 @dataclass
@@ -92,23 +95,23 @@ class Resolution:
         y = r.random()
         z = r.random()
         engaged = False
-        if a.dpd > 0 and a.hold is None:
-            if x < 0.045:
+        if a.dpd > 0 and a.hold is None and not a.has_payments:
+            if x < 0.055:
                 self._promise(a, out)
                 engaged = True
-            elif x < 0.065:
+            elif x < 0.080:
                 engaged = self._instalment_plan(a, out)
-            elif x < 0.072 and a.dpd > 90:
+            elif x < 0.089 and a.dpd > 90:
                 self._settlement(a, out)
                 engaged = True
-            elif x < 0.090:
+            elif x < 0.110:
                 self._partial_payment(a, out)
         if y < (0.5 if engaged else 0.03):
             self._means(a, out)
         cause_share = 0.8 if a.hold in ("hardship", "dispute") else 0.3 if engaged else 0.02
         if a.dpd > 0 and z < cause_share:
             self._cause(a, out)
-        if a.dpd > 0 and not a.charged_off and r.random() < 0.012:
+        if a.dpd > 0 and not a.charged_off and not engaged and r.random() < 0.012:
             self._returned_payment(a, out)
         return out
 

@@ -1,5 +1,5 @@
-"""The records that refer to an account: payments, holds, past contacts (contact events) and
-opt-outs; their checks and their writing (docs/import-format.md)."""
+"""The records that refer to an account: payments and their reversals, holds, past contacts
+(contact events) and opt-outs; their checks and their writing (docs/import-format.md)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, select
 
 from outreach.portfolio.accounts import CONTACT_POINT, PERSON, AccountRef
 from outreach.portfolio.rows import (
+    INSERTED,
     REJECTED,
     SUPERSEDED,
     UNCHANGED,
@@ -30,6 +31,14 @@ from outreach.portfolio.rows import (
     text,
 )
 from outreach.portfolio.upsert import Want, collapse, select_in, stored, sync
+from outreach.resolution.payments import (
+    REASON_CODE,
+    PaymentError,
+    allocate,
+    payment_ids,
+    record_posted,
+    reverse_payment,
+)
 from outreach.storage.models import AccountHold, ContactEvent, OptOut, Payment
 
 SOURCE = "import"
@@ -64,6 +73,13 @@ class PaymentIn(Item):
     account_ref: str
     paid_on: dt.date
     amount: Decimal
+
+
+@dataclass(slots=True, eq=False, kw_only=True)
+class ReversalIn(Item):
+    payment_ref: str
+    reversed_on: dt.date
+    reason: str
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -106,6 +122,19 @@ def parse_payment(row: Row) -> PaymentIn:
         account_ref=required_text(d.get("account_ref"), "account_ref", 64),
         paid_on=cast(dt.date, date(d.get("paid_on"), "paid_on", required=True)),
         amount=money(d.get("amount"), "amount", positive=True),
+    )
+
+
+def parse_reversal(row: Row) -> ReversalIn:
+    d = row.data
+    reason = required_text(d.get("reason"), "reason", 32)
+    if not REASON_CODE.match(reason):
+        raise Reject("reason", "a code of letters, digits or _.:- (R01, chargeback, nsf)")
+    return ReversalIn(
+        row=row,
+        payment_ref=required_text(d.get("payment_ref"), "payment_ref", 64),
+        reversed_on=cast(dt.date, date(d.get("reversed_on"), "reversed_on", required=True)),
+        reason=reason,
     )
 
 
@@ -194,9 +223,18 @@ def contact_point_ids(
     }
 
 
-def write_payments(conn: Connection, payments: list[tuple[PaymentIn, AccountRef]]) -> None:
+def write_payments(
+    conn: Connection,
+    payments: list[tuple[PaymentIn, AccountRef]],
+    rejects: list[tuple[Row, str | None, str]],
+) -> dict[str, int]:
+    """Insert the new payments and allocate them to their accounts' open promises and
+    instalments (outreach.resolution.payments; the day's settle task judges what they paid). A
+    payment is posted once: the same ref again is unchanged, with another account, day or
+    amount it is rejected. Returns the refs inserted, with their lines."""
     if not payments:
-        return
+        return {}
+    sqlite = conn.dialect.name == "sqlite"
     wants = collapse(
         Want(
             p.payment_ref,
@@ -205,6 +243,7 @@ def write_payments(conn: Connection, payments: list[tuple[PaymentIn, AccountRef]
                 "account_id": a.id,
                 "paid_on": p.paid_on,
                 "amount": p.amount,
+                "source": SOURCE,
             },
             p.final,
             p,
@@ -219,10 +258,79 @@ def write_payments(conn: Connection, payments: list[tuple[PaymentIn, AccountRef]
         PAYMENT.c.amount,
     ]
     existing = {r.payment_ref: r for r in select_in(conn, cols, PAYMENT.c.payment_ref, wants)}
+    for key, want in list(wants.items()):
+        old = existing.get(key)
+        if old is None or not want.full:
+            continue
+        differs = next((name for name, column in _PAYMENT_FIELDS
+                        if stored(want.values[column], sqlite) != getattr(old, column)), None)  # fmt: skip
+        if differs is not None:
+            del wants[key]
+            want.source.status = REJECTED
+            rejects.append((want.source.row, differs, _POSTED_ONCE))
     outcome = sync(
         conn, PAYMENT, wants.values(), existing, ("account_id", "paid_on", "amount"), None
     )
-    _settle([p for p, _ in payments], wants, outcome, lambda p: p.payment_ref)
+    _settle([p for p, _ in payments if p.status != REJECTED], wants, outcome,
+            lambda p: p.payment_ref)  # fmt: skip
+    inserted = {k: wants[k].source.row.line for k, o in outcome.items() if o == INSERTED}
+    if inserted:
+        ids = list(payment_ids(conn, inserted).values())
+        record_posted(conn, ids, SOURCE)
+        allocate(conn, ids, max(p.paid_on for p, _ in payments), SOURCE, settle=False)
+    return inserted
+
+
+_PAYMENT_FIELDS = (("account_ref", "account_id"), ("paid_on", "paid_on"), ("amount", "amount"))
+_POSTED_ONCE = (
+    "this payment_ref is already posted with another account_ref, paid_on or amount; a payment "
+    "is corrected by a payment_reversal and a new payment_ref"
+)
+_UNKNOWN_PAYMENT = "unknown payment_ref: not in the database nor on an earlier line of this file"
+
+
+def write_reversals(
+    conn: Connection,
+    reversals: list[ReversalIn],
+    inserted: dict[str, int],
+    rejects: list[tuple[Row, str | None, str]],
+) -> None:
+    """Reverse the payments the rows name (outreach.resolution.payments.reverse_payment): what
+    they paid is taken back and their accounts settled for the day of the reversal. The same
+    reversal again is unchanged; another day or reason for a reversed payment is rejected."""
+    if not reversals:
+        return
+    refs = sorted({r.payment_ref for r in reversals})
+    stored_rows = {
+        row.payment_ref: dict(row._mapping)
+        for row in conn.execute(
+            select(PAYMENT.c.payment_ref, PAYMENT.c.paid_on, PAYMENT.c.status,
+                   PAYMENT.c.reversed_on, PAYMENT.c.reversal_reason)
+            .where(PAYMENT.c.payment_ref.in_(refs))
+        )
+    }  # fmt: skip
+    for r in sorted(reversals, key=lambda r: r.row.line):
+        old = stored_rows.get(r.payment_ref)
+        if old is None or inserted.get(r.payment_ref, 0) > r.row.line:
+            r.status = REJECTED
+            rejects.append((r.row, "payment_ref", _UNKNOWN_PAYMENT))
+        elif old["status"] == "reversed":
+            if (old["reversed_on"], old["reversal_reason"]) == (r.reversed_on, r.reason):
+                r.status = UNCHANGED
+            else:
+                r.status = REJECTED
+                rejects.append((r.row, "reversed_on", "the payment is already reversed, on "
+                                "another day or for another reason"))  # fmt: skip
+        else:
+            try:
+                reverse_payment(conn, payment_ref=r.payment_ref, reversed_on=r.reversed_on,
+                                reason=r.reason, actor=SOURCE)  # fmt: skip
+            except PaymentError as exc:  # before the payment's day
+                r.status = REJECTED
+                rejects.append((r.row, exc.code, str(exc)))
+                continue
+            r.status = INSERTED
+            old.update(status="reversed", reversed_on=r.reversed_on, reversal_reason=r.reason)
 
 
 def write_holds(conn: Connection, holds: list[tuple[HoldIn, AccountRef]], sqlite: bool) -> None:

@@ -48,16 +48,19 @@ from outreach.portfolio.history import (
     HoldIn,
     OptOutIn,
     PaymentIn,
+    ReversalIn,
     contact_point_ids,
     opt_out_people,
     parse_event,
     parse_hold,
     parse_opt_out,
     parse_payment,
+    parse_reversal,
     write_events,
     write_holds,
     write_opt_outs,
     write_payments,
+    write_reversals,
 )
 from outreach.portfolio.prescan import LaterLines, prescan, scan_keys
 from outreach.portfolio.resolution_records import PromiseIn, parse_promise, write_promises
@@ -71,8 +74,8 @@ CHUNK_LINES = 5000  # lines per transaction: big enough to amortise queries, sma
 IMPORT_RUN = cast(Table, ImportRun.__table__)
 
 RECORD_TYPES = (
-    "account", "payment", "hold", "contact_event", "opt_out", "promise", "arrangement",
-    "means", "cause",
+    "account", "payment", "hold", "contact_event", "opt_out", "payment_reversal", "promise",
+    "arrangement", "means", "cause",
 )  # fmt: skip
 
 
@@ -109,6 +112,7 @@ _PARSERS: dict[str, Any] = {
     "hold": lambda row, fmt: parse_hold(row),
     "contact_event": lambda row, fmt: parse_event(row),
     "opt_out": lambda row, fmt: parse_opt_out(row),
+    "payment_reversal": lambda row, fmt: parse_reversal(row),
     "account": parse_account,
     "promise": lambda row, fmt: parse_promise(row),
     "arrangement": lambda row, fmt: parse_arrangement(row),
@@ -176,6 +180,7 @@ class _Chunks:
         promises: list[PromiseIn] = []
         resolution: list[ArrangementIn | MeansIn] = []
         causes: list[CauseIn] = []
+        reversals: list[ReversalIn] = []
         later = self.later
         for item in items:
             if isinstance(item, Bad):
@@ -200,6 +205,8 @@ class _Chunks:
                 resolution.append(item)
             elif isinstance(item, CauseIn):
                 causes.append(item)
+            elif isinstance(item, ReversalIn):
+                reversals.append(item)
 
         with self.engine.begin() as conn:
             new_accounts, new_persons = write_accounts(conn, accounts, self.stamp)
@@ -219,7 +226,21 @@ class _Chunks:
                     return None
                 return found
 
-            write_payments(conn, [(p, a) for p in payments if (a := account_of(p, p.account_ref))])
+            # The resolution loop's records before the payments: a new payment is allocated at
+            # once to the open promises and instalments of its account (oldest due first), so
+            # the promise or plan a payment pays must be there when the chunk's payments are.
+            write_promises(
+                conn, [(p, a) for p in promises if (a := account_of(p, p.account_ref))], rejects
+            )
+            write_arrangement_records(
+                conn, [(r, a) for r in resolution if (a := account_of(r, r.account_ref))],
+                self.stamp.date(), rejects,
+            )  # fmt: skip
+            write_causes(conn, [(c, a) for c in causes if (a := account_of(c, c.account_ref))])
+            inserted = write_payments(
+                conn, [(p, a) for p in payments if (a := account_of(p, p.account_ref))], rejects
+            )
+            write_reversals(conn, reversals, inserted, rejects)
             write_holds(
                 conn,
                 [(h, a) for h in holds if (a := account_of(h, h.account_ref))],
@@ -234,15 +255,6 @@ class _Chunks:
             contact_ids = contact_point_ids(conn, person_ids)
             write_events(conn, resolved_events, contact_ids, rejects)
             write_opt_outs(conn, resolved_opt_outs, contact_ids, rejects, self.sqlite)
-            # After the payments: the resolution loop's records read what the rows above wrote.
-            write_promises(
-                conn, [(p, a) for p in promises if (a := account_of(p, p.account_ref))], rejects
-            )
-            write_arrangement_records(
-                conn, [(r, a) for r in resolution if (a := account_of(r, r.account_ref))],
-                self.stamp.date(), rejects,
-            )  # fmt: skip
-            write_causes(conn, [(c, a) for c in causes if (a := account_of(c, c.account_ref))])
         return rejects
 
 
