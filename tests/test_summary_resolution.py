@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
 
 from outreach.kernel import clock
 from outreach.operations.reporting import day_summary, format_summary
 from outreach.resolution.events import Transition, record
 from outreach.services import daily as service
 from outreach.storage.db import get_engine
-from outreach.storage.models import Payment, PaymentAllocation
 from tests import factories
 
 DAY = dt.date(2026, 11, 20)
@@ -52,23 +49,13 @@ def hand_made(app_data: Path) -> int:
             ("promise", "open", "broken"), ("promise", "open", "broken"),
             ("arrangement", None, "active"), ("instalment", "due", "missed"),
             ("arrangement", "active", "broken"), ("arrangement", "active", "completed"),
-            ("payment", None, "posted"), ("payment", "posted", "reversed"),
+            ("payment", None, "posted"), ("payment", "posted", "allocated"),
+            ("payment", "allocated", "reversed"),
         ]), at=_at(DAY, 0))  # fmt: skip
         record(conn, _changes(account_id, [("promise", "open", "kept")]),
                at=_at(DAY, 23).replace(minute=59))  # fmt: skip
         record(conn, _changes(account_id, [("promise", "open", "broken")]),
                at=_at(DAY + dt.timedelta(days=1), 0))  # fmt: skip
-        payment_id = conn.execute(insert(Payment).values(
-            payment_ref="PAY-1", account_id=account_id, paid_on=DAY, amount=Decimal("50.00"),
-        )).inserted_primary_key[0]  # fmt: skip
-        conn.execute(insert(PaymentAllocation), [
-            {"payment_id": payment_id, "target": "promise", "target_id": 1,
-             "amount": Decimal("30.00"), "allocated_at": _at(DAY, 9)},
-            {"payment_id": payment_id, "target": "instalment", "target_id": 1,
-             "amount": Decimal("20.00"), "allocated_at": _at(DAY, 9), "reversed": True},
-            {"payment_id": payment_id, "target": "instalment", "target_id": 2,
-             "amount": Decimal("20.00"), "allocated_at": _at(DAY - dt.timedelta(days=1), 9)},
-        ])  # fmt: skip
     return account_id
 
 
@@ -78,12 +65,9 @@ def test_the_summary_counts_the_days_resolution_changes_only(hand_made: int) -> 
         "promise": {"open": 2, "kept": 2, "partly_kept": 1, "broken": 2},
         "arrangement": {"active": 1, "broken": 1, "completed": 1},
         "instalment": {"missed": 1},
-        "payment": {"posted": 1, "reversed": 1},
-        "allocation": {"made": 2},
+        "payment": {"allocated": 1, "posted": 1, "reversed": 1},
     }
-    assert list(summary["resolution"]) == [
-        "promise", "arrangement", "instalment", "payment", "allocation",
-    ]  # fmt: skip
+    assert list(summary["resolution"]) == ["promise", "arrangement", "instalment", "payment"]
     after = day_summary(get_engine(), DAY + dt.timedelta(days=1))["resolution"]
     assert after == {"promise": {"broken": 1}}
     assert day_summary(get_engine(), DAY - dt.timedelta(days=2))["resolution"] == {}
@@ -94,7 +78,7 @@ def test_the_printed_summary_shows_the_resolution_loop(hand_made: int) -> None:
     assert "Resolution loop" in text
     assert "  promise        broken 2, kept 2, open 2, partly kept 1" in text
     assert "  arrangement    active 1, broken 1, completed 1" in text
-    assert "  allocation     made 2" in text
+    assert "  payment        allocated 1, posted 1, reversed 1" in text
     quiet = format_summary(day_summary(get_engine(), DAY - dt.timedelta(days=2)))
     assert "Resolution loop" not in quiet
 
@@ -108,7 +92,7 @@ def test_the_cli_summary_prints_the_resolution_counts(
     assert "  instalment     missed 1" in capsys.readouterr().out
     assert main(["summary", "--as-of", DAY.isoformat(), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["resolution"]["payment"] == {"posted": 1, "reversed": 1}
+    assert printed["resolution"]["instalment"] == {"missed": 1}
 
 
 def test_a_settle_on_the_logical_clock_is_stamped_on_its_day(app_data: Path) -> None:

@@ -91,8 +91,8 @@ RESOLUTION_SUBJECTS = (
 def resolution_counts(conn: Connection, day: dt.date) -> dict[str, dict[str, int]]:
     """The day's resolution events by subject and the state each reached (a promise ``open``
     is one made, or reopened by a reversal; ``kept``, ``partly_kept``, ``broken``; an
-    arrangement ``active``, ``broken``, ``completed``; an instalment ``paid``, ``missed``...),
-    and the payments' allocations to promises and instalments made that day (``allocation``).
+    arrangement ``active``, ``broken``, ``completed``; an instalment ``paid``, ``missed``; a
+    payment ``posted``, ``allocated`` to promises and instalments, ``reversed``...).
     The day is the events' time in UTC; a run on the logical clock stamps its settling on its
     day (outreach.services.daily.on_the_day)."""
     start = dt.datetime.combine(day, dt.time())
@@ -104,14 +104,7 @@ def resolution_counts(conn: Connection, day: dt.date) -> dict[str, dict[str, int
         window,
     ):
         counts.setdefault(str(subject), {})[str(state)] = int(n)
-    allocated = conn.execute(
-        text("SELECT COUNT(*) FROM payment_allocation WHERE allocated_at >= :s "
-             "AND allocated_at < :e"),  # fmt: skip
-        window,
-    ).scalar_one()
-    if allocated:
-        counts["allocation"] = {"made": int(allocated)}
-    order = {s: i for i, s in enumerate((*RESOLUTION_SUBJECTS, "allocation"))}
+    order = {s: i for i, s in enumerate(RESOLUTION_SUBJECTS)}
     return {s: dict(sorted(counts[s].items())) for s in sorted(counts, key=lambda s: (
         order.get(s, len(order)), s))}  # fmt: skip
 
