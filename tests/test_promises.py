@@ -102,9 +102,12 @@ def test_settling_keeps_partly_keeps_and_breaks(engine: Engine) -> None:
     assert settle(engine, after)["promises_broken"] == 0  # idempotent
     assert status(engine, refs[1])[0] == "partly_kept" and status(engine, refs[2])[0] == "broken"
     with engine.connect() as conn:
-        reasons = [e["reason"] for i in ids for e in history(conn, i)][1:]
-    assert reasons == ["paid_in_full", "console", "part_paid_by_grace", "console",
-                       "unpaid_by_grace"]
+        changes = [sorted((e["to_state"], e["actor"], e["reason"]) for e in history(conn, i))
+                   for i in ids]  # fmt: skip
+    made = ("open", "alex", "console")
+    assert changes == [sorted([made, ("kept", "system", "paid_in_full")]),
+                       sorted([made, ("partly_kept", "system", "part_paid_by_grace")]),
+                       sorted([made, ("broken", "system", "unpaid_by_grace")])]  # fmt: skip
 
 
 def test_reopen_after_a_reversal(engine: Engine) -> None:
@@ -229,6 +232,31 @@ def test_the_cli_refuses_a_second_open_promise_with_its_code(
     assert main(["promises", "add", "NOPE", "--amount", "5", "--due-on", str(DAY)]) == 2
     assert "unknown_account" in capsys.readouterr().err
 
+
+
+def test_after_two_broken_promises_a_new_one_is_recorded_but_the_plan_goes_on(
+        db: Engine, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    acc = f.add_account(db, as_of=DAY, dpd=20, validation_notice_sent_on=DAY - dt.timedelta(30))
+    ref, day = acc["account_ref"], DAY
+
+    def add(day: dt.date) -> dict[str, Any]:
+        [made] = cli_json(capsys, "promises", "add", ref, "--amount", "90", "--due-on",
+                          str(day + dt.timedelta(days=2)), "--as-of", str(day))  # fmt: skip
+        return made
+
+    for _ in range(2):
+        assert add(day)["pauses"] is True
+        assert {d["reasons"][0] for d in plan(capsys, day + dt.timedelta(days=1), ref)} == {
+            "core.promise_open"}
+        day += dt.timedelta(days=6)  # the day after its date plus 3 grace days: broken
+        assert all("core.promise_open" not in d["reasons"] for d in plan(capsys, day, ref))
+    third = add(day)
+    assert (third["pauses"], third["reason"]) == (False, "broken_limit")
+    tomorrow = plan(capsys, day + dt.timedelta(days=1), ref)
+    assert tomorrow and all("core.promise_open" not in d["reasons"] for d in tomorrow)
+    listed = cli_json(capsys, "promises", "list", ref, "--json")
+    assert [(p["status"], p["pauses"]) for p in listed] == [
+        ("open", False), ("broken", True), ("broken", True)]
 
 # --- an agent's disposition ------------------------------------------------------------------
 

@@ -14,11 +14,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, Date, DateTime, Table, func, insert, or_, select, update
 
 from outreach.kernel.clock import today, utcnow
 from outreach.resolution.events import Transition, record
 from outreach.resolution.policy import Promises, resolution_policy
+from outreach.storage.bulk import executemany
 from outreach.storage.models import Promise
 
 PROMISE: Table = Promise.__table__  # type: ignore[assignment]
@@ -197,9 +198,16 @@ def make_promise(
     ).inserted_primary_key[0]  # type: ignore[index]  # fmt: skip
     reason = None if pauses else "broken_limit"
     record(conn, [Transition(account_id, "promise", ref, None, OPEN, actor,
-                             source if pauses else f"{source}; no pause: broken_limit")])
+                             source if pauses else f"{source}; no pause: broken_limit")],
+           at=recorded_at or now)  # fmt: skip
     return PromiseMade(ref=ref, status=OPEN, pauses=pauses, reason=reason,
                        promise_id=promise_id, pause_until=pause_until)
+
+
+def _settled_at(day: dt.date, now: dt.datetime) -> dt.datetime:
+    """When a settling happened: now, or the start of ``day`` when another day is settled (a
+    replay, the demo), so that the events sort with that day's."""
+    return now if now.date() == day else dt.datetime.combine(day, dt.time())
 
 
 def _verdict(paid: Decimal, amount: Decimal, day: dt.date, pause_until: dt.date
@@ -219,34 +227,43 @@ def settle_promises(conn: Connection, day: dt.date, actor: str,
     one still short the day after its date plus grace days is partly kept (something paid) or
     broken (nothing paid). Idempotent: a settled promise is never settled again."""
     grace = dt.timedelta(days=resolution_policy().promises.grace_days)
+    # Only what may settle today: paid in full, or past its pause (the rest stays open).
     stmt = select(PROMISE.c.id, PROMISE.c.account_id, PROMISE.c.promise_ref, PROMISE.c.amount,
                   PROMISE.c.paid_amount, PROMISE.c.due_on, PROMISE.c.pause_until
-                  ).where(PROMISE.c.status == OPEN)  # fmt: skip
+                  ).where(PROMISE.c.status == OPEN,
+                          or_(PROMISE.c.paid_amount >= PROMISE.c.amount,
+                              PROMISE.c.pause_until < day, PROMISE.c.pause_until.is_(None)))  # fmt: skip
     if account_ids is not None:
         if not account_ids:
             return {KEPT: 0, PARTLY_KEPT: 0, BROKEN: 0}
         stmt = stmt.where(PROMISE.c.account_id.in_(sorted(account_ids)))
-    counts = {KEPT: 0, PARTLY_KEPT: 0, BROKEN: 0}
+    # Locked where the database can (PostgreSQL): a payment allocated meanwhile waits.
+    rows = conn.execute(stmt.order_by(PROMISE.c.id).with_for_update()).all()
+    settled: dict[str, list[int]] = {KEPT: [], PARTLY_KEPT: [], BROKEN: []}
     changes: list[Transition] = []
-    now = utcnow()
-    for row in conn.execute(stmt.order_by(PROMISE.c.id)).all():
+    for row in rows:
         until = _until(row.pause_until, row.due_on, grace)
         verdict = _verdict(Decimal(str(row.paid_amount or 0)), Decimal(str(row.amount)), day,
                            until)  # fmt: skip
         if verdict is None:
             continue
         status, why = verdict
-        done = conn.execute(
-            update(PROMISE).where(PROMISE.c.id == row.id, PROMISE.c.status == OPEN)
-            .values(status=status, settled_on=day, updated_at=now)
-        ).rowcount
-        if done:
-            counts[status] += 1
-            changes.append(Transition(row.account_id, "promise",
-                                      row.promise_ref or f"promise-{row.id}", OPEN, status,
-                                      actor, why))  # fmt: skip
-    record(conn, changes)
-    return counts
+        settled[status].append(row.id)
+        changes.append(Transition(row.account_id, "promise",
+                                  row.promise_ref or f"promise-{row.id}", OPEN, status, actor,
+                                  why))  # fmt: skip
+    now = utcnow()
+    # One statement, many rows, each by its primary key (outreach.storage.bulk: SQLAlchemy's
+    # per-row processing would cost more than the database at a portfolio's scale).
+    executemany(
+        conn,
+        "UPDATE promise SET status = ?, settled_on = ?, updated_at = ? "
+        "WHERE id = ? AND status = 'open'",
+        [(status, day, now, pid) for status, ids in settled.items() for pid in ids],
+        (None, Date(), DateTime(), None),
+    )
+    record(conn, changes, at=_settled_at(day, now))
+    return {status: len(ids) for status, ids in settled.items()}
 
 
 def reopen(conn: Connection, promise_id: int, actor: str, reason: str,
@@ -275,12 +292,14 @@ def reopen(conn: Connection, promise_id: int, actor: str, reason: str,
         status, settled = (PARTLY_KEPT if paid > 0 else BROKEN), day
     if status == row.status:
         return None
+    now = utcnow()
     conn.execute(
         update(PROMISE).where(PROMISE.c.id == promise_id)
-        .values(status=status, settled_on=settled, updated_at=utcnow())
+        .values(status=status, settled_on=settled, updated_at=now)
     )
     record(conn, [Transition(row.account_id, "promise", row.promise_ref or f"promise-{promise_id}",
-                             row.status, status, actor, reason)])  # fmt: skip
+                             row.status, status, actor, reason)],
+           at=_settled_at(day, now))  # fmt: skip
     return str(status)
 
 
