@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import airflow.sdk  # noqa: F401 - see below
 import pytest
 from sqlalchemy import select, text, update
 
@@ -22,6 +23,10 @@ from outreach.resolution.settle import settle_accounts
 from outreach.services import daily
 from outreach.storage.models import Account, Arrangement, ArrangementInstalment
 from tests import factories
+
+# Importing airflow.sdk (the drop locations of the day's file) gives the root logger a handler
+# on the stdout of the moment: imported here, at collection, it is never a test's captured
+# stream, which is closed after the test and would break every later test's logging.
 
 AS_OF = dt.date(2026, 12, 7)
 ARR = Arrangement.__table__
@@ -240,11 +245,17 @@ def test_a_missed_instalment_resumes_collection_and_two_break_the_plan(
     steps = plan(capsys, broken_day, a["account_ref"])
     assert steps and all("core.payment_plan_kept" not in d["reasons"] for d in steps)
     code, out, _ = cli(capsys, "explain", a["account_ref"], "--as-of", str(broken_day), "--json")
-    explained = json.loads(out)["arrangement"]
+    explained = json.loads(out[out.index("\n{") + 1:] if not out.startswith("{") else out)[
+        "arrangement"]
     assert (explained["ref"], explained["state"], explained["missed"]) == (ref, "broken", 2)
     assert [i["state"] for i in explained["schedule"]] == ["missed", "missed", "due"]
     assert [e["to_state"] for e in explained["events"] if e["subject"] == "arrangement"] == [
         "active", "active", "broken"]
+    code, out, _ = cli(capsys, "explain", a["account_ref"], "--as-of", str(broken_day))
+    assert code == 0
+    assert f"arrangement {ref}: instalment 3m, total 1200.00, broken, missed 2" in out
+    assert "#1 due 2026-12-14 amount 400.00 paid 0.00 missed" in out
+    assert f"arrangement {ref}: active -> broken by system (2 instalments missed" in out
 
 
 def test_a_settlement_paid_in_full_closes_the_account_for_collection(
@@ -348,7 +359,7 @@ def test_the_days_arrangement_file(db: Any, capsys: pytest.CaptureFixture[str],
         counts = daily.settle(dt.date(2027, 1, 21))  # writes the file of the 20th
     assert counts["arrangement_file_rows"] == 2 and counts["arrangement_file_broken"] == 2
     code, out, _ = cli(capsys, "arrangements", "export", "--as-of", str(AS_OF))
-    assert code == 0 and json.loads(out)["arrangement_file_new"] == 2
+    assert code == 0 and json.loads(out[out.index("{"):])["arrangement_file_new"] == 2
     path = app_data / "drop" / "arrangements" / "2026-12-07" / "arrangements-2026-12-07.csv"
     first = path.read_bytes()
     lines = first.decode().splitlines()
@@ -361,7 +372,8 @@ def test_the_days_arrangement_file(db: Any, capsys: pytest.CaptureFixture[str],
     # A rerun writes the same bytes and no second document row.
     with clock.use(dt.datetime(2027, 1, 22, 9)):
         code, out, _ = cli(capsys, "arrangements", "export", "--as-of", str(AS_OF))
-    assert json.loads(out)["arrangement_file_written"] == 0 and path.read_bytes() == first
+    assert json.loads(out[out.index("{"):])["arrangement_file_written"] == 0
+    assert path.read_bytes() == first
     with db.connect() as conn:
         docs = conn.execute(text("SELECT batch_date, recipient FROM document "
                                  "WHERE kind = 'arrangement_file' ORDER BY batch_date")).all()  # fmt: skip
@@ -431,3 +443,50 @@ def test_import_records_arrangement_and_means(db: Any, capsys: pytest.CaptureFix
         events = [(e["to_state"], e["actor"]) for e in history(conn, a["account_id"])
                   if e["subject"] == "arrangement"]  # fmt: skip
     assert events == [("active", "import"), ("cancelled", "import")]
+
+
+def test_an_offer_made_is_accepted_by_its_ref_or_expires(db: Any,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    a = factories.add_account(db, as_of=AS_OF, dpd=40, balance="1200.00", past_due="300.00")
+    with clock.use(dt.datetime(2026, 12, 7, 15)):
+        code, out, _ = cli(capsys, "arrangements", "offer", a["account_ref"], "--offer", "1",
+                           "--via", "letter", "--actor", "system", "--as-of", str(AS_OF))  # fmt: skip
+        offered = out.strip()
+        _, out, _ = cli(capsys, "arrangements", "offer", a["account_ref"], "--offer", "0",
+                        "--via", "sms", "--actor", "system", "--as-of", str(AS_OF))  # fmt: skip
+        accepted_later = out.strip()
+    assert code == 0 and plan_row(db, offered).state == "offered"
+    assert plan_row(db, offered).offered_via == "letter"
+    # Accepting the second by its ref keeps its ref and schedule.
+    with db.begin() as conn:
+        offer = arr.offers_for_account(conn, a["account_id"], AS_OF)[0]
+        ref = arr.accept_offer(conn, account_id=a["account_id"], offer=offer, via="self_service",
+                               actor="consumer", day=AS_OF, arrangement_ref=accepted_later)  # fmt: skip
+    assert ref == accepted_later and plan_row(db, ref).state == "active"
+    # ... and the other offer still open is cancelled, naming it.
+    assert plan_row(db, offered).state == "cancelled"
+    other = factories.add_account(db, as_of=AS_OF, dpd=40, balance="1200.00", past_due="300.00")
+    with clock.use(dt.datetime(2026, 12, 7, 15)):
+        _, out, _ = cli(capsys, "arrangements", "offer", other["account_ref"], "--offer", "0",
+                        "--via", "email", "--actor", "system", "--as-of", str(AS_OF))  # fmt: skip
+    stale = out.strip()
+    assert settle(db, dt.date(2026, 12, 21), other["account_id"])["arrangements_expired"] == 0
+    assert settle(db, dt.date(2026, 12, 22), other["account_id"])["arrangements_expired"] == 1
+    row = plan_row(db, stale)
+    assert (row.state, row.ended_on) == ("cancelled", dt.date(2026, 12, 22))
+
+
+def test_stated_means_size_the_offers(db: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    a = factories.add_account(db, as_of=AS_OF, dpd=40, balance="3000.00", past_due="300.00")
+    code, out, _ = cli(capsys, "arrangements", "means", a["account_ref"], "--income", "2600",
+                       "--expenses", "2000", "--actor", "agent.ann", "--as-of", str(AS_OF),
+                       "--json")  # fmt: skip
+    assert code == 0
+    offers = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    # Half of the 600 left each month: 250 over 12 months fits, 500 over 6 does not.
+    assert [(o["term_months"], o["affordable"]) for o in offers if o["kind"] == "instalment"] == [
+        (12, True), (24, True)]
+    with db.connect() as conn:
+        events = [e for e in history(conn, a["account_id"]) if e["subject"] == "means"]
+    assert [(e["to_state"], e["actor"], e["reason"]) for e in events] == [
+        ("stated", "agent.ann", "stated via agent")]  # the amounts are not in the event

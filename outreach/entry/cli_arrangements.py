@@ -142,7 +142,7 @@ def add_arrangements(sub: Any) -> None:
     m.add_argument("account")
     m.add_argument("--income", type=money_arg, required=True)
     m.add_argument("--expenses", type=money_arg, required=True)
-    m.add_argument("--source", default="agent")
+    m.add_argument("--source", default="agent", choices=("agent", "console", "self_service"))
     m.add_argument("--actor", required=True)
     m.add_argument("--as-of", type=date_arg, required=True)
     m.add_argument("--json", action="store_true")

@@ -28,6 +28,7 @@ ACCOUNT = cast(Table, Account.__table__)
 OPEN_STATES = ("offered", "pending_approval", "active")
 OFFER_VIA = ("letter", "sms", "email", "agent", "console", "self_service")
 ACCEPT_VIA = ("agent", "console", "self_service", "import")
+MEANS_SOURCES = ("agent", "console", "self_service", "import", "disposition")
 # Who is not a person: never the second pair of eyes on an approval.
 NOT_A_PERSON = frozenset({"consumer", "system", "import"})
 
@@ -189,6 +190,8 @@ def accept_offer(
             raise ArrangementRefused(
                 "not_offered", f"arrangement {arrangement_ref} is not an open offer of this account"
             )
+        # The terms are those offered: its own schedule and approval, not today's figures.
+        state = "pending_approval" if existing.needs_approval else "active"
         if state == "active":
             _supersede(conn, account_id, existing.id, existing.arrangement_ref, actor, day)
         conn.execute(
@@ -196,6 +199,7 @@ def accept_offer(
                 state=state, accepted_via=via, accepted_by=actor, accepted_at=now, updated_at=now)
         )  # fmt: skip
         ref, from_state = existing.arrangement_ref, "offered"
+        kind, term, band = existing.kind, existing.term_months, existing.band
     else:
         ref = arrangement_ref or _new_ref(conn, account_id, day)
         if state == "active":
@@ -205,9 +209,10 @@ def accept_offer(
                 extra={"accepted_via": via, "accepted_by": actor, "accepted_at": now,
                        "offered_via": via, "offered_by": actor})  # fmt: skip
         from_state = None
-    why = f"{offer.kind} {offer.term_months}m accepted via {via}"
+        kind, term, band = offer.kind, offer.term_months, offer.band
+    why = f"{kind} {term}m accepted via {via}"
     if state == "pending_approval":
-        why += f"; band {offer.band} needs a second person's approval"
+        why += f"; band {band} needs a second person's approval"
     record(conn, [Transition(account_id, "arrangement", ref, from_state, state, actor, why)])
     return ref
 
@@ -250,6 +255,8 @@ def state_means(
 ) -> int:  # fmt: skip
     """Record the monthly income and expenses the consumer stated (the latest sizes the next
     offers); returns the row's id. The event names the source, never the amounts."""
+    if source not in MEANS_SOURCES:
+        raise ArrangementRefused("bad_source", f"source must be one of {', '.join(MEANS_SOURCES)}")
     income, expenses = Decimal(income).quantize(CENT), Decimal(expenses).quantize(CENT)
     if income < 0 or expenses < 0:
         raise ArrangementRefused("bad_means", "income and expenses are not negative")
@@ -372,8 +379,9 @@ def settle_arrangements(
         if not account_ids:
             return {}
         where.append(ARRANGEMENT.c.account_id.in_(sorted(account_ids)))
-    plans = conn.execute(select(ARRANGEMENT).where(*where).order_by(ARRANGEMENT.c.id)).all()
     counts = dict.fromkeys(("paid", "missed", "kept", "broken", "completed", "reaged"), 0)
+    counts["expired"] = _expire_offers(conn, day, actor, where[1:], policy.offer_valid_days)
+    plans = conn.execute(select(ARRANGEMENT).where(*where).order_by(ARRANGEMENT.c.id)).all()
     if not plans:
         return counts
     by_plan: dict[int, list[Any]] = {}
@@ -390,6 +398,23 @@ def settle_arrangements(
                     counts, now)  # fmt: skip
     record(conn, changes)
     return counts
+
+
+def _expire_offers(conn: Connection, day: dt.date, actor: str, where: list[Any],
+                   valid_days: int) -> int:  # fmt: skip
+    """Offers not accepted within ``offer_valid_days`` of being made are cancelled."""
+    cutoff = dt.datetime(day.year, day.month, day.day) - dt.timedelta(days=valid_days)
+    stale = conn.execute(
+        select(ARRANGEMENT.c.id, ARRANGEMENT.c.account_id, ARRANGEMENT.c.arrangement_ref).where(
+            ARRANGEMENT.c.state == "offered", ARRANGEMENT.c.created_at < cutoff, *where)
+    ).all()  # fmt: skip
+    if not stale:
+        return 0
+    conn.execute(update(ARRANGEMENT).where(ARRANGEMENT.c.id.in_([r[0] for r in stale]))
+                 .values(state="cancelled", ended_on=day, updated_at=utcnow()))  # fmt: skip
+    record(conn, [Transition(r[1], "arrangement", r[2], "offered", "cancelled", actor,
+                             f"offer not accepted within {valid_days} days") for r in stale])  # fmt: skip
+    return len(stale)
 
 
 def _instalment_state(inst: Any, day: dt.date, grace: dt.timedelta) -> str:

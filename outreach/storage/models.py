@@ -490,7 +490,7 @@ class Document(Base):
     __table_args__ = (UniqueConstraint("kind", "path"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # letter | print_manifest | placement_file | recall_file | case_package
+    # letter | print_manifest | placement_file | recall_file | case_package | arrangement_file
     kind: Mapped[str] = mapped_column(String(32))
     batch_date: Mapped[dt.date] = mapped_column(Date)
     recipient: Mapped[str] = mapped_column(String(64))  # mail house, agency or law firm id
