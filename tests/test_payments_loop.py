@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, insert, select
 from outreach import settings
 from outreach.entry.cli import main
 from outreach.kernel.clock import utcnow
-from outreach.kernel.facts import payments_move_due_date
+from outreach.kernel.facts import AccountRecord, load_accounts, payments_move_due_date
 from outreach.portfolio.importer import import_file
 from outreach.resolution.events import history
 from outreach.resolution.payments import (
@@ -26,6 +27,7 @@ from outreach.resolution.payments import (
     post_payment,
     reverse_payment,
 )
+from outreach.resolution.settle import settle_accounts
 from outreach.storage.models import (
     Account,
     Arrangement,
@@ -33,11 +35,13 @@ from outreach.storage.models import (
     Payment,
     PaymentAllocation,
     Promise,
+    ResolutionEvent,
 )
 from tests.factories import add_account, contacts, database
 from tests.test_import import account as imported_account
 from tests.test_import import payment as imported_payment
 from tests.test_import import write
+from tests.test_webhooks_payments import Server, serve
 
 DAY = dt.date(2026, 12, 7)
 
@@ -147,9 +151,9 @@ def test_a_reversal_takes_back_what_the_payment_paid_and_reopens_a_completed_pla
     promise = add_promise(engine, aid, "PR-1", "20.00", DAY + dt.timedelta(days=1))
     plan = add_plan(engine, aid, "AR-1", [(DAY, "30.00")])
     pay(engine, aid, "PAY-1", "50.00")
-    with engine.begin() as conn:  # what the day's settling would do: kept, completed
-        conn.execute(Promise.__table__.update().values(status="kept", settled_on=DAY))
-        conn.execute(Arrangement.__table__.update().values(state="completed", ended_on=DAY))
+    # Settled at once: the promise paid in full is kept, the plan paid in full completed.
+    assert rows(engine, Promise, id=promise)[0]["status"] == "kept"
+    assert rows(engine, Arrangement, id=plan)[0]["state"] == "completed"
 
     with engine.begin() as conn:
         assert reverse_payment(conn, payment_ref="PAY-1", reversed_on=DAY + dt.timedelta(days=2),
@@ -182,11 +186,36 @@ def test_a_reversal_after_the_pause_breaks_the_promise_it_had_kept(engine: Engin
     aid = add_account(engine, as_of=DAY)["account_id"]
     promise = add_promise(engine, aid, "PR-1", "20.00", DAY)
     pay(engine, aid, "PAY-1", "20.00")
+    assert rows(engine, Promise, id=promise)[0]["status"] == "kept"
     with engine.begin() as conn:
-        conn.execute(Promise.__table__.update().values(status="kept", settled_on=DAY))
         reverse_payment(conn, payment_ref="PAY-1", reversed_on=DAY + dt.timedelta(days=10),
                         reason="chargeback", actor="ops1")  # fmt: skip
     assert rows(engine, Promise, id=promise)[0]["status"] == "broken"
+
+
+def test_a_late_payment_of_a_missed_instalment_reversed_is_missed_again_counted_once(
+    engine: Engine,
+) -> None:
+    aid = add_account(engine, as_of=DAY)["account_id"]
+    plan = add_plan(engine, aid, "AR-1", [(DAY - dt.timedelta(days=10), "30.00"),
+                                          (DAY + dt.timedelta(days=20), "30.00")])  # fmt: skip
+    with engine.begin() as conn:
+        settle_accounts(conn, DAY, [aid])
+    assert rows(engine, Arrangement, id=plan)[0]["missed"] == 1
+    pay(engine, aid, "PAY-1", "30.00")
+    first = rows(engine, ArrangementInstalment, arrangement_id=plan)[0]
+    assert (first["state"], first["paid_on"]) == ("paid", DAY)
+    assert rows(engine, Arrangement, id=plan)[0]["kept"] is True
+
+    with engine.begin() as conn:
+        reverse_payment(conn, payment_ref="PAY-1", reversed_on=DAY + dt.timedelta(days=1),
+                        reason="nsf", actor="ops1")  # fmt: skip
+    first = rows(engine, ArrangementInstalment, arrangement_id=plan)[0]
+    assert (first["state"], first["paid_amount"], first["paid_on"]) == ("missed", Decimal("0.00"),
+                                                                        None)  # fmt: skip
+    arrangement = rows(engine, Arrangement, id=plan)[0]
+    assert (arrangement["state"], arrangement["missed"], arrangement["kept"]) == ("active", 1,
+                                                                                  False)  # fmt: skip
 
 
 # --- days past due move with payments ------------------------------------------------------
@@ -206,6 +235,29 @@ def test_arrears_are_aged_in_monthly_cycles_and_each_paid_cycle_moves_the_due_da
     assert payments_move_due_date(dt.date(2026, 1, 31), dt.date(2026, 4, 30), past_due,
                                   Decimal("300.00")) == dt.date(2026, 2, 28)  # fmt: skip
     assert payments_move_due_date(None, snapshot, past_due, Decimal(1)) is None
+
+
+def test_a_reversed_payment_leaves_the_balance_and_the_itemization_from_its_day(
+    engine: Engine,
+) -> None:
+    acc = add_account(engine, as_of=DAY, dpd=20, balance="1000.00", past_due="100.00")
+    aid = acc["account_id"]
+    pay(engine, aid, "PAY-1", "40.00")
+    with engine.begin() as conn:
+        reverse_payment(conn, payment_ref="PAY-1", reversed_on=DAY + dt.timedelta(days=2),
+                        reason="R01", actor="ops1")  # fmt: skip
+
+    def facts(day: dt.date) -> AccountRecord:
+        with engine.connect() as conn:
+            return load_accounts(conn, aid, aid, day=day, cutoff=dt.datetime(day.year, day.month,
+                                                                              day.day))[aid]  # fmt: skip
+
+    before, after = facts(DAY + dt.timedelta(days=1)), facts(DAY + dt.timedelta(days=2))
+    assert (before.balance, before.past_due) == (Decimal("960.00"), Decimal("60.00"))
+    assert (after.balance, after.past_due) == (Decimal("1000.00"), Decimal("100.00"))
+    # The validation notice's itemization adds up either side of the reversal.
+    assert before.itemization_issue() is None and after.itemization_issue() is None
+    assert after.payments_since_itemization == 0
 
 
 def explain(account_ref: str, day: dt.date, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
@@ -233,6 +285,8 @@ def test_a_partial_payment_moves_the_stage_a_full_one_cures_and_a_reversal_puts_
     assert posted == {"payment_ref": "PAY-90", "status": "posted", "allocations": 0}
     after = explain(ref, DAY, capsys)
     assert (after["stage"], after["facts"]["days_past_due"]) == ("collections_call", 34)
+    assert (after["facts"]["due_date"], after["facts"]["due_date_moved_from"]) == (
+        str(episode.replace(month=episode.month + 2)), str(episode))  # fmt: skip
     assert main(["plan", "--as-of", str(DAY), "--json"]) == 0
     planned = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {d["stage"] for d in planned if d["account_id"] == ref} == {"collections_call"}
@@ -323,3 +377,70 @@ def test_an_imported_reversal_takes_the_payment_back_and_bad_rows_are_rejected(
         imported_payment("PM9"), {**reversal, "payment_ref": "PM9", "reversed_on": "2026-10-01"},
     ]), engine=engine)  # fmt: skip
     assert early.rejected == 1  # before the payment was paid
+
+
+# --- the processor's webhook, end to end ------------------------------------------------------
+
+
+@pytest.fixture
+def processor(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    yield from serve(engine, monkeypatch)
+
+
+def test_a_payment_through_the_webhook_keeps_the_promise_and_cures_and_its_reversal_reopens(
+    processor: Server, engine: Engine
+) -> None:
+    server = processor
+    acc = add_account(engine, as_of=DAY, dpd=40, balance="500.00", past_due="100.00")
+    aid = acc["account_id"]
+    add_promise(engine, aid, "PR-1", "100.00", DAY + dt.timedelta(days=5))
+
+    def facts() -> AccountRecord:
+        with engine.connect() as conn:
+            return load_accounts(conn, aid, aid, day=DAY, cutoff=dt.datetime(2026, 12, 8))[aid]
+
+    assert "promise_open" in facts().holds
+    event = {"event": "payment.posted", "payment_id": "pi_1", "account_ref": acc["account_ref"],
+             "amount": "100.00", "currency": "USD", "paid_on": str(DAY)}  # fmt: skip
+    assert server.post(event).json() == {"status": "posted"}
+    promise = rows(engine, Promise)[0]
+    assert (promise["status"], promise["paid_amount"]) == ("kept", Decimal("100.00"))
+    cured = facts()
+    assert cured.past_due == 0 and "promise_open" not in cured.holds
+    events = len(rows(engine, ResolutionEvent))
+
+    assert server.post(event).json() == {"status": "duplicate"}
+    assert len(rows(engine, ResolutionEvent)) == events
+    assert rows(engine, Promise)[0]["paid_amount"] == Decimal("100.00")
+
+    reversal = {"event": "payment.reversed", "payment_id": "pi_1", "reason": "R01"}
+    assert server.post(reversal).json() == {"status": "reversed"}
+    assert rows(engine, Promise)[0]["status"] == "open"  # within its pause: open again
+    back = facts()
+    assert back.past_due == Decimal("100.00") and back.hold_refs["promise_open"] == "PR-1"
+
+
+def test_the_payments_commands_refuse_clearly(
+    app_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = database(settings.database_url())
+    ref = add_account(db, as_of=DAY)["account_ref"]
+    post = ["payments", "post", ref, "--payment-ref", "PAY-1", "--paid-on", str(DAY), "--as-of",
+            str(DAY), "--by", "ops1"]  # fmt: skip
+    assert main([*post, "--amount", "20.00"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "posted"
+    assert main([*post, "--amount", "20.00"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "duplicate"
+    assert main([*post, "--amount", "25.00"]) == 1
+    assert "already posted with another account or amount" in capsys.readouterr().err
+    assert main(["payments", "post", "NOPE", *post[3:], "--amount", "1.00"]) == 2
+    assert "no account 'NOPE'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*post, "--amount", "1.005"])  # not cents
+    reverse = ["payments", "reverse", "PAY-1", "--on", str(DAY), "--by", "ops1"]
+    assert main([*reverse, "--reason", "the consumer called"]) == 1
+    assert "reason" in capsys.readouterr().err
+    assert main([*reverse[:2], "PAY-404", *reverse[3:], "--reason", "R01"]) == 2
+    assert main([*reverse, "--reason", "R01"]) == 0
+    assert main([*reverse, "--reason", "R01"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["status"] == "duplicate"

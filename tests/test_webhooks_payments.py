@@ -24,6 +24,7 @@ from sqlalchemy import Engine, insert, select
 
 from outreach.entry.webhooks_app import create_app
 from outreach.kernel.clock import utcnow
+from outreach.services.payments import signing_secret
 from outreach.storage.models import Payment, PaymentAllocation, Promise, ResolutionEvent
 from tests import factories as f
 
@@ -58,8 +59,16 @@ def engine(tmp_path: Path) -> Engine:
 
 @pytest.fixture
 def server(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    yield from serve(engine, monkeypatch)
+
+
+def serve(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    """The webhook app under uvicorn on 127.0.0.1, the processor's secret configured."""
     monkeypatch.setenv("AIRFLOW_CONN_OUTREACH_PAYMENTS",
                        json.dumps({"conn_type": "generic", "password": SECRET}))  # fmt: skip
+    # Read once here: the first read imports Airflow's models, slow on a loaded machine, and
+    # must not eat into a request's timeout.
+    assert signing_secret() == SECRET
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -153,8 +153,8 @@ def account_timeline(engine: Engine, account_ref: str, *, pii: bool) -> dict[str
             "events": events,
             "payments": _rows(
                 conn,
-                "SELECT payment_ref, paid_on, amount FROM payment WHERE account_id = :a "
-                "ORDER BY paid_on, id",
+                "SELECT payment_ref, paid_on, amount, source, status, reversed_on, "
+                "reversal_reason FROM payment WHERE account_id = :a ORDER BY paid_on, id",
                 a=aid,
             ),
             "holds": _rows(

@@ -91,6 +91,11 @@ def explain_facts(account: AccountRecord, facts: AccountFacts, dpd: int | None) 
         "product": account.product,
         "role": facts.role,
         "days_past_due": dpd,
+        # The oldest unpaid due date on the day, and the imported one when payments since the
+        # snapshot moved it (docs/resolution.md, Payments).
+        "due_date": str(account.due_date) if account.due_date else None,
+        "due_date_moved_from": (str(account.episode_due_date) if account.episode_due_date
+                                else None),  # fmt: skip
         "past_due": str(account.past_due),
         "balance": str(account.balance),
         "holds": sorted(account.holds),

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 
 from outreach.kernel.clock import utcnow
 from outreach.resolution.events import EVENT, Transition, record
-from outreach.resolution.policy import resolution_policy
+from outreach.resolution.promises import reopen
 from outreach.resolution.settle import settle_accounts
 from outreach.storage.models import (
     Account,
@@ -330,32 +330,14 @@ def _take_back_promise(
     conn: Connection, promise_id: int, amount: Decimal, day: dt.date, actor: str, why: str,
     now: dt.datetime,
 ) -> list[Transition]:  # fmt: skip
-    r = conn.execute(
-        select(PROMISE.c.account_id, PROMISE.c.promise_ref, PROMISE.c.amount, PROMISE.c.due_on,
-               PROMISE.c.paid_amount, PROMISE.c.status, PROMISE.c.pause_until)
-        .where(PROMISE.c.id == promise_id)
-    ).one()  # fmt: skip
-    paid = max(Decimal(0), cents(r.paid_amount or 0) - amount)
-    values: dict[str, Any] = {"paid_amount": paid, "updated_at": now}
-    status = r.status
-    if r.status in ("kept", "partly_kept"):
-        # The same rule as the day's settling: open again while its pause (due date plus grace)
-        # lasts, else judged on what is left paid.
-        until = r.pause_until or (
-            r.due_on + dt.timedelta(days=resolution_policy().promises.grace_days)
-        )
-        if day <= until:
-            status, values["settled_on"] = "open", None
-        elif paid <= 0:
-            status = "broken"
-        elif paid < cents(r.amount):
-            status = "partly_kept"
-        values["status"] = status
-    conn.execute(update(PROMISE).where(PROMISE.c.id == promise_id).values(**values))
-    if status == r.status:
-        return []
-    ref = r.promise_ref or f"promise-{promise_id}"
-    return [Transition(r.account_id, "promise", ref, r.status, status, actor, why)]
+    """Lower what the promise was paid; a kept one opens again or is judged again by the
+    promises' own rule (outreach.resolution.promises.reopen, which records its change)."""
+    paid = conn.execute(select(PROMISE.c.paid_amount).where(PROMISE.c.id == promise_id)).scalar()
+    left = max(Decimal(0), cents(paid or 0) - amount)
+    conn.execute(update(PROMISE).where(PROMISE.c.id == promise_id)
+                 .values(paid_amount=left, updated_at=now))  # fmt: skip
+    reopen(conn, promise_id, actor, why, day)
+    return []
 
 
 def _take_back_instalment(

@@ -116,7 +116,8 @@ def recall_placements(engine: Engine, day: dt.date) -> dict[str, Any]:
             text(
                 "SELECT p.id, p.account_id, p.recall_due_on, a.balance, a.amount_past_due, "
                 "(SELECT COALESCE(SUM(y.amount), 0) FROM payment y WHERE y.account_id = p.account_id "
-                "AND y.paid_on > a.balance_as_of AND y.paid_on <= :day) "
+                "AND y.paid_on > a.balance_as_of AND y.paid_on <= :day "
+                "AND NOT (y.status = 'reversed' AND y.reversed_on <= :day)) "
                 "FROM placement p JOIN account a ON a.id = p.account_id "
                 "WHERE p.state = 'open' AND p.placed_on <= :day ORDER BY p.id"
             ),

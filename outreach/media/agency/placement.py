@@ -125,7 +125,8 @@ def _account_lines(conn: Connection, ids: list[int], day: dt.date) -> dict[int, 
     for account_id, paid_on, amount in conn.execute(
         _ids_param(
             "SELECT account_id, paid_on, amount FROM payment WHERE account_id IN :ids "
-            "AND paid_on <= :day ORDER BY account_id, paid_on"
+            "AND paid_on <= :day AND NOT (status = 'reversed' AND reversed_on <= :day) "
+            "ORDER BY account_id, paid_on"
         ),
         {"ids": ids, "day": day},
     ):

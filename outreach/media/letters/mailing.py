@@ -332,7 +332,9 @@ def _itemization(ctx: MessageContext, row: Any) -> Itemization:
     paid = ctx.conn.execute(
         text(
             "SELECT COALESCE(SUM(amount), 0) FROM payment WHERE account_id = :a "
-            "AND paid_on > :since AND paid_on <= :day"
+            "AND paid_on > :since AND paid_on <= :day "
+            # As the facts count them: a payment reversed by the day no longer counts.
+            "AND NOT (status = 'reversed' AND reversed_on <= :day)"
         ),
         {"a": ctx.account.id, "since": since, "day": ctx.day},
     ).scalar_one()
