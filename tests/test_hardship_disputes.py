@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 from sqlalchemy import Engine, text
 
+import outreach.media.letters.channel as letters_medium
 from outreach.dispatch.dispatcher import dispatch_range
 from outreach.entry.agent_api import build_router
 from outreach.entry.cli import main
@@ -27,6 +29,8 @@ from outreach.resolution.events import history
 from outreach.services import disputes
 from outreach.services.accounts import explain
 from outreach.settings import PROJECT_ROOT
+from policies.gate import evaluate
+from policies.model import AccountFacts, Step
 from tests import factories as f
 
 DAY = dt.date(2026, 11, 23)
@@ -372,3 +376,72 @@ def test_cause_records_import_with_per_row_rejects_and_a_reimport_changes_nothin
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM delinquency_cause")).scalar_one() == 1
         assert conn.execute(text("SELECT COUNT(*) FROM resolution_event")).scalar_one() == 1
+
+
+def test_a_request_for_the_original_creditor_is_answered_and_ends_with_the_dispute(
+    engine: Engine, ladder: Ladder, printer: Any, drop: Path, data_dir: Path
+) -> None:
+    acc = disputed(engine, notice_days_ago=10)
+    disputes.dispute(engine, acc["account_ref"], source="agent", actor="ana", as_of=DAY)
+    f.add_hold(engine, acc["account_id"], "original_creditor_request", DAY)
+    plan(engine, ladder, DAY)
+    assert send_letters(engine, printer, DAY) == 1
+    letter = pdf_text(letter_pdf(engine, drop, acc["account_id"], DAY))
+    assert "the original creditor is the current creditor, Testing Creditor Bank" in letter
+    assert sorted(h[:3] for h in holds(engine, acc["account_id"])) == [
+        ("dispute", "2026-11-23", "2026-11-23"),
+        ("original_creditor_request", "2026-11-23", "2026-11-23")]
+
+
+def test_the_gate_sends_a_verification_only_while_one_is_due() -> None:
+    facts = AccountFacts(1, "US", "NY", 100.0, balance=1000.0, address_zones=("America/New_York",))
+    letter = Step("letter", 12, purpose="verification")
+    assert evaluate(letter, facts, day=DAY).reasons == ("core.verification_not_due",)
+    due = replace(facts, holds=frozenset({"verification_due"}))
+    assert "core.verification_not_due" not in evaluate(letter, due, day=DAY).reasons
+    reminder = Step("letter", 12, purpose="reminder")
+    assert "core.verification_not_due" not in evaluate(reminder, facts, day=DAY).reasons
+
+
+class Killed(BaseException):
+    """The worker dies (not an Exception: nothing on the way catches it)."""
+
+
+def test_a_verification_letter_recovered_after_a_dead_worker_ends_the_dispute_too(
+    engine: Engine, ladder: Ladder, printer: Any, drop: Path, data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    acc = disputed(engine, notice_days_ago=10)
+    disputes.dispute(engine, acc["account_ref"], source="agent", actor="ana", as_of=DAY)
+    plan(engine, ladder, DAY)
+    recorded = letters_medium.insert_document
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        recorded(*args, **kwargs)
+        raise Killed()
+
+    # The letter is written, the worker dies before the ledger hears of it: `sending`.
+    monkeypatch.setattr(letters_medium, "insert_document", killed)
+    with pytest.raises(Killed):
+        send_letters(engine, printer, DAY)
+    assert tasks(engine, acc["account_id"])[0][0] == "open"
+    monkeypatch.setattr(letters_medium, "insert_document", recorded)
+    monkeypatch.setenv("OUTREACH_SENDING_LEASE_SECONDS", "0")
+    counts = dispatch_range(engine, DAY, "letter", 0, 10**9, clock="logical",
+                            channel_impl=printer)  # fmt: skip
+    assert counts.recovered == 1 and counts.sent == 0
+    assert tasks(engine, acc["account_id"])[0][0] == "sent"
+    assert holds(engine, acc["account_id"]) == [("dispute", "2026-11-23", "2026-11-23", "agent")]
+
+
+def test_the_causes_command_records_a_cause_and_refuses_another_value(
+    engine: Engine, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    acc = f.add_account(engine, as_of=DAY, dpd=40)
+    assert cli("causes", acc["account_ref"], "--cause", "illness", "--actor", "ana") == 0
+    assert cli("causes", acc["account_ref"], "--cause", "bad_luck", "--actor", "ana") == 2
+    assert "is not one of: job_loss" in capsys.readouterr().err
+    assert cli("causes", "NOPE", "--cause", "illness") == 2
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT cause, source, actor FROM delinquency_cause")).all()
+    assert [tuple(r) for r in rows] == [("illness", "cli", "ana")]

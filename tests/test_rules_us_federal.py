@@ -411,9 +411,16 @@ def test_a_first_party_creditor_stops_for_any_open_dispute() -> None:
 
 
 def test_verification_may_be_sent_during_a_dispute() -> None:
-    f = disputed(NOTICE_SENT + days(10))
+    # The dispute's open verification task: the kernel's facts give it as verification_due
+    # (without it, core.verification_not_due keeps the letter back).
+    f = facts(holds=frozenset({"dispute", "verification_due"}),
+              hold_periods=(HoldPeriod("dispute", NOTICE_SENT + days(10)),),
+              validation_notice_sent=NOTICE_SENT)  # fmt: skip
     assert evaluate(letter(purpose="verification"), f, day=NOTICE_SENT + days(12)).verdict == "send"
     assert evaluate(letter(purpose="reminder"), f, day=NOTICE_SENT + days(12)).verdict == "block"
+    none_due = disputed(NOTICE_SENT + days(10))
+    assert evaluate(letter(purpose="verification"), none_due, day=NOTICE_SENT + days(12)
+                    ).reasons == ("core.verification_not_due",)  # fmt: skip
 
 
 def test_a_dispute_whose_verification_was_sent_no_longer_stops_collection() -> None:
