@@ -39,6 +39,7 @@ ACCOUNTS = 10_000
 SEED = 7
 # The later day: a week on, past the grace days of the promises falling due in the first days.
 DAYS_BETWEEN = 7
+CENT = Decimal("0.01")
 
 
 def _step(message: str) -> None:
@@ -215,8 +216,6 @@ def _pay_between_days(day: dt.date, later: dt.date) -> dict[str, int]:
             apply_processor_event(engine, event, utcnow())
     return counts
 
-
-CENT = Decimal("0.01")
 
 
 def _event(payment_id: str, account_ref: str, currency: str, amount: Decimal,
