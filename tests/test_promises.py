@@ -48,10 +48,10 @@ def pay(engine: Engine, ref: str, amount: str) -> None:
 
 
 def settle(engine: Engine, day: dt.date, ids: list[int] | None = None) -> dict[str, int]:
-    """The promises' counts of the day's settling (the other settlers' are left out)."""
+    """The promises settler's counts (the arrangements' settler runs after it, with its own)."""
     with engine.begin() as conn:
         counts = settle_accounts(conn, day, ids)
-    return {k: n for k, n in counts.items() if k.startswith("promises_")}
+    return {k: v for k, v in counts.items() if k.startswith("promises_")}
 
 
 def test_promises_settle_first() -> None:

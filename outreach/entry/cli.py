@@ -74,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_agencies(sub)
     add_calls(sub)
     add_promises(sub)
+    add_disputes(sub)
     add_arrangements(sub)
     add_payments(sub)
-    add_disputes(sub)
 
     db = sub.add_parser("db", help="application database")
     dbsub = db.add_subparsers(dest="db_command", required=True)

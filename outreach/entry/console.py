@@ -327,44 +327,6 @@ def create_app(
                     today=today().isoformat(), offers=offered, may_arrange=agent,
                     notice=notice)  # fmt: skip
 
-    def arrangement_or_refuse(user: Any, action: Callable[[], Any]) -> str:
-        if not may_work_calls(user):
-            raise HTTPException(status_code=403, detail="your role may not make arrangements")
-        try:
-            action()
-        except ArrangementRefused as exc:
-            return f"refused: {exc.code}"
-        return "done"
-
-    # Plain form posts with the page's csrf_token (csrf_guard refuses another site's post).
-    @app.post("/timeline/arrangements/accept")
-    async def accept_offer_form(
-        request: Request,
-        user: Any = current_user,
-        account_ref: str = Form(...),
-        offer: int = Form(...),
-    ) -> RedirectResponse:
-        """An agent accepts one of today's offers on the consumer's word."""
-        done = await run_in_threadpool(arrangement_or_refuse, user, lambda: accept_arrangement(
-            account_ref, offer, "console", user_name(user), today(), engine=db()))  # fmt: skip
-        return timeline_redirect(request, account_ref, f"accept {done}")
-
-    @app.post("/timeline/arrangements/approve")
-    async def approve_form(
-        request: Request,
-        user: Any = current_user,
-        account_ref: str = Form(...),
-        ref: str = Form(...),
-    ) -> RedirectResponse:
-        """A second person approves a pending arrangement (never who offered or accepted it)."""
-        done = await run_in_threadpool(arrangement_or_refuse, user, lambda: approve_arrangement(
-            ref, user_name(user), today(), engine=db()))  # fmt: skip
-        return timeline_redirect(request, account_ref, f"approve {done}")
-
-    def timeline_redirect(request: Request, account_ref: str, notice: str) -> RedirectResponse:
-        query = urlencode({"account_ref": account_ref, "notice": notice})
-        return RedirectResponse(f"{_base(request)}/timeline?{query}", status_code=303)
-
     def promise_or_refusal(user: Any, account_ref: str, amount: str, due_on: str
                            ) -> dict[str, str]:  # fmt: skip
         """The promise made (its ref) or the refusal's code, for the page to show."""
@@ -394,6 +356,44 @@ def create_app(
     ) -> RedirectResponse:
         outcome = await run_in_threadpool(promise_or_refusal, user, account_ref, amount, due_on)
         query = urlencode({"account_ref": account_ref, **outcome})
+        return RedirectResponse(f"{_base(request)}/timeline?{query}", status_code=303)
+
+    def arrangement_or_refuse(user: Any, action: Callable[[], Any]) -> str:
+        if not may_work_calls(user):
+            raise HTTPException(status_code=403, detail="your role may not make arrangements")
+        try:
+            action()
+        except ArrangementRefused as exc:
+            return f"refused: {exc.code}"
+        return "done"
+
+    # Plain form posts with the page's csrf_token (csrf_guard refuses another site's post).
+    @app.post("/timeline/arrangements/accept")
+    async def accept_offer_form(
+        request: Request,
+        user: Any = current_user,
+        account_ref: str = Form(..., max_length=64),
+        offer: int = Form(...),
+    ) -> RedirectResponse:
+        """An agent accepts one of today's offers on the consumer's word."""
+        done = await run_in_threadpool(arrangement_or_refuse, user, lambda: accept_arrangement(
+            account_ref, offer, "console", user_name(user), today(), engine=db()))  # fmt: skip
+        return timeline_redirect(request, account_ref, f"accept {done}")
+
+    @app.post("/timeline/arrangements/approve")
+    async def approve_form(
+        request: Request,
+        user: Any = current_user,
+        account_ref: str = Form(..., max_length=64),
+        ref: str = Form(..., max_length=64),
+    ) -> RedirectResponse:
+        """A second person approves a pending arrangement (never who offered or accepted it)."""
+        done = await run_in_threadpool(arrangement_or_refuse, user, lambda: approve_arrangement(
+            ref, user_name(user), today(), engine=db()))  # fmt: skip
+        return timeline_redirect(request, account_ref, f"approve {done}")
+
+    def timeline_redirect(request: Request, account_ref: str, notice: str) -> RedirectResponse:
+        query = urlencode({"account_ref": account_ref, "notice": notice})
         return RedirectResponse(f"{_base(request)}/timeline?{query}", status_code=303)
 
     @app.get("/suppressions", response_class=HTMLResponse)

@@ -74,8 +74,8 @@ CHUNK_LINES = 5000  # lines per transaction: big enough to amortise queries, sma
 IMPORT_RUN = cast(Table, ImportRun.__table__)
 
 RECORD_TYPES = (
-    "account", "payment", "hold", "contact_event", "opt_out", "payment_reversal", "promise",
-    "arrangement", "means", "cause",
+    "account", "payment", "hold", "contact_event", "opt_out", "promise", "cause", "arrangement",
+    "means", "payment_reversal",
 )  # fmt: skip
 
 
@@ -115,9 +115,9 @@ _PARSERS: dict[str, Any] = {
     "payment_reversal": lambda row, fmt: parse_reversal(row),
     "account": parse_account,
     "promise": lambda row, fmt: parse_promise(row),
+    "cause": lambda row, fmt: parse_cause(row),
     "arrangement": lambda row, fmt: parse_arrangement(row),
     "means": lambda row, fmt: parse_means(row),
-    "cause": lambda row, fmt: parse_cause(row),
 }
 
 
@@ -178,8 +178,8 @@ class _Chunks:
         events: list[EventIn] = []
         opt_outs: list[OptOutIn] = []
         promises: list[PromiseIn] = []
-        resolution: list[ArrangementIn | MeansIn] = []
         causes: list[CauseIn] = []
+        resolution: list[ArrangementIn | MeansIn] = []
         reversals: list[ReversalIn] = []
         later = self.later
         for item in items:
@@ -201,10 +201,10 @@ class _Chunks:
                 opt_outs.append(item)
             elif isinstance(item, PromiseIn):
                 promises.append(item)
-            elif isinstance(item, (ArrangementIn, MeansIn)):
-                resolution.append(item)
             elif isinstance(item, CauseIn):
                 causes.append(item)
+            elif isinstance(item, (ArrangementIn, MeansIn)):
+                resolution.append(item)
             elif isinstance(item, ReversalIn):
                 reversals.append(item)
 
@@ -214,8 +214,8 @@ class _Chunks:
             refs.update(e.account_ref for e in events)
             refs.update(o.account_ref for o in opt_outs if o.account_ref)
             refs.update(p.account_ref for p in promises)
-            refs.update(r.account_ref for r in resolution)
             refs.update(c.account_ref for c in causes)
+            refs.update(r.account_ref for r in resolution)
             known = known_accounts(conn, refs)
 
             def account_of(item: Item, ref: str) -> AccountRef | None:
@@ -226,9 +226,9 @@ class _Chunks:
                     return None
                 return found
 
-            # The resolution loop's records before the payments: a new payment is allocated at
-            # once to the open promises and instalments of its account (oldest due first), so
-            # the promise or plan a payment pays must be there when the chunk's payments are.
+            # Promises and arrangements before the payments: a payment is allocated to the open
+            # promises and the instalments of its account (outreach.resolution.payments), so what
+            # a payment pays must be there when the chunk's payments are.
             write_promises(
                 conn, [(p, a) for p in promises if (a := account_of(p, p.account_ref))], rejects
             )
@@ -236,7 +236,6 @@ class _Chunks:
                 conn, [(r, a) for r in resolution if (a := account_of(r, r.account_ref))],
                 self.stamp.date(), rejects,
             )  # fmt: skip
-            write_causes(conn, [(c, a) for c in causes if (a := account_of(c, c.account_ref))])
             inserted = write_payments(
                 conn, [(p, a) for p in payments if (a := account_of(p, p.account_ref))], rejects
             )
@@ -255,6 +254,7 @@ class _Chunks:
             contact_ids = contact_point_ids(conn, person_ids)
             write_events(conn, resolved_events, contact_ids, rejects)
             write_opt_outs(conn, resolved_opt_outs, contact_ids, rejects, self.sqlite)
+            write_causes(conn, [(c, a) for c in causes if (a := account_of(c, c.account_ref))])
         return rejects
 
 

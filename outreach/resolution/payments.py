@@ -299,8 +299,10 @@ def reverse_payment(
         .values(status="reversed", reversed_on=reversed_on, reversal_reason=reason)
     )  # fmt: skip
     why = f"payment {payment_ref} reversed: {reason}"
-    changes = [Transition(p.account_id, "payment", payment_ref, p.status, "reversed", actor,
-                          reason)]  # fmt: skip
+    # The reversal first, then what it reopens (the promises' own rule records its change).
+    record(conn, [Transition(p.account_id, "payment", payment_ref, p.status, "reversed", actor,
+                             reason)], at=now)  # fmt: skip
+    changes: list[Transition] = []
     allocations = conn.execute(
         select(ALLOCATION.c.id, ALLOCATION.c.target, ALLOCATION.c.target_id, ALLOCATION.c.amount)
         .where(ALLOCATION.c.payment_id == p.id, ALLOCATION.c.reversed.is_(False))

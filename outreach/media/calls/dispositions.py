@@ -127,10 +127,10 @@ def record_disposition(
     (its outcome as the frequency rules read it), and the account: a hold (dispute,
     cease_communication, hardship, started today), the number marked invalid (wrong_number,
     not_in_service) or a promise (promise_to_pay: ``outreach.resolution.promises``, whose
-    refusals, ``too_many_open`` for one, are 422s with their code). A hardship starts the
-    hardship pause (``outreach.resolution.hardship``), a dispute the dispute hold and its
-    verification task (``outreach.resolution.disputes``); ``cause``, when given, records the
-    cause of delinquency the agent classified (one of ``CAUSES``).
+    refusals, ``too_many_open`` for one, are 422s with their code). A hardship starts the hardship pause
+    (``outreach.resolution.hardship``), a dispute the dispute hold and its verification task
+    (``outreach.resolution.disputes``); ``cause``, when given, records the cause of delinquency
+    the agent classified (one of ``CAUSES``).
 
     Only the agent the task was last handed to may record it. The same disposition sent again
     by that agent changes nothing (``status: already_recorded``); anything else invalid raises
