@@ -56,7 +56,8 @@ def _as_of() -> dt.date:
             "wall",
             enum=["wall", "logical"],
             description="wall: send what is inside its window now. logical (outbox only): "
-            "walk the day's windows, for demos and backfills.",
+            "walk the day's windows and stamp the day's settling on the day, for demos and "
+            "backfills.",
         ),
         "batch_size": Param(
             5000, type="integer", minimum=1, description="Accounts per planning/dispatch batch."
@@ -106,7 +107,7 @@ def outreach_daily() -> None:
     def settle() -> dict[str, Any]:
         from outreach.services import daily as service
 
-        return service.settle(_as_of())
+        return service.settle(_as_of(), clock=get_current_context()["params"]["clock"])
 
     @task
     def plan_batches() -> list[dict[str, int]]:

@@ -38,3 +38,13 @@ def use(source: Callable[[], dt.datetime] | dt.datetime) -> Iterator[None]:
         yield
     finally:
         _source = previous
+
+
+@contextlib.contextmanager
+def on_day(day: dt.date) -> Iterator[None]:
+    """Run the block on ``day``: the clock in use, moved by whole days so that today is ``day``
+    while the time of day goes on (a run on the logical clock, a demo's later day)."""
+    previous = _source
+    shift = dt.datetime.combine(day, dt.time()) - dt.datetime.combine(previous().date(), dt.time())
+    with use(lambda: previous() + shift):
+        yield

@@ -49,6 +49,7 @@ def day_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
             {"d": day, "t": True},
         ).scalar_one()
         media = {name: _counts(conn, sql, day) for name, sql in MEDIA.items()}
+        resolution = resolution_counts(conn, day)
     return {
         "as_of": day.isoformat(),
         "accounts": int(accounts),
@@ -58,6 +59,8 @@ def day_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
         "suppressed_by_reason": dict(reasons["suppressed"].most_common()),
         "deferred_by_reason": dict(reasons["deferred"].most_common()),
         "people_and_paper": {name: counts for name, counts in media.items() if counts},
+        # What changed in the resolution loop that day: promises made, kept, broken...
+        "resolution": resolution,
         # Files the ingest could not read, waiting for a person (outreach.portfolio.quarantine).
         "quarantined_files": in_quarantine(settings.data_dir() / "inbox"),
     }
@@ -76,6 +79,34 @@ MEDIA = {
     "legal referrals, by firm": "SELECT firm, COUNT(*) FROM legal_case WHERE referred_on = :d "
     "GROUP BY firm",
 }
+
+
+# The resolution loop's subjects in the order the summary shows them (outreach.resolution.events).
+RESOLUTION_SUBJECTS = (
+    "promise", "arrangement", "instalment", "payment", "hold", "dispute", "verification",
+    "means", "cause",
+)  # fmt: skip
+
+
+def resolution_counts(conn: Connection, day: dt.date) -> dict[str, dict[str, int]]:
+    """The day's resolution events by subject and the state each reached (a promise ``open``
+    is one made, or reopened by a reversal; ``kept``, ``partly_kept``, ``broken``; an
+    arrangement ``active``, ``broken``, ``completed``; an instalment ``paid``, ``missed``; a
+    payment ``posted``, ``allocated`` to promises and instalments, ``reversed``...).
+    The day is the events' time in UTC; a run on the logical clock stamps its settling on its
+    day (outreach.services.daily.on_the_day)."""
+    start = dt.datetime.combine(day, dt.time())
+    window = {"s": start, "e": start + dt.timedelta(days=1)}
+    counts: dict[str, dict[str, int]] = {}
+    for subject, state, n in conn.execute(
+        text("SELECT subject, to_state, COUNT(*) FROM resolution_event WHERE occurred_at >= :s "
+             "AND occurred_at < :e GROUP BY subject, to_state"),  # fmt: skip
+        window,
+    ):
+        counts.setdefault(str(subject), {})[str(state)] = int(n)
+    order = {s: i for i, s in enumerate(RESOLUTION_SUBJECTS)}
+    return {s: dict(sorted(counts[s].items())) for s in sorted(counts, key=lambda s: (
+        order.get(s, len(order)), s))}  # fmt: skip
 
 
 def _counts(conn: Connection, sql: str, day: dt.date) -> dict[str, int]:
@@ -115,6 +146,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         if summary[key]:
             lines += ["", f"{title}:"]
             lines += [f"  {code:<36} {n:>7,}" for code, n in summary[key].items()]
+    if summary.get("resolution"):
+        lines += ["", "Resolution loop (the state each change reached; who and why: explain):"]
+        lines += [
+            f"  {subject:<14} " + ", ".join(f"{state.replace('_', ' ')} {n:,}"
+                                            for state, n in states.items())
+            for subject, states in summary["resolution"].items()
+        ]  # fmt: skip
     for title, counts in summary.get("people_and_paper", {}).items():
         lines += ["", f"{title[0].upper()}{title[1:]}:"]
         lines += [f"  {label:<36} {n:>7,}" for label, n in sorted(counts.items())]

@@ -14,10 +14,12 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, cast
 
 from outreach.portfolio.generator_people import Email, People, Person, Phone, offset_text
+from outreach.portfolio.generator_resolution import Account, Counts, Resolution
 
 # Years until a debt is time-barred, by state (written contracts; most others are 6).
 _LIMITATION_YEARS = {"NY": 3, "NC": 3, "CA": 4, "TX": 4, "PA": 4, "FL": 5, "IL": 5, "GA": 6}
@@ -34,6 +36,9 @@ CSV_COLUMNS = [
     *(f"email{i}{s}" for i in (1, 2) for s in ("", "_workplace", "_consent", "_used_by_consumer")),
     "payment_ref", "paid_on", "amount", "kind", "started_on", "ended_on",
     "event_ref", "occurred_at", "channel", "destination", "direction", "outcome", "recorded_at",
+    "promise_ref", "due_on", "made_at", "source", "arrangement_ref", "total", "term_months",
+    "first_due_on", "accepted_at", "state", "monthly_income", "monthly_expenses", "stated_on",
+    "cause", "reversed_on", "reason",
 ]  # fmt: skip
 
 
@@ -52,13 +57,31 @@ class GenerateReport:
     lines: int = 0
     seconds: float = 0.0
     by_country: dict[str, int] = field(default_factory=dict)
+    # The resolution loop's records (outreach.portfolio.generator_resolution); its payments
+    # (promises kept, instalments, partial and returned ones) are counted in ``payments`` too.
+    promises: int = 0
+    arrangements: int = 0
+    settlements: int = 0  # of the arrangements
+    means: int = 0
+    causes: int = 0
+    partial_payments: int = 0
+    payment_reversals: int = 0
 
     def __str__(self) -> str:
         return (
             f"{self.path}: {self.accounts} accounts of {self.persons} persons, "
             f"{self.payments} payments, {self.holds} holds, {self.opt_outs} opt-outs, "
-            f"{self.contact_events} contact events ({self.lines} records) in {self.seconds:.1f}s"
+            f"{self.contact_events} contact events, {self.promises} promises, "
+            f"{self.arrangements} arrangements, {self.means} stated means, {self.causes} causes, "
+            f"{self.payment_reversals} returned payments ({self.lines} records) "
+            f"in {self.seconds:.1f}s"
         )
+
+    def add_resolution(self, counts: Counts) -> None:
+        self.payments += counts.payments
+        for name in ("promises", "arrangements", "settlements", "means", "causes",
+                     "partial_payments", "payment_reversals"):  # fmt: skip
+            setattr(self, name, getattr(counts, name))
 
 
 class _Writer:
@@ -121,12 +144,18 @@ def _email_entry(e: Email) -> dict[str, Any]:
 
 class _Generator:
     def __init__(
-        self, rng: random.Random, as_of: dt.date, writer: _Writer, report: GenerateReport
+        self,
+        rng: random.Random,
+        as_of: dt.date,
+        writer: _Writer,
+        report: GenerateReport,
+        resolution: Resolution,
     ) -> None:
         self.rng = rng
         self.as_of = as_of
         self.writer = writer
         self.report = report
+        self.resolution = resolution
 
     # accounts
 
@@ -162,6 +191,7 @@ class _Generator:
         notice = self._notice_dates(us, due_date, dpd)
         scra = self._scra_check(us)
         payments = self._draw_payments(n, past_due, balance)
+        hold = self._draw_hold()
         snapshot = as_of - dt.timedelta(days=1)
         # The itemization reference date (12 CFR 1006.34(b)(3)): the charge-off date, else the
         # last statement (the close of the month before the snapshot). What was owed then is
@@ -171,6 +201,16 @@ class _Generator:
             round(amount, 2) for _, days_ago, amount in payments
             if item_date < as_of - dt.timedelta(days=days_ago) <= snapshot
         )  # fmt: skip
+        # Promises, arrangements and the like draw from a generator of their own (after this
+        # account's other draws); their payments before the snapshot are in the itemization too.
+        resolution = self.resolution.draw(Account(
+            ref=ref, n=n, person=person, product=product, currency="USD" if us else "CNY",
+            dpd=dpd, balance=Decimal(f"{balance:.2f}"),
+            past_due=Decimal(f"{min(past_due, balance):.2f}"), hold=hold[0] if hold else None,
+            itemization_date=item_date, charged_off=charge_off is not None,
+            has_payments=bool(payments),
+        ))  # fmt: skip
+        paid_since += float(resolution.paid_since_itemization)
         record: dict[str, Any] = {
             "record": "account",
             "account_ref": ref,
@@ -197,8 +237,11 @@ class _Generator:
         self.report.by_country[person.country] = self.report.by_country.get(person.country, 0) + 1
         for payment_ref, days_ago, amount in payments:
             self._payment(payment_ref, ref, days_ago, amount)
-        self._holds(ref)
+        if hold is not None:
+            self._hold(ref, hold)
         self._history(person, ref, n, dpd)
+        for extra in resolution.records:
+            self.writer.write(extra)
 
     def _notice_dates(self, us: bool, due_date: dt.date | None, dpd: int) -> dict[str, str]:
         """US accounts past a week: the first contact (often older than the history in the
@@ -251,7 +294,8 @@ class _Generator:
         )
         self.report.payments += 1
 
-    def _holds(self, ref: str) -> None:
+    def _draw_hold(self) -> tuple[str, int, int | None] | None:
+        """The account's hold, if any: (kind, started days ago, ended days ago or None)."""
         r = self.rng
         x = r.random()
         # (kind, started days ago, ended days ago or None); disjoint slices of one draw.
@@ -274,7 +318,10 @@ class _Generator:
         elif x < 0.098:  # an instalment agreement being kept
             hold = ("instalment_plan", r.randint(5, 90), None)
         else:
-            return
+            return None
+        return hold
+
+    def _hold(self, ref: str, hold: tuple[str, int, int | None]) -> None:
         kind, started, ended = hold
         self.writer.write(
             {
@@ -432,7 +479,8 @@ def generate(accounts: int, seed: int, out: Path, as_of: dt.date) -> GenerateRep
         binary = out.open("wb")
     with binary, io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
         writer = _Writer(text, as_csv)
-        gen = _Generator(rng, as_of, writer, report)
+        resolution = Resolution(seed, as_of)
+        gen = _Generator(rng, as_of, writer, report, resolution)
         people = People(rng)
         n_person = 0
         n_account = 0
@@ -450,6 +498,7 @@ def generate(accounts: int, seed: int, out: Path, as_of: dt.date) -> GenerateRep
             if rng.random() < 0.03:
                 gen.opt_out(person, f"AC{n_account:09d}")
         report.persons = n_person
+        report.add_resolution(resolution.counts)
         report.lines = writer.lines
     report.seconds = time.monotonic() - began
     return report

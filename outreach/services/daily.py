@@ -6,15 +6,16 @@ names, reason codes. Never names, numbers, addresses or amounts per person.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from outreach import settings
-from outreach.kernel.clock import utcnow
+from outreach.kernel.clock import on_day, utcnow
 from outreach.planning.kinds import CHANNELS, KINDS, channel_kind, resolve
 from outreach.planning.planner import PlanScope
 from outreach.services.config import Config, load_config
@@ -131,19 +132,33 @@ def recall_placements(as_of: dt.date) -> dict[str, Any]:
     return recall(get_engine(), as_of)
 
 
-def settle(as_of: dt.date) -> dict[str, Any]:
+def settle(as_of: dt.date, clock: str = "wall") -> dict[str, Any]:
     """Settle the day's promises, instalments and arrangements before it is planned
     (outreach.resolution.settle): a broken promise resumes escalation the same day. Then the
     previous day, now complete, goes to the system of record: its arrangement file
-    (outreach.operations.arrangement_file)."""
+    (outreach.operations.arrangement_file). On the logical clock the changes are stamped on the
+    day settled (``on_the_day``)."""
     from outreach.operations.arrangement_file import write_arrangement_file
     from outreach.resolution.settle import settle_day
 
     checked_config()
     engine = get_engine()
-    counts = settle_day(engine, as_of)
-    exported = write_arrangement_file(engine, as_of - dt.timedelta(days=1))
+    with on_the_day(as_of, clock):
+        counts = settle_day(engine, as_of)
+        exported = write_arrangement_file(engine, as_of - dt.timedelta(days=1))
     return {"as_of": as_of.isoformat(), **counts, **exported}
+
+
+@contextlib.contextmanager
+def on_the_day(as_of: dt.date, clock: str = "wall") -> Iterator[None]:
+    """On the logical clock (a demo, a backfill), what a step records is stamped on the run's
+    day at the wall clock's time of day (``outreach.kernel.clock``), so that the day's summary,
+    explain and the timeline place it on that day; on the wall clock, nothing changes."""
+    if clock != "logical":
+        yield
+        return
+    with on_day(as_of):
+        yield
 
 
 def channel_kinds() -> tuple[str, ...]:
