@@ -52,11 +52,12 @@ def engine(tmp_path: Path) -> Engine:
 
 
 def add_promise(engine: Engine, account_id: int, ref: str, amount: str, due_on: dt.date,
-                status: str = "open", paid: str = "0") -> int:  # fmt: skip
+                status: str = "open", paid: str = "0",
+                made: dt.datetime | None = None) -> int:  # fmt: skip
     with engine.begin() as conn:
         return int(conn.execute(insert(Promise).values(
             account_id=account_id, promise_ref=ref, amount=Decimal(amount), due_on=due_on,
-            recorded_at=utcnow(), source="agent", actor="agent1", status=status, pauses=True,
+            recorded_at=made or utcnow(), source="agent", actor="agent1", status=status, pauses=True,
             pause_until=due_on + dt.timedelta(days=3), paid_amount=Decimal(paid),
         )).inserted_primary_key[0])  # fmt: skip
 
@@ -127,6 +128,30 @@ def test_a_payment_goes_to_the_oldest_due_first_across_promises_and_instalments(
     assert ("payment", "PAY-1", "posted") in events
     assert ("instalment", "AR-1#1", "paid") in events
     assert ("instalment", "AR-1#2", "paid") in events
+
+
+def test_a_payment_made_before_a_promise_or_a_plan_pays_neither(engine: Engine) -> None:
+    """A payment pays what was owed on its day: a promise made, or a plan accepted, after it
+    gets nothing of it (an imported payment from weeks back is no promise kept)."""
+    acc = add_account(engine, as_of=DAY, dpd=40)
+    aid = acc["account_id"]
+    later = dt.datetime.combine(DAY + dt.timedelta(days=3), dt.time(12))
+    promise = add_promise(engine, aid, "PR-9", "50.00", DAY + dt.timedelta(days=10))
+    plan = add_plan(engine, aid, "AR-9", [(DAY + dt.timedelta(days=5), "30.00")])
+    with engine.begin() as conn:
+        conn.execute(Promise.__table__.update().values(made_at=later, recorded_at=later))
+        conn.execute(Arrangement.__table__.update().values(accepted_at=later, created_at=later))
+
+    assert pay(engine, aid, "PAY-9", "70.00", paid_on=DAY)
+
+    assert rows(engine, Promise, id=promise)[0]["paid_amount"] == Decimal("0.00")
+    assert rows(engine, ArrangementInstalment, arrangement_id=plan)[0]["state"] == "due"
+    assert [(a["target"], a["amount"]) for a in rows(engine, PaymentAllocation)] == [
+        ("unallocated", Decimal("70.00"))]
+    # The same payment a day after both: it pays them, oldest due first.
+    assert pay(engine, aid, "PAY-10", "70.00", paid_on=DAY + dt.timedelta(days=4))
+    assert rows(engine, Promise, id=promise)[0]["paid_amount"] == Decimal("40.00")
+    assert rows(engine, ArrangementInstalment, arrangement_id=plan)[0]["state"] == "paid"
 
 
 def test_the_same_payment_twice_changes_nothing_and_another_amount_is_refused(
@@ -319,7 +344,9 @@ def test_imported_payments_are_allocated_once_and_a_changed_one_is_rejected(
 ) -> None:
     import_file(write(tmp_path / "a.jsonl", [imported_account()]), engine=engine)
     aid = rows(engine, Account)[0]["id"]
-    promise = add_promise(engine, aid, "PR-1", "80.00", dt.date(2026, 11, 25))
+    # Promised on 10-30; the payments of 11-01 pay it (a payment pays what was owed on its day).
+    promise = add_promise(engine, aid, "PR-1", "80.00", dt.date(2026, 11, 25),
+                          made=dt.datetime(2026, 10, 30, 12))  # fmt: skip
     day = [imported_payment("PM1", amount="50.00"), imported_payment("PM2", amount="45.00")]
     report = import_file(write(tmp_path / "p.jsonl", day), engine=engine)
     assert (report.inserted, report.rejected) == (2, 0)

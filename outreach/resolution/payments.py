@@ -120,10 +120,20 @@ class _Target:
     amount: Decimal
     paid: Decimal
     state: str
+    # The day it was made (a promise) or accepted (a plan): a payment of an earlier day pays
+    # what was owed then, not this.
+    since: dt.date
 
     @property
     def owed(self) -> Decimal:
         return max(Decimal(0), self.amount - self.paid)
+
+
+def _day_of(instant: Any) -> dt.date:
+    """The UTC day of a stored instant (a datetime, or SQLite's text of one)."""
+    if isinstance(instant, dt.datetime):
+        return instant.date()
+    return dt.datetime.fromisoformat(str(instant)).date()
 
 
 def _targets(conn: Connection, account_id: int) -> list[_Target]:
@@ -132,21 +142,25 @@ def _targets(conn: Connection, account_id: int) -> list[_Target]:
     found: list[tuple[tuple[Any, ...], _Target]] = []
     for r in conn.execute(
         select(PROMISE.c.id, PROMISE.c.promise_ref, PROMISE.c.due_on, PROMISE.c.amount,
-               PROMISE.c.paid_amount, PROMISE.c.status)  # fmt: skip
+               PROMISE.c.paid_amount, PROMISE.c.status, PROMISE.c.made_at,
+               PROMISE.c.recorded_at)  # fmt: skip
         .where(PROMISE.c.account_id == account_id, PROMISE.c.status == "open")
     ):
         t = _Target("promise", r.id, r.promise_ref or f"promise-{r.id}", r.due_on,
-                    cents(r.amount), cents(r.paid_amount or 0), r.status)  # fmt: skip
+                    cents(r.amount), cents(r.paid_amount or 0), r.status,
+                    _day_of(r.made_at or r.recorded_at))  # fmt: skip
         found.append(((r.due_on, 1, r.id), t))
     for i in conn.execute(
         select(INSTALMENT.c.id, INSTALMENT.c.seq, INSTALMENT.c.due_on, INSTALMENT.c.amount,
-               INSTALMENT.c.paid_amount, INSTALMENT.c.state, ARRANGEMENT.c.arrangement_ref)
+               INSTALMENT.c.paid_amount, INSTALMENT.c.state, ARRANGEMENT.c.arrangement_ref,
+               ARRANGEMENT.c.accepted_at, ARRANGEMENT.c.created_at)
         .join(ARRANGEMENT, ARRANGEMENT.c.id == INSTALMENT.c.arrangement_id)
         .where(ARRANGEMENT.c.account_id == account_id, ARRANGEMENT.c.state == "active",
                INSTALMENT.c.state.in_(("due", "partly_paid", "missed")))
     ):  # fmt: skip
         t = _Target("instalment", i.id, f"{i.arrangement_ref}#{i.seq}", i.due_on,
-                    cents(i.amount), cents(i.paid_amount or 0), i.state)  # fmt: skip
+                    cents(i.amount), cents(i.paid_amount or 0), i.state,
+                    _day_of(i.accepted_at or i.created_at))  # fmt: skip
         found.append(((i.due_on, 0, i.seq), t))
     return [t for _, t in sorted(found, key=lambda f: f[0])]
 
@@ -198,7 +212,7 @@ def allocate(
         moved: list[Transition] = []
         for t in targets.get(p.account_id, ()):
             take = min(left, t.owed)
-            if take <= 0:
+            if take <= 0 or t.since > p.paid_on:
                 continue
             left -= take
             t.paid += take
