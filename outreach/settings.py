@@ -103,6 +103,12 @@ LADDER = Knob("OUTREACH_LADDER", _file, "an existing ladder file")
 POLICY = Knob("OUTREACH_POLICY", _file, "an existing file")
 AGENCIES = Knob("OUTREACH_AGENCIES", _file, "an existing file")
 ARRANGEMENTS = Knob("OUTREACH_ARRANGEMENTS", _file, "an existing file")
+# Measurement (issue 16): KPI attribution, unit costs, targets and score bands; experiments;
+# the simulator's behavioural model; where the weekly report is dropped.
+MEASUREMENT = Knob("OUTREACH_MEASUREMENT", _file, "an existing file")
+EXPERIMENTS = Knob("OUTREACH_EXPERIMENTS", _file, "an existing file")
+SIMULATION = Knob("OUTREACH_SIMULATION", _file, "an existing file")
+REPORT_DROP = Knob("OUTREACH_REPORT_DROP", _text, "a directory path or object-storage URL")
 DATABASE_URL = Knob(
     "OUTREACH_DATABASE_URL", _database_url,
     "a database URL (postgresql+psycopg://..., sqlite:///...)",
@@ -153,6 +159,10 @@ KNOBS: tuple[Knob, ...] = (
     POLICY,
     AGENCIES,
     ARRANGEMENTS,
+    MEASUREMENT,
+    EXPERIMENTS,
+    SIMULATION,
+    REPORT_DROP,
     DATABASE_URL,
     OUTBOX_URL,
     SENDING_LEASE_SECONDS,

@@ -237,6 +237,9 @@ class Contact(Base):
     # The account entered here at an earlier required step it lacked, not at its own stage's
     # actions (outreach.planning.history.entry_actions): the summary counts these accounts.
     catch_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The experiment arm the account was in when this was planned, "EXPERIMENT/ARM"; none when
+    # no experiment ran (outreach.measurement.experiments). config_version is the arm's ladder.
+    arm: Mapped[str | None] = mapped_column(String(64))
 
 
 class PolicyDecision(Base):
@@ -263,6 +266,7 @@ class PolicyDecision(Base):
     # Rule id -> {outcome, citation, facts} for every rule that did not simply pass, and the
     # window's candidate zones for sends. `outreach explain` recomputes the full trace.
     evidence: Mapped[dict] = mapped_column(JSON)  # type: ignore[type-arg]
+    arm: Mapped[str | None] = mapped_column(String(64))  # "EXPERIMENT/ARM", as on the contact
 
 
 class ImportRun(Base):
@@ -582,3 +586,103 @@ class LadderVersion(Base):
     approved_by: Mapped[str | None] = mapped_column(String(64))
     approved_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+# --- measurement (issue 16): snapshots for KPIs, the score, experiments -----------------------
+
+
+class AccountSnapshot(Base):
+    """Where one account stood on one day, written by the daily plan: the facts KPIs group by
+    (stage, bucket, segment, score band, jurisdiction, arm, ladder version, agency) and the
+    amounts they divide by (past due and balance on that day). Money in the account's currency."""
+
+    __tablename__ = "account_snapshot"
+    __table_args__ = (Index("ix_account_snapshot_day", "as_of"),)
+
+    as_of: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    account_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dpd: Mapped[int] = mapped_column(Integer)
+    bucket: Mapped[str] = mapped_column(String(8))  # 0, 1-30, 31-60, ..., 180+
+    past_due: Mapped[Decimal] = mapped_column(Money)
+    balance: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    stage: Mapped[str | None] = mapped_column(String(64))
+    segment: Mapped[str | None] = mapped_column(String(32))
+    score_band: Mapped[str | None] = mapped_column(String(32))
+    jurisdiction: Mapped[str | None] = mapped_column(String(16))
+    ladder_version: Mapped[str | None] = mapped_column(String(32))
+    arm: Mapped[str | None] = mapped_column(String(64))
+    agency: Mapped[str | None] = mapped_column(String(64))
+
+
+class ScoreModel(Base):
+    """One trained version of the propensity-to-pay score: what it was trained on, how well it
+    did on held-out accounts, and the model itself as data (bins and points, never a pickle)."""
+
+    __tablename__ = "score_model"
+    __table_args__ = (
+        Index(
+            "uq_score_model_active",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
+
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # e.g. binned_logistic
+    label: Mapped[str] = mapped_column(String(64))  # what it predicts, e.g. pays_within_30d
+    state: Mapped[str] = mapped_column(String(16))  # trained | active | retired
+    trained_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    trained_by: Mapped[str] = mapped_column(String(64))
+    window_from: Mapped[dt.date] = mapped_column(Date)
+    window_to: Mapped[dt.date] = mapped_column(Date)
+    features: Mapped[list] = mapped_column(JSON)  # type: ignore[type-arg]
+    model: Mapped[dict] = mapped_column(JSON)  # type: ignore[type-arg]
+    metrics: Mapped[dict] = mapped_column(JSON)  # type: ignore[type-arg]  # auc, calibration
+
+
+class AccountScore(Base):
+    """One account's score on one day, its band and the factors that weighed most."""
+
+    __tablename__ = "account_score"
+    __table_args__ = (Index("ix_account_score_day", "as_of"),)
+
+    account_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float] = mapped_column(Numeric(6, 5))
+    band: Mapped[str] = mapped_column(String(32))
+    factors: Mapped[list] = mapped_column(JSON)  # type: ignore[type-arg]
+
+
+class ExperimentAssignment(Base):
+    """An account's arm in an experiment, fixed the first time the account is planned while the
+    experiment runs: sticky for the experiment's life, whatever its shares or ladders become."""
+
+    __tablename__ = "experiment_assignment"
+    __table_args__ = (Index("ix_experiment_assignment_arm", "experiment_id", "arm"),)
+
+    experiment_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    account_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    arm: Mapped[str] = mapped_column(String(32))  # an arm's name, or "holdout"
+    assigned_on: Mapped[dt.date] = mapped_column(Date)
+
+
+class ExperimentEvent(Base):
+    """Every change of an experiment's life: started, stopped, winner proposed, promoted; who
+    and why."""
+
+    __tablename__ = "experiment_event"
+    __table_args__ = (Index("ix_experiment_event_experiment", "experiment_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(String(48))
+    action: Mapped[str] = mapped_column(String(32))
+    arm: Mapped[str | None] = mapped_column(String(32))
+    ladder_version: Mapped[str | None] = mapped_column(String(32))
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(300))
+    detail: Mapped[dict] = mapped_column(JSON)  # type: ignore[type-arg]
