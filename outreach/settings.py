@@ -107,6 +107,7 @@ ARRANGEMENTS = Knob("OUTREACH_ARRANGEMENTS", _file, "an existing file")
 # the simulator's behavioural model; where the weekly report is dropped.
 MEASUREMENT = Knob("OUTREACH_MEASUREMENT", _file, "an existing file")
 EXPERIMENTS = Knob("OUTREACH_EXPERIMENTS", _file, "an existing file")
+SCORE = Knob("OUTREACH_SCORE", _file, "an existing file")
 SIMULATION = Knob("OUTREACH_SIMULATION", _file, "an existing file")
 REPORT_DROP = Knob("OUTREACH_REPORT_DROP", _text, "a directory path or object-storage URL")
 DATABASE_URL = Knob(
@@ -161,6 +162,7 @@ KNOBS: tuple[Knob, ...] = (
     ARRANGEMENTS,
     MEASUREMENT,
     EXPERIMENTS,
+    SCORE,
     SIMULATION,
     REPORT_DROP,
     DATABASE_URL,
