@@ -126,10 +126,12 @@ def _quantile_edges(values: Sequence[float], bins: int) -> list[float]:
     if not values:
         return []
     qs = np.quantile(np.asarray(values, dtype=float), [i / bins for i in range(1, bins)])
+    # Whole numbers (days, counts) get whole edges, so a bin reads "3 – 5", not "2.4 – 4.7".
+    whole = all(float(v).is_integer() for v in values)
     edges: list[float] = []
     low = min(values)
     for q in qs:
-        edge = float(round(float(q), 6))
+        edge = float(math.ceil(q)) if whole else float(f"{float(q):.4g}")
         # A cut at the minimum leaves its lower bin empty; duplicates collapse.
         if edge > low and (not edges or edge > edges[-1]):
             edges.append(edge)
