@@ -95,6 +95,8 @@ def apply(
 ) -> Iterator[tuple[float, list[dict[str, Any]]]]:
     """For each feature row: the probability and the top factors, ``[{"feature", "label_en",
     "label_zh", "value", "bin", "points"}]``, ordered by |points| descending, at most three."""
+    if model.get("kind") != KIND:
+        raise ValueError(f"unknown score model kind {model.get('kind')!r}")
     features = model["features"]
     intercept = float(model["intercept"])
     for row in rows:
