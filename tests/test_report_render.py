@@ -44,7 +44,7 @@ def _report(stage: str = "early_reminder") -> KpiReport:
     return KpiReport(
         dt.date(2025, 1, 1), dt.date(2025, 1, 28), dt.datetime(2025, 1, 29, tzinfo=dt.UTC),
         # ``collected`` is money per currency: never summed across currencies.
-        {"recovery_rate": 0.2, "collected": {"USD": Decimal("1234.50"), "CNY": Decimal("88.00")}},  # type: ignore[dict-item]
+        {"recovery_rate": 0.2, "collected": {"USD": Decimal("1234.50"), "CNY": Decimal("88.00")}},
         [RECOVERY, COLLECTED], [by_bucket, by_stage, by_day],
         method={"attribution_window_days": 14, "fx_rates": "none: money is never converted"},
     )  # fmt: skip

@@ -30,7 +30,6 @@ from outreach.measurement.report_model import (
     KpiReport,
     Metric,
     Unit,
-    Value,
     as_dict,
     plain,
 )
@@ -97,7 +96,7 @@ def dimension_label(dimension: str, lang: str) -> str:
 # --- numbers as shown ----------------------------------------------------------------------
 
 
-def _number(value: Value) -> float | None:
+def _number(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -181,10 +180,15 @@ def table(group: KpiGroup, lang: str) -> dict[str, Any]:
 
 
 def charted_metrics(group: KpiGroup) -> list[Metric]:
-    """The metrics a group's chart shows: those of the first metric's unit (one y axis)."""
+    """The metrics a group's chart shows, all of one unit (one y axis): the unit of the first
+    metric with a target (so the target is on the chart), else rates when the group has any
+    (money in several currencies does not share an axis), else the first metric's unit. The
+    table shows every metric."""
     if not group.metrics:
         return []
-    unit = group.metrics[0].unit
+    units = [m.unit for m in group.metrics]
+    targeted = [m.unit for m in group.metrics if group.targets.get(m.key)]
+    unit = targeted[0] if targeted else "rate" if "rate" in units else units[0]
     return [m for m in group.metrics if m.unit == unit]
 
 
@@ -238,7 +242,11 @@ def chart_svg(group: KpiGroup, lang: str) -> Markup:
         kind = pygal.Line
     elif group.chart == "stacked":
         kind = pygal.StackedBar
-    labels = [_row_label(group, row) for row in group.rows]
+    # One x position per value of the dimension; rows in several currencies become one series
+    # per currency (money and rates are never mixed across currencies).
+    labels = list(dict.fromkeys(str(row.get(group.dimension, "")) for row in group.rows))
+    currencies = list(dict.fromkeys(row.get("currency") for row in group.rows))
+    by_cell = {(str(row.get(group.dimension, "")), row.get("currency")): row for row in group.rows}
     many = len(labels) > _MANY_LABELS
     chart = kind(
         js=[], disable_xml_declaration=True, style=_style(), width=900, height=380,
@@ -252,17 +260,17 @@ def chart_svg(group: KpiGroup, lang: str) -> Markup:
     )  # fmt: skip
     chart.uuid = _chart_id(group)
     chart.x_labels = labels
+    series: dict[str, Any] = {}
+    if kind is pygal.Line and group.chart != "line":
+        series = {"stroke": False, "dots_size": 7}  # markers, not a trend, over categories
     for m in metrics:
-        values = [_number(row.get(m.key)) for row in group.rows]
-        series: dict[str, Any] = {}
-        if kind is pygal.Line and group.chart != "line":
-            series = {"stroke": False, "dots_size": 7}  # markers, not a trend, over categories
-        chart.add(m.label(lang), values, **series)
+        for currency in currencies:
+            values = [_number(by_cell.get((v, currency), {}).get(m.key)) for v in labels]
+            title = m.label(lang) + (f" ({currency})" if len(currencies) > 1 else "")
+            chart.add(title, values, **series)
     for m in metrics:
         if group.targets.get(m.key):
-            values = [
-                _target(group, m.key, str(row.get(group.dimension, ""))) for row in group.rows
-            ]
+            values = [_target(group, m.key, v) for v in labels]
             chart.add(f"{m.label(lang)} ({w['target']})", values,
                       stroke_style={"width": 3, "dasharray": "8,5"}, dots_size=3)  # fmt: skip
     root = _strip(chart.render_tree())
@@ -281,12 +289,25 @@ def _environment() -> Environment:
 
 
 def _method_items(method: dict[str, Any]) -> list[tuple[str, str]]:
+    """The method as (name, text) pairs; a nested mapping gives one pair per entry."""
+
     def shown(value: Any) -> str:
         if isinstance(value, dict | list):
             return json.dumps(plain(value), ensure_ascii=False, sort_keys=True, default=str)
         return str(value)
 
-    return [(str(k).replace("_", " "), shown(v)) for k, v in sorted(method.items())]
+    items = []
+    for key, value in sorted(method.items()):
+        name = str(key).replace("_", " ")
+        if (
+            isinstance(value, dict)
+            and value
+            and all(not isinstance(v, dict) for v in value.values())
+        ):
+            items += [(f"{name}: {str(k).replace('_', ' ')}", shown(v)) for k, v in value.items()]
+        else:
+            items.append((name, shown(value)))
+    return items
 
 
 def sections(report: KpiReport, lang: str) -> list[dict[str, Any]]:
@@ -305,8 +326,11 @@ def sections(report: KpiReport, lang: str) -> list[dict[str, Any]]:
 
 
 def headline(report: KpiReport, lang: str) -> list[tuple[str, str]]:
+    """The headline figures as shown; a single money figure is in the reporting currency (a
+    per-currency one names its currencies)."""
+    currency = report.method.get("reporting_currency")
     return [
-        (m.label(lang), format_value(report.headline.get(m.key), m.unit))
+        (m.label(lang), format_value(report.headline.get(m.key), m.unit, currency))
         for m in report.headline_metrics
     ]
 
