@@ -1,5 +1,7 @@
 """The week's reports: the KPI report of the last complete ISO week (HTML with charts, JSON,
-CSV) written to the report drop (``OUTREACH_REPORT_DROP``: a folder or an object-storage URL).
+CSV) written to the report drop (``OUTREACH_REPORT_DROP``: a folder or an object-storage URL);
+and a new version of the propensity-to-pay score trained on the history up to the run's day
+(stored as ``trained``: activating it stays a person's decision, docs/model-card.md).
 
 Wiring only: each task calls one function of ``outreach.services``. The week is taken from the
 run's logical date, never the wall clock, and the files are stamped with that date: a rerun
@@ -34,7 +36,7 @@ def _as_of() -> dt.date:
 
 @dag(
     dag_id="outreach_weekly",
-    description="The last complete ISO week's KPI report (HTML, JSON, CSV) to the report drop.",
+    description="The last complete ISO week's KPI report to the report drop; the score retrained.",
     schedule="0 7 * * 1",  # Mondays 07:00 UTC, after the day's outreach_daily has planned
     start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
     catchup=False,
@@ -56,7 +58,16 @@ def outreach_weekly() -> None:
         log.info("weekly report (counts only): %s", written)
         return written
 
+    @task
+    def train_score() -> dict[str, Any]:
+        from outreach.services import scores as service
+
+        trained = service.train_weekly(_as_of())
+        log.info("score training (version and counts only): %s", trained)
+        return trained
+
     report()
+    train_score()
 
 
 outreach_weekly()
