@@ -426,3 +426,60 @@ def test_overlapping_hours_and_reversed_ranges_are_refused() -> None:
     reversed_ = text.replace("delay_days: [2, 10]", "delay_days: [10, 2]")
     (error,) = errors_of(reversed_)
     assert error.startswith(f"promises.delay_days (line {line_of(reversed_, '[10, 2]')})")
+
+
+# --- a treatment with a larger true effect -------------------------------------------------------
+
+
+def recovery_of_a_month(params: SimParams, people: list[Profile], seed: int) -> Decimal:
+    """A plain ladder run directly against the model (no database): an SMS every 4 days and a
+    call every 7 days at 18:00 until the consumer pays in full or answers with hardship, a
+    dispute or a stop; a promise pauses it until it is kept or broken. Collected / past due."""
+    consumers = draw(people, params, seed)
+    collected, owed_at_start = Decimal(0), Decimal(0)
+    for profile in people:
+        consumer = consumers[profile.account_id]
+        owed = profile.past_due
+        owed_at_start += owed
+        paused_until: dt.date | None = None
+        stopped = False
+        recent: list[dt.date] = []
+        for t in range(30):
+            day = START + dt.timedelta(days=t)
+            payments: list[Decimal] = []
+            cure = self_cure(consumer, day, params, seed)
+            if cure is not None and cure.amount is not None:
+                payments.append(cure.amount)
+            due = [("sms", 10)] if t % 4 == 0 else []
+            due += [("call", 18)] if t % 7 == 3 else []
+            for channel, hour in due:
+                if stopped or (paused_until is not None and day <= paused_until):
+                    break
+                contact = Contact(profile.account_id, channel, f"{channel}_{t}", day, hour,
+                                  recent_contacts=sum(1 for d in recent if (day - d).days <= 7))  # fmt: skip
+                recent.append(day)
+                for r in respond(consumer, contact, params, seed):
+                    if r.kind == "pay" and r.amount is not None:
+                        payments.append(r.amount)
+                    elif r.kind in ("stop", "dispute", "hardship"):
+                        stopped = True
+                    elif r.kind == "promise" and r.amount and r.promise_due:
+                        paused_until = r.promise_due
+                        paid = promise_payment(consumer, r.amount, r.promise_due, params, seed)
+                        if paid is not None and paid[1] < START + dt.timedelta(days=30):
+                            payments.append(paid[0])
+            for amount in payments:
+                amount = min(amount, owed)
+                collected, owed = collected + amount, owed - amount
+            if owed == 0:
+                break
+    return collected / owed_at_start
+
+
+def test_a_larger_true_effect_shows_a_larger_measured_recovery(params: SimParams) -> None:
+    people = profiles(1200, seed=17)
+    plain = recovery_of_a_month(params, people, seed=17)
+    stronger = recovery_of_a_month(with_changes(params, channels__call__effect=3.0), people, 17)
+    weaker = recovery_of_a_month(with_changes(params, channels__call__effect=1.0), people, 17)
+    assert weaker < plain < stronger
+    assert stronger - weaker > Decimal("0.02")

@@ -13,9 +13,11 @@ import hashlib
 import math
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+
+import numpy as np
 
 from outreach.simulation.behaviour_config import (
     CHANNELS,
@@ -179,12 +181,20 @@ class HashRandom(random.Random):
         return bits >> (got - k)
 
 
+def _key(seed: int, account_id: int, day: object, channel: str, kind: str) -> bytes:
+    return hashlib.sha256(f"{seed}:{account_id}:{day}:{channel}:{kind}".encode()).digest()
+
+
 def _rng(seed: int, account_id: int, day: object, channel: str, kind: str) -> random.Random:
     """A generator for one draw, seeded by a sha256 of what the draw is about (seed, account,
     day, channel, kind), never by call order."""
-    return HashRandom(
-        hashlib.sha256(f"{seed}:{account_id}:{day}:{channel}:{kind}".encode()).digest()
-    )
+    return HashRandom(_key(seed, account_id, day, channel, kind))
+
+
+def _first_uniform(key: bytes) -> float:
+    """``HashRandom(key).random()`` without building the generator (a draw per account per day
+    that is almost always "nothing happens")."""
+    return (int.from_bytes(key[:8], "big") >> 11) * (1.0 / 9007199254740992.0)
 
 
 def _sigmoid(x: float) -> float:
@@ -260,13 +270,14 @@ def _hour_factor(channel: Channel, local_hour: int | None) -> float:
 
 
 def consumer_from(
-    profile: Profile,
-    ability: float,
-    willingness: float,
-    params: SimParams,
-    lags: _Lags | None = None,
+    profile: Profile, ability: float, willingness: float, params: SimParams
 ) -> Consumer:
     """The consumer with the given hidden ability and willingness (``draw`` draws them)."""
+    return with_p_true([_hidden(profile, ability, willingness, params)], params)[0]
+
+
+def _hidden(profile: Profile, ability: float, willingness: float, params: SimParams) -> Consumer:
+    """The consumer without p_true (computed for many at once)."""
     h = params.hidden
     reach = {
         name: 0.0 if ch.reach == 0 else _sigmoid(_logit(ch.reach) + h.reach_willingness *
@@ -293,23 +304,22 @@ def consumer_from(
         owed=_owed(profile),
         cause=cause,
     )
-    return _with_p_true(consumer, params, lags or _Lags(params))
+    return consumer
 
 
 def draw(profiles: Iterable[Profile], params: SimParams, seed: int) -> dict[int, Consumer]:
     """Each profile's consumer: ability and willingness are the sigmoid of the profile's logit
     plus a hidden normal term (sd ``hidden.hidden_noise_sd``) drawn from the account's own
     generator; then the reach per channel, the propensities and p_true."""
-    lags = _Lags(params)
     sd = params.hidden.hidden_noise_sd
-    out: dict[int, Consumer] = {}
+    hidden: list[Consumer] = []
     for profile in profiles:
         rng = _rng(seed, profile.account_id, "-", "hidden", "draw")
         noise_a, noise_w = rng.gauss(0.0, sd), rng.gauss(0.0, sd)
         ability = _sigmoid(ability_logit(profile, params) + noise_a)
         willingness = _sigmoid(willingness_logit(profile, params) + noise_w)
-        out[profile.account_id] = consumer_from(profile, ability, willingness, params, lags)
-    return out
+        hidden.append(_hidden(profile, ability, willingness, params))
+    return {c.account_id: c for c in with_p_true(hidden, params)}
 
 
 # --- one contact ---------------------------------------------------------------------------------
@@ -454,10 +464,11 @@ def instalment_payment(
 def self_cure(consumer: Consumer, day: dt.date, params: SimParams, seed: int) -> Response | None:
     """A payment made on ``day`` with no contact behind it (probability: the consumer's daily
     self-cure hazard), or None."""
-    rng = _rng(seed, consumer.account_id, day, "none", "self_cure")
-    u, u_full, u_share = rng.random(), rng.random(), rng.random()
-    if u >= consumer.self_cure_hazard:
+    key = _key(seed, consumer.account_id, day, "none", "self_cure")
+    if _first_uniform(key) >= consumer.self_cure_hazard:
         return None
+    rng = HashRandom(key)
+    _u, u_full, u_share = rng.random(), rng.random(), rng.random()
     amount = _amount(consumer.owed, consumer.ability, u_full, u_share, params)
     return Response("pay", day, amount=amount, note="self_cure")
 
@@ -507,7 +518,9 @@ class _Lags:
             )
 
 
-def _with_p_true(consumer: Consumer, params: SimParams, lags: _Lags) -> Consumer:
+def with_p_true(
+    consumers: list[Consumer], params: SimParams, lags: _Lags | None = None
+) -> list[Consumer]:
     """p_true under the default treatment. Each day t = 0..H-1 while the consumer is *active*,
     each default contact c is made with probability per_week/7; it reaches the right party with
     probability reach*hour*right_party, and then has an outcome with the probabilities of
@@ -522,34 +535,40 @@ def _with_p_true(consumer: Consumer, params: SimParams, lags: _Lags) -> Consumer
         P(contacts pay) = sum_t active(t) * (1 - prod_c (1 - pi_c * x_c(t)))
         p_true = 1 - (1 - P(contacts pay)) * (1 - self_cure_hazard) ** H
     """
+    if not consumers:
+        return []
+    lags = lags or _Lags(params)
     h = params.horizon_days
-    terms = []
-    keep_p = keep_probability(consumer, params, instalment=False)
-    keep_i = keep_probability(consumer, params, instalment=True)
+    keep_p = np.array([keep_probability(c, params, instalment=False) for c in consumers])
+    keep_i = np.array([keep_probability(c, params, instalment=True) for c in consumers])
+    no_pay = np.ones((len(consumers), h))  # P(no contact that day leads to a payment within H)
+    no_outcome = np.ones(len(consumers))  # P(no contact that day has an outcome)
     for contact, within in zip(params.default_treatment, lags.within, strict=True):
-        probe = Contact(
-            consumer.account_id, contact.channel, "default", dt.date(2000, 1, 1),
-            contact.local_hour, contact.offer, contact.stage,
-        )  # fmt: skip
         ch = params.channels[contact.channel]
-        reached = reach_probability(consumer, probe, params) * ch.right_party
-        probs = outcome_probabilities(consumer, probe, params)
         pi = contact.per_week / 7
-        outcome = reached * sum(probs.values())
-        pays = [
-            reached
-            * (
-                probs["pay"] * within[0][t]
-                + probs["promise"] * keep_p * within[1][t]
-                + probs["accept_offer"] * keep_i * within[2][t]
-            )
-            for t in range(h)
-        ]
-        terms.append((pi, outcome, pays))
-    active, paid = 1.0, 0.0
+        reached, pay, promise, accept, outcome = (np.empty(len(consumers)) for _ in range(5))
+        for n, consumer in enumerate(consumers):
+            probe = Contact(
+                consumer.account_id, contact.channel, "default", dt.date(2000, 1, 1),
+                contact.local_hour, contact.offer, contact.stage,
+            )  # fmt: skip
+            probs = outcome_probabilities(consumer, probe, params)
+            reached[n] = reach_probability(consumer, probe, params) * ch.right_party
+            pay[n], promise[n], accept[n] = probs["pay"], probs["promise"], probs["accept_offer"]
+            outcome[n] = sum(probs.values())
+        w_pay, w_promise, w_accept = (np.array(w) for w in within)
+        pays = reached[:, None] * (
+            pay[:, None] * w_pay[None, :]
+            + (promise * keep_p)[:, None] * w_promise[None, :]
+            + (accept * keep_i)[:, None] * w_accept[None, :]
+        )
+        no_pay *= 1 - pi * pays
+        no_outcome *= 1 - pi * reached * outcome
+    active = np.ones(len(consumers))
+    paid = np.zeros(len(consumers))
     for t in range(h):
-        no_pay = math.prod(1 - pi * pays[t] for pi, _, pays in terms)
-        paid += active * (1 - no_pay)
-        active *= math.prod(1 - pi * outcome for pi, outcome, _ in terms)
-    p_true = 1 - (1 - paid) * (1 - consumer.self_cure_hazard) ** h
-    return Consumer(**{**consumer.__dict__, "p_true": p_true})
+        paid += active * (1 - no_pay[:, t])
+        active = active * no_outcome
+    cure = np.array([c.self_cure_hazard for c in consumers])
+    p_true = 1 - (1 - paid) * (1 - cure) ** h
+    return [replace(c, p_true=float(p)) for c, p in zip(consumers, p_true, strict=True)]
