@@ -5,6 +5,7 @@ simulated hazard process; config errors with YAML path and line."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 import statistics
 from decimal import Decimal
@@ -15,6 +16,7 @@ import pytest
 from outreach.simulation.behaviour import (
     Consumer,
     Contact,
+    HashRandom,
     Profile,
     SimParams,
     SimParamsError,
@@ -112,6 +114,21 @@ def test_answers_do_not_depend_on_the_order_of_the_calls(params: SimParams) -> N
     assert instalment_payment(consumer, Decimal(80), START, params, 1) == instalment_payment(
         consumer, Decimal(80), START, params, 1
     )
+
+
+def test_the_hash_generator_is_a_fair_reproducible_stream() -> None:
+    key = hashlib.sha256(b"7:42:2026-03-02:sms:reminder").digest()
+    one, two = HashRandom(key), HashRandom(key)
+    assert one.uniforms(5) + one.uniforms(7) == [two.random() for _ in range(12)]
+    values = HashRandom(key).uniforms(20000)
+    assert all(0 <= v < 1 for v in values)
+    assert statistics.mean(values) == pytest.approx(0.5, abs=0.01)
+    assert statistics.pvariance(values) == pytest.approx(1 / 12, abs=0.003)
+    gen = HashRandom(key)
+    assert {gen.randint(1, 3) for _ in range(200)} == {1, 2, 3}
+    assert {gen.pick(u, 2, 5) for u in (0.0, 0.2499, 0.25, 0.9999)} == {2, 3, 5}
+    other = HashRandom(hashlib.sha256(b"7:42:2026-03-03:sms:reminder").digest())
+    assert other.uniforms(4) != HashRandom(key).uniforms(4)
 
 
 def test_two_treatments_share_their_random_numbers(params: SimParams) -> None:

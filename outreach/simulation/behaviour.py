@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import math
 import random
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
@@ -33,6 +34,7 @@ __all__ = [
     "CHANNELS",
     "Consumer",
     "Contact",
+    "HashRandom",
     "Profile",
     "Response",
     "SimParams",
@@ -134,6 +136,10 @@ class Response:
 # --- randomness ------------------------------------------------------------------------------
 
 
+_WORDS = struct.Struct(">4Q")
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53: 53 random bits to a float in [0, 1)
+
+
 class HashRandom(random.Random):
     """A ``random.Random`` whose basic generator is sha256 in counter mode over a key (the way
     the random module documents subclassing: ``random`` and ``getrandbits`` replaced). Seeding is
@@ -145,6 +151,7 @@ class HashRandom(random.Random):
         self._key = key
         self._counter = 0
         self._words: list[int] = []
+        self._last = 0
         self.gauss_next = None  # random.Random.gauss keeps its spare value here
 
     def seed(self, a: object = None, version: int = 2) -> None:  # the key is the seed
@@ -166,11 +173,29 @@ class HashRandom(random.Random):
                 else hashlib.sha256(self._key + self._counter.to_bytes(8, "big")).digest()
             )
             self._counter += 1
-            self._words = [int.from_bytes(block[i : i + 8], "big") for i in (24, 16, 8, 0)]
-        return self._words.pop()
+            self._words = list(_WORDS.unpack(block))[::-1]
+        self._last = self._words.pop()
+        return self._last
 
     def random(self) -> float:
         return (self._word() >> 11) * (1.0 / 9007199254740992.0)
+
+    def uniforms(self, n: int) -> list[float]:
+        """The next ``n`` values of ``random()`` at once (the hot path: a draw per contact)."""
+        words: list[int] = []
+        while len(words) < n:
+            if not self._words:
+                self._word()  # refills four words and takes one
+                words.append(self._last)
+                continue
+            take = min(n - len(words), len(self._words))
+            words += self._words[: -take - 1 : -1]
+            del self._words[-take:]
+        return [(w >> 11) * _TO_UNIT for w in words]
+
+    def pick(self, u: float, low: int, high: int) -> int:
+        """The whole number in [low, high] (inclusive) that the uniform ``u`` falls on."""
+        return low + min(high - low, int(u * (high - low + 1)))
 
     def getrandbits(self, k: int) -> int:
         if k <= 0:
@@ -185,7 +210,7 @@ def _key(seed: int, account_id: int, day: object, channel: str, kind: str) -> by
     return hashlib.sha256(f"{seed}:{account_id}:{day}:{channel}:{kind}".encode()).digest()
 
 
-def _rng(seed: int, account_id: int, day: object, channel: str, kind: str) -> random.Random:
+def _rng(seed: int, account_id: int, day: object, channel: str, kind: str) -> HashRandom:
     """A generator for one draw, seeded by a sha256 of what the draw is about (seed, account,
     day, channel, kind), never by call order."""
     return HashRandom(_key(seed, account_id, day, channel, kind))
@@ -395,9 +420,9 @@ def respond(consumer: Consumer, contact: Contact, params: SimParams, seed: int) 
     whatever happens, so the same contact under two parameter sets shares its randomness."""
     channel = params.channels[contact.channel]
     rng = _rng(seed, consumer.account_id, contact.day, contact.channel, contact.kind)
-    u_reach, u_party, u_outcome, u_full, u_share, u_promised = (rng.random() for _ in range(6))
-    delay = rng.randint(*channel.read_delay_days)
-    promise_delay = rng.randint(*params.promises.delay_days)
+    u_reach, u_party, u_outcome, u_full, u_share, u_promised, u_delay, u_due = rng.uniforms(8)
+    delay = rng.pick(u_delay, *channel.read_delay_days)
+    promise_delay = rng.pick(u_due, *params.promises.delay_days)
     if u_reach >= reach_probability(consumer, contact, params):
         return [Response("none", contact.day)]
     day = contact.day + dt.timedelta(days=delay)
@@ -436,8 +461,8 @@ def _kept(
     instalment = what == "instalment"
     k = params.instalments if instalment else params.promises
     rng = _rng(seed, consumer.account_id, due_on, what, "keep")
-    u_keep, u_full, u_share = rng.random(), rng.random(), rng.random()
-    offset = rng.randint(*k.pay_offset_days)
+    u_keep, u_full, u_share, u_offset = rng.uniforms(4)
+    offset = rng.pick(u_offset, *k.pay_offset_days)
     if u_keep >= keep_probability(consumer, params, instalment=instalment):
         return None
     return _amount(amount, consumer.ability, u_full, u_share, params), due_on + dt.timedelta(
@@ -468,7 +493,7 @@ def self_cure(consumer: Consumer, day: dt.date, params: SimParams, seed: int) ->
     if _first_uniform(key) >= consumer.self_cure_hazard:
         return None
     rng = HashRandom(key)
-    _u, u_full, u_share = rng.random(), rng.random(), rng.random()
+    _u, u_full, u_share = rng.uniforms(3)
     amount = _amount(consumer.owed, consumer.ability, u_full, u_share, params)
     return Response("pay", day, amount=amount, note="self_cure")
 
