@@ -41,17 +41,18 @@ MODEL_CARD = ROOT / "docs" / "model-card.md"
 
 
 def measure(accounts: int, days: int, seed: int, start: dt.date, workdir: Path,
-            step: int = 7) -> dict[str, Any]:  # fmt: skip
-    from outreach.simulation.behaviour import load_params
-    from outreach.simulation.engine import simulate
-
+            step: int = 7, horizon: int | None = None) -> dict[str, Any]:  # fmt: skip
     from outreach.measurement import scorecard
     from outreach.measurement.features import feature_rows, label_rows
     from outreach.measurement.score_config import score_config
     from outreach.measurement.score_training import held_out, train_on, training_set
+    from outreach.simulation.behaviour import load_params
+    from outreach.simulation.engine import simulate
     from outreach.storage.db import make_engine
 
     params = load_params()
+    if horizon is not None:  # a shorter label horizon, for the simulator and the score alike
+        params = params.model_copy(update={"horizon_days": horizon})
     horizon = int(params.horizon_days)
     base = score_config()
     cfg = base.model_copy(update={"label": base.label.model_copy(update={"horizon_days": horizon})})
@@ -60,7 +61,7 @@ def measure(accounts: int, days: int, seed: int, start: dt.date, workdir: Path,
         raise SystemExit(f"--days must exceed the horizon ({horizon} days) to observe a label")
 
     began = time.monotonic()
-    result = simulate(accounts, days, seed, start, workdir=workdir)
+    result = simulate(accounts, days, seed, start, workdir=workdir, params=params)
     simulated = time.monotonic() - began
 
     began = time.monotonic()
@@ -95,6 +96,68 @@ def measure(accounts: int, days: int, seed: int, start: dt.date, workdir: Path,
         "merges": model["merges"], "calibration": ours["calibration"],
         "seconds_simulate": round(simulated, 1), "seconds_train": round(trained, 1),
         "database_url": result.database_url,
+    }  # fmt: skip
+
+
+def measure_drawn(accounts: int, seed: int, start: dt.date, workdir: Path) -> dict[str, Any]:
+    """Without running the days: the generated portfolio imported into the simulation's
+    database, its consumers drawn by the behavioural model (``draw``: the same p_true the
+    simulator keeps), and each account's outcome drawn with probability p_true (the frequency
+    of paying within the horizon under the default treatment, tests/test_simulation_behaviour.py
+    shows). The score's features are read from that database as of the start day, by the same
+    set-based queries as in production (history before the start: imported payments, promises,
+    events, stated means, causes). The held-out cohort and the scoring are as in ``measure``."""
+    import random
+
+    from outreach.kernel import clock
+    from outreach.measurement import scorecard
+    from outreach.measurement.features import feature_rows
+    from outreach.measurement.score_config import score_config
+    from outreach.measurement.score_training import held_out
+    from outreach.portfolio.generator import generate
+    from outreach.services import daily
+    from outreach.simulation import behaviour
+    from outreach.simulation import engine as sim
+    from outreach.storage.db import engine_for
+
+    params = behaviour.load_params()
+    cfg = score_config()
+    began = time.monotonic()
+    workdir = workdir.resolve()
+    env = sim._environment(workdir, None, None)
+    with sim._environ(env):
+        sim._wipe(workdir)
+        db = engine_for(env["OUTREACH_DATABASE_URL"])
+        with clock.use(dt.datetime.combine(start, sim.PLAN_AT)):
+            daily.setup_database()
+            generate(accounts, seed=seed, out=workdir / "inbox" / "portfolio.jsonl", as_of=start)
+            daily.ingest()
+        run = sim._start_run(db, behaviour, params, seed, start)
+        with db.connect() as conn:
+            rows = list(feature_rows(conn, start))
+        db.dispose()
+    imported = time.monotonic() - began
+    draws = random.Random(seed)
+    truth = {a: float(c.p_true) for a, c in sorted(run.consumers.items())}
+    paid = {a: int(draws.random() < p) for a, p in truth.items()}
+    share = cfg.training.holdout_share
+    train = [r for r in rows if not held_out(r["account_id"], share)]
+    cohort = [r for r in rows if held_out(r["account_id"], share)]
+    began = time.monotonic()
+    model = scorecard.fit(cfg, train, [paid[r["account_id"]] for r in train])
+    trained = time.monotonic() - began
+    observed = [paid[r["account_id"]] for r in cohort]
+    ours = scorecard.evaluate(scorecard.probabilities(model, cohort), observed)
+    best = scorecard.evaluate([truth[r["account_id"]] for r in cohort], observed)
+    return {
+        "mode": "drawn", "accounts": accounts, "seed": seed, "start": start.isoformat(),
+        "horizon_days": int(params.horizon_days), "train_rows": len(train),
+        "cohort": len(cohort), "cohort_base_rate": ours["base_rate"],
+        "auc_model": ours["auc"], "auc_true": best["auc"],
+        "gap": round(best["auc"] - ours["auc"], 4),
+        "brier_model": ours["brier"], "brier_true": best["brier"],
+        "merges": model["merges"], "calibration": ours["calibration"],
+        "seconds_import": round(imported, 1), "seconds_train": round(trained, 1),
     }  # fmt: skip
 
 
@@ -140,11 +203,26 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 5))
     p.add_argument("--step", type=int, default=7, help="days between training as-of days")
+    p.add_argument(
+        "--horizon",
+        type=int,
+        default=None,
+        help="label horizon in days (default: the simulator's horizon_days)",
+    )
+    p.add_argument(
+        "--drawn",
+        action="store_true",
+        help="do not run the days: draw each outcome from p_true (measure_drawn)",
+    )
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--write-docs", action="store_true")
     args = p.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="score-auc-"))
-    m = measure(args.accounts, args.days, args.seed, args.start, workdir, args.step)
+    if args.drawn:
+        m = measure_drawn(args.accounts, args.seed, args.start, workdir)
+    else:
+        m = measure(args.accounts, args.days, args.seed, args.start, workdir, args.step,
+                    args.horizon)  # fmt: skip
     print(json.dumps(m, indent=2))
     if args.write_docs:
         write_block("score-auc", docs_lines(m), "Measured on a simulated portfolio", MODEL_CARD)

@@ -80,6 +80,7 @@ CATALOG: dict[str, FeatureSpec] = {
         FeatureSpec("means_ratio", "numeric", "Stated disposable income / past due",
                     "自报可支配收入与逾期金额之比"),
         FeatureSpec("product", "category", "Product", "产品"),
+        FeatureSpec("segment", "category", "Portfolio segment", "客群分组"),
         FeatureSpec("country", "category", "Country", "国家"),
         FeatureSpec("region", "category", "Region (state or province)", "地区（州或省）"),
         FeatureSpec("cause", "category", "Cause of delinquency", "逾期原因"),
@@ -137,18 +138,20 @@ def _base(
     a = Account.__table__.c
     s = AccountSnapshot.__table__.c
     query = (
-        select(a.id, a.product, a.balance, a.amount_past_due, a.due_date,
-               a.jurisdiction_country, a.jurisdiction_region, s.dpd, s.past_due, s.balance)
+        select(a.id, a.product, a.segment, a.balance, a.amount_past_due, a.due_date,
+               a.jurisdiction_country, a.jurisdiction_region, s.dpd, s.past_due, s.balance,
+               s.segment)
         .select_from(Account.__table__.outerjoin(
             AccountSnapshot.__table__, and_(s.account_id == a.id, s.as_of == as_of)))
         .where(*_range(a.id, lo, hi))
         .order_by(a.id)
     )  # fmt: skip
     rows: dict[int, dict[str, Any]] = {}
-    for (account_id, product, balance, past_due, due_date, country, region,
-         snap_dpd, snap_past_due, snap_balance) in conn.execute(query):  # fmt: skip
+    for (account_id, product, segment, balance, past_due, due_date, country, region,
+         snap_dpd, snap_past_due, snap_balance, snap_segment) in conn.execute(query):  # fmt: skip
         if snap_dpd is not None:
             dpd, past_due, balance = snap_dpd, snap_past_due, snap_balance
+            segment = snap_segment
         else:
             dpd = max(0, (as_of - due_date).days) if due_date and past_due > 0 else 0
         rows[account_id] = {
@@ -159,6 +162,7 @@ def _base(
             "past_due": float(past_due),
             "_past_due": Decimal(past_due),
             "product": product,
+            "segment": segment,
             "country": country,
             "region": f"{country}-{region}" if region else None,
         }
