@@ -83,6 +83,20 @@ def test_a_bad_score_config_file_fails_the_whole_configuration_check(
     assert "bands[0].min_score (line 2)" in str(caught.value)
 
 
+@pytest.mark.usefixtures("app_data")
+def test_the_whole_configuration_check_names_a_bad_score_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outreach.services.config import ConfigInvalid, load_config
+
+    bad = tmp_path / "score.yaml"
+    bad.write_text("label:\n  horizon_days: 30\nbands:\n  - {name: only, min_score: 0.5}\n")
+    monkeypatch.setenv("OUTREACH_SCORE", str(bad))
+    with pytest.raises(ConfigInvalid) as caught:
+        load_config(engine=factories.database(f"sqlite:///{tmp_path / 'app.db'}"))
+    assert f"{bad}: bands[0].min_score (line 4)" in str(caught.value)
+
+
 # --- the scorecard ----------------------------------------------------------------------------
 
 MODEL: dict[str, Any] = {
