@@ -84,7 +84,7 @@ def measure(accounts: int, days: int, seed: int, start: dt.date, workdir: Path,
     best = scorecard.evaluate(truth, observed)
     return {
         "accounts": accounts, "days": days, "seed": seed, "start": start.isoformat(),
-        "horizon_days": horizon, "as_of_days": len(data.days),
+        "horizon_days": horizon, "step": step, "as_of_days": len(data.days),
         "train_rows": len(data.rows), "cohort": len(cohort),
         "cohort_base_rate": ours["base_rate"],
         "auc_model": ours["auc"], "auc_true": best["auc"],
@@ -165,7 +165,7 @@ def docs_lines(m: dict[str, Any]) -> list[str]:
     drawn = m.get("mode") == "drawn"
     command = (f"--drawn --accounts {m['accounts']} --seed {m['seed']}" if drawn else
                f"--accounts {m['accounts']} --days {m['days']} --horizon {m['horizon_days']} "
-               f"--seed {m['seed']}")  # fmt: skip
+               f"--step {m['step']} --seed {m['seed']}")  # fmt: skip
     lines = [
         f"Measured {dt.date.today().isoformat()} on {platform.machine()} "
         f"({os.cpu_count()} cores, Python {platform.python_version()}) with "
