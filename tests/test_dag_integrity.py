@@ -79,7 +79,8 @@ def test_daily_flow_is_ingest_recall_plan_dispatch_close_summary(dagbag: Any) ->
     dag = dagbag.dags["outreach_daily"]
     assert dag.get_task("recall_placements").upstream_task_ids == {"ingest"}
     assert dag.get_task("settle").upstream_task_ids == {"recall_placements"}
-    assert dag.get_task("plan_batches").upstream_task_ids == {"settle"}
+    assert dag.get_task("score").upstream_task_ids == {"settle"}
+    assert dag.get_task("plan_batches").upstream_task_ids == {"score"}
     plan = dag.get_task("plan_batch")
     assert isinstance(plan, MappedOperator)
     assert plan.upstream_task_ids == {"plan_batches"}
@@ -97,8 +98,8 @@ def test_daily_flow_is_ingest_recall_plan_dispatch_close_summary(dagbag: Any) ->
     # A channel with nothing to send skips its mapped task; what follows must still run.
     for task_id in ("summary", "close_letter", "close_agency", "refresh_call_queue"):
         assert dag.get_task(task_id).trigger_rule == "none_failed"
-    # Fixed task count: 5 + 2 per channel + 3 closing tasks + summary, whatever the portfolio.
-    assert len(dag.tasks) == 5 + 2 * len(CHANNEL_KINDS) + 3 + 1
+    # Fixed task count: 6 + 2 per channel + 3 closing tasks + summary, whatever the portfolio.
+    assert len(dag.tasks) == 6 + 2 * len(CHANNEL_KINDS) + 3 + 1
 
 
 def test_daily_params_offer_the_run_controls(dagbag: Any) -> None:

@@ -115,6 +115,7 @@ def format_explanation(e: dict[str, Any]) -> str:
         f"{f['limitation_date'] or '-'}; SCRA check: {f['scra_checked_on'] or 'none'}",
         f"  stage: {e['stage'] or 'none (' + e.get('why_no_stage', '') + ')'}",
     ]
+    lines.extend(format_score(e.get("score")))
     if e.get("catch_up"):
         lines.append(f"  catch-up: {e['catch_up']['why']}")
     for skipped in e.get("actions_not_applicable", ()):
@@ -166,6 +167,18 @@ def format_explanation(e: dict[str, Any]) -> str:
             lines.append(f"{head} for {a['for']}: {d['verdict'].upper()} "
                          f"{' '.join(d['reasons'])}".rstrip())  # fmt: skip
     return "\n".join(lines)
+
+
+def format_score(score: dict[str, Any] | None) -> list[str]:
+    """The score's lines of ``outreach explain``: band, score, model, the top factors."""
+    if score is None:
+        return ["  score: none (no active score model, or the account is not scored)"]
+    lines = [f"  score {score['score']}, band {score['band']} (model {score['model_version']}, "
+             f"scored {score['as_of']})"]  # fmt: skip
+    for f in score["factors"]:
+        lines.append(f"    {float(f['points']):+.3f} {f['label_en'] or f['feature']}"
+                     f" = {f['value'] if f['value'] is not None else 'missing'}")  # fmt: skip
+    return lines
 
 
 def format_arrangement(a: dict[str, Any] | None) -> list[str]:

@@ -237,7 +237,7 @@ def _stage_steps(
         return None, dpd, []
     party = party_of(account, role)
     stage = ladder.stage_for(dpd, account.balance, account.segment, account.product, party,
-                             loop_facts(account, day))  # fmt: skip
+                             loop_facts(account, day), account.score_band)  # fmt: skip
     if stage is None:
         return None, dpd, []
     imported = imported_history(ladder, account, role)
@@ -302,6 +302,17 @@ def account_ranges(engine: Engine, batch_size: int) -> list[tuple[int, int]]:
 
 
 CATCH_UP = "ladder.catch_up"
+# The account's score band, in the evidence of every decision of an account that has one: an
+# input the ladder's stage entry may read (docs/score-bands.md), never the gate.
+SCORE_BAND = "ladder.score_band"
+
+
+def score_band_evidence(account: AccountRecord) -> dict[str, Any] | None:
+    """What the decision records of the account's score band, or None when it has none."""
+    if account.score_band is None:
+        return None
+    return {"outcome": "fact", "citation": "Score band (docs/score-bands.md)",
+            "facts": {"score_band": account.score_band, "model_version": account.score_model}}  # fmt: skip
 
 
 def catch_up_evidence(verdict: Verdict, catch_up: CatchUp) -> dict[str, Any]:
@@ -318,7 +329,7 @@ def _rows(
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     contacts, decisions = [], []
     cutoff = plan_cutoff(day)
-    evidence_cache: dict[int, str] = {}
+    evidence_cache: dict[tuple[int, str | None, str | None], str] = {}
     for s in steps:
         v = s.verdict
         reasons = " ".join(v.reasons)
@@ -350,12 +361,18 @@ def _rows(
         )
         # Verdicts are shared between the steps that judged alike (see policies.gate); so is
         # their evidence text.
-        evidence = evidence_cache.get(id(v))
+        band = score_band_evidence(s.account)
+        cache_key = (id(v), s.account.score_band, s.account.score_model)
+        evidence = evidence_cache.get(cache_key)
         if s.catch_up is not None:
-            evidence = json.dumps(catch_up_evidence(v, s.catch_up), separators=(",", ":"))
+            full = catch_up_evidence(v, s.catch_up)
+            evidence = json.dumps(full if band is None else {**full, SCORE_BAND: band},
+                                  separators=(",", ":"))  # fmt: skip
         elif evidence is None:
-            evidence = json.dumps(v.evidence(), separators=(",", ":"))
-            evidence_cache[id(v)] = evidence
+            full = v.evidence()
+            evidence = json.dumps(full if band is None else {**full, SCORE_BAND: band},
+                                  separators=(",", ":"))  # fmt: skip
+            evidence_cache[cache_key] = evidence
         decisions.append(
             decision_row(s.key, s.account.id, "plan", day, cutoff, v, ladder.version, evidence)
         )

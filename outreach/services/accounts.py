@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from outreach.kernel.facts import account_ids_by_ref, load_accounts
 from outreach.kernel.policy_settings import policy_settings
+from outreach.measurement.account_scores import account_score
 from outreach.planning.explain import explain_account, explain_resolution, prime_household
 from outreach.planning.judging import plan_step_hook
 from outreach.planning.ladder import Ladder
@@ -58,7 +59,9 @@ def explain(engine: Engine, ladder: Ladder, account_ref: str, as_of: dt.date
             enabled=settings.householding, step_hook=hook,
         )  # fmt: skip
         resolution = explain_resolution(conn, account_id)
+        # The score the stage entry read: band, model version, the top factors (no amounts).
+        score = account_score(conn, account_id, as_of)
     explanation: dict[str, Any] = explain_account(
         ladder, accounts[account_id], as_of, role=settings.role, step_hook=hook
     )
-    return {**explanation, **resolution}
+    return {**explanation, **resolution, "score": score}
