@@ -143,6 +143,7 @@ def test_the_run_fails_at_its_first_task_before_ingesting(config_dir: Path, app_
     assert waiting.exists() and not (inbox / "done").exists()
     for call in (
         lambda: service.recall_placements(DAY),
+        lambda: service.score(DAY),
         lambda: service.plan_batches(DAY, 100),
         lambda: service.plan_batch(DAY, 0, 10),
         lambda: service.close_day(DAY, "letter"),
