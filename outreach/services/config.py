@@ -27,6 +27,7 @@ from outreach.kernel.config_yaml import ConfigFileError
 from outreach.kernel.identity import identity_problems
 from outreach.kernel.policy_settings import PolicySettings, policy_path, policy_settings
 from outreach.kernel.self_service_token import SelfServiceSecretMissing
+from outreach.measurement.score_config import score_config, score_config_path
 from outreach.media.agency.config import AgencyConfig, agency_config, agency_config_path
 from outreach.planning.ladder import Ladder, load_ladder
 from outreach.planning.ladder_versions import ladder_in_force
@@ -143,6 +144,7 @@ def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None
     policy = _collect(policy_settings, errors)
     agencies = _collect(agency_config, errors)
     resolution = _collect(resolution_policy, errors)
+    _collect(score_config, errors)  # config/score.yaml: checked here, read where it is used
     ladder: Ladder | None = None
     if environment_ok:
         # With a bad environment the database or the ladder's path may be wrong too: those
@@ -174,5 +176,6 @@ def config_files(ladder_file: Path | None = None) -> list[Path]:
         policy_path(),
         agency_config_path(),
         resolution_policy_path(),
+        score_config_path(),
         ladder_file or settings.ladder_path(),
     ]
