@@ -1,12 +1,12 @@
-"""The scores as stored (``account_score``, ``score_model``): the active model, a day's rows
-replaced, one account's latest score as explain and the timeline show it (docs/score-bands.md).
-Reads and writes only: the model's arithmetic is ``outreach.measurement.scorecard``'s."""
+"""The scores as stored (``account_score``): a day's rows replaced, one account's latest score
+by the active model as explain and the timeline show it (docs/score-bands.md). Reads and writes
+only: the model and its arithmetic are ``outreach.measurement.scorecard``'s and
+``score_training``'s."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -15,23 +15,6 @@ from sqlalchemy import Connection, insert, text
 from outreach.storage.models import AccountScore
 
 SCORE_PLACES = Decimal("0.00001")  # account_score.score is Numeric(6, 5)
-
-
-@dataclass(frozen=True)
-class ActiveModel:
-    version: str
-    model: dict[str, Any]
-
-
-def active_model(conn: Connection) -> ActiveModel | None:
-    """The score model in force (``score_model`` in state ``active``; at most one), or None."""
-    row = conn.execute(
-        text("SELECT version, model FROM score_model WHERE state = 'active'")
-    ).first()
-    if row is None:
-        return None
-    model = row[1] if isinstance(row[1], dict) else json.loads(row[1])
-    return ActiveModel(str(row[0]), model)
 
 
 def write_scores(

@@ -9,20 +9,17 @@ replaces that day's rows. No active model: nothing is scored and nothing else ch
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from outreach.measurement.account_scores import (
-    SCORE_PLACES,
-    ActiveModel,
-    active_model,
-    write_scores,
-)
+from outreach.measurement.account_scores import SCORE_PLACES, write_scores
 from outreach.measurement.features import feature_rows
 from outreach.measurement.score_config import ScoreConfig
+from outreach.measurement.score_training import active_row
 from outreach.measurement.scorecard import apply
 
 BATCH_SIZE = 5000
@@ -68,21 +65,25 @@ def _factors(factors: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def score_rows(
-    conn: Connection, active: ActiveModel, config: ScoreConfig, as_of: dt.date, lo: int, hi: int
+    conn: Connection,
+    version: str,
+    model: dict[str, Any],
+    config: ScoreConfig,
+    as_of: dt.date,
+    lo: int,
+    hi: int,
 ) -> list[dict[str, Any]]:
-    """The ``account_score`` rows of accounts ``lo..hi`` for ``as_of`` (read only)."""
+    """The ``account_score`` rows of accounts ``lo..hi`` for ``as_of`` by ``model`` (read only)."""
     # feature_rows takes ids lo <= id < hi.
     features = list(feature_rows(conn, as_of, lo, hi + 1))
     rows: list[dict[str, Any]] = []
-    for feature_row, (probability, factors) in zip(
-        features, apply(active.model, features), strict=True
-    ):
+    for feature_row, (probability, factors) in zip(features, apply(model, features), strict=True):
         score = Decimal(repr(float(probability))).quantize(SCORE_PLACES)
         rows.append(
             {
                 "account_id": int(feature_row["account_id"]),
                 "as_of": as_of,
-                "model_version": active.version,
+                "model_version": version,
                 "score": score,
                 "band": config.band_for(float(score)),
                 "factors": _factors(factors),
@@ -97,19 +98,22 @@ def score_day(
     """Score every account for ``as_of`` with the active model, range by range (each range
     read, then written in its own short transaction). Counts per band, never per account."""
     with engine.connect() as conn:
-        active = active_model(conn)
+        active = active_row(conn)
         if active is None:
             return {"as_of": as_of.isoformat(), "scored": 0, "skipped": "no active score model"}
         ranges = score_ranges(conn, batch_size)
+    version, model = str(active["version"]), active["model"]
+    if isinstance(model, str):
+        model = json.loads(model)
     by_band: dict[str, int] = {band.name: 0 for band in config.bands}
     scored = 0
     for lo, hi in ranges:
         with engine.connect() as conn:
-            rows = score_rows(conn, active, config, as_of, lo, hi)
+            rows = score_rows(conn, version, model, config, as_of, lo, hi)
         with engine.begin() as conn:
             write_scores(conn, as_of, lo, hi, rows)
         scored += len(rows)
         for r in rows:
             by_band[r["band"]] = by_band.get(r["band"], 0) + 1
-    return {"as_of": as_of.isoformat(), "model_version": active.version, "scored": scored,
+    return {"as_of": as_of.isoformat(), "model_version": version, "scored": scored,
             "by_band": by_band}  # fmt: skip
