@@ -22,6 +22,7 @@ from outreach.services.accounts import explain
 from outreach.settings import PROJECT_ROOT
 from outreach.storage.models import AccountScore, ScoreModel
 from tests import factories as f
+from tests.test_console import auth_manager, bearer  # noqa: F401  (the real console login)
 
 DAY = dt.date(2026, 11, 23)  # a Monday
 NOTICE_SENT = dt.date(2026, 10, 1)  # validation notice out: every channel is open
@@ -253,3 +254,26 @@ def test_the_timeline_shows_the_latest_score(engine: Engine) -> None:
     assert t is not None
     assert t["score"]["band"] == "high" and t["score"]["as_of"] == "2026-11-23"
     assert [x["label_zh"] for x in t["score"]["factors"]] == ["履约承诺", "逾期天数", "产品"]
+
+
+def test_the_console_timeline_page_shows_the_band_and_factors_in_both_languages(
+    engine: Engine, auth_manager: Any  # noqa: F811
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from outreach.entry.console import create_app
+
+    acc = debtor(engine)
+    client = TestClient(create_app(engine=engine, now=lambda: dt.datetime(2026, 11, 23, 18)))
+    headers = bearer(auth_manager, "vic", "VIEWER")
+    page = client.get("/timeline", params={"account_ref": acc["account_ref"]}, headers=headers)
+    assert page.status_code == 200 and "No score (no active score model" in page.text
+    add_model(engine)
+    add_score(engine, acc["account_id"], "high")
+    page = client.get("/timeline", params={"account_ref": acc["account_ref"]}, headers=headers)
+    assert page.status_code == 200
+    assert "band <strong>high</strong>" in page.text and "model m1" in page.text
+    for label in ("Promises kept", "履约承诺", "Days past due", "逾期天数", "+1.200", "-0.400"):
+        assert label in page.text
+    api = client.get("/api/timeline", params={"account_ref": acc["account_ref"]}, headers=headers)
+    assert api.json()["score"]["factors"][0]["feature"] == "promises_kept"
