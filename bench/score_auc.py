@@ -42,12 +42,13 @@ MODEL_CARD = ROOT / "docs" / "model-card.md"
 
 def measure(accounts: int, days: int, seed: int, start: dt.date, workdir: Path,
             step: int = 7) -> dict[str, Any]:  # fmt: skip
+    from outreach.simulation.behaviour import load_params
+    from outreach.simulation.engine import simulate
+
     from outreach.measurement import scorecard
     from outreach.measurement.features import feature_rows, label_rows
     from outreach.measurement.score_config import score_config
     from outreach.measurement.score_training import held_out, train_on, training_set
-    from outreach.simulation.behaviour import load_params
-    from outreach.simulation.engine import simulate
     from outreach.storage.db import make_engine
 
     params = load_params()

@@ -139,3 +139,31 @@ def test_the_cli_trains_lists_shows_and_activates_one_model_at_a_time(
     assert "dpd (decreasing):" in shown and "held-out AUC" in shown
     assert main(["score", "show", "nosuchversion"]) == 3
     assert main(["score", "activate", "nosuchversion", "--by", "lead"]) == 3
+
+
+def test_the_weekly_training_returns_the_version_or_why_not(db: Any, monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    config = tmp_path / "score.yaml"
+    config.write_text(json.dumps(CONFIG.model_dump(mode="json")))
+    monkeypatch.setenv("OUTREACH_SCORE", str(config))
+    refused = scores.train_weekly(DAY, engine=db)
+    assert refused["version"] is None and "no account snapshots" in refused["refused"]
+    _history(db, 200, seed=3)
+    done = scores.train_weekly(DAY, engine=db)
+    assert done["version"] and done["train_rows"] + done["held_out_rows"] == 200 * 7
+    [row] = scores.list_models(engine=db)
+    assert (row["version"], row["trained_by"], row["state"]) == (
+        done["version"],
+        "weekly",
+        "trained",
+    )
+
+
+def test_the_weekly_dag_trains_the_score_beside_the_report() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    dags = Path(__file__).resolve().parent.parent / "dags"
+    dag = DagBag(dag_folder=str(dags / "outreach_weekly.py")).dags["outreach_weekly"]
+    task = dag.get_task("train_score")
+    assert task.upstream_task_ids == set()  # a failed report does not stop the training
+    assert task.retries == 3

@@ -22,6 +22,7 @@ from outreach.entry.cli_disputes import add_disputes
 from outreach.entry.cli_media import add_agencies, add_calls, add_letters
 from outreach.entry.cli_payments import add_payments
 from outreach.entry.cli_promises import add_promises
+from outreach.entry.cli_report import add_report
 from outreach.entry.cli_score import add_score
 from outreach.kernel.clock import utcnow
 
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_disputes(sub)
     add_arrangements(sub)
     add_payments(sub)
+    add_report(sub)
     add_score(sub)
 
     db = sub.add_parser("db", help="application database")

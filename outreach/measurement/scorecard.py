@@ -19,12 +19,14 @@ docs/decisions/010-score-model.md says why.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
@@ -90,35 +92,86 @@ def sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
+def column(feature: dict[str, Any], rows: Sequence[dict[str, Any]]) -> Any:
+    """A feature's values over ``rows``: floats with NaN for missing (numeric), or the values
+    as text with None for missing (category)."""
+    name = feature["name"]
+    if feature["type"] == "numeric":
+        nan = math.nan
+        try:
+            return np.fromiter((nan if (v := r.get(name)) is None else v for r in rows),
+                               dtype=np.float64, count=len(rows))  # fmt: skip
+        except (TypeError, ValueError):  # a value that is not a number: missing
+            values = [_number(r.get(name)) for r in rows]
+            return np.array([nan if v is None else v for v in values], dtype=np.float64)
+    return [None if (v := r.get(name)) is None else str(v) for r in rows]
+
+
+def bin_indices(feature: dict[str, Any], values: Any) -> np.ndarray:
+    """``bin_index`` over a whole column (from ``column``), vectorised."""
+    if feature["type"] == "numeric":
+        edges = np.asarray(feature["edges"], dtype=np.float64)
+        found = np.searchsorted(edges, values, side="right")
+        return np.where(np.isnan(values), len(edges) + 1, found).astype(np.int64)
+    lookup = {c: i for i, c in enumerate(feature["categories"])}
+    other = len(feature["categories"])
+    return np.fromiter((lookup.get(v, other) if v is not None else other for v in values),
+                       dtype=np.int64, count=len(values))  # fmt: skip
+
+
+CHUNK = 20_000
+
+
 def apply(
     model: dict[str, Any], rows: Iterable[dict[str, Any]]
 ) -> Iterator[tuple[float, list[dict[str, Any]]]]:
     """For each feature row: the probability and the top factors, ``[{"feature", "label_en",
-    "label_zh", "value", "bin", "points"}]``, ordered by |points| descending, at most three."""
+    "label_zh", "value", "bin", "points"}]``, ordered by |points| descending, at most three.
+    Rows are taken in chunks and scored with array arithmetic."""
+    features = model["features"]
+    top = min(TOP_FACTORS, len(features))
+    labels = [[bin_label(f, i) for i in range(len(f["points"]))] for f in features]
+    for chunk, index, points, totals in _chunks(model, rows):
+        # Stable, so ties keep the features' order and the result is the same on every run.
+        order = np.argsort(-np.abs(points), axis=1, kind="stable")[:, :top].tolist()
+        rounded = np.round(points, 4).tolist()
+        bins = index.tolist()
+        probs = (1.0 / (1.0 + np.exp(-totals))).tolist()
+        for k, row in enumerate(chunk):
+            factors = []
+            for j in order[k]:
+                f = features[j]
+                factors.append({
+                    "feature": f["name"], "label_en": f["label_en"], "label_zh": f["label_zh"],
+                    "value": _json_value(row.get(f["name"])), "bin": labels[j][bins[k][j]],
+                    "points": rounded[k][j],
+                })  # fmt: skip
+            yield probs[k], factors
+
+
+def _chunks(
+    model: dict[str, Any], rows: Iterable[dict[str, Any]]
+) -> Iterator[tuple[list[dict[str, Any]], np.ndarray, np.ndarray, np.ndarray]]:
+    """Rows in chunks, with each row's bin per feature, points per feature and total."""
     if model.get("kind") != KIND:
         raise ValueError(f"unknown score model kind {model.get('kind')!r}")
     features = model["features"]
     intercept = float(model["intercept"])
-    for row in rows:
-        total = intercept
-        contributions = []
-        for feature in features:
-            value = row.get(feature["name"])
-            index = bin_index(feature, value)
-            points = float(feature["points"][index])
-            total += points
-            contributions.append((feature, value, index, points))
-        contributions.sort(key=lambda c: -abs(c[3]))
-        factors = [
-            {"feature": f["name"], "label_en": f["label_en"], "label_zh": f["label_zh"],
-             "value": _json_value(v), "bin": bin_label(f, i), "points": round(p, 4)}
-            for f, v, i, p in contributions[:TOP_FACTORS]
-        ]  # fmt: skip
-        yield sigmoid(total), factors
+    iterator = iter(rows)
+    while chunk := list(itertools.islice(iterator, CHUNK)):
+        index = np.column_stack([bin_indices(f, column(f, chunk)) for f in features])
+        points = np.column_stack([
+            np.asarray(f["points"], dtype=np.float64)[index[:, j]] for j, f in enumerate(features)
+        ])  # fmt: skip
+        yield chunk, index, points, intercept + points.sum(axis=1)
 
 
 def probabilities(model: dict[str, Any], rows: Iterable[dict[str, Any]]) -> list[float]:
-    return [p for p, _ in apply(model, rows)]
+    """The probability of each row (``apply`` without the explanations)."""
+    out: list[float] = []
+    for _, _, _, totals in _chunks(model, rows):
+        out.extend(1.0 / (1.0 + np.exp(-totals)))
+    return [float(p) for p in out]
 
 
 # --- fitting ------------------------------------------------------------------------------------
@@ -174,18 +227,16 @@ def _width(feature: dict[str, Any]) -> int:
     return len(feature["categories"]) + 1
 
 
-def _design(features: list[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> np.ndarray:
-    offsets = []
-    total = 0
-    for feature in features:
-        offsets.append(total)
-        total += _width(feature)
-    matrix = np.zeros((len(rows), total), dtype=np.float64)
-    for j, feature in enumerate(features):
-        name = feature["name"]
-        cols = [offsets[j] + bin_index(feature, r.get(name)) for r in rows]
-        matrix[np.arange(len(rows)), cols] = 1.0
-    return matrix
+def _design(features: list[dict[str, Any]], columns: list[Any]) -> sparse.csr_matrix:
+    """The one-hot bins of every row: one column per bin of every feature, sparse."""
+    blocks = []
+    for feature, values in zip(features, columns, strict=True):
+        index = bin_indices(feature, values)
+        n = len(index)
+        blocks.append(sparse.csr_matrix(
+            (np.ones(n), (np.arange(n), index)), shape=(n, _width(feature))
+        ))  # fmt: skip
+    return sparse.hstack(blocks, format="csr")
 
 
 def _violation(feature: dict[str, Any]) -> int | None:
@@ -209,9 +260,10 @@ def fit(cfg: ScoreConfig, rows: Sequence[dict[str, Any]], labels: Sequence[int])
         raise ValueError("the training rows need both payers and non-payers")
     features = _initial_features(cfg, rows)
     y = np.asarray(labels, dtype=np.int64)
+    columns = [column(f, rows) for f in features]
     merges = 0
     while True:
-        x = _design(features, rows)
+        x = _design(features, columns)
         regression = LogisticRegression(C=cfg.training.regularisation, max_iter=2000)
         regression.fit(x, y)
         coef = regression.coef_[0]
@@ -221,7 +273,8 @@ def fit(cfg: ScoreConfig, rows: Sequence[dict[str, Any]], labels: Sequence[int])
             width = _width(feature)
             points = coef[start : start + width]
             # Centre each feature's points on the training rows: intercept takes the mean.
-            mean = float(x[:, start : start + width].mean(axis=0) @ points)
+            share = np.asarray(x[:, start : start + width].mean(axis=0)).ravel()
+            mean = float(share @ points)
             feature["points"] = [float(p) - mean for p in points]
             intercept += mean
             start += width

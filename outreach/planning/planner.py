@@ -31,6 +31,7 @@ from outreach.kernel.ledger import (
     decision_row,
 )
 from outreach.kernel.policy_settings import policy_settings
+from outreach.measurement.snapshots import SnapshotRow, snapshot_row, write_snapshots
 from outreach.planning.history import (
     CatchUp,
     action_history,
@@ -484,6 +485,7 @@ def plan_range(
                 enabled=settings.householding,
             )  # fmt: skip
         by_account: dict[int, list[PlannedStep]] = {}
+        snapshots: list[SnapshotRow] = []  # where each planned account stood (KPIs)
         hook = plan_step_hook(engine, day)
         refs = scope.account_refs if scope is not None else None
         for account in household.order(day):
@@ -492,7 +494,7 @@ def plan_range(
             if not written and not shared:
                 continue
             household.prime(account)
-            stage, _dpd, account_steps = plan_account(
+            stage, dpd, account_steps = plan_account(
                 ladder, account, day, role=role, step_hook=hook, scope=scope
             )
             if shared:
@@ -503,6 +505,9 @@ def plan_range(
             counts.in_stage += stage is not None
             counts.catch_up += any(s.catch_up is not None for s in account_steps)
             by_account[account.id] = account_steps
+            if write:
+                snapshots.append(snapshot_row(day, account, stage.id if stage else None, dpd,
+                                              ladder.version))  # fmt: skip
         # In account order, as the ledger's keys lead with the account id.
         steps = [s for account_id in sorted(by_account) for s in by_account[account_id]]
         for s in steps:
@@ -515,6 +520,7 @@ def plan_range(
         partial = scope is not None and not scope.whole
         with writer_turn(engine), engine.begin() as conn:
             write_plan(conn, contacts, decisions, day, lo, hi, now, only_written=partial)
+            write_snapshots(conn, snapshots)
     return counts
 
 

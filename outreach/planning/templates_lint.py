@@ -29,6 +29,7 @@ of the action's ``template``. The rules:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -215,9 +216,41 @@ def lint_template(
     Regulation F's debt-collector disclosures are required only then.
     """
     root = root or settings.templates_dir()
-    env = sandbox(root)
     limit = max_segments if max_segments is not None else DEFAULT_MAX_SMS_SEGMENTS
     role = role or _policy_role()
+    # Every gate that loads the ladder (each call claimed, each plan, each self-service answer)
+    # lints its templates: the same answer while nothing it reads has changed, so it is kept,
+    # keyed on everything it reads: the arguments, the template files (name, size, time
+    # modified) and the environment's OUTREACH_* settings (who is writing, the link's base).
+    key = (channel, template, tuple(languages), tuple(suffixes), str(root), limit, role,
+           reaches_us, _tree_fingerprint(root),
+           tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("OUTREACH_"))))  # fmt: skip
+    if key not in _LINTED:
+        if len(_LINTED) >= _LINTED_MAX:
+            _LINTED.clear()
+        _LINTED[key] = tuple(_lint(channel, template, languages, suffixes, root, limit, role,
+                                   reaches_us))  # fmt: skip
+    return list(_LINTED[key])
+
+
+_LINTED: dict[tuple[Any, ...], tuple[str, ...]] = {}
+_LINTED_MAX = 4096
+
+
+def _tree_fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """The template tree as the lint last read it: each file's name, size and time modified."""
+    found = []
+    for path in sorted(root.rglob("*")) if root.is_dir() else []:
+        if path.is_file():
+            stat = path.stat()
+            found.append((path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
+
+
+def _lint(channel: str, template: str, languages: Iterable[str], suffixes: Iterable[str],
+          root: Path, limit: int, role: str, reaches_us: bool) -> list[str]:  # fmt: skip
+    languages, suffixes = list(languages), list(suffixes)
+    env = sandbox(root)
     problems: list[str] = []
     files = [(lang, suffix) for lang in languages for suffix in suffixes
              if (root / f"{lang}/{template}{suffix}").is_file()]  # fmt: skip

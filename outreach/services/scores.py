@@ -16,7 +16,15 @@ from outreach.measurement import score_training as _training
 from outreach.measurement.score_config import ScoreConfig, score_config
 from outreach.measurement.score_training import TrainingRefused
 
-__all__ = ["TrainingRefused", "activate", "active_model", "list_models", "show", "train"]
+__all__ = [
+    "TrainingRefused",
+    "activate",
+    "active_model",
+    "list_models",
+    "show",
+    "train",
+    "train_weekly",
+]
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +124,17 @@ def active_model(engine: Engine | None = None) -> dict[str, Any] | None:
     if row is None:
         return None
     return {**row["model"], "version": row["version"]}
+
+
+def train_weekly(as_of: dt.date, *, engine: Engine | None = None) -> dict[str, Any]:
+    """The weekly DAG's training: a new version on the history up to the run's logical date, or
+    why not (too little history is not a failure: the run goes on). Counts and the version only,
+    for XCom; activating it stays a person's decision (``outreach score activate``)."""
+    try:
+        result = train(as_of, by="weekly", engine=engine)
+    except TrainingRefused as exc:
+        log.warning("score model not trained for %s: %s", as_of, exc)
+        return {"version": None, "refused": str(exc)}
+    m = result["metrics"]
+    return {"version": result["version"], "auc": m["auc"], "brier": m["brier"],
+            "train_rows": m["train_rows"], "held_out_rows": m["rows"]}  # fmt: skip
