@@ -362,18 +362,17 @@ def _rows(
         )
         # Verdicts are shared between the steps that judged alike (see policies.gate); so is
         # their evidence text.
-        band = score_band_evidence(s.account)
+        # With the account's score band when it has one (accounts of a band share the text).
         cache_key = (id(v), s.account.score_band, s.account.score_model)
-        evidence = evidence_cache.get(cache_key)
-        if s.catch_up is not None:
-            full = catch_up_evidence(v, s.catch_up)
-            evidence = json.dumps(full if band is None else {**full, SCORE_BAND: band},
-                                  separators=(",", ":"))  # fmt: skip
-        elif evidence is None:
-            full = v.evidence()
-            evidence = json.dumps(full if band is None else {**full, SCORE_BAND: band},
-                                  separators=(",", ":"))  # fmt: skip
-            evidence_cache[cache_key] = evidence
+        evidence = evidence_cache.get(cache_key) if s.catch_up is None else None
+        if evidence is None:
+            full = v.evidence() if s.catch_up is None else catch_up_evidence(v, s.catch_up)
+            band = score_band_evidence(s.account)
+            if band is not None:
+                full = {**full, SCORE_BAND: band}
+            evidence = json.dumps(full, separators=(",", ":"))
+            if s.catch_up is None:
+                evidence_cache[cache_key] = evidence
         decisions.append(
             decision_row(s.key, s.account.id, "plan", day, cutoff, v, ladder.version, evidence)
         )
