@@ -17,7 +17,7 @@ import argparse
 import datetime as dt
 import os
 import platform
-import shutil
+import sqlite3
 import statistics
 import sys
 import time
@@ -70,7 +70,10 @@ def scored_copy(db: Path) -> Path:
     from outreach.storage.models import ScoreModel
 
     copy = db.with_name(db.stem + "-scored.db")
-    shutil.copyfile(db, copy)
+    copy.unlink(missing_ok=True)
+    # SQLite's backup API: the file alone can miss pages still in the write-ahead log.
+    with sqlite3.connect(db) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
     model = bench_model()
     with make_engine(f"sqlite:///{copy}").begin() as conn:
         conn.execute(insert(ScoreModel).values(
