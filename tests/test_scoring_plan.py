@@ -277,3 +277,6 @@ def test_the_console_timeline_page_shows_the_band_and_factors_in_both_languages(
         assert label in page.text
     api = client.get("/api/timeline", params={"account_ref": acc["account_ref"]}, headers=headers)
     assert api.json()["score"]["factors"][0]["feature"] == "promises_kept"
+    # The ladder page says which stage enters on which band.
+    ladder = client.get("/ladder", headers=headers)
+    assert ladder.status_code == 200 and "score band high" in ladder.text
