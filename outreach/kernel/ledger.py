@@ -82,6 +82,7 @@ CONTACT_COLUMNS = (
     "attempts",
     "updated_at",
     "catch_up",
+    "arm",
 )
 CONTACT_TYPES = column_types(Contact, CONTACT_COLUMNS)
 ON_CONFLICT_CONTACT = (
@@ -90,7 +91,8 @@ ON_CONFLICT_CONTACT = (
     "window_start = excluded.window_start, window_end = excluded.window_end, "
     "defer_until = excluded.defer_until, template = excluded.template, "
     "config_version = excluded.config_version, pack_versions = excluded.pack_versions, "
-    "updated_at = excluded.updated_at, catch_up = excluded.catch_up, claim_token = NULL, "
+    "updated_at = excluded.updated_at, catch_up = excluded.catch_up, arm = excluded.arm, "
+    "claim_token = NULL, "
     "claimed_at = NULL "
     f"WHERE contact.state IN {REPLANNABLE} "
     "OR (contact.state = 'suppressed' AND (contact.plan_date < excluded.plan_date "
@@ -111,6 +113,7 @@ DECISION_COLUMNS = (
     "config_version",
     "pack_versions",
     "evidence",
+    "arm",
 )
 # The evidence is JSON text already: stored as given, not encoded again.
 DECISION_TYPES = column_types(PolicyDecision, DECISION_COLUMNS, as_given=("evidence",))
@@ -125,8 +128,10 @@ def decision_row(
     verdict: Verdict,
     config_version: str,
     evidence: str | None = None,
+    arm: str | None = None,
 ) -> tuple[Any, ...]:
-    """A policy_decision row in DECISION_COLUMNS order, for the plan and the send phase alike."""
+    """A policy_decision row in DECISION_COLUMNS order, for the plan and the send phase alike;
+    ``arm`` is the contact's experiment arm ("EXPERIMENT/ARM"), if any."""
     if evidence is None:
         evidence = json.dumps(verdict.evidence(), separators=(",", ":"))
     return (
@@ -143,6 +148,7 @@ def decision_row(
         config_version,
         verdict.pack_versions,
         evidence,
+        arm,
     )
 
 
