@@ -58,6 +58,10 @@ class DueContact:
     window_start: dt.datetime
     window_end: dt.datetime
     defer_until: dt.datetime | None = None
+    # The ladder version that planned it and the experiment arm it was planned in, if any:
+    # dispatch judges it with that ladder.
+    config_version: str | None = None
+    arm: str | None = None
 
 
 CONTACT_COLUMNS = (
@@ -159,7 +163,8 @@ def due_contacts(
     rows = conn.execute(
         text(
             "SELECT key, account_id, contact_point_id, template, stage, action, plan_date, "
-            "window_start, window_end, defer_until FROM contact WHERE plan_date = :day "
+            "window_start, window_end, defer_until, config_version, arm FROM contact "
+            "WHERE plan_date = :day "
             "AND channel = :channel AND state = 'planned' AND account_id BETWEEN :lo AND :hi "
             "ORDER BY account_id, key"
         ),
@@ -167,7 +172,7 @@ def due_contacts(
     )
     return [
         DueContact(r[0], r[1], r[2], r[3], r[4], r[5], day, as_instant(r[7]), as_instant(r[8]),
-                   as_instant(r[9]) if r[9] is not None else None)  # fmt: skip
+                   as_instant(r[9]) if r[9] is not None else None, r[10], r[11])  # fmt: skip
         for r in rows
     ]
 

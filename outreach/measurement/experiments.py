@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -28,6 +30,7 @@ from outreach.kernel.config_yaml import (
     validate_yaml,
 )
 from outreach.kernel.facts import AccountRecord
+from outreach.measurement.experiment_stats import AccountOutcome
 
 HOLDOUT = "holdout"
 # An arm whose ``ladder`` is this plans with the ladder in force (the champion, usually).
@@ -36,6 +39,7 @@ STATUSES = ("draft", "running", "stopped")
 # A ladder version is the first 12 hex digits of a hash (outreach.planning.ladder.ladder_version).
 VERSION_PATTERN = re.compile(r"^[0-9a-f]{12}$")
 SHARE_TOLERANCE = 1e-9
+CENT = Decimal("0.01")
 
 
 class _Strict(BaseModel):
@@ -44,13 +48,12 @@ class _Strict(BaseModel):
 
 class Arm(_Strict):
     """One arm: the ladder its accounts are planned with (a file, relative to the experiments
-    file's folder, an approved ladder version, or ``in_force``), its share of the eligible
-    accounts, and optionally the arrangement policy its offers follow."""
+    file's folder, an approved ladder version, or ``in_force``) and its share of the eligible
+    accounts."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     ladder: str = IN_FORCE
     share: float = Field(ge=0, le=1)
-    arrangements: str | None = None
 
     @model_validator(mode="after")
     def _not_holdout(self) -> Arm:
@@ -336,3 +339,145 @@ def write_assignments(conn: Connection, new: Sequence[tuple[str, int, str]], day
         ),
         [{"e": e, "a": a, "arm": arm, "day": day} for e, a, arm in new],
     )
+
+
+# --- outcomes ---------------------------------------------------------------------------------
+
+_OUTCOMES = """
+SELECT ea.arm, ea.account_id, a.currency, ea.assigned_on,
+       (SELECT s.past_due FROM account_snapshot s WHERE s.account_id = ea.account_id
+          AND s.as_of >= ea.assigned_on ORDER BY s.as_of LIMIT 1) AS snap_past_due,
+       a.amount_past_due,
+       (SELECT COALESCE(SUM(p.amount), 0) FROM payment p WHERE p.account_id = ea.account_id
+          AND p.status = 'posted' AND p.paid_on >= ea.assigned_on) AS paid_since_entry,
+       (SELECT COALESCE(SUM(p.amount), 0) FROM payment p WHERE p.account_id = ea.account_id
+          AND p.status = 'posted' AND p.paid_on >= ea.assigned_on AND p.paid_on >= :lo
+          AND p.paid_on <= :hi) AS collected,
+       (SELECT COUNT(*) FROM contact c WHERE c.account_id = ea.account_id AND c.arm = :label_prefix
+          || ea.arm AND c.state = 'sent' AND c.plan_date >= :lo AND c.plan_date <= :hi) AS sent,
+       (SELECT COUNT(*) FROM contact_event e WHERE e.account_id = ea.account_id
+          AND e.outcome = 'conversation' AND e.occurred_at >= :lo_at AND e.occurred_at < :hi_at)
+          AS rpc,
+       (SELECT COUNT(*) FROM promise pr WHERE pr.account_id = ea.account_id
+          AND pr.recorded_at >= :lo_at AND pr.recorded_at < :hi_at) AS promises,
+       (SELECT COUNT(*) FROM promise pr WHERE pr.account_id = ea.account_id
+          AND pr.recorded_at >= :lo_at AND pr.recorded_at < :hi_at AND pr.status = 'kept')
+          AS kept
+FROM experiment_assignment ea JOIN account a ON a.id = ea.account_id
+WHERE ea.experiment_id = :exp AND ea.assigned_on <= :hi
+ORDER BY ea.account_id
+"""
+
+
+def account_outcomes(
+    conn: Connection, experiment_id: str, date_from: dt.date, date_to: dt.date
+) -> list[AccountOutcome]:
+    """Each assigned account's outcome over ``date_from``..``date_to`` (both included): past due
+    when it entered (its first snapshot on or after its assignment day; without one, what it
+    owes now plus what it paid since), what it paid (posted payments, on or after entry),
+    whether a contact was sent in its arm, its right-party conversations, promises made and
+    kept. docs/experiments.md, "Outcomes"."""
+    lo_at = dt.datetime(date_from.year, date_from.month, date_from.day)
+    hi_at = dt.datetime(date_to.year, date_to.month, date_to.day) + dt.timedelta(days=1)
+    rows = conn.execute(
+        text(_OUTCOMES),
+        {"exp": experiment_id, "lo": date_from, "hi": date_to, "lo_at": lo_at, "hi_at": hi_at,
+         "label_prefix": f"{experiment_id}/"},
+    )  # fmt: skip
+    out: list[AccountOutcome] = []
+    for r in rows:
+        entry = r.snap_past_due
+        if entry is None:
+            entry = Decimal(r.amount_past_due) + Decimal(r.paid_since_entry)
+        out.append(
+            AccountOutcome(
+                arm=r.arm,
+                account_id=r.account_id,
+                currency=r.currency,
+                past_due_at_entry=Decimal(entry).quantize(CENT),
+                collected=Decimal(r.collected).quantize(CENT),
+                contacted=r.sent > 0,
+                right_party_contacts=int(r.rpc),
+                promises=int(r.promises),
+                promises_kept=int(r.kept),
+            )
+        )
+    return out
+
+
+# --- the experiment's life --------------------------------------------------------------------
+
+PROPOSED = "winner_proposed"
+PROMOTED = "promoted"
+
+
+def record_event(
+    conn: Connection,
+    experiment_id: str,
+    action: str,
+    actor: str,
+    at: dt.datetime,
+    *,
+    arm: str | None = None,
+    ladder_version: str | None = None,
+    reason: str = "",
+    detail: dict[str, object] | None = None,
+) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO experiment_event (experiment_id, action, arm, ladder_version, "
+            "occurred_at, actor, reason, detail) VALUES (:e, :action, :arm, :v, :at, :actor, "
+            ":reason, :detail)"
+        ),
+        {"e": experiment_id, "action": action, "arm": arm, "v": ladder_version, "at": at,
+         "actor": actor[:64], "reason": reason[:300],
+         "detail": json.dumps(detail or {}, sort_keys=True)},
+    )  # fmt: skip
+
+
+def events(conn: Connection, experiment_id: str) -> list[dict[str, object]]:
+    rows = conn.execute(
+        text(
+            "SELECT action, arm, ladder_version, occurred_at, actor, reason FROM experiment_event "
+            "WHERE experiment_id = :e ORDER BY occurred_at, id"
+        ),
+        {"e": experiment_id},
+    )
+    return [
+        {"action": r[0], "arm": r[1], "ladder_version": r[2], "occurred_at": str(r[3]),
+         "actor": r[4], "reason": r[5]}
+        for r in rows
+    ]  # fmt: skip
+
+
+def record_promoted(
+    conn: Connection, ladder_version: str, approver: str, at: dt.datetime
+) -> list[str]:
+    """After ``ladder_version`` was approved: each experiment whose winner it was proposed as is
+    recorded as promoted (it stops assigning and planning). Returns their ids."""
+    rows = conn.execute(
+        text(
+            "SELECT DISTINCT experiment_id, arm FROM experiment_event WHERE action = :proposed "
+            "AND ladder_version = :v AND experiment_id NOT IN (SELECT experiment_id FROM "
+            "experiment_event WHERE action = :promoted)"
+        ),
+        {"proposed": PROPOSED, "promoted": PROMOTED, "v": ladder_version},
+    ).all()
+    for experiment_id, arm in rows:
+        record_event(conn, experiment_id, PROMOTED, approver, at, arm=arm,
+                     ladder_version=ladder_version,
+                     reason="the winner's ladder was approved by a second person")  # fmt: skip
+    return [r[0] for r in rows]
+
+
+def assignment_counts(conn: Connection, experiment_id: str) -> dict[str, int]:
+    return {
+        r[0]: int(r[1])
+        for r in conn.execute(
+            text(
+                "SELECT arm, COUNT(*) FROM experiment_assignment WHERE experiment_id = :e "
+                "GROUP BY arm"
+            ),
+            {"e": experiment_id},
+        )
+    }

@@ -27,11 +27,13 @@ from outreach.kernel.config_yaml import ConfigFileError
 from outreach.kernel.identity import identity_problems
 from outreach.kernel.policy_settings import PolicySettings, policy_path, policy_settings
 from outreach.kernel.self_service_token import SelfServiceSecretMissing
+from outreach.measurement.experiments import experiments_path
 from outreach.media.agency.config import AgencyConfig, agency_config, agency_config_path
 from outreach.planning.ladder import Ladder, load_ladder
 from outreach.planning.ladder_versions import ladder_in_force
 from outreach.resolution.policy import ResolutionPolicy, resolution_policy
 from outreach.resolution.policy import policy_path as resolution_policy_path
+from outreach.services.experiments import check as experiment_problems
 from policies.pack_model import Pack
 from policies.packs import all_packs, validate_packs
 
@@ -160,6 +162,9 @@ def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None
         errors.extend(identity_problems(policy.role))
     if environment_ok:
         errors.extend(self_service_problems())
+        # config/experiments.yaml: its shape and shares, each arm's ladder validated like the
+        # main ladder (outreach.services.experiments.check).
+        errors.extend(experiment_problems(engine=engine))
     if (errors or channels is None or policy is None or agencies is None or ladder is None
             or resolution is None):
         raise ConfigInvalid(errors)
@@ -175,4 +180,5 @@ def config_files(ladder_file: Path | None = None) -> list[Path]:
         agency_config_path(),
         resolution_policy_path(),
         ladder_file or settings.ladder_path(),
+        experiments_path(),
     ]
