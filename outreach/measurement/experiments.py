@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, bindparam, text
 
 from outreach import settings
@@ -54,12 +54,6 @@ class Arm(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
     ladder: str = IN_FORCE
     share: float = Field(ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _not_holdout(self) -> Arm:
-        if self.name == HOLDOUT:
-            raise ValueError(f"'{HOLDOUT}' is the name of the accounts kept out (holdout:)")
-        return self
 
 
 class Eligibility(_Strict):
@@ -162,7 +156,14 @@ def _semantic_errors(model: ExperimentsConfig) -> list[tuple[str, str]]:
             errors.append((f"{where}.end", "end is before start"))
         names: set[str] = set()
         for j, arm in enumerate(exp.arms):
-            if arm.name in names:
+            if arm.name == HOLDOUT:
+                errors.append(
+                    (
+                        f"{where}.arms[{j}].name",
+                        f"'{HOLDOUT}' names the accounts kept out (holdout:), not an arm",
+                    )
+                )
+            elif arm.name in names:
                 errors.append((f"{where}.arms[{j}].name", f"'{arm.name}' appears twice"))
             names.add(arm.name)
         total = sum(a.share for a in exp.arms) + exp.holdout
