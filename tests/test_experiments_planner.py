@@ -248,3 +248,24 @@ def test_the_example_file_is_valid_and_changes_nothing_by_default() -> None:
     config = load_experiments(PROJECT_ROOT / "config" / "experiments.yaml")
     assert config.experiments
     assert not config.running(dt.date(2027, 6, 1))
+
+
+def test_explain_shows_the_arm_and_judges_with_the_arms_ladder(
+    engine: Engine, ladder: Ladder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outreach.entry.cli_accounts import format_explanation
+    from outreach.services.accounts import explain
+
+    write_experiments(tmp_path, monkeypatch)
+    accounts = [f.add_account(engine, as_of=DAY, dpd=5) for _ in range(10)]
+    plan(engine, ladder)
+    assigned = arms(engine)
+    challenger = load_ladder(tmp_path / "challenger.yaml")
+    for acc in accounts:
+        arm = assigned[acc["account_id"]]
+        found = explain(engine, ladder, acc["account_ref"], DAY)
+        assert found is not None
+        assert found["experiment_arm"] == f"cadence/{arm}"
+        expected = challenger.version if arm == "challenger" else ladder.version
+        assert found["ladder_version"] == expected
+        assert f"experiment arm cadence/{arm}" in format_explanation(found)
