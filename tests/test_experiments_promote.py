@@ -60,8 +60,7 @@ def test_results_per_arm_are_computed_from_payments_and_the_ledger(
     assert set(by_arm) == {"champion", "challenger"}
     for name, row in by_arm.items():
         n = sum(1 for v in arm.values() if v == name)
-        # Past due at entry: what is owed now plus what was paid since entry (no snapshots).
-        owed = Decimal(200) * n + paid[name]
+        owed = Decimal(200) * n  # the snapshot the plan wrote the day it was assigned
         assert row["accounts"] == n
         assert Decimal(row["collected"]) == paid[name]
         assert Decimal(row["past_due_at_entry"]) == owed

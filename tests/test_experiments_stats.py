@@ -106,10 +106,10 @@ def test_arm_results_compare_each_challenger_with_the_champion_per_currency() ->
         y, x = portfolio(rng, 1500, q)
         for i, (paid, owed) in enumerate(zip(y, x, strict=True)):
             outcomes.append(AccountOutcome(
-                arm, i, "USD", Decimal(str(owed)), Decimal(str(paid)), bool(i % 2), 0,
+                arm, i, "USD", Decimal(str(owed)), Decimal(str(paid)), bool(i % 2), False,
                 2, 2 if paid else 0))  # fmt: skip
     outcomes.append(AccountOutcome("champion", 10**6, "CNY", Decimal(500), Decimal(100), True,
-                                   1, 0, 0))  # fmt: skip
+                                   True, 0, 0))  # fmt: skip
     found = st.arm_results(outcomes, ["champion", "challenger"], "champion")
     assert [(r.currency, r.arm) for r in found] == [
         ("CNY", "champion"),

@@ -22,9 +22,10 @@ Z95 = 1.959963984540054
 
 @dataclass(frozen=True, slots=True)
 class AccountOutcome:
-    """One account's outcome in an experiment: its arm, what it owed when it entered, what it
-    paid since, whether it was contacted (any contact sent), its right-party contacts, its
-    promises made and kept. Money in the account's currency."""
+    """One account's outcome in an experiment (``outreach.measurement.kpis.arm_outcomes``): its
+    arm, what it owed when it entered, what it paid, whether it was contacted (a contact sent)
+    and reached (a right-party contact), its promises made and kept. Money in the account's
+    currency."""
 
     arm: str
     account_id: int
@@ -32,7 +33,7 @@ class AccountOutcome:
     past_due_at_entry: Decimal
     collected: Decimal
     contacted: bool
-    right_party_contacts: int
+    right_party: bool
     promises: int
     promises_kept: int
 

@@ -16,7 +16,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,7 +29,6 @@ from outreach.kernel.config_yaml import (
     validate_yaml,
 )
 from outreach.kernel.facts import AccountRecord
-from outreach.measurement.experiment_stats import AccountOutcome
 
 HOLDOUT = "holdout"
 # An arm whose ``ladder`` is this plans with the ladder in force (the champion, usually).
@@ -39,7 +37,6 @@ STATUSES = ("draft", "running", "stopped")
 # A ladder version is the first 12 hex digits of a hash (outreach.planning.ladder.ladder_version).
 VERSION_PATTERN = re.compile(r"^[0-9a-f]{12}$")
 SHARE_TOLERANCE = 1e-9
-CENT = Decimal("0.01")
 
 
 class _Strict(BaseModel):
@@ -340,70 +337,6 @@ def write_assignments(conn: Connection, new: Sequence[tuple[str, int, str]], day
         ),
         [{"e": e, "a": a, "arm": arm, "day": day} for e, a, arm in new],
     )
-
-
-# --- outcomes ---------------------------------------------------------------------------------
-
-_OUTCOMES = """
-SELECT ea.arm, ea.account_id, a.currency, ea.assigned_on,
-       (SELECT s.past_due FROM account_snapshot s WHERE s.account_id = ea.account_id
-          AND s.as_of >= ea.assigned_on ORDER BY s.as_of LIMIT 1) AS snap_past_due,
-       a.amount_past_due,
-       (SELECT COALESCE(SUM(p.amount), 0) FROM payment p WHERE p.account_id = ea.account_id
-          AND p.status = 'posted' AND p.paid_on >= ea.assigned_on) AS paid_since_entry,
-       (SELECT COALESCE(SUM(p.amount), 0) FROM payment p WHERE p.account_id = ea.account_id
-          AND p.status = 'posted' AND p.paid_on >= ea.assigned_on AND p.paid_on >= :lo
-          AND p.paid_on <= :hi) AS collected,
-       (SELECT COUNT(*) FROM contact c WHERE c.account_id = ea.account_id AND c.arm = :label_prefix
-          || ea.arm AND c.state = 'sent' AND c.plan_date >= :lo AND c.plan_date <= :hi) AS sent,
-       (SELECT COUNT(*) FROM contact_event e WHERE e.account_id = ea.account_id
-          AND e.outcome = 'conversation' AND e.occurred_at >= :lo_at AND e.occurred_at < :hi_at)
-          AS rpc,
-       (SELECT COUNT(*) FROM promise pr WHERE pr.account_id = ea.account_id
-          AND pr.recorded_at >= :lo_at AND pr.recorded_at < :hi_at) AS promises,
-       (SELECT COUNT(*) FROM promise pr WHERE pr.account_id = ea.account_id
-          AND pr.recorded_at >= :lo_at AND pr.recorded_at < :hi_at AND pr.status = 'kept')
-          AS kept
-FROM experiment_assignment ea JOIN account a ON a.id = ea.account_id
-WHERE ea.experiment_id = :exp AND ea.assigned_on <= :hi
-ORDER BY ea.account_id
-"""
-
-
-def account_outcomes(
-    conn: Connection, experiment_id: str, date_from: dt.date, date_to: dt.date
-) -> list[AccountOutcome]:
-    """Each assigned account's outcome over ``date_from``..``date_to`` (both included): past due
-    when it entered (its first snapshot on or after its assignment day; without one, what it
-    owes now plus what it paid since), what it paid (posted payments, on or after entry),
-    whether a contact was sent in its arm, its right-party conversations, promises made and
-    kept. docs/experiments.md, "Outcomes"."""
-    lo_at = dt.datetime(date_from.year, date_from.month, date_from.day)
-    hi_at = dt.datetime(date_to.year, date_to.month, date_to.day) + dt.timedelta(days=1)
-    rows = conn.execute(
-        text(_OUTCOMES),
-        {"exp": experiment_id, "lo": date_from, "hi": date_to, "lo_at": lo_at, "hi_at": hi_at,
-         "label_prefix": f"{experiment_id}/"},
-    )  # fmt: skip
-    out: list[AccountOutcome] = []
-    for r in rows:
-        entry = r.snap_past_due
-        if entry is None:
-            entry = Decimal(r.amount_past_due) + Decimal(r.paid_since_entry)
-        out.append(
-            AccountOutcome(
-                arm=r.arm,
-                account_id=r.account_id,
-                currency=r.currency,
-                past_due_at_entry=Decimal(entry).quantize(CENT),
-                collected=Decimal(r.collected).quantize(CENT),
-                contacted=r.sent > 0,
-                right_party_contacts=int(r.rpc),
-                promises=int(r.promises),
-                promises_kept=int(r.kept),
-            )
-        )
-    return out
 
 
 # --- the experiment's life --------------------------------------------------------------------

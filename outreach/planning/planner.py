@@ -32,6 +32,7 @@ from outreach.kernel.ledger import (
 )
 from outreach.kernel.policy_settings import policy_settings
 from outreach.measurement.experiments import ExperimentsConfig
+from outreach.measurement.snapshots import SnapshotRow, snapshot_row, write_snapshots
 from outreach.planning.experiment_arms import arm_ladders, write_assignments
 from outreach.planning.history import (
     CatchUp,
@@ -488,6 +489,7 @@ def plan_range(
             if arms is not None:
                 arm_of, new_assignments = arms.assign(conn, household.order(day))
         by_account: dict[int, list[PlannedStep]] = {}
+        snapshots: list[SnapshotRow] = []  # where each planned account stood (KPIs)
         hook = plan_step_hook(engine, day)
         refs = scope.account_refs if scope is not None else None
         for account in household.order(day):
@@ -496,8 +498,8 @@ def plan_range(
             if not written and not shared:
                 continue
             household.prime(account)
-            account_ladder = arm_of[account.id][1] if account.id in arm_of else ladder
-            stage, _dpd, account_steps = plan_account(
+            arm, account_ladder = arm_of.get(account.id, (None, ladder))
+            stage, dpd, account_steps = plan_account(
                 account_ladder, account, day, role=role, step_hook=hook, scope=scope
             )
             if shared:
@@ -508,6 +510,9 @@ def plan_range(
             counts.in_stage += stage is not None
             counts.catch_up += any(s.catch_up is not None for s in account_steps)
             by_account[account.id] = account_steps
+            if write:
+                snapshots.append(snapshot_row(day, account, stage.id if stage else None, dpd,
+                                              account_ladder.version, arm))  # fmt: skip
         # In account order, as the ledger's keys lead with the account id.
         steps = [s for account_id in sorted(by_account) for s in by_account[account_id]]
         for s in steps:
@@ -524,6 +529,7 @@ def plan_range(
         with writer_turn(engine), engine.begin() as conn:
             write_plan(conn, contacts, decisions, day, lo, hi, now, only_written=partial)
             write_assignments(conn, new_assignments, day)
+            write_snapshots(conn, snapshots)
     return counts
 
 

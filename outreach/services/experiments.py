@@ -22,7 +22,6 @@ from outreach.measurement.experiments import (
     PROPOSED,
     ExperimentsConfig,
     ExperimentsError,
-    account_outcomes,
     assignment_counts,
     check_experiments_text,
     events,
@@ -31,6 +30,7 @@ from outreach.measurement.experiments import (
     load_experiments,
     record_event,
 )
+from outreach.measurement.kpis import arm_outcomes
 from outreach.planning.ladder import LadderError, load_ladder, read_ladder_text
 from outreach.planning.ladder_versions import VersionError, ladder_in_force, propose_text
 
@@ -100,6 +100,18 @@ def check(path: Path | None = None, *, engine: Engine | None = None) -> list[str
     return problems
 
 
+def account_outcomes(
+    engine: Engine, experiment_id: str, date_from: dt.date, date_to: dt.date
+) -> list[st.AccountOutcome]:
+    """Each assigned account's outcome over the period, as the KPIs count it
+    (``outreach.measurement.kpis.arm_outcomes``, docs/kpis.md)."""
+    return [
+        st.AccountOutcome(o.arm, o.account_id, o.currency, o.past_due_at_entry, o.collected,
+                          o.contacted, o.right_party, o.promises, o.promises_kept)
+        for o in arm_outcomes(engine, experiment_id, date_from, date_to)
+    ]  # fmt: skip
+
+
 def _config() -> ExperimentsConfig:
     return load_experiments()
 
@@ -166,8 +178,8 @@ def results(
             {"e": exp.id},
         ).scalar()
         lo = date_from or exp.start or (dt.date.fromisoformat(str(first)) if first else None)
-        hi = date_to or utcnow().date()
-        outcomes = account_outcomes(conn, exp.id, lo, hi) if lo is not None else []
+    hi = date_to or utcnow().date()
+    outcomes = account_outcomes(db, exp.id, lo, hi) if lo is not None else []
     names = [a.name for a in exp.arms]
     found = st.arm_results(outcomes, names, exp.champion_arm, alpha=alpha)
     return {
@@ -243,11 +255,13 @@ def sample_size(
     exp = _experiment(config, experiment_id)
     db = _engine(engine)
     with db.connect() as conn:
-        outcomes = [
-            o for o in account_outcomes(conn, exp.id, exp.start or dt.date.min,
-                                        utcnow().date())
-            if o.arm == exp.champion_arm
-        ]  # fmt: skip
+        first = conn.execute(
+            text("SELECT MIN(assigned_on) FROM experiment_assignment WHERE experiment_id = :e"),
+            {"e": exp.id},
+        ).scalar()
+    lo = exp.start or (dt.date.fromisoformat(str(first)) if first else utcnow().date())
+    outcomes = [o for o in account_outcomes(db, exp.id, lo, utcnow().date())
+                if o.arm == exp.champion_arm]  # fmt: skip
     ys = [float(o.collected) for o in outcomes]
     xs = [float(o.past_due_at_entry) for o in outcomes]
     sd = st.linearised_sd(ys, xs)
