@@ -128,6 +128,13 @@ def test_each_arm_plans_with_its_own_ladder_and_every_row_carries_the_arm(
             )
         ).scalar()
     assert bad == 0
+    # The day's snapshots (KPIs by arm and ladder version) say the same.
+    with engine.connect() as conn:
+        snaps = {r[0]: (r[1], r[2]) for r in conn.execute(text(
+            "SELECT account_id, arm, ladder_version FROM account_snapshot WHERE as_of = :d"),
+            {"d": DAY})}  # fmt: skip
+    versions = {"champion": ladder.version, "challenger": challenger.version}
+    assert snaps == {a: (f"cadence/{arm}", versions[arm]) for a, arm in assigned.items()}
 
 
 def test_without_a_running_experiment_the_plan_is_exactly_as_before(
