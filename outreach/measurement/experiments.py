@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from sqlalchemy import Connection, bindparam, text
 
 from outreach import settings
@@ -114,8 +114,13 @@ class Experiment(_Strict):
 
 class ExperimentsConfig(_Strict):
     experiments: tuple[Experiment, ...] = ()
-    # Where arm ladder files are found (set by the loader: the experiments file's folder).
-    base_dir: str = ""
+    # Where arm ladder files are found (set by the loader: the experiments file's folder); not
+    # a key of the file.
+    _base_dir: str = PrivateAttr(default="")
+
+    @property
+    def base_dir(self) -> str:
+        return self._base_dir
 
     def get(self, experiment_id: str) -> Experiment | None:
         return next((e for e in self.experiments if e.id == experiment_id), None)
@@ -128,7 +133,7 @@ class ExperimentsConfig(_Strict):
 
     def ladder_path(self, ref: str) -> Path:
         path = Path(ref)
-        return path if path.is_absolute() else Path(self.base_dir or ".") / path
+        return path if path.is_absolute() else Path(self._base_dir or ".") / path
 
 
 class ExperimentsError(ConfigFileError):
@@ -186,7 +191,8 @@ def check_experiments_text(
     ]
     if found:
         return None, found, lines
-    return model.model_copy(update={"base_dir": base_dir}), [], lines
+    model._base_dir = base_dir
+    return model, [], lines
 
 
 def parse_experiments(text_: str, source: str) -> ExperimentsConfig:
