@@ -70,6 +70,7 @@ engine = make_engine("sqlite:///{db}")
 with engine.begin() as conn:
     conn.execute(text("DELETE FROM policy_decision"))
     conn.execute(text("DELETE FROM contact"))
+    conn.execute(text("DELETE FROM account_snapshot"))
 ladder = load_ladder(ladder_path())
 start = time.perf_counter()
 total = PlanCounts()
