@@ -92,6 +92,7 @@ with engine.begin() as conn:
     conn.execute(text("DELETE FROM policy_decision"))
     conn.execute(text("DELETE FROM contact"))
     conn.execute(text("DELETE FROM experiment_assignment"))
+    conn.execute(text("DELETE FROM account_snapshot"))
 ladder = load_ladder(ladder_path())
 start = time.perf_counter()
 total = PlanCounts()

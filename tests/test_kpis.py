@@ -313,6 +313,8 @@ def test_headline_figures(report: KpiReport) -> None:
     assert h["contacts"] == 4
     assert h["cost"] == Decimal("3.04")
     assert h["cost_per_unit_collected"] == pytest.approx(3.04 / 357)
+    # Every headline figure has its metric (labels, unit) and nothing else is there.
+    assert [m.key for m in report.headline_metrics] == list(h)
     assert report.method["attribution"]["window_days"] == 14
     assert report.method["fx_rates"] == {"CNY": "0.14", "USD": "1"}
     data = as_dict(report)

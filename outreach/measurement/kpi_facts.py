@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Date, Engine, and_, bindparam, func, or_, select, text
 
+from outreach.kernel.facts import as_date
 from outreach.measurement.attribution import (
     UNATTRIBUTED,
     Attribution,
@@ -26,7 +28,6 @@ from outreach.measurement.attribution import (
 from outreach.measurement.measurement_config import BUCKETS, MeasurementConfig
 from outreach.storage.models import (
     Account,
-    AccountSnapshot,
     Arrangement,
     CallTask,
     Contact,
@@ -40,6 +41,7 @@ from outreach.storage.models import (
 NONE_LABEL = "(none)"  # the value of a dimension an account has no value for
 TIME_DIMENSIONS = ("day", "week", "month")
 T = TypeVar("T")
+CENT = Decimal("0.01")
 
 # --- the period's facts ------------------------------------------------------------------------
 
@@ -96,6 +98,8 @@ class Facts:
     decisions: list[tuple[dt.date, str, str]]  # (day, verdict, reasons) of blocks and defers
     causes: dict[int, str]  # account -> latest cause recorded by the period's end
     currencies: dict[int, str] = field(default_factory=dict)
+    # entries() by dimension, worked out once per report.
+    entered: dict[str, dict[str, Entry]] = field(default_factory=dict)
 
 
 def _day(value: Any) -> dt.date:
@@ -107,16 +111,25 @@ def load_facts(engine: Engine, date_from: dt.date, date_to: dt.date,
     """Everything the KPIs of ``date_from..date_to`` read, in a few set-based queries."""
     lo = dt.datetime.combine(date_from, dt.time())
     hi = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time())
-    s = AccountSnapshot.__table__.c
     snaps: dict[int, list[Snap]] = defaultdict(list)
     with engine.connect() as conn:
-        for r in conn.execute(
-            select(s.as_of, s.account_id, s.dpd, s.bucket, s.past_due, s.currency, s.stage,
-                   s.segment, s.score_band, s.jurisdiction, s.ladder_version, s.arm, s.agency)
-            .where(s.as_of.between(date_from, date_to))
-            .order_by(s.account_id, s.as_of)
-        ):  # fmt: skip
-            snaps[r[1]].append(Snap(*r))  # type: ignore[call-arg]
+        # The biggest read (accounts x days): raw values, each distinct day and amount converted
+        # once (SQLite hands back text and numbers, PostgreSQL dates and Decimals).
+        days: dict[Any, dt.date] = {}
+        amounts: dict[Any, Decimal] = {}
+        query = text(
+            "SELECT as_of, account_id, dpd, bucket, past_due, currency, stage, segment, "
+            "score_band, jurisdiction, ladder_version, arm, agency FROM account_snapshot "
+            "WHERE as_of BETWEEN :lo AND :hi ORDER BY account_id, as_of"
+        ).bindparams(bindparam("lo", type_=Date()), bindparam("hi", type_=Date()))
+        for r in conn.execute(query, {"lo": date_from, "hi": date_to}):
+            day = days.get(r[0])
+            if day is None:
+                day = days[r[0]] = as_date(r[0]) or date_from  # as_of is never null
+            past_due = amounts.get(r[4])
+            if past_due is None:
+                past_due = amounts[r[4]] = Decimal(str(r[4])).quantize(CENT)
+            snaps[r[1]].append(Snap(day, r[1], r[2], r[3], past_due, *r[5:]))
 
         a = Account.__table__.c
         currencies = dict(conn.execute(select(a.id, a.currency)).all())
@@ -250,10 +263,17 @@ def snap_key(dimension: str) -> Callable[[Snap], str]:
     if dimension == "all":
         return lambda s: "all"
     if dimension in TIME_DIMENSIONS:
-        return lambda s: time_key(dimension, s.as_of)
-    if dimension == "stage":
-        return lambda s: s.stage or NONE_LABEL
-    return lambda s: getattr(s, dimension) or NONE_LABEL
+        memo: dict[dt.date, str] = {}  # a period has few days: label each once
+
+        def of(s: Snap) -> str:
+            label = memo.get(s.as_of)
+            if label is None:
+                label = memo[s.as_of] = time_key(dimension, s.as_of)
+            return label
+
+        return of
+    attribute = operator.attrgetter(dimension)
+    return lambda s: attribute(s) or NONE_LABEL
 
 
 def sort_values(dimension: str, values: Iterable[str]) -> list[str]:
@@ -276,11 +296,17 @@ class Entry:
 def entries(facts: Facts, dimension: str) -> dict[str, Entry]:
     """For each value of ``dimension``: the accounts that had it on a snapshot of the period,
     with the first such snapshot (the account's entry into it)."""
+    if dimension in facts.entered:
+        return facts.entered[dimension]
     key = snap_key(dimension)
-    out: dict[str, Entry] = {}
+    out: dict[str, Entry] = facts.entered.setdefault(dimension, {})
     for account_id, snaps in facts.snaps.items():
+        seen: set[str] = set()
         for snap in snaps:
             value = key(snap)
+            if value in seen:
+                continue
+            seen.add(value)
             entry = out.get(value)
             if entry is None:
                 if dimension in TIME_DIMENSIONS:
@@ -288,7 +314,7 @@ def entries(facts: Facts, dimension: str) -> dict[str, Entry]:
                 else:
                     lo, hi = facts.date_from, facts.date_to
                 entry = out[value] = Entry(lo, hi)
-            entry.accounts.setdefault(account_id, snap)
+            entry.accounts[account_id] = snap
     return out
 
 

@@ -397,11 +397,12 @@ def cause_group(facts: Facts) -> KpiGroup:
     )  # fmt: skip
 
 
+# Every headline key, in display order (the money ones per currency, or in the reporting
+# currency: collected_reporting, cost).
 HEADLINE = [
-    COLLECTED, M("collected_reporting", "Collected (reporting currency)", "回收金额（报告货币）",
-                 "money"),
-    RECOVERY_RATE, RPC_RATE, PROMISE_RATE, PROMISE_KEPT_RATE, CURE_RATE, UPTAKE, COMPLETION,
-    BREAK, CONTACTS, COST, COST_PER_UNIT, ACCOUNTS,
+    COLLECTED, COLLECTED_REPORTING, PAST_DUE_AT_ENTRY, RECOVERY_RATE, ACCOUNTS, CONTACTED,
+    RPC_RATE, PROMISE_RATE, PROMISE_KEPT_RATE, CURE_RATE, OFFERED, UPTAKE, COMPLETION, BREAK,
+    CONTACTS, COST, COST_PER_UNIT,
 ]  # fmt: skip
 
 
