@@ -22,6 +22,7 @@ from outreach.entry.cli_disputes import add_disputes
 from outreach.entry.cli_media import add_agencies, add_calls, add_letters
 from outreach.entry.cli_payments import add_payments
 from outreach.entry.cli_promises import add_promises
+from outreach.entry.cli_simulate import add_simulate
 from outreach.kernel.clock import utcnow
 
 
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_disputes(sub)
     add_arrangements(sub)
     add_payments(sub)
+    add_simulate(sub)
 
     db = sub.add_parser("db", help="application database")
     dbsub = db.add_subparsers(dest="db_command", required=True)

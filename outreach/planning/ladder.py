@@ -25,7 +25,7 @@ from outreach import settings
 from outreach.kernel.config_yaml import ConfigError, ConfigFileError, validate_yaml
 from outreach.kernel.facts import LOOP_STAGE, RESOLUTION_LOOKBACK, AccountRecord
 from outreach.kernel.zones import CN_PROVINCES, US_STATE_ZONES
-from outreach.planning.templates_lint import lint_template, max_sms_segments
+from outreach.planning.templates_lint import lint_inputs, lint_template, max_sms_segments
 from policies.model import PURPOSES, ROLES
 
 Identifier = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
@@ -501,7 +501,30 @@ def _loop_errors(
 def check_ladder_text(
     text: str, templates: Path | None = None
 ) -> tuple[LadderModel | None, list[ConfigError]]:
+    """The ladder model of ``text``, or every problem (YAML path and line). Every gate that
+    loads the ladder in force checks it (each call claimed, each plan, each self-service
+    answer): the same text with the same templates and settings gets the answer it got before
+    (the model is frozen), without parsing and linting it again."""
     templates = templates or settings.templates_dir()
+    try:
+        segments: int | str = max_sms_segments()
+    except (ValueError, yaml.YAMLError) as exc:
+        segments = str(exc)
+    key = (hashlib.sha256(text.encode()).hexdigest(), segments, lint_inputs(templates))
+    if key not in _CHECKED:
+        if len(_CHECKED) >= 64:
+            _CHECKED.clear()
+        _CHECKED[key] = _check_ladder_text(text, templates)
+    model, errors = _CHECKED[key]
+    return model, list(errors)
+
+
+_CHECKED: dict[tuple[Any, ...], tuple[LadderModel | None, list[ConfigError]]] = {}
+
+
+def _check_ladder_text(
+    text: str, templates: Path
+) -> tuple[LadderModel | None, list[ConfigError]]:
     model, errors, lines = validate_yaml(text, LadderModel)
     if model is None:
         return None, errors
