@@ -577,7 +577,16 @@ def load_ladder(path: Path, templates: Path | None = None) -> Ladder:
     model, errors = check_ladder_text(read_ladder_text(path), templates)
     if model is None:
         raise LadderError(str(path), errors)
-    return Ladder(model=model, version=ladder_version(model), source=str(path))
+    # The model checked before is the same object (check_ladder_text keeps it): its version too.
+    kept = _VERSIONS.get(id(model))
+    if kept is None or kept[0] is not model:
+        if len(_VERSIONS) >= 64:
+            _VERSIONS.clear()
+        kept = _VERSIONS[id(model)] = (model, ladder_version(model))
+    return Ladder(model=model, version=kept[1], source=str(path))
+
+
+_VERSIONS: dict[int, tuple[LadderModel, str]] = {}
 
 
 assert set(TEMPLATED_CHANNELS) <= set(CHANNEL_KINDS)

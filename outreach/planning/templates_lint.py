@@ -241,10 +241,11 @@ def lint_inputs(root: Path) -> tuple[Any, ...]:
     (each file's name, size and time modified), the role in ``config/policy.yaml`` and the
     environment's ``OUTREACH_*`` settings (who is writing, the self-service link's base)."""
     found = []
-    for path in sorted(root.rglob("*")) if root.is_dir() else []:
-        if path.is_file():
-            stat = path.stat()
-            found.append((path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns))
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            stat = os.stat(os.path.join(folder, name))
+            found.append((os.path.join(folder, name), stat.st_size, stat.st_mtime_ns))
     environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("OUTREACH_"))
     return (str(root), tuple(found), _policy_role(), tuple(environment))
 
