@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine, text
+from sqlalchemy import DateTime, Engine, bindparam, text
 
 from outreach import settings
 from outreach.kernel import clock
@@ -434,6 +434,12 @@ def _play_day(run: _Run, day: dt.date) -> dict[str, Any]:
     }
 
 
+_CALL_DUE = text(
+    "SELECT 1 FROM call_task WHERE state = 'queued' AND due_start <= :now AND due_end > :now "
+    "LIMIT 1"
+).bindparams(bindparam("now", type_=DateTime))  # stored as the ORM stores instants
+
+
 def _work_calls(run: _Run, day: dt.date, dispositions: Counter[str],
                 responses: Counter[str]) -> None:  # fmt: skip
     """Agents take the queue's calls as their windows open, every half hour through the day;
@@ -441,6 +447,11 @@ def _work_calls(run: _Run, day: dt.date, dispositions: Counter[str],
     midnight = dt.datetime.combine(day, dt.time())
     for offset in CALL_ROUNDS:
         now = midnight + offset
+        # A round with no call in its window asks nothing of the queue (a claim loads the
+        # rules in force before it looks).
+        with run.engine.connect() as conn:
+            if conn.execute(_CALL_DUE, {"now": now}).first() is None:
+                continue
         with clock.use(now):
             while True:
                 task = call_service.claim_next(run.engine, AGENT, now)
