@@ -178,3 +178,21 @@ def test_through_airflow_each_day_is_a_dag_run(tmp_path: Path) -> None:
     assert [d["planned"]["task_instances"] > 0 for d in result.per_day] == [True, True]
     sent = _rows(result, "SELECT COUNT(*) FROM contact WHERE state = 'sent'")
     assert sent[0][0] > 0 and len(result.truth) == 50
+
+
+def test_the_behavioural_model_plays_the_consumers_by_default(tmp_path: Path) -> None:
+    from outreach.simulation import behaviour
+
+    result = simulate(30, 2, SEED, START, workdir=tmp_path / "sim")
+    params = behaviour.load_params()
+    with create_engine(result.database_url).connect() as conn:
+        profiles = conn.execute(text("SELECT COUNT(*) FROM account")).scalar_one()
+    assert len(result.truth) == profiles == 30
+    # The truth is the model's own: p_true as the model drew it for each account.
+    assert all(0 < t.p_true < 1 for t in result.truth.values())
+    horizon_end = START + dt.timedelta(days=params.horizon_days)
+    assert all(
+        t.paid_within_horizon == (t.first_paid_on is not None and t.first_paid_on < horizon_end)
+        for t in result.truth.values()
+    )
+    assert sum(sum(d["responses"].values()) for d in result.per_day) > 0
