@@ -169,6 +169,13 @@ def test_a_simulation_refuses_the_application_database(
     with pytest.raises(SimulationError):
         simulate(10, 1, SEED, START, workdir=tmp_path, model=sim_stand_in)
     assert not (tmp_path / "outreach.db").exists()
+    # Nor its data dir, whatever the database (the workdir's inbox and drops are wiped).
+    monkeypatch.setenv("OUTREACH_DATABASE_URL", "sqlite:///elsewhere.db")
+    monkeypatch.setenv("OUTREACH_DATA_DIR", str(tmp_path))
+    (tmp_path / "inbox").mkdir()
+    with pytest.raises(SimulationError):
+        simulate(10, 1, SEED, START, workdir=tmp_path, model=sim_stand_in)
+    assert (tmp_path / "inbox").is_dir()
 
 
 @pytest.mark.airflow

@@ -186,6 +186,9 @@ def simulate(
     env = _environment(workdir, ladder, experiments)
     if env["OUTREACH_DATABASE_URL"] == settings.database_url():
         raise SimulationError("the simulation's database would be the application's own")
+    if workdir in (settings.data_dir().resolve(), settings.PROJECT_ROOT.resolve()):
+        # A simulation wipes its workdir's inbox and drops: never the application's.
+        raise SimulationError("the simulation's workdir would be the application's data dir")
     _wipe(workdir)
     per_day: list[dict[str, Any]] = []
     timings: list[dict[str, float]] = []
