@@ -100,7 +100,8 @@ def format_explanation(e: dict[str, Any]) -> str:
     f = e["facts"]
     lines = [
         f"Account {e['account_id']} as of {e['as_of']} (ladder {e['ladder_version']}, "
-        f"packs {e['pack_versions']})",
+        f"packs {e['pack_versions']})"
+        + (f"; experiment arm {e['experiment_arm']}" if e.get("experiment_arm") else ""),
         f"  jurisdiction {f['country']}/{f['region']}/{f['city'] or '-'}, {f['product']}, "
         f"as {f['role']}; {f['days_past_due']} days past due, past due {f['past_due']}, "
         f"balance {f['balance']}",

@@ -17,7 +17,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 Unit = Literal["money", "rate", "count", "ratio"]
-Value = Decimal | float | int | None
+# A headline money figure is per currency (e.g. ``collected``: {"USD": ...}).
+Value = Decimal | float | int | dict[str, Decimal] | None
 
 # The dimensions KPIs are grouped by (issue 16); a group names one of these.
 DIMENSIONS: tuple[str, ...] = (
