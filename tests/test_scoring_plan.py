@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,20 @@ def test_an_unknown_band_is_refused_with_its_yaml_path_and_line() -> None:
     assert model is None
     assert [(e.path, e.line) for e in errors] == [("stages[0].entry.score_band[1]", 4)]
     assert "'vip' is not a score band of config/score.yaml (high, medium, low)" in errors[0].message
+
+
+def test_the_bands_are_read_again_when_score_yaml_changes(tmp_path: Path) -> None:
+    gold = BANDED.replace("score_band: high", "score_band: gold")
+    assert check_ladder_text(gold)[0] is None
+    (tmp_path / "score.yaml").write_text(
+        "bands:\n  - {name: gold, min_score: 0.7}\n  - {name: rest, min_score: 0.0}\n",
+        encoding="utf-8")  # fmt: skip
+    # A later modification time, whatever the clock's granularity (the file is read again on it).
+    later = (tmp_path / "score.yaml").stat().st_mtime_ns + 2_000_000_000
+    os.utime(tmp_path / "score.yaml", ns=(later, later))
+    model, errors = check_ladder_text(gold)
+    assert errors == [] and model is not None
+    assert model.stages[0].entry.score_band == ("gold",)
 
 
 def test_a_ladder_without_the_key_keeps_its_version() -> None:

@@ -25,6 +25,7 @@ from outreach.entry.cli_payments import add_payments
 from outreach.entry.cli_promises import add_promises
 from outreach.entry.cli_report import add_report
 from outreach.entry.cli_score import add_score
+from outreach.entry.cli_simulate import add_simulate
 from outreach.kernel.clock import utcnow
 
 
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report(sub)
     add_score(sub)
     add_experiments(sub)
+    add_simulate(sub)
 
     db = sub.add_parser("db", help="application database")
     dbsub = db.add_subparsers(dest="db_command", required=True)

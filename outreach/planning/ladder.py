@@ -26,7 +26,7 @@ from outreach.kernel.config_yaml import ConfigError, ConfigFileError, validate_y
 from outreach.kernel.facts import LOOP_STAGE, RESOLUTION_LOOKBACK, AccountRecord
 from outreach.kernel.zones import CN_PROVINCES, US_STATE_ZONES
 from outreach.measurement.score_config import score_config
-from outreach.planning.templates_lint import lint_template, max_sms_segments
+from outreach.planning.templates_lint import lint_inputs, lint_template, max_sms_segments
 from policies.model import PURPOSES, ROLES
 
 Identifier = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
@@ -515,7 +515,35 @@ def _loop_errors(
 def check_ladder_text(
     text: str, templates: Path | None = None
 ) -> tuple[LadderModel | None, list[ConfigError]]:
+    """The ladder model of ``text``, or every problem (YAML path and line). Every gate that
+    loads the ladder in force checks it (each call claimed, each plan, each self-service
+    answer): the same text with the same templates and settings gets the answer it got before
+    (the model is frozen), without parsing and linting it again."""
     templates = templates or settings.templates_dir()
+    try:
+        segments: int | str = max_sms_segments()
+    except (ValueError, yaml.YAMLError) as exc:
+        segments = str(exc)
+    # The score bands a stage may enter on (config/score.yaml): a change there is a new answer.
+    try:
+        bands: tuple[str, ...] | str = tuple(band.name for band in score_config().bands)
+    except (ConfigFileError, OSError) as exc:
+        bands = str(exc)
+    key = (hashlib.sha256(text.encode()).hexdigest(), segments, bands, lint_inputs(templates))
+    if key not in _CHECKED:
+        if len(_CHECKED) >= 64:
+            _CHECKED.clear()
+        _CHECKED[key] = _check_ladder_text(text, templates, bands)
+    model, errors = _CHECKED[key]
+    return model, list(errors)
+
+
+_CHECKED: dict[tuple[Any, ...], tuple[LadderModel | None, list[ConfigError]]] = {}
+
+
+def _check_ladder_text(
+    text: str, templates: Path, bands: tuple[str, ...] | str
+) -> tuple[LadderModel | None, list[ConfigError]]:
     model, errors, lines = validate_yaml(text, LadderModel)
     if model is None:
         return None, errors
@@ -525,10 +553,8 @@ def check_ladder_text(
         return None, [ConfigError("(channels.yaml)", str(exc))]
     problems = _semantic_errors(model, templates, max_segments)
     if any(stage.entry.score_band is not None for stage in model.stages):
-        try:
-            bands = tuple(band.name for band in score_config().bands)
-        except ConfigFileError as exc:
-            return None, [ConfigError("(score.yaml)", str(exc))]
+        if isinstance(bands, str):  # config/score.yaml does not validate: said once, there
+            return None, [ConfigError("(score.yaml)", bands)]
         problems.extend(_band_errors(model, bands))
     errors = [
         ConfigError(path, msg, lines.get(path) or lines.get(path.rsplit(".", 1)[0]))
@@ -587,7 +613,16 @@ def load_ladder(path: Path, templates: Path | None = None) -> Ladder:
     model, errors = check_ladder_text(read_ladder_text(path), templates)
     if model is None:
         raise LadderError(str(path), errors)
-    return Ladder(model=model, version=ladder_version(model), source=str(path))
+    # The model checked before is the same object (check_ladder_text keeps it): its version too.
+    kept = _VERSIONS.get(id(model))
+    if kept is None or kept[0] is not model:
+        if len(_VERSIONS) >= 64:
+            _VERSIONS.clear()
+        kept = _VERSIONS[id(model)] = (model, ladder_version(model))
+    return Ladder(model=model, version=kept[1], source=str(path))
+
+
+_VERSIONS: dict[int, tuple[LadderModel, str]] = {}
 
 
 assert set(TEMPLATED_CHANNELS) <= set(CHANNEL_KINDS)
