@@ -180,12 +180,16 @@ def table(group: KpiGroup, lang: str) -> dict[str, Any]:
 
 
 def charted_metrics(group: KpiGroup) -> list[Metric]:
-    """The metrics a group's chart shows, all of one unit (one y axis): the unit of the first
+    """The metrics a group's chart shows, all of one unit (one y axis): the group's own choice
+    (``KpiGroup.charted``) when it makes one; else the unit of the first
     metric with a target (so the target is on the chart), else rates when the group has any
     (money in several currencies does not share an axis), else the first metric's unit. The
     table shows every metric."""
     if not group.metrics:
         return []
+    chosen = [m for m in group.metrics if m.key in group.charted]
+    if chosen:
+        return [m for m in chosen if m.unit == chosen[0].unit]
     units = [m.unit for m in group.metrics]
     targeted = [m.unit for m in group.metrics if group.targets.get(m.key)]
     unit = targeted[0] if targeted else "rate" if "rate" in units else units[0]
