@@ -352,6 +352,7 @@ def test_the_shipped_configuration_loads_as_typed_objects(config_dir: Path) -> N
     assert config.policy.role == "collector"
     assert {a.id for a in config.agencies.agencies} >= {"harbor_recovery"}
     assert config.ladder.stages[0].id == "early_reminder"
+    assert config.measurement.attribution.window_days == 14
     # The dispatcher's reader hands plain, validated dicts to contact_channels.
     assert channel_settings("sms") == {"backend": "auto", "conn_id": "twilio_default"}
 
@@ -361,7 +362,8 @@ def test_config_check_all_validates_every_file(
 ) -> None:
     assert main(["config", "check", "--all"]) == 0
     out = capsys.readouterr().out
-    for name in ("channels.yaml", "policy.yaml", "agencies.yaml", "default.yaml"):
+    for name in ("channels.yaml", "policy.yaml", "agencies.yaml", "measurement.yaml",
+                 "default.yaml"):
         assert name in out
     edit(config_dir, "channels.yaml", _set("sms", "backnd"))
     edit(config_dir, "policy.yaml", _set("colour"))

@@ -1,5 +1,6 @@
 """The whole configuration, validated once before a run acts: config/channels.yaml,
-config/policy.yaml, config/agencies.yaml, the ladder in force and the ``OUTREACH_*`` environment.
+config/policy.yaml, config/agencies.yaml, config/arrangements.yaml, config/measurement.yaml, the
+ladder in force and the ``OUTREACH_*`` environment.
 
 ``load_config()`` returns them as typed objects, or raises ``ConfigInvalid`` listing every
 problem of every file at once, one ``file: yaml.path (line N): message`` a line. The entry
@@ -27,6 +28,11 @@ from outreach.kernel.config_yaml import ConfigFileError
 from outreach.kernel.identity import identity_problems
 from outreach.kernel.policy_settings import PolicySettings, policy_path, policy_settings
 from outreach.kernel.self_service_token import SelfServiceSecretMissing
+from outreach.measurement.measurement_config import (
+    MeasurementConfig,
+    measurement_config,
+    measurement_path,
+)
 from outreach.media.agency.config import AgencyConfig, agency_config, agency_config_path
 from outreach.planning.ladder import Ladder, load_ladder
 from outreach.planning.ladder_versions import ladder_in_force
@@ -58,6 +64,7 @@ class Config:
     agencies: AgencyConfig
     ladder: Ladder
     resolution: ResolutionPolicy
+    measurement: MeasurementConfig
 
 
 # --- the environment ------------------------------------------------------------------------
@@ -143,6 +150,7 @@ def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None
     policy = _collect(policy_settings, errors)
     agencies = _collect(agency_config, errors)
     resolution = _collect(resolution_policy, errors)
+    measurement = _collect(measurement_config, errors)
     ladder: Ladder | None = None
     if environment_ok:
         # With a bad environment the database or the ladder's path may be wrong too: those
@@ -161,10 +169,10 @@ def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None
     if environment_ok:
         errors.extend(self_service_problems())
     if (errors or channels is None or policy is None or agencies is None or ladder is None
-            or resolution is None):
+            or resolution is None or measurement is None):
         raise ConfigInvalid(errors)
     return Config(channels=channels, policy=policy, agencies=agencies, ladder=ladder,
-                  resolution=resolution)
+                  resolution=resolution, measurement=measurement)
 
 
 def config_files(ladder_file: Path | None = None) -> list[Path]:
@@ -174,5 +182,6 @@ def config_files(ladder_file: Path | None = None) -> list[Path]:
         policy_path(),
         agency_config_path(),
         resolution_policy_path(),
+        measurement_path(),
         ladder_file or settings.ladder_path(),
     ]
