@@ -40,15 +40,13 @@ LANGS = ("en", "zh-CN")
 WORDS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Collections KPI report", "period": "Period", "generated": "Generated",
-        "headline": "Headline", "method": "Method", "target": "target", "value": "value",
-        "currency": "currency", "no_data": "No data in this period", "contents": "Contents",
-        "charted": "Chart", "table": "Numbers", "metric": "Metric",
+        "headline": "Headline", "method": "Method", "target": "target",
+        "no_data": "No data in this period", "contents": "Contents",
     },
     "zh": {
         "title": "催收关键指标报告", "period": "期间", "generated": "生成时间",
-        "headline": "核心指标", "method": "计算方法", "target": "目标", "value": "数值",
-        "currency": "币种", "no_data": "本期无数据", "contents": "目录",
-        "charted": "图表", "table": "数据", "metric": "指标",
+        "headline": "核心指标", "method": "计算方法", "target": "目标",
+        "no_data": "本期无数据", "contents": "目录",
     },
 }  # fmt: skip
 
@@ -384,9 +382,7 @@ def csv_rows(report: KpiReport) -> Iterable[dict[str, Any]]:
             value = str(row.get(g.dimension, ""))
             for m in g.metrics:
                 number = row.get(m.key)
-                target = (g.targets.get(m.key) or {}).get(
-                    value, (g.targets.get(m.key) or {}).get("*")
-                )
+                target = _target(g, m.key, value)
                 yield {
                     "group": g.key, "dimension": g.dimension, "dimension_value": value,
                     "currency": row.get("currency") or "", "metric": m.key, "unit": m.unit,
