@@ -5,12 +5,13 @@ and on a payment, and who entered each value. docs/kpis.md."""
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, and_, func, or_, select
 
@@ -38,6 +39,7 @@ from outreach.storage.models import (
 
 NONE_LABEL = "(none)"  # the value of a dimension an account has no value for
 TIME_DIMENSIONS = ("day", "week", "month")
+T = TypeVar("T")
 
 # --- the period's facts ------------------------------------------------------------------------
 
@@ -304,42 +306,85 @@ def payment_key(dimension: str, facts: Facts) -> Callable[[Paid], str]:
         return lambda p: p.attribution.stage
     key = snap_key(dimension)
 
+    days: dict[int, list[dt.date]] = {}
+
     def of(p: Paid) -> str:
         snaps = facts.snaps.get(p.account_id)
         if not snaps:
             return NONE_LABEL
-        current = snaps[0]
-        for snap in snaps:
-            if snap.as_of > p.paid_on:
-                break
-            current = snap
-        return key(current)
+        on = days.get(p.account_id)
+        if on is None:
+            on = days[p.account_id] = [s.as_of for s in snaps]
+        return key(snaps[max(0, bisect.bisect_right(on, p.paid_on) - 1)])
 
     return of
 
 
 @dataclass
 class Index:
-    """The period's events by account, for the per-value counts."""
+    """The period's events by account, each list sorted by day, so that "any in these days" and
+    "those in these days" are two binary searches whatever the number of values."""
 
-    sent: dict[int, list[tuple[dt.date, str]]]
-    rpc: dict[int, list[tuple[dt.date, str]]]
+    sent: dict[int, list[dt.date]]
+    rpc: dict[int, list[dt.date]]
     made: dict[int, list[dt.date]]
-    settled: dict[int, list[tuple[dt.date, str]]]
-    arrangements: dict[int, list[tuple[dt.date, bool, dt.date | None, str]]]
+    cured: dict[int, list[dt.date]]  # days of the account's snapshots at 0 days past due
+    settled: dict[int, tuple[list[dt.date], list[str]]]  # days, statuses
+    offered: dict[int, tuple[list[dt.date], list[bool]]]  # days, accepted
+    ended: dict[int, tuple[list[dt.date], list[str]]]  # days, completed | broken
+
+    @staticmethod
+    def any_in(days: list[dt.date] | None, lo: dt.date, hi: dt.date) -> bool:
+        if not days:
+            return False
+        i = bisect.bisect_left(days, lo)
+        return i < len(days) and days[i] <= hi
+
+    @staticmethod
+    def within(pair: tuple[list[dt.date], list[T]] | None, lo: dt.date, hi: dt.date) -> list[T]:
+        if not pair:
+            return []
+        days, items = pair
+        return items[bisect.bisect_left(days, lo) : bisect.bisect_right(days, hi)]
+
+
+def _sorted_pairs(
+    rows: Iterable[tuple[int, dt.date, T]],
+) -> dict[int, tuple[list[dt.date], list[T]]]:
+    by_account: dict[int, list[tuple[dt.date, T]]] = defaultdict(list)
+    for account_id, day, item in rows:
+        by_account[account_id].append((day, item))
+    out = {}
+    for account_id, pairs in by_account.items():
+        pairs.sort(key=lambda p: p[0])
+        out[account_id] = ([d for d, _ in pairs], [i for _, i in pairs])
+    return out
+
+
+def _sorted_days(rows: Iterable[tuple[int, dt.date]]) -> dict[int, list[dt.date]]:
+    out: dict[int, list[dt.date]] = defaultdict(list)
+    for account_id, day in rows:
+        out[account_id].append(day)
+    for days in out.values():
+        days.sort()
+    return dict(out)
 
 
 def index(facts: Facts) -> Index:
-    ix = Index(defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(list),
-               defaultdict(list))  # fmt: skip
-    for s in facts.sent:
-        ix.sent[s.account_id].append((s.day, s.channel))
-    for account_id, day, channel in facts.rpc:
-        ix.rpc[account_id].append((day, channel))
-    for account_id, day in facts.promises_made:
-        ix.made[account_id].append(day)
-    for account_id, day, status in facts.promises_settled:
-        ix.settled[account_id].append((day, status))
-    for account_id, offered, accepted, ended, state in facts.arrangements:
-        ix.arrangements[account_id].append((offered, accepted, ended, state))
-    return ix
+    return Index(
+        sent=_sorted_days((s.account_id, s.day) for s in facts.sent),
+        rpc=_sorted_days((a, day) for a, day, _ in facts.rpc),
+        made=_sorted_days(facts.promises_made),
+        cured=_sorted_days(
+            (a, s.as_of) for a, snaps in facts.snaps.items() for s in snaps if s.dpd == 0
+        ),  # fmt: skip
+        settled=_sorted_pairs(facts.promises_settled),
+        offered=_sorted_pairs(
+            (a, offered, accepted) for a, offered, accepted, _, _ in facts.arrangements
+        ),  # fmt: skip
+        ended=_sorted_pairs(
+            (a, ended, state)
+            for a, _, _, ended, state in facts.arrangements
+            if ended is not None and state in ("completed", "broken")
+        ),  # fmt: skip
+    )

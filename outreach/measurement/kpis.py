@@ -48,6 +48,7 @@ SNAPSHOT_DIMENSIONS = (
     "segment", "score_band", "jurisdiction", "agency", "ladder_version", "arm", "bucket",
 )  # fmt: skip
 CENT = Decimal("0.01")
+ONE_DAY = dt.timedelta(days=1)
 
 M = Metric
 COLLECTED = M("collected", "Collected", "回收金额", "money")
@@ -107,18 +108,15 @@ def outcome_row(entry: Entry, facts: Facts, ix: Index) -> dict[str, Value]:
     accounts that entered one value, counting the events on its days."""
     lo, hi = entry.lo, entry.hi
     delinquent = [a for a, snap in entry.accounts.items() if snap.dpd > 0]
-    contacted = [a for a in delinquent if any(lo <= d <= hi for d, _ in ix.sent.get(a, ()))]
-    reached = [a for a in contacted if any(lo <= d <= hi for d, _ in ix.rpc.get(a, ()))]
-    promising = [a for a in delinquent if any(lo <= d <= hi for d in ix.made.get(a, ()))]
-    settled = [st for a in entry.accounts for d, st in ix.settled.get(a, ()) if lo <= d <= hi]
-    cured = 0
-    for a in delinquent:
-        start = entry.accounts[a].as_of
-        cured += any(start < s.as_of <= hi and s.dpd == 0 for s in facts.snaps[a])
-    offered = [(acc, st) for a in entry.accounts
-               for off, acc, _, st in ix.arrangements.get(a, ()) if lo <= off <= hi]  # fmt: skip
-    ended = [st for a in entry.accounts for _, _, end, st in ix.arrangements.get(a, ())
-             if end is not None and lo <= end <= hi and st in ("completed", "broken")]  # fmt: skip
+    contacted = [a for a in delinquent if ix.any_in(ix.sent.get(a), lo, hi)]
+    reached = [a for a in contacted if ix.any_in(ix.rpc.get(a), lo, hi)]
+    promising = [a for a in delinquent if ix.any_in(ix.made.get(a), lo, hi)]
+    settled = [st for a in entry.accounts for st in ix.within(ix.settled.get(a), lo, hi)]
+    # Cured: a snapshot at 0 days past due after the entry, within the value's days.
+    cured = sum(ix.any_in(ix.cured.get(a), entry.accounts[a].as_of + ONE_DAY, hi)
+                for a in delinquent)  # fmt: skip
+    offered = [acc for a in entry.accounts for acc in ix.within(ix.offered.get(a), lo, hi)]
+    ended = [st for a in entry.accounts for st in ix.within(ix.ended.get(a), lo, hi)]
     return {
         "accounts": len(delinquent),
         "contacted": len(contacted),
@@ -127,7 +125,7 @@ def outcome_row(entry: Entry, facts: Facts, ix: Index) -> dict[str, Value]:
         "promise_kept_rate": _rate(sum(st == "kept" for st in settled), len(settled)),
         "cure_rate": _rate(cured, len(delinquent)),
         "arrangements_offered": len(offered),
-        "arrangement_uptake": _rate(sum(acc for acc, _ in offered), len(offered)),
+        "arrangement_uptake": _rate(sum(offered), len(offered)),
         "arrangement_completion_rate": _rate(sum(st == "completed" for st in ended), len(ended)),
         "arrangement_break_rate": _rate(sum(st == "broken" for st in ended), len(ended)),
     }
@@ -527,6 +525,7 @@ def arm_outcomes(
             contacted=contacted,
             right_party=contacted and bool(ix.rpc.get(account_id)),
             promises=len(ix.made.get(account_id, ())),
-            promises_kept=sum(st == "kept" for _, st in ix.settled.get(account_id, ())),
+            promises_kept=sum(st == "kept" for st in ix.within(ix.settled.get(account_id),
+                                                                date_from, date_to)),
         ))  # fmt: skip
     return rows
