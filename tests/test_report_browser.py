@@ -10,7 +10,6 @@ tests/test_console_browser.py.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
@@ -222,10 +221,3 @@ def test_console_dashboard_shows_the_same_charts(
         page.screenshot(path=str(tmp_path / "console-dashboard.png"), full_page=True)
     finally:
         context.close()
-
-
-def test_period_default_is_the_last_30_days() -> None:
-    # Pinned here too: the dashboard's form opens on it (tests/test_report_console.py).
-    from outreach.entry.console import DASHBOARD_DAYS
-
-    assert DASHBOARD_DAYS == 30 and dt.timedelta(days=DASHBOARD_DAYS - 1).days == 29
