@@ -23,6 +23,7 @@ from outreach.entry.cli_experiments import add_experiments
 from outreach.entry.cli_media import add_agencies, add_calls, add_letters
 from outreach.entry.cli_payments import add_payments
 from outreach.entry.cli_promises import add_promises
+from outreach.entry.cli_report import add_report
 from outreach.kernel.clock import utcnow
 
 
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_arrangements(sub)
     add_payments(sub)
     add_experiments(sub)
+    add_report(sub)
 
     db = sub.add_parser("db", help="application database")
     dbsub = db.add_subparsers(dest="db_command", required=True)

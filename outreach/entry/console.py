@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
@@ -51,6 +51,8 @@ from outreach.services.ladders import (
     ladder_overview,
 )
 from outreach.services.promises import PromiseRefused, UnknownAccount, make_promise
+from outreach.services.reports import LANGS as REPORT_LANGS
+from outreach.services.reports import dashboard, dashboard_data
 
 DEFAULT_PII_ROLES = "Admin"
 # Roles that may resolve contacts. Viewers read; they do not change the ledger.
@@ -140,6 +142,20 @@ def _parse_day(value: str | None, today: Callable[[], dt.date]) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise HTTPException(status_code=422, detail="day must be YYYY-MM-DD") from None
+
+
+DASHBOARD_DAYS = 30  # the dashboard's default period: the last 30 days, today included
+
+
+def _period(date_from: str | None, date_to: str | None, today: Callable[[], dt.date]
+            ) -> tuple[dt.date, dt.date]:  # fmt: skip
+    """The dashboard's period from its query: default the last ``DASHBOARD_DAYS`` days."""
+    end = _parse_day(date_to, today)
+    start = (_parse_day(date_from, today) if date_from
+             else end - dt.timedelta(days=DASHBOARD_DAYS - 1))  # fmt: skip
+    if start > end:
+        raise HTTPException(status_code=422, detail="from must not be after to")
+    return start, end
 
 
 def _base(request: Request) -> str:
@@ -263,6 +279,15 @@ def create_app(
         return {"key": done.key, "previous_state": done.previous_state, "state": done.state,
                 "resolution": done.resolution, "resolved_by": done.resolved_by,
                 "resolved_at": done.resolved_at.isoformat()}
+
+    # The KPIs over a period: aggregates only, no personal data; any signed-in role reads them.
+    @app.get("/api/dashboard")
+    async def api_dashboard(
+        date_from: str | None = Query(None, alias="from", max_length=10),
+        date_to: str | None = Query(None, alias="to", max_length=10),
+    ) -> dict[str, Any]:
+        start, end = _period(date_from, date_to, today)
+        return await run_in_threadpool(dashboard_data, db(), start, end)
 
     @app.get("/api/ladder")
     async def api_ladder() -> dict[str, Any]:
@@ -407,6 +432,21 @@ def create_app(
     ) -> HTMLResponse:
         board = await run_in_threadpool(suppression_dashboard, db(), _parse_day(day, today))
         return page(request, "suppressions.html", user, board=board)
+
+    @app.get("/dashboard", response_class=HTMLResponse)
+    async def dashboard_page(
+        request: Request,
+        user: Any = current_user,
+        date_from: str | None = Query(None, alias="from", max_length=10),
+        date_to: str | None = Query(None, alias="to", max_length=10),
+        lang: str = Query("en", max_length=8),
+    ) -> HTMLResponse:
+        """The KPI report's charts and tables for a period (the HTML report's own body)."""
+        if lang not in REPORT_LANGS:
+            raise HTTPException(status_code=422, detail="lang must be en or zh-CN")
+        start, end = _period(date_from, date_to, today)
+        board = await run_in_threadpool(dashboard, db(), start, end, lang)
+        return page(request, "dashboard.html", user, board=board, langs=REPORT_LANGS)
 
     @app.get("/open-contacts", response_class=HTMLResponse)
     async def open_contacts_page(
