@@ -81,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_disputes(sub)
     add_arrangements(sub)
     add_payments(sub)
+    add_experiments(sub)
     add_report(sub)
     add_score(sub)
-    add_experiments(sub)
     add_simulate(sub)
 
     db = sub.add_parser("db", help="application database")
