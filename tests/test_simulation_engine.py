@@ -18,8 +18,8 @@ from outreach.simulation.engine import SimResult, SimulationError, simulate
 from tests import sim_stand_in
 
 START = dt.date(2025, 1, 6)  # a Monday
-ACCOUNTS = 80
-DAYS = 4
+ACCOUNTS = 60
+DAYS = 3
 SEED = 5
 
 
@@ -55,7 +55,7 @@ def second_by_cli(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     workdir = tmp_path_factory.mktemp("sim-b")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sim_engine, "_behaviour", lambda: sim_stand_in)
+        patch.setattr(sim_engine, "behaviour", sim_stand_in)
         captured: list[str] = []
         patch.setattr("builtins.print", lambda *a, **k: captured.append(" ".join(map(str, a))))
         code = cli.main(["simulate", "--accounts", str(ACCOUNTS), "--days", str(DAYS), "--seed",
