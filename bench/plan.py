@@ -1,6 +1,7 @@
 """Benchmark: plan a generated portfolio of N accounts on SQLite; accounts/s and peak memory.
 
     python bench/plan.py --accounts 100000 1000000 --repeat 3 [--write-docs]
+    python bench/plan.py --accounts 20000 --workers 1 --experiment   # with one experiment
 
 Each size is generated and imported once (cached under data/bench/), then planned ``--repeat``
 times, each time in a fresh process on a ledger emptied first, so the figure is the first plan of
@@ -56,8 +57,28 @@ def prepare(accounts: int, workdir: Path) -> Path:
     return db
 
 
-def plan_once(db: Path, batch_size: int, workers: int) -> dict[str, float]:
-    """Run one plan in a child process; returns its wall time, peak RSS and counts."""
+def experiment_file(workdir: Path) -> Path:
+    """One running experiment over every account: the ladder in force against a challenger
+    (the same ladder without its early email reminder), 45% / 45% and a 10% holdout."""
+    default = (ROOT / "config" / "ladders" / "default.yaml").read_text(encoding="utf-8")
+    email = ("      - id: email_reminder\n        channel: email\n"
+             "        template: email/reminder\n        cadence: {every_days: 5, max_times: 3}\n")
+    assert email in default
+    (workdir / "challenger.yaml").write_text(default.replace(email, "", 1), encoding="utf-8")
+    path = workdir / "experiments.yaml"
+    path.write_text(
+        "experiments:\n  - id: bench\n    status: running\n    arms:\n"
+        "      - {name: champion, ladder: in_force, share: 0.45}\n"
+        "      - {name: challenger, ladder: challenger.yaml, share: 0.45}\n"
+        "    holdout: 0.10\n", encoding="utf-8")  # fmt: skip
+    return path
+
+
+def plan_once(db: Path, batch_size: int, workers: int,
+              experiments: Path | None = None) -> dict[str, float]:  # fmt: skip
+    """Run one plan in a child process; returns its wall time, peak RSS and counts. With
+    ``experiments`` (an experiments file) the plan runs with it, assignments made afresh."""
+    env = {**os.environ, "OUTREACH_EXPERIMENTS": str(experiments or ROOT / "absent.yaml")}
     code = f"""
 import json, resource, time, datetime as dt
 from sqlalchemy import text
@@ -70,6 +91,8 @@ engine = make_engine("sqlite:///{db}")
 with engine.begin() as conn:
     conn.execute(text("DELETE FROM policy_decision"))
     conn.execute(text("DELETE FROM contact"))
+    conn.execute(text("DELETE FROM experiment_assignment"))
+    conn.execute(text("DELETE FROM account_snapshot"))
 ladder = load_ladder(ladder_path())
 start = time.perf_counter()
 total = PlanCounts()
@@ -85,7 +108,7 @@ peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
 print(json.dumps({{"seconds": elapsed, "peak_mib": peak_kib / 1024, **total.as_dict()}}))
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -96,6 +119,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=10_000)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                    help="planning processes; each count is measured")
+    p.add_argument("--experiment", action="store_true",
+                   help="also measure each size with one running experiment (two arms)")
     p.add_argument("--write-docs", action="store_true",
                    help="write the figures into docs/performance.md")
     args = p.parse_args()
@@ -104,11 +129,16 @@ def main() -> None:
     results = []
     for n in args.accounts:
         db = prepare(n, workdir)
-        for workers in args.workers:
-            runs = [plan_once(db, args.batch_size, workers) for _ in range(args.repeat)]
+        variants = [(w, None) for w in args.workers]
+        if args.experiment:
+            variants += [(w, experiment_file(workdir)) for w in args.workers]
+        for workers, experiments in variants:
+            runs = [plan_once(db, args.batch_size, workers, experiments)
+                    for _ in range(args.repeat)]
             seconds = statistics.median(r["seconds"] for r in runs)
             peak = max(r["peak_mib"] for r in runs)
-            row = {"accounts": n, "workers": workers, "median_seconds": round(seconds, 2),
+            row = {"accounts": n, "workers": workers, "experiment": experiments is not None,
+                   "median_seconds": round(seconds, 2),
                    "accounts_per_second": round(n / seconds),
                    "peak_mib": round(peak), "runs": [round(r["seconds"], 2) for r in runs],
                    "steps": runs[-1]["steps"], "send": runs[-1]["send"],

@@ -1,5 +1,5 @@
-"""The day's outreach: ingest, recall placements, plan in batches, dispatch per channel, close
-the day's print batch and placement files, report counts.
+"""The day's outreach: ingest, recall placements, settle, score, plan in batches, dispatch per
+channel, close the day's print batch and placement files, report counts.
 
 Wiring only: each task calls one function of ``outreach.services.daily``. The day is the run's logical
 date (UTC), never the wall clock, so a rerun or a backfill of a day plans that same day.
@@ -110,6 +110,12 @@ def outreach_daily() -> None:
         return service.settle(_as_of(), clock=get_current_context()["params"]["clock"])
 
     @task
+    def score() -> dict[str, Any]:
+        from outreach.services import daily as service
+
+        return service.score(_as_of(), _controls())
+
+    @task
     def plan_batches() -> list[dict[str, int]]:
         from outreach.services import daily as service
 
@@ -162,8 +168,9 @@ def outreach_daily() -> None:
 
     batches = plan_batches()
     # Recalls first: an account back from its agency is planned the same day; then the day's
-    # promises and arrangements are settled, so that a broken one resumes escalation today.
-    ingest() >> recall_placements() >> settle() >> batches
+    # promises and arrangements are settled, so that a broken one resumes escalation today;
+    # then the accounts are scored, so that the plan reads today's score bands.
+    ingest() >> recall_placements() >> settle() >> score() >> batches
     planned = plan_batch.expand(batch=batches)
     finished = []
     closes_batch = closing_kinds("batch")

@@ -24,6 +24,8 @@ CONSOLE_VIEWS = [
     {"name": "Uncertain and failed", "href": f"{ROUTE_PREFIX}/open-contacts",
      "url_route": "outreach-open-contacts"},
     {"name": "Ladder", "href": f"{ROUTE_PREFIX}/ladder", "url_route": "outreach-ladder"},
+    {"name": "Experiments", "href": f"{ROUTE_PREFIX}/experiments",
+     "url_route": "outreach-experiments"},
 ]
 
 

@@ -55,6 +55,7 @@ class Contact:
     local_hour: int | None = None
     offer: bool = False
     stage: str | None = None
+    recent_contacts: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,13 +80,18 @@ def draw(profiles: Iterable[Profile], params: SimParams, seed: int) -> dict[int,
     out = {}
     for p in profiles:
         ability, willingness = _u(seed, p.account_id, "a"), _u(seed, p.account_id, "w")
+        # Who disputes whatever they receive: every seventh account, and every third outside
+        # the US (where a dispute holds collection until it is verified).
+        disputes = p.account_id % params.dispute_every == 0 or (
+            p.country != "US" and p.account_id % 3 == 0
+        )
         out[p.account_id] = Consumer(
             p.account_id,
             ability,
             willingness,
             {},
             0.0,
-            0.0,
+            1.0 if disputes else 0.0,
             ability * willingness,
             p.past_due if p.past_due > 0 else p.balance,
         )
@@ -94,7 +100,7 @@ def draw(profiles: Iterable[Profile], params: SimParams, seed: int) -> dict[int,
 
 def respond(consumer: Consumer, contact: Contact, params: SimParams, seed: int) -> list[Response]:
     a, day = consumer.account_id, contact.day
-    if a % params.dispute_every == 0:
+    if consumer.dispute_propensity >= 1:
         return [Response("dispute", day)]
     if a % params.stop_every == 0 and contact.channel == "sms":
         return [Response("stop", day)]

@@ -143,6 +143,7 @@ def test_the_run_fails_at_its_first_task_before_ingesting(config_dir: Path, app_
     assert waiting.exists() and not (inbox / "done").exists()
     for call in (
         lambda: service.recall_placements(DAY),
+        lambda: service.score(DAY),
         lambda: service.plan_batches(DAY, 100),
         lambda: service.plan_batch(DAY, 0, 10),
         lambda: service.close_day(DAY, "letter"),
@@ -352,6 +353,7 @@ def test_the_shipped_configuration_loads_as_typed_objects(config_dir: Path) -> N
     assert config.policy.role == "collector"
     assert {a.id for a in config.agencies.agencies} >= {"harbor_recovery"}
     assert config.ladder.stages[0].id == "early_reminder"
+    assert config.measurement.attribution.window_days == 14
     # The dispatcher's reader hands plain, validated dicts to contact_channels.
     assert channel_settings("sms") == {"backend": "auto", "conn_id": "twilio_default"}
 
@@ -361,7 +363,8 @@ def test_config_check_all_validates_every_file(
 ) -> None:
     assert main(["config", "check", "--all"]) == 0
     out = capsys.readouterr().out
-    for name in ("channels.yaml", "policy.yaml", "agencies.yaml", "default.yaml"):
+    for name in ("channels.yaml", "policy.yaml", "agencies.yaml", "measurement.yaml",
+                 "default.yaml"):
         assert name in out
     edit(config_dir, "channels.yaml", _set("sms", "backnd"))
     edit(config_dir, "policy.yaml", _set("colour"))

@@ -24,7 +24,9 @@ from outreach.planning.kinds import CHANNELS as CHANNEL_KINDS
 
 DAGS = Path(__file__).resolve().parent.parent / "dags"
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
-EXPECTED_DAG_IDS = {"outreach_daily", "outreach_dispatch"}
+EXPECTED_DAG_IDS = {"outreach_daily", "outreach_dispatch", "outreach_weekly"}
+# The DAGs that send: one mapped dispatch task per channel, each in its channel's pool.
+DISPATCHING_DAG_IDS = ("outreach_daily", "outreach_dispatch")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,7 @@ def test_every_task_retries_with_exponential_backoff(dagbag: Any, dag_id: str) -
         assert task.retry_delay <= task.max_retry_delay, task.task_id
 
 
-@pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAG_IDS))
+@pytest.mark.parametrize("dag_id", DISPATCHING_DAG_IDS)
 def test_dispatch_is_mapped_per_channel_with_one_pool_each(dagbag: Any, dag_id: str) -> None:
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
@@ -79,7 +81,8 @@ def test_daily_flow_is_ingest_recall_plan_dispatch_close_summary(dagbag: Any) ->
     dag = dagbag.dags["outreach_daily"]
     assert dag.get_task("recall_placements").upstream_task_ids == {"ingest"}
     assert dag.get_task("settle").upstream_task_ids == {"recall_placements"}
-    assert dag.get_task("plan_batches").upstream_task_ids == {"settle"}
+    assert dag.get_task("score").upstream_task_ids == {"settle"}
+    assert dag.get_task("plan_batches").upstream_task_ids == {"score"}
     plan = dag.get_task("plan_batch")
     assert isinstance(plan, MappedOperator)
     assert plan.upstream_task_ids == {"plan_batches"}
@@ -97,8 +100,8 @@ def test_daily_flow_is_ingest_recall_plan_dispatch_close_summary(dagbag: Any) ->
     # A channel with nothing to send skips its mapped task; what follows must still run.
     for task_id in ("summary", "close_letter", "close_agency", "refresh_call_queue"):
         assert dag.get_task(task_id).trigger_rule == "none_failed"
-    # Fixed task count: 5 + 2 per channel + 3 closing tasks + summary, whatever the portfolio.
-    assert len(dag.tasks) == 5 + 2 * len(CHANNEL_KINDS) + 3 + 1
+    # Fixed task count: 6 + 2 per channel + 3 closing tasks + summary, whatever the portfolio.
+    assert len(dag.tasks) == 6 + 2 * len(CHANNEL_KINDS) + 3 + 1
 
 
 def test_daily_params_offer_the_run_controls(dagbag: Any) -> None:
@@ -111,6 +114,14 @@ def test_daily_params_offer_the_run_controls(dagbag: Any) -> None:
     assert params["channels"] == params["stages"] == params["accounts"] == []
     assert params.get_param("channels").schema["items"]["enum"] == list(CHANNEL_KINDS)
     assert params.get_param("accounts").schema["maxItems"] == 1000
+
+
+def test_weekly_dag_writes_the_report_on_mondays(dagbag: Any) -> None:
+    dag = dagbag.dags["outreach_weekly"]
+    assert dag.timetable.expression == "0 7 * * 1"
+    assert {t.task_id for t in dag.tasks} == {"report", "train_score"}
+    assert dag.params["lang"] == "en"
+    assert dag.params.get_param("lang").schema["enum"] == ["en", "zh-CN"]
 
 
 def test_hourly_dispatch_runs_every_hour_on_the_wall_clock(dagbag: Any) -> None:

@@ -166,3 +166,21 @@ def test_hourly_redrive_calls_the_service_with_the_logical_day(
     dag = dagbag.dags["outreach_dispatch"]
     _callable(dag, "redrive_email", monkeypatch, {"batch_size": 50})(channel="email")
     assert calls == [(DAY, "email")] and type(calls[0][0]) is dt.date
+
+
+def test_weekly_report_task_calls_the_service_with_the_logical_day_and_language(
+    dagbag: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outreach.services import reports as real
+
+    calls: list[tuple[Any, ...]] = []
+
+    def weekly_report(day: dt.date, *, lang: str = "en") -> dict[str, Any]:
+        calls.append((day, lang))
+        return {"from": "2024-12-30", "to": "2025-01-05", "written": 3}
+
+    monkeypatch.setattr(real, "weekly_report", weekly_report)
+    dag = dagbag.dags["outreach_weekly"]
+    assert _callable(dag, "report", monkeypatch, {"lang": "zh-CN"})() == {
+        "from": "2024-12-30", "to": "2025-01-05", "written": 3}  # fmt: skip
+    assert calls == [(DAY, "zh-CN")] and type(calls[0][0]) is dt.date

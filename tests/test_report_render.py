@@ -162,3 +162,18 @@ def test_a_group_without_rows_still_has_its_section() -> None:
 )  # fmt: skip
 def test_values_are_shown_by_unit(value: object, unit: str, shown: str) -> None:
     assert render.format_value(value, unit) == shown  # type: ignore[arg-type]
+
+
+def test_the_chart_draws_rates_or_the_targeted_unit_unless_the_group_chooses() -> None:
+    report = _report()
+    by_bucket = report.group("recovery_by_bucket")
+    # The target is on the recovery rate: the rates are charted, the counts only tabled.
+    assert render.charted_metrics(by_bucket) == [RECOVERY]
+    by_bucket.targets = {}
+    assert render.charted_metrics(by_bucket) == [RECOVERY]  # rates before counts
+    by_bucket.charted = ["contacts"]
+    assert render.charted_metrics(by_bucket) == [CONTACTS]
+    chart = render.chart_svg(by_bucket, "en")
+    assert ">Contacts<" in chart and ">Recovery rate<" not in chart
+    by_bucket.charted = ["no_such_metric"]
+    assert render.charted_metrics(by_bucket) == [RECOVERY]

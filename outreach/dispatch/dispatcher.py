@@ -165,7 +165,7 @@ def dispatch_range(
         )
     tuning = send_tuning(channel, impl, concurrency=concurrency)
     counts = DispatchCounts()
-    rules = send_rules(engine)
+    rules = send_rules(engine, day)
     pool = SenderPool(impl, tuning.concurrency)
     hooks = hooks_for(channel, engine, day)
     in_flight: deque[_Group] = deque()

@@ -24,7 +24,8 @@ def decision_rows(
     judged: Iterable[tuple[DueContact, Verdict, str]], at: dt.datetime
 ) -> list[tuple[Any, ...]]:
     return [
-        decision_row(c.key, c.account_id, "send", c.plan_date, at, verdict, config_version)
+        decision_row(c.key, c.account_id, "send", c.plan_date, at, verdict, config_version,
+                     arm=c.arm)
         for c, verdict, config_version in judged
     ]
 

@@ -19,11 +19,13 @@ from outreach.entry.cli_arrangements import add_arrangements
 from outreach.entry.cli_common import engine, run
 from outreach.entry.cli_config import add_config, add_policy
 from outreach.entry.cli_disputes import add_disputes
+from outreach.entry.cli_experiments import add_experiments
 from outreach.entry.cli_media import add_agencies, add_calls, add_letters
 from outreach.entry.cli_payments import add_payments
 from outreach.entry.cli_promises import add_promises
 from outreach.entry.cli_report import add_report
 from outreach.entry.cli_score import add_score
+from outreach.entry.cli_simulate import add_simulate
 from outreach.kernel.clock import utcnow
 
 
@@ -79,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_disputes(sub)
     add_arrangements(sub)
     add_payments(sub)
+    add_experiments(sub)
     add_report(sub)
     add_score(sub)
+    add_simulate(sub)
 
     db = sub.add_parser("db", help="application database")
     dbsub = db.add_subparsers(dest="db_command", required=True)

@@ -100,7 +100,8 @@ def format_explanation(e: dict[str, Any]) -> str:
     f = e["facts"]
     lines = [
         f"Account {e['account_id']} as of {e['as_of']} (ladder {e['ladder_version']}, "
-        f"packs {e['pack_versions']})",
+        f"packs {e['pack_versions']})"
+        + (f"; experiment arm {e['experiment_arm']}" if e.get("experiment_arm") else ""),
         f"  jurisdiction {f['country']}/{f['region']}/{f['city'] or '-'}, {f['product']}, "
         f"as {f['role']}; {f['days_past_due']} days past due, past due {f['past_due']}, "
         f"balance {f['balance']}",
@@ -115,6 +116,7 @@ def format_explanation(e: dict[str, Any]) -> str:
         f"{f['limitation_date'] or '-'}; SCRA check: {f['scra_checked_on'] or 'none'}",
         f"  stage: {e['stage'] or 'none (' + e.get('why_no_stage', '') + ')'}",
     ]
+    lines.extend(format_score(e.get("score")))
     if e.get("catch_up"):
         lines.append(f"  catch-up: {e['catch_up']['why']}")
     for skipped in e.get("actions_not_applicable", ()):
@@ -166,6 +168,18 @@ def format_explanation(e: dict[str, Any]) -> str:
             lines.append(f"{head} for {a['for']}: {d['verdict'].upper()} "
                          f"{' '.join(d['reasons'])}".rstrip())  # fmt: skip
     return "\n".join(lines)
+
+
+def format_score(score: dict[str, Any] | None) -> list[str]:
+    """The score's lines of ``outreach explain``: band, score, model, the top factors."""
+    if score is None:
+        return ["  score: none (no active score model, or the account is not scored)"]
+    lines = [f"  score {score['score']}, band {score['band']} (model {score['model_version']}, "
+             f"scored {score['as_of']})"]  # fmt: skip
+    for f in score["factors"]:
+        lines.append(f"    {float(f['points']):+.3f} {f['label_en'] or f['feature']}"
+                     f" = {f['value'] if f['value'] is not None else 'missing'}")  # fmt: skip
+    return lines
 
 
 def format_arrangement(a: dict[str, Any] | None) -> list[str]:

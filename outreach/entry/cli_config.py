@@ -45,7 +45,6 @@ def _config_check_all(ladder_file: Path | None) -> int:
     """Validate every config file and the environment together, as a run does before acting
     (the ladder: FILE, else the configured ladder file); print each problem with its file and
     YAML path."""
-    from outreach.kernel.policy_settings import policy_path
     from outreach.services.config import ConfigInvalid, config_files, load_config
     from outreach.services.config import rule_pack_problems as validate_packs
 
@@ -61,7 +60,7 @@ def _config_check_all(ladder_file: Path | None) -> int:
         print(f"{len(problems)} error(s)", file=sys.stderr)
         return 1
     for path in config_files(ladder_file):
-        absent = " (absent: defaults)" if path == policy_path() and not path.is_file() else ""
+        absent = " (absent: defaults)" if not path.is_file() else ""
         print(f"{path}: OK{absent}")
     print("environment: OK")
     return 0

@@ -39,7 +39,12 @@ from outreach.services.console import (
     resolve_contact,
     suppression_dashboard,
 )
+from outreach.services.experiments import ExperimentError
+from outreach.services.experiments import overview as experiment_overview
+from outreach.services.experiments import promote as promote_arm
+from outreach.services.experiments import results as experiment_results
 from outreach.services.ladders import (
+    LadderError,
     change_ladder,
     check_draft_ladder,
     diff_draft_ladder,
@@ -509,6 +514,52 @@ def create_app(
             as_of=as_of or today().isoformat(), notice=notice,
             may_change=may_change_ladder(user),
         )  # fmt: skip
+
+    # -- experiments (docs/experiments.md): read-only for every role; promotion of a winner
+    # for the ladder roles, through the ladder's two-person approval.
+
+    def experiments_board() -> list[dict[str, Any]]:
+        found = experiment_overview(engine=db())
+        for exp in found:
+            try:
+                exp["results"] = experiment_results(exp["id"], engine=db(), date_to=today())
+            except ExperimentError:
+                exp["results"] = None
+        return found
+
+    @app.get("/api/experiments")
+    async def api_experiments() -> list[dict[str, Any]]:
+        return await run_in_threadpool(experiments_board)
+
+    @app.get("/experiments", response_class=HTMLResponse)
+    async def experiments_page(
+        request: Request, user: Any = current_user, notice: str | None = None
+    ) -> HTMLResponse:
+        board = await run_in_threadpool(experiments_board)
+        return page(request, "experiments.html", user, experiments=board,
+                    may_promote=may_change_ladder(user), notice=notice)  # fmt: skip
+
+    def promote_or_refusal(user: Any, experiment_id: str, arm: str) -> str:
+        if not may_change_ladder(user):
+            raise HTTPException(status_code=403, detail="your role may not promote a ladder")
+        try:
+            done = promote_arm(experiment_id, arm, user_name(user), engine=db(), now=now())
+        except (ExperimentError, LadderError) as exc:
+            return f"Refused: {exc}"
+        return (f"Arm {arm}'s ladder is proposed as version {done['version']}; a second "
+                "person approves it on the ladder page.")  # fmt: skip
+
+    # A plain form post with the page's csrf_token (csrf_guard refuses another site's post).
+    @app.post("/experiments/promote")
+    async def promote_form(
+        request: Request,
+        user: Any = current_user,
+        experiment_id: str = Form(..., max_length=48),
+        arm: str = Form(..., max_length=32),
+    ) -> RedirectResponse:
+        notice = await run_in_threadpool(promote_or_refusal, user, experiment_id, arm)
+        query = urlencode({"notice": notice})
+        return RedirectResponse(f"{_base(request)}/experiments?{query}", status_code=303)
 
     # The agents' call-queue API, behind the same login, for the agent roles only; an agent
     # acts only as themselves.

@@ -164,6 +164,10 @@ class AccountRecord:
     hold_refs: dict[str, str] = field(default_factory=dict)
     # The imported due date when payments since the snapshot moved ``due_date`` (else None).
     episode_due_date: dt.date | None = None
+    # The account's latest score band on or before the day from the active score model, and
+    # that model's version (``_score_band``); None when no model is active or it has no score.
+    score_band: str | None = None
+    score_model: str | None = None
 
     @property
     def episode(self) -> dt.date | None:
@@ -467,6 +471,7 @@ def load_accounts(
             accounts[r[0]].holds.add(r[1])
 
     _resolution(conn, fetchall, accounts, lo, hi, day, c)
+    _score_band(conn, fetchall, accounts, lo, hi, d)
     _loop_anchors(conn, fetchall, accounts, lo, hi, day, before)
 
     for r in fetchall(
@@ -588,6 +593,30 @@ def load_accounts(
     ):
         accounts[r[0]].taken_since.add((r[1], r[2]))
     return accounts
+
+
+def _score_band(
+    conn: Connection, fetchall: Any, accounts: dict[int, AccountRecord], lo: int, hi: int,
+    day_param: Any,
+) -> None:
+    """The band of each account's latest score on or before the day by the active score model
+    (``account_score``, written by the day's scoring before its plan): a fact the ladder's stage
+    entry may read (``score_band``), never one a gate reads. No active model: nothing is read."""
+    active = conn.execute(text("SELECT version FROM score_model WHERE state = 'active'")).scalar()
+    if active is None:
+        return
+    for r in fetchall(
+        conn,
+        "SELECT s.account_id, s.band FROM account_score s "
+        "WHERE s.account_id BETWEEN ? AND ? AND s.model_version = ? AND s.as_of = ("
+        "SELECT MAX(t.as_of) FROM account_score t WHERE t.account_id = s.account_id "
+        "AND t.model_version = ? AND t.as_of <= ?)",
+        (lo, hi, active, active, day_param),
+    ):
+        acc = accounts.get(r[0])
+        if acc is not None:
+            acc.score_band = r[1]
+            acc.score_model = active
 
 
 def _resolution(

@@ -58,6 +58,10 @@ class DueContact:
     window_start: dt.datetime
     window_end: dt.datetime
     defer_until: dt.datetime | None = None
+    # The ladder version that planned it and the experiment arm it was planned in, if any:
+    # dispatch judges it with that ladder.
+    config_version: str | None = None
+    arm: str | None = None
 
 
 CONTACT_COLUMNS = (
@@ -82,6 +86,7 @@ CONTACT_COLUMNS = (
     "attempts",
     "updated_at",
     "catch_up",
+    "arm",
 )
 CONTACT_TYPES = column_types(Contact, CONTACT_COLUMNS)
 ON_CONFLICT_CONTACT = (
@@ -90,7 +95,8 @@ ON_CONFLICT_CONTACT = (
     "window_start = excluded.window_start, window_end = excluded.window_end, "
     "defer_until = excluded.defer_until, template = excluded.template, "
     "config_version = excluded.config_version, pack_versions = excluded.pack_versions, "
-    "updated_at = excluded.updated_at, catch_up = excluded.catch_up, claim_token = NULL, "
+    "updated_at = excluded.updated_at, catch_up = excluded.catch_up, arm = excluded.arm, "
+    "claim_token = NULL, "
     "claimed_at = NULL "
     f"WHERE contact.state IN {REPLANNABLE} "
     "OR (contact.state = 'suppressed' AND (contact.plan_date < excluded.plan_date "
@@ -111,6 +117,7 @@ DECISION_COLUMNS = (
     "config_version",
     "pack_versions",
     "evidence",
+    "arm",
 )
 # The evidence is JSON text already: stored as given, not encoded again.
 DECISION_TYPES = column_types(PolicyDecision, DECISION_COLUMNS, as_given=("evidence",))
@@ -125,8 +132,10 @@ def decision_row(
     verdict: Verdict,
     config_version: str,
     evidence: str | None = None,
+    arm: str | None = None,
 ) -> tuple[Any, ...]:
-    """A policy_decision row in DECISION_COLUMNS order, for the plan and the send phase alike."""
+    """A policy_decision row in DECISION_COLUMNS order, for the plan and the send phase alike;
+    ``arm`` is the contact's experiment arm ("EXPERIMENT/ARM"), if any."""
     if evidence is None:
         evidence = json.dumps(verdict.evidence(), separators=(",", ":"))
     return (
@@ -143,6 +152,7 @@ def decision_row(
         config_version,
         verdict.pack_versions,
         evidence,
+        arm,
     )
 
 
@@ -153,7 +163,8 @@ def due_contacts(
     rows = conn.execute(
         text(
             "SELECT key, account_id, contact_point_id, template, stage, action, plan_date, "
-            "window_start, window_end, defer_until FROM contact WHERE plan_date = :day "
+            "window_start, window_end, defer_until, config_version, arm FROM contact "
+            "WHERE plan_date = :day "
             "AND channel = :channel AND state = 'planned' AND account_id BETWEEN :lo AND :hi "
             "ORDER BY account_id, key"
         ),
@@ -161,7 +172,7 @@ def due_contacts(
     )
     return [
         DueContact(r[0], r[1], r[2], r[3], r[4], r[5], day, as_instant(r[7]), as_instant(r[8]),
-                   as_instant(r[9]) if r[9] is not None else None)  # fmt: skip
+                   as_instant(r[9]) if r[9] is not None else None, r[10], r[11])  # fmt: skip
         for r in rows
     ]
 

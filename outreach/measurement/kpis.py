@@ -12,21 +12,27 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, or_, select
 
 from outreach.kernel.clock import utcnow
-from outreach.measurement.attribution import (
-    UNATTRIBUTED,
-    Attribution,
-    Attributor,
-    Touch,
-    received_instant,
-    touch_of,
+from outreach.measurement.attribution import UNATTRIBUTED
+from outreach.measurement.kpi_facts import (
+    NONE_LABEL,
+    TIME_DIMENSIONS,
+    Entry,
+    Facts,
+    Index,
+    entries,
+    index,
+    load_facts,
+    payment_key,
+    sort_values,
+    time_key,
 )
 from outreach.measurement.measurement_config import (
     BUCKETS,
@@ -35,29 +41,14 @@ from outreach.measurement.measurement_config import (
     measurement_config,
 )
 from outreach.measurement.report_model import KpiGroup, KpiReport, Metric, Value
-from outreach.storage.models import (
-    Account,
-    AccountSnapshot,
-    Arrangement,
-    CallTask,
-    Contact,
-    ContactEvent,
-    DelinquencyCause,
-    ExperimentAssignment,
-    Payment,
-    Placement,
-    PlacementReturn,
-    PolicyDecision,
-    Promise,
-)
+from outreach.storage.models import ExperimentAssignment, Placement, PlacementReturn
 
-NONE_LABEL = "(none)"  # the value of a dimension an account has no value for
-TIME_DIMENSIONS = ("day", "week", "month")
 # Dimensions read from the account's snapshot of the day.
 SNAPSHOT_DIMENSIONS = (
     "segment", "score_band", "jurisdiction", "agency", "ladder_version", "arm", "bucket",
 )  # fmt: skip
 CENT = Decimal("0.01")
+ONE_DAY = dt.timedelta(days=1)
 
 M = Metric
 COLLECTED = M("collected", "Collected", "回收金额", "money")
@@ -101,285 +92,6 @@ OUTCOME_DIMENSIONS = ("day", "week", "month", "stage", *SNAPSHOT_DIMENSIONS)
 CONTACT_DIMENSIONS = ("day", "week", "month", "channel", "stage", "arm")
 
 
-# --- the period's facts ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Snap:
-    as_of: dt.date
-    account_id: int
-    dpd: int
-    bucket: str
-    past_due: Decimal
-    currency: str
-    stage: str | None
-    segment: str | None
-    score_band: str | None
-    jurisdiction: str | None
-    ladder_version: str | None
-    arm: str | None
-    agency: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Paid:
-    account_id: int
-    paid_on: dt.date
-    amount: Decimal
-    currency: str
-    attribution: Attribution
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """A contact made in the period (a call: one an agent completed), for counts and cost."""
-
-    account_id: int
-    day: dt.date
-    channel: str
-    stage: str
-    arm: str | None
-
-
-@dataclass
-class Facts:
-    date_from: dt.date
-    date_to: dt.date
-    snaps: dict[int, list[Snap]]  # account -> snapshots in the period, oldest first
-    payments: list[Paid]
-    sent: list[Sent]
-    rpc: list[tuple[int, dt.date, str]]  # (account, day, channel) of right-party contacts
-    promises_made: list[tuple[int, dt.date]]
-    promises_settled: list[tuple[int, dt.date, str]]  # (account, settled_on, status)
-    arrangements: list[tuple[int, dt.date, bool, dt.date | None, str]]
-    # (account, offered on, accepted, ended on, state)
-    decisions: list[tuple[dt.date, str, str]]  # (day, verdict, reasons) of blocks and defers
-    causes: dict[int, str]  # account -> latest cause recorded by the period's end
-    currencies: dict[int, str] = field(default_factory=dict)
-
-
-def _day(value: Any) -> dt.date:
-    return value.date() if isinstance(value, dt.datetime) else value
-
-
-def load_facts(engine: Engine, date_from: dt.date, date_to: dt.date,
-               config: MeasurementConfig) -> Facts:  # fmt: skip
-    """Everything the KPIs of ``date_from..date_to`` read, in a few set-based queries."""
-    lo = dt.datetime.combine(date_from, dt.time())
-    hi = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time())
-    s = AccountSnapshot.__table__.c
-    snaps: dict[int, list[Snap]] = defaultdict(list)
-    with engine.connect() as conn:
-        for r in conn.execute(
-            select(s.as_of, s.account_id, s.dpd, s.bucket, s.past_due, s.currency, s.stage,
-                   s.segment, s.score_band, s.jurisdiction, s.ladder_version, s.arm, s.agency)
-            .where(s.as_of.between(date_from, date_to))
-            .order_by(s.account_id, s.as_of)
-        ):  # fmt: skip
-            snaps[r[1]].append(Snap(*r))  # type: ignore[call-arg]
-
-        a = Account.__table__.c
-        currencies = dict(conn.execute(select(a.id, a.currency)).all())
-
-        # Touches for attribution: from a window before the period to its end.
-        c = Contact.__table__.c
-        t = CallTask.__table__.c
-        since = lo - dt.timedelta(days=config.attribution.window_days)
-        touches: list[Touch] = []
-        sent: list[Sent] = []
-        for key, account_id, channel, stage, arm, sent_at, outcome, completed, task_state in (
-            conn.execute(
-                select(c.key, c.account_id, c.channel, c.stage, c.arm, c.sent_at, c.outcome,
-                       t.completed_at, t.state)
-                .select_from(Contact.__table__.outerjoin(CallTask.__table__, t.key == c.key))
-                .where(c.state == "sent", c.sent_at >= since, c.sent_at < hi)
-            )
-        ):  # fmt: skip
-            touch = touch_of(key, account_id, channel, stage, arm, sent_at, outcome, completed)
-            if touch is not None:
-                touches.append(touch)
-            # A contact made: a call once an agent completed it, the rest once sent.
-            at = (completed if task_state == "done" else None) if channel == "call" else sent_at
-            if at is not None and lo <= at < hi:
-                sent.append(Sent(account_id, at.date(), channel, stage, arm))
-        attributor = Attributor(touches, config.attribution.window_days)
-
-        p = Payment.__table__.c
-        payments = [
-            Paid(account_id, paid_on, Decimal(amount), currencies[account_id],
-                 attributor.attribute(account_id, received_instant(paid_on, received_at)))
-            for account_id, paid_on, amount, received_at in conn.execute(
-                select(p.account_id, p.paid_on, p.amount, p.received_at).where(
-                    p.paid_on.between(date_from, date_to),
-                    or_(p.status != "reversed", p.reversed_on.is_(None),
-                        p.reversed_on > date_to),
-                ).order_by(p.id)
-            )
-        ]  # fmt: skip
-
-        e = ContactEvent.__table__.c
-        rpc = [
-            (account_id, _day(at), channel)
-            for account_id, at, channel in conn.execute(
-                select(e.account_id, e.occurred_at, e.channel).where(
-                    e.occurred_at >= lo, e.occurred_at < hi,
-                    or_(e.outcome == "conversation", e.direction == "inbound"),
-                )
-            )
-        ]  # fmt: skip
-
-        pr = Promise.__table__.c
-        made = func.coalesce(pr.made_at, pr.recorded_at)
-        promises_made: list[tuple[int, dt.date]] = []
-        promises_settled: list[tuple[int, dt.date, str]] = []
-        for account_id, made_at, settled_on, status in conn.execute(
-            select(pr.account_id, made, pr.settled_on, pr.status).where(
-                or_(and_(made >= lo, made < hi), pr.settled_on.between(date_from, date_to))
-            )
-        ):
-            made_on = _day(made_at) if made_at is not None else None
-            if made_on is not None and date_from <= made_on <= date_to:
-                promises_made.append((account_id, made_on))
-            if settled_on is not None and date_from <= settled_on <= date_to and status in (
-                "kept", "partly_kept", "broken"
-            ):  # fmt: skip
-                promises_settled.append((account_id, settled_on, status))
-
-        ar = Arrangement.__table__.c
-        arrangements = [
-            (account_id, _day(created), accepted is not None, ended_on, state)
-            for account_id, created, accepted, ended_on, state in conn.execute(
-                select(ar.account_id, ar.created_at, ar.accepted_at, ar.ended_on, ar.state).where(
-                    or_(and_(ar.created_at >= lo, ar.created_at < hi),
-                        ar.ended_on.between(date_from, date_to))
-                )
-            )
-        ]  # fmt: skip
-
-        d = PolicyDecision.__table__.c
-        decisions = [
-            (as_of, verdict, reasons)
-            for as_of, verdict, reasons in conn.execute(
-                select(d.as_of, d.verdict, d.reasons).where(
-                    d.as_of.between(date_from, date_to), d.verdict.in_(("block", "defer"))
-                )
-            )
-        ]
-
-        dc = DelinquencyCause.__table__.c
-        causes: dict[int, str] = {}
-        for account_id, cause in conn.execute(
-            select(dc.account_id, dc.cause).where(dc.recorded_at < hi)
-            .order_by(dc.account_id, dc.recorded_at, dc.id)
-        ):  # fmt: skip
-            causes[account_id] = cause
-    return Facts(date_from, date_to, dict(snaps), payments, sent, rpc, promises_made,
-                 promises_settled, arrangements, decisions, causes, currencies)  # fmt: skip
-
-
-# --- dimensions ----------------------------------------------------------------------------------
-
-
-def time_key(dimension: str, day: dt.date) -> str:
-    """The label of ``day``'s day, ISO week (2026-W09) or month (2026-03)."""
-    if dimension == "day":
-        return day.isoformat()
-    if dimension == "week":
-        year, week, _ = day.isocalendar()
-        return f"{year}-W{week:02d}"
-    return f"{day.year}-{day.month:02d}"
-
-
-def _time_window(dimension: str, key: str, facts: Facts) -> tuple[dt.date, dt.date]:
-    """The days of a day, week or month label, within the period."""
-    if dimension == "day":
-        lo = hi = dt.date.fromisoformat(key)
-    elif dimension == "week":
-        year, week = key.split("-W")
-        lo = dt.date.fromisocalendar(int(year), int(week), 1)
-        hi = lo + dt.timedelta(days=6)
-    else:
-        y, m = map(int, key.split("-"))
-        lo = dt.date(y, m, 1)
-        hi = dt.date(y + m // 12, m % 12 + 1, 1) - dt.timedelta(days=1)
-    return max(lo, facts.date_from), min(hi, facts.date_to)
-
-
-def snap_key(dimension: str) -> Callable[[Snap], str]:
-    """The value of ``dimension`` on a snapshot."""
-    if dimension == "all":
-        return lambda s: "all"
-    if dimension in TIME_DIMENSIONS:
-        return lambda s: time_key(dimension, s.as_of)
-    if dimension == "stage":
-        return lambda s: s.stage or NONE_LABEL
-    return lambda s: getattr(s, dimension) or NONE_LABEL
-
-
-def _sort_values(dimension: str, values: Iterable[str]) -> list[str]:
-    last = (NONE_LABEL, UNATTRIBUTED)
-    if dimension == "bucket":
-        return sorted(values, key=lambda v: BUCKETS.index(v) if v in BUCKETS else len(BUCKETS))
-    return sorted(values, key=lambda v: (v in last, v))
-
-
-@dataclass
-class Entry:
-    """Who entered one value of a dimension: each account's first snapshot with that value, and
-    the days its events count on."""
-
-    lo: dt.date
-    hi: dt.date
-    accounts: dict[int, Snap] = field(default_factory=dict)
-
-
-def entries(facts: Facts, dimension: str) -> dict[str, Entry]:
-    """For each value of ``dimension``: the accounts that had it on a snapshot of the period,
-    with the first such snapshot (the account's entry into it)."""
-    key = snap_key(dimension)
-    out: dict[str, Entry] = {}
-    for account_id, snaps in facts.snaps.items():
-        for snap in snaps:
-            value = key(snap)
-            entry = out.get(value)
-            if entry is None:
-                if dimension in TIME_DIMENSIONS:
-                    lo, hi = _time_window(dimension, value, facts)
-                else:
-                    lo, hi = facts.date_from, facts.date_to
-                entry = out[value] = Entry(lo, hi)
-            entry.accounts.setdefault(account_id, snap)
-    return out
-
-
-def payment_key(dimension: str, facts: Facts) -> Callable[[Paid], str]:
-    """The value of ``dimension`` a payment counts under: its day, week or month; the stage and
-    channel of the contact it is attributed to; else the account's snapshot in effect on the
-    payment's day (the latest on or before it, or the period's first when it came before any)."""
-    if dimension == "all":
-        return lambda p: "all"
-    if dimension in TIME_DIMENSIONS:
-        return lambda p: time_key(dimension, p.paid_on)
-    if dimension == "channel":
-        return lambda p: p.attribution.channel
-    if dimension == "stage":
-        return lambda p: p.attribution.stage
-    key = snap_key(dimension)
-
-    def of(p: Paid) -> str:
-        snaps = facts.snaps.get(p.account_id)
-        if not snaps:
-            return NONE_LABEL
-        current = snaps[0]
-        for snap in snaps:
-            if snap.as_of > p.paid_on:
-                break
-            current = snap
-        return key(current)
-
-    return of
-
-
 # --- computing ---------------------------------------------------------------------------------
 
 
@@ -391,50 +103,20 @@ def _cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENT)
 
 
-@dataclass
-class Index:
-    """The period's events by account, for the per-value counts."""
-
-    sent: dict[int, list[tuple[dt.date, str]]]
-    rpc: dict[int, list[tuple[dt.date, str]]]
-    made: dict[int, list[dt.date]]
-    settled: dict[int, list[tuple[dt.date, str]]]
-    arrangements: dict[int, list[tuple[dt.date, bool, dt.date | None, str]]]
-
-
-def index(facts: Facts) -> Index:
-    ix = Index(defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(list),
-               defaultdict(list))  # fmt: skip
-    for s in facts.sent:
-        ix.sent[s.account_id].append((s.day, s.channel))
-    for account_id, day, channel in facts.rpc:
-        ix.rpc[account_id].append((day, channel))
-    for account_id, day in facts.promises_made:
-        ix.made[account_id].append(day)
-    for account_id, day, status in facts.promises_settled:
-        ix.settled[account_id].append((day, status))
-    for account_id, offered, accepted, ended, state in facts.arrangements:
-        ix.arrangements[account_id].append((offered, accepted, ended, state))
-    return ix
-
-
 def outcome_row(entry: Entry, facts: Facts, ix: Index) -> dict[str, Value]:
     """Accounts, contacts, right-party contacts, promises, cures and arrangements of the
     accounts that entered one value, counting the events on its days."""
     lo, hi = entry.lo, entry.hi
     delinquent = [a for a, snap in entry.accounts.items() if snap.dpd > 0]
-    contacted = [a for a in delinquent if any(lo <= d <= hi for d, _ in ix.sent.get(a, ()))]
-    reached = [a for a in contacted if any(lo <= d <= hi for d, _ in ix.rpc.get(a, ()))]
-    promising = [a for a in delinquent if any(lo <= d <= hi for d in ix.made.get(a, ()))]
-    settled = [st for a in entry.accounts for d, st in ix.settled.get(a, ()) if lo <= d <= hi]
-    cured = 0
-    for a in delinquent:
-        start = entry.accounts[a].as_of
-        cured += any(start < s.as_of <= hi and s.dpd == 0 for s in facts.snaps[a])
-    offered = [(acc, st) for a in entry.accounts
-               for off, acc, _, st in ix.arrangements.get(a, ()) if lo <= off <= hi]  # fmt: skip
-    ended = [st for a in entry.accounts for _, _, end, st in ix.arrangements.get(a, ())
-             if end is not None and lo <= end <= hi and st in ("completed", "broken")]  # fmt: skip
+    contacted = [a for a in delinquent if ix.any_in(ix.sent.get(a), lo, hi)]
+    reached = [a for a in contacted if ix.any_in(ix.rpc.get(a), lo, hi)]
+    promising = [a for a in delinquent if ix.any_in(ix.made.get(a), lo, hi)]
+    settled = [st for a in entry.accounts for st in ix.within(ix.settled.get(a), lo, hi)]
+    # Cured: a snapshot at 0 days past due after the entry, within the value's days.
+    cured = sum(ix.any_in(ix.cured.get(a), entry.accounts[a].as_of + ONE_DAY, hi)
+                for a in delinquent)  # fmt: skip
+    offered = [acc for a in entry.accounts for acc in ix.within(ix.offered.get(a), lo, hi)]
+    ended = [st for a in entry.accounts for st in ix.within(ix.ended.get(a), lo, hi)]
     return {
         "accounts": len(delinquent),
         "contacted": len(contacted),
@@ -443,7 +125,7 @@ def outcome_row(entry: Entry, facts: Facts, ix: Index) -> dict[str, Value]:
         "promise_kept_rate": _rate(sum(st == "kept" for st in settled), len(settled)),
         "cure_rate": _rate(cured, len(delinquent)),
         "arrangements_offered": len(offered),
-        "arrangement_uptake": _rate(sum(acc for acc, _ in offered), len(offered)),
+        "arrangement_uptake": _rate(sum(offered), len(offered)),
         "arrangement_completion_rate": _rate(sum(st == "completed" for st in ended), len(ended)),
         "arrangement_break_rate": _rate(sum(st == "broken" for st in ended), len(ended)),
     }
@@ -515,7 +197,7 @@ def recovery_group(facts: Facts, dimension: str, config: MeasurementConfig) -> K
     ents = entries(facts, dimension) if dimension != "channel" else {}
     collected, past_due = money_by_value(facts, dimension, ents)
     rows: list[dict[str, Any]] = []
-    values = _sort_values(dimension, set(collected) | set(past_due))
+    values = sort_values(dimension, set(collected) | set(past_due))
     for value in values:
         for currency in sorted(set(collected.get(value, {})) | set(past_due.get(value, {}))):
             got = collected.get(value, {}).get(currency, Decimal(0))
@@ -548,7 +230,7 @@ ARRANGEMENT_METRICS = [OFFERED, UPTAKE, COMPLETION, BREAK]
 def outcome_groups(facts: Facts, ix: Index, dimension: str,
                    config: MeasurementConfig) -> list[KpiGroup]:  # fmt: skip
     ents = entries(facts, dimension)
-    values = _sort_values(dimension, ents)
+    values = sort_values(dimension, ents)
     computed = {v: outcome_row(ents[v], facts, ix) for v in values}
     groups = []
     for kind, metrics in ((("Contacts and promises", "联系与承诺"), OUTCOME_METRICS),
@@ -586,7 +268,7 @@ def contact_group(facts: Facts, dimension: str, config: MeasurementConfig,
     key = payment_key(dimension, facts)
     for p in facts.payments:
         collected[key(p)][p.currency] += p.amount
-    values = _sort_values(dimension, set(counts) | set(collected))
+    values = sort_values(dimension, set(counts) | set(collected))
     rows = []
     for v in values:
         got = converted(collected.get(v, {}), config, missing)
@@ -625,7 +307,7 @@ def roll_group(facts: Facts) -> KpiGroup:
         M(f"to_{b}", f"to {b}", f"转入 {b}", "rate") for b in BUCKETS
     ]
     rows = []
-    for start in _sort_values("bucket", moves):
+    for start in sort_values("bucket", moves):
         total = sum(moves[start].values())
         rows.append({"bucket": start, "accounts": total,
                      **{f"to_{b}": _rate(moves[start].get(b, 0), total) for b in BUCKETS}})  # fmt: skip
@@ -715,11 +397,12 @@ def cause_group(facts: Facts) -> KpiGroup:
     )  # fmt: skip
 
 
+# Every headline key, in display order (the money ones per currency, or in the reporting
+# currency: collected_reporting, cost).
 HEADLINE = [
-    COLLECTED, M("collected_reporting", "Collected (reporting currency)", "回收金额（报告货币）",
-                 "money"),
-    RECOVERY_RATE, RPC_RATE, PROMISE_RATE, PROMISE_KEPT_RATE, CURE_RATE, UPTAKE, COMPLETION,
-    BREAK, CONTACTS, COST, COST_PER_UNIT, ACCOUNTS,
+    COLLECTED, COLLECTED_REPORTING, PAST_DUE_AT_ENTRY, RECOVERY_RATE, ACCOUNTS, CONTACTED,
+    RPC_RATE, PROMISE_RATE, PROMISE_KEPT_RATE, CURE_RATE, OFFERED, UPTAKE, COMPLETION, BREAK,
+    CONTACTS, COST, COST_PER_UNIT,
 ]  # fmt: skip
 
 
@@ -843,6 +526,7 @@ def arm_outcomes(
             contacted=contacted,
             right_party=contacted and bool(ix.rpc.get(account_id)),
             promises=len(ix.made.get(account_id, ())),
-            promises_kept=sum(st == "kept" for _, st in ix.settled.get(account_id, ())),
+            promises_kept=sum(st == "kept" for st in ix.within(ix.settled.get(account_id),
+                                                                date_from, date_to)),
         ))  # fmt: skip
     return rows

@@ -40,15 +40,13 @@ LANGS = ("en", "zh-CN")
 WORDS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Collections KPI report", "period": "Period", "generated": "Generated",
-        "headline": "Headline", "method": "Method", "target": "target", "value": "value",
-        "currency": "currency", "no_data": "No data in this period", "contents": "Contents",
-        "charted": "Chart", "table": "Numbers", "metric": "Metric",
+        "headline": "Headline", "method": "Method", "target": "target",
+        "no_data": "No data in this period", "contents": "Contents",
     },
     "zh": {
         "title": "催收关键指标报告", "period": "期间", "generated": "生成时间",
-        "headline": "核心指标", "method": "计算方法", "target": "目标", "value": "数值",
-        "currency": "币种", "no_data": "本期无数据", "contents": "目录",
-        "charted": "图表", "table": "数据", "metric": "指标",
+        "headline": "核心指标", "method": "计算方法", "target": "目标",
+        "no_data": "本期无数据", "contents": "目录",
     },
 }  # fmt: skip
 
@@ -180,12 +178,16 @@ def table(group: KpiGroup, lang: str) -> dict[str, Any]:
 
 
 def charted_metrics(group: KpiGroup) -> list[Metric]:
-    """The metrics a group's chart shows, all of one unit (one y axis): the unit of the first
+    """The metrics a group's chart shows, all of one unit (one y axis): the group's own choice
+    (``KpiGroup.charted``) when it makes one; else the unit of the first
     metric with a target (so the target is on the chart), else rates when the group has any
     (money in several currencies does not share an axis), else the first metric's unit. The
     table shows every metric."""
     if not group.metrics:
         return []
+    chosen = [m for m in group.metrics if m.key in group.charted]
+    if chosen:
+        return [m for m in chosen if m.unit == chosen[0].unit]
     units = [m.unit for m in group.metrics]
     targeted = [m.unit for m in group.metrics if group.targets.get(m.key)]
     unit = targeted[0] if targeted else "rate" if "rate" in units else units[0]
@@ -380,9 +382,7 @@ def csv_rows(report: KpiReport) -> Iterable[dict[str, Any]]:
             value = str(row.get(g.dimension, ""))
             for m in g.metrics:
                 number = row.get(m.key)
-                target = (g.targets.get(m.key) or {}).get(
-                    value, (g.targets.get(m.key) or {}).get("*")
-                )
+                target = _target(g, m.key, value)
                 yield {
                     "group": g.key, "dimension": g.dimension, "dimension_value": value,
                     "currency": row.get("currency") or "", "metric": m.key, "unit": m.unit,

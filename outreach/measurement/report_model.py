@@ -61,6 +61,9 @@ class KpiGroup:
     chart: Literal["bar", "line", "stacked"] = "bar"
     note_en: str = ""
     note_zh: str = ""
+    # The metric keys the chart draws (one unit: one y axis); empty: the renderer chooses
+    # (the unit of a metric with targets, else the rates, else the first metric's unit).
+    charted: list[str] = dataclasses.field(default_factory=list)
 
     def title(self, lang: str) -> str:
         return self.title_zh if lang.startswith("zh") else self.title_en

@@ -79,19 +79,29 @@ _UPDATE = ", ".join(
     for c in ("dpd", "bucket", "past_due", "balance", "currency", "stage", "segment",
               "score_band", "jurisdiction", "ladder_version", "arm", "agency")
 )  # fmt: skip
-# One statement per row, run as one executemany. ``WHERE`` before ``ON CONFLICT`` is required:
-# without it SQLite would read ON CONFLICT as a join's ON.
-_UPSERT = (
-    f"INSERT INTO account_snapshot ({_COLUMNS}) "
-    "SELECT ?, a.id, ?, ?, ?, ?, a.currency, ?, ?, "
-    "(SELECT s.band FROM account_score s WHERE s.account_id = a.id AND s.as_of <= ? "
-    " ORDER BY s.as_of DESC LIMIT 1), "
-    "?, ?, ?, "
-    "(SELECT p.agency FROM placement p WHERE p.account_id = a.id AND p.placed_on <= ? "
-    " AND (p.recalled_on IS NULL OR p.recalled_on > ?) ORDER BY p.placed_on DESC LIMIT 1) "
-    "FROM account a WHERE a.id = ? "
-    f"ON CONFLICT (as_of, account_id) DO UPDATE SET {_UPDATE}"
-)
+
+
+def _upsert(dialect: str) -> str:
+    """One statement per row, run as one executemany. ``WHERE`` before ``ON CONFLICT`` is
+    required: without it SQLite would read ON CONFLICT as a join's ON. PostgreSQL types the
+    parameters of a SELECT list as text: the casts say what they are (SQLite needs none, and
+    its CAST to DATE would turn a date into a number)."""
+    pg = dialect == "postgresql"
+    day, num, money = (("CAST(? AS DATE)", "CAST(? AS INTEGER)", "CAST(? AS NUMERIC(14, 2))")
+                       if pg else ("?", "?", "?"))  # fmt: skip
+    return (
+        f"INSERT INTO account_snapshot ({_COLUMNS}) "
+        f"SELECT {day}, a.id, {num}, ?, {money}, {money}, a.currency, ?, ?, "
+        "(SELECT s.band FROM account_score s WHERE s.account_id = a.id AND s.as_of <= ? "
+        " ORDER BY s.as_of DESC LIMIT 1), "
+        "?, ?, ?, "
+        "(SELECT p.agency FROM placement p WHERE p.account_id = a.id AND p.placed_on <= ? "
+        " AND (p.recalled_on IS NULL OR p.recalled_on > ?) ORDER BY p.placed_on DESC LIMIT 1) "
+        "FROM account a WHERE a.id = ? "
+        f"ON CONFLICT (as_of, account_id) DO UPDATE SET {_UPDATE}"
+    )
+
+
 _TYPES: Sequence[Any] = (
     Date(), Integer(), String(), Money, Money, String(), String(), Date(), String(), String(),
     String(), Date(), Date(), Integer(),
@@ -119,5 +129,5 @@ def write_snapshots(conn: Connection, rows: Iterable[SnapshotRow]) -> int:
         )  # fmt: skip
         for r in rows
     ]
-    executemany(conn, _UPSERT, params, _TYPES)
+    executemany(conn, _upsert(conn.dialect.name), params, _TYPES)
     return len(params)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from contact_channels.masking import mask_email, mask_phone, scrub_text
+from outreach.measurement.account_scores import account_score
 from outreach.resolution.arrangements import arrangement_detail, events_json
 from outreach.resolution.events import history
 
@@ -188,6 +189,8 @@ def account_timeline(engine: Engine, account_ref: str, *, pii: bool) -> dict[str
             # resolution event of the account (outreach.resolution).
             "arrangement": arrangement_detail(conn, aid),
             "resolution_events": events_json(history(conn, aid)),
+            # The latest score by the active model: band, model version, the top factors.
+            "score": account_score(conn, aid, dt.date.max),
         }
 
 

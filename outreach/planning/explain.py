@@ -100,6 +100,9 @@ def explain_facts(account: AccountRecord, facts: AccountFacts, dpd: int | None) 
                                 else None),  # fmt: skip
         "past_due": str(account.past_due),
         "balance": str(account.balance),
+        # The band of the account's latest score by the active model: the ladder's stage entry
+        # may read it (``score_band``), no gate does (docs/score-bands.md).
+        "score_band": account.score_band,
         "holds": sorted(account.holds),
         "hold_periods": [
             {"kind": h.kind, "started_on": str(h.started_on),
@@ -189,6 +192,8 @@ def explain_account(
             "nothing past due"
             if account.due_date is None or account.past_due <= 0
             else f"no stage of the ladder matches {dpd} days past due and balance {account.balance}"
+            + (f" (score band {account.score_band or 'none'})"
+               if any(st.entry.score_band is not None for st in ladder.stages) else "")
         )
         return out
     imported = imported_history(ladder, account, role)

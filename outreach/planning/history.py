@@ -51,8 +51,11 @@ def imported_history(ladder: Ladder, account: AccountRecord, role: str = COLLECT
         # ``due_date``).
         dpd = (day - episode).days
         if dpd not in stages:
+            # The band is the account's now (its band then is not kept): a previous system's
+            # contacts count for the stage the band leads it to.
             stages[dpd] = ladder.stage_for(
-                dpd, account.balance, account.segment, account.product, party
+                dpd, account.balance, account.segment, account.product, party,
+                score_band=account.score_band,
             )
         stage = stages[dpd]
         if stage is None:

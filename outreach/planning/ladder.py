@@ -25,7 +25,8 @@ from outreach import settings
 from outreach.kernel.config_yaml import ConfigError, ConfigFileError, validate_yaml
 from outreach.kernel.facts import LOOP_STAGE, RESOLUTION_LOOKBACK, AccountRecord
 from outreach.kernel.zones import CN_PROVINCES, US_STATE_ZONES
-from outreach.planning.templates_lint import lint_template, max_sms_segments
+from outreach.measurement.score_config import score_config
+from outreach.planning.templates_lint import lint_inputs, lint_template, max_sms_segments
 from policies.model import PURPOSES, ROLES
 
 Identifier = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
@@ -208,6 +209,16 @@ class Entry(LoopCondition):
     products: tuple[Literal["credit_card", "consumer_loan"], ...] | None = None
     # At least one of these (each a set of loop conditions) is met as well.
     any_of: tuple[LoopCondition, ...] | None = Field(default=None, min_length=1)
+    # The account's score band is one of these (config/score.yaml ``bands``; docs/score-bands.md).
+    # An account with no band (no active model, not scored) does not enter such a stage.
+    score_band: tuple[str, ...] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bands_listed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("score_band"), str):
+            return {**data, "score_band": (data["score_band"],)}
+        return data
 
     def loop_why_not(self, facts: LoopFacts) -> str | None:
         why = super().loop_why_not(facts)
@@ -335,11 +346,12 @@ class Ladder:
     def stage_for(
         self, days_past_due: int, balance: Decimal, segment: str | None, product: str,
         party: Party | None = None, loop: LoopFacts | None = None,
+        score_band: str | None = None,
     ) -> Stage | None:
         """The first stage, in file order, whose entry conditions the account meets (and, given
         the ``party``, that applies to it). Without ``loop``, a stage whose entry reads the
         resolution loop is not entered (a previous system's contacts, whose loop state then
-        is not known)."""
+        is not known); without ``score_band``, a stage whose entry names bands is not."""
         for stage in self.model.stages:
             if party is not None and not_applicable(stage, None, party) is not None:
                 continue
@@ -353,6 +365,8 @@ class Ladder:
             if e.segment is not None and segment != e.segment:
                 continue
             if e.products is not None and product not in e.products:
+                continue
+            if e.score_band is not None and score_band not in e.score_band:
                 continue
             return stage
         return None
@@ -501,7 +515,35 @@ def _loop_errors(
 def check_ladder_text(
     text: str, templates: Path | None = None
 ) -> tuple[LadderModel | None, list[ConfigError]]:
+    """The ladder model of ``text``, or every problem (YAML path and line). Every gate that
+    loads the ladder in force checks it (each call claimed, each plan, each self-service
+    answer): the same text with the same templates and settings gets the answer it got before
+    (the model is frozen), without parsing and linting it again."""
     templates = templates or settings.templates_dir()
+    try:
+        segments: int | str = max_sms_segments()
+    except (ValueError, yaml.YAMLError) as exc:
+        segments = str(exc)
+    # The score bands a stage may enter on (config/score.yaml): a change there is a new answer.
+    try:
+        bands: tuple[str, ...] | str = tuple(band.name for band in score_config().bands)
+    except (ConfigFileError, OSError) as exc:
+        bands = str(exc)
+    key = (hashlib.sha256(text.encode()).hexdigest(), segments, bands, lint_inputs(templates))
+    if key not in _CHECKED:
+        if len(_CHECKED) >= 64:
+            _CHECKED.clear()
+        _CHECKED[key] = _check_ladder_text(text, templates, bands)
+    model, errors = _CHECKED[key]
+    return model, list(errors)
+
+
+_CHECKED: dict[tuple[Any, ...], tuple[LadderModel | None, list[ConfigError]]] = {}
+
+
+def _check_ladder_text(
+    text: str, templates: Path, bands: tuple[str, ...] | str
+) -> tuple[LadderModel | None, list[ConfigError]]:
     model, errors, lines = validate_yaml(text, LadderModel)
     if model is None:
         return None, errors
@@ -509,17 +551,34 @@ def check_ladder_text(
         max_segments = max_sms_segments()
     except (ValueError, yaml.YAMLError) as exc:
         return None, [ConfigError("(channels.yaml)", str(exc))]
+    problems = _semantic_errors(model, templates, max_segments)
+    if any(stage.entry.score_band is not None for stage in model.stages):
+        if isinstance(bands, str):  # config/score.yaml does not validate: said once, there
+            return None, [ConfigError("(score.yaml)", bands)]
+        problems.extend(_band_errors(model, bands))
     errors = [
         ConfigError(path, msg, lines.get(path) or lines.get(path.rsplit(".", 1)[0]))
-        for path, msg in _semantic_errors(model, templates, max_segments)
+        for path, msg in problems
     ]
     return (model if not errors else None), errors
+
+
+def _band_errors(model: LadderModel, bands: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Score bands a stage's entry names that config/score.yaml does not define."""
+    errors: list[tuple[str, str]] = []
+    for si, stage in enumerate(model.stages):
+        for bi, band in enumerate(stage.entry.score_band or ()):
+            if band not in bands:
+                errors.append((f"stages[{si}].entry.score_band[{bi}]",
+                               f"'{band}' is not a score band of config/score.yaml "
+                               f"({', '.join(bands)})"))  # fmt: skip
+    return errors
 
 
 # Keys added after ladders had versions: left out of the version while unset, so that a ladder
 # that does not use them keeps the version it had before they existed.
 LATER_KEYS = frozenset({"applies_to", "promise", "broken_promise_within_days", "arrangement",
-                        "hardship", "any_of"})  # fmt: skip
+                        "hardship", "any_of", "score_band"})  # fmt: skip
 
 
 def _without_unset_applies_to(value: object) -> object:
@@ -554,7 +613,16 @@ def load_ladder(path: Path, templates: Path | None = None) -> Ladder:
     model, errors = check_ladder_text(read_ladder_text(path), templates)
     if model is None:
         raise LadderError(str(path), errors)
-    return Ladder(model=model, version=ladder_version(model), source=str(path))
+    # The model checked before is the same object (check_ladder_text keeps it): its version too.
+    kept = _VERSIONS.get(id(model))
+    if kept is None or kept[0] is not model:
+        if len(_VERSIONS) >= 64:
+            _VERSIONS.clear()
+        kept = _VERSIONS[id(model)] = (model, ladder_version(model))
+    return Ladder(model=model, version=kept[1], source=str(path))
+
+
+_VERSIONS: dict[int, tuple[LadderModel, str]] = {}
 
 
 assert set(TEMPLATED_CHANNELS) <= set(CHANNEL_KINDS)

@@ -31,7 +31,9 @@ from outreach.kernel.ledger import (
     decision_row,
 )
 from outreach.kernel.policy_settings import policy_settings
+from outreach.measurement.experiments import ExperimentsConfig
 from outreach.measurement.snapshots import SnapshotRow, snapshot_row, write_snapshots
+from outreach.planning.experiment_arms import arm_ladders, write_assignments
 from outreach.planning.history import (
     CatchUp,
     action_history,
@@ -238,7 +240,7 @@ def _stage_steps(
         return None, dpd, []
     party = party_of(account, role)
     stage = ladder.stage_for(dpd, account.balance, account.segment, account.product, party,
-                             loop_facts(account, day))  # fmt: skip
+                             loop_facts(account, day), account.score_band)  # fmt: skip
     if stage is None:
         return None, dpd, []
     imported = imported_history(ladder, account, role)
@@ -303,6 +305,17 @@ def account_ranges(engine: Engine, batch_size: int) -> list[tuple[int, int]]:
 
 
 CATCH_UP = "ladder.catch_up"
+# The account's score band, in the evidence of every decision of an account that has one: an
+# input the ladder's stage entry may read (docs/score-bands.md), never the gate.
+SCORE_BAND = "ladder.score_band"
+
+
+def score_band_evidence(account: AccountRecord) -> dict[str, Any] | None:
+    """What the decision records of the account's score band, or None when it has none."""
+    if account.score_band is None:
+        return None
+    return {"outcome": "fact", "citation": "Score band (docs/score-bands.md)",
+            "facts": {"score_band": account.score_band, "model_version": account.score_model}}  # fmt: skip
 
 
 def catch_up_evidence(verdict: Verdict, catch_up: CatchUp) -> dict[str, Any]:
@@ -315,14 +328,23 @@ def catch_up_evidence(verdict: Verdict, catch_up: CatchUp) -> dict[str, Any]:
 
 
 def _rows(
-    steps: list[PlannedStep], day: dt.date, ladder: Ladder, now: dt.datetime
+    steps: list[PlannedStep],
+    day: dt.date,
+    ladder: Ladder,
+    now: dt.datetime,
+    arm_of: dict[int, tuple[str, Ladder]] | None = None,
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The ledger and decision rows of ``steps``; an account in an experiment (``arm_of``)
+    carries its arm and its arm's ladder version."""
     contacts, decisions = [], []
+    arm_of = arm_of or {}
     cutoff = plan_cutoff(day)
-    evidence_cache: dict[int, str] = {}
+    evidence_cache: dict[tuple[int, str | None, str | None], str] = {}
     for s in steps:
         v = s.verdict
         reasons = " ".join(v.reasons)
+        arm, arm_ladder = arm_of.get(s.account.id, (None, ladder))
+        version = arm_ladder.version
         cp = s.destination.contact_point_id if s.destination else None
         contacts.append(
             (
@@ -342,23 +364,29 @@ def _rows(
                 v.window_start,
                 v.window_end,
                 v.defer_until,
-                ladder.version,
+                version,
                 v.pack_versions,
                 0,
                 now,
                 s.catch_up is not None,
+                arm,
             )
         )
         # Verdicts are shared between the steps that judged alike (see policies.gate); so is
         # their evidence text.
-        evidence = evidence_cache.get(id(v))
-        if s.catch_up is not None:
-            evidence = json.dumps(catch_up_evidence(v, s.catch_up), separators=(",", ":"))
-        elif evidence is None:
-            evidence = json.dumps(v.evidence(), separators=(",", ":"))
-            evidence_cache[id(v)] = evidence
+        # With the account's score band when it has one (accounts of a band share the text).
+        cache_key = (id(v), s.account.score_band, s.account.score_model)
+        evidence = evidence_cache.get(cache_key) if s.catch_up is None else None
+        if evidence is None:
+            full = v.evidence() if s.catch_up is None else catch_up_evidence(v, s.catch_up)
+            band = score_band_evidence(s.account)
+            if band is not None:
+                full = {**full, SCORE_BAND: band}
+            evidence = json.dumps(full, separators=(",", ":"))
+            if s.catch_up is None:
+                evidence_cache[cache_key] = evidence
         decisions.append(
-            decision_row(s.key, s.account.id, "plan", day, cutoff, v, ladder.version, evidence)
+            decision_row(s.key, s.account.id, "plan", day, cutoff, v, version, evidence, arm)
         )
     return contacts, decisions
 
@@ -451,13 +479,20 @@ def plan_range(
     *,
     scope: PlanScope | None = None,
     write: bool = True,
+    experiments: ExperimentsConfig | None = None,
 ) -> PlanCounts:
     """Plan accounts ``lo..hi`` for ``day``: read and judge first, then write in one short
     transaction (only this batch writes these accounts' plan rows). ``write=False`` (a dry
-    run) judges and counts, and writes nothing."""
+    run) judges and counts, and writes nothing.
+
+    An account in a running experiment (config/experiments.yaml, or ``experiments``) is planned
+    with its arm's ladder, its rows carry the arm; its first assignment is stored with the plan."""
     counts = PlanCounts()
     settings = policy_settings()
     role = settings.role
+    arms = arm_ladders(engine, day, ladder, experiments=experiments)
+    arm_of: dict[int, tuple[str, Ladder]] = {}
+    new_assignments: list[tuple[str, int, str]] = []
     with relaxed_gc():
         with engine.connect() as conn:
             accounts = load_accounts(conn, lo, hi, day=day, cutoff=plan_cutoff(day))
@@ -467,6 +502,8 @@ def plan_range(
                 conn, accounts, lo, hi, day=day, cutoff=plan_cutoff(day),
                 enabled=settings.householding,
             )  # fmt: skip
+            if arms is not None:
+                arm_of, new_assignments = arms.assign(conn, household.order(day))
         by_account: dict[int, list[PlannedStep]] = {}
         snapshots: list[SnapshotRow] = []  # where each planned account stood (KPIs)
         hook = plan_step_hook(engine, day)
@@ -477,8 +514,9 @@ def plan_range(
             if not written and not shared:
                 continue
             household.prime(account)
+            arm, account_ladder = arm_of.get(account.id, (None, ladder))
             stage, dpd, account_steps = plan_account(
-                ladder, account, day, role=role, step_hook=hook, scope=scope
+                account_ladder, account, day, role=role, step_hook=hook, scope=scope
             )
             if shared:
                 household.record(account, planned_sends(account_steps))
@@ -490,7 +528,7 @@ def plan_range(
             by_account[account.id] = account_steps
             if write:
                 snapshots.append(snapshot_row(day, account, stage.id if stage else None, dpd,
-                                              ladder.version))  # fmt: skip
+                                              account_ladder.version, arm))  # fmt: skip
         # In account order, as the ledger's keys lead with the account id.
         steps = [s for account_id in sorted(by_account) for s in by_account[account_id]]
         for s in steps:
@@ -499,10 +537,14 @@ def plan_range(
         now = utcnow()
         if not write:
             return counts
-        contacts, decisions = _rows(steps, day, ladder, now)
+        contacts, decisions = _rows(steps, day, ladder, now, arm_of)
         partial = scope is not None and not scope.whole
+        # Only this batch's accounts are assigned here (their siblings by their own batch).
+        new_assignments = [n for n in new_assignments
+                           if n[1] in by_account]  # fmt: skip
         with writer_turn(engine), engine.begin() as conn:
             write_plan(conn, contacts, decisions, day, lo, hi, now, only_written=partial)
+            write_assignments(conn, new_assignments, day)
             write_snapshots(conn, snapshots)
     return counts
 

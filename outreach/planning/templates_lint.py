@@ -222,9 +222,8 @@ def lint_template(
     # lints its templates: the same answer while nothing it reads has changed, so it is kept,
     # keyed on everything it reads: the arguments, the template files (name, size, time
     # modified) and the environment's OUTREACH_* settings (who is writing, the link's base).
-    key = (channel, template, tuple(languages), tuple(suffixes), str(root), limit, role,
-           reaches_us, _tree_fingerprint(root),
-           tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("OUTREACH_"))))  # fmt: skip
+    key = (channel, template, tuple(languages), tuple(suffixes), limit, role, reaches_us,
+           lint_inputs(root))  # fmt: skip
     if key not in _LINTED:
         if len(_LINTED) >= _LINTED_MAX:
             _LINTED.clear()
@@ -237,14 +236,18 @@ _LINTED: dict[tuple[Any, ...], tuple[str, ...]] = {}
 _LINTED_MAX = 4096
 
 
-def _tree_fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
-    """The template tree as the lint last read it: each file's name, size and time modified."""
+def lint_inputs(root: Path) -> tuple[Any, ...]:
+    """What the lint reads besides its arguments, to key a kept answer on: the template tree
+    (each file's name, size and time modified), the role in ``config/policy.yaml`` and the
+    environment's ``OUTREACH_*`` settings (who is writing, the self-service link's base)."""
     found = []
-    for path in sorted(root.rglob("*")) if root.is_dir() else []:
-        if path.is_file():
-            stat = path.stat()
-            found.append((path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns))
-    return tuple(found)
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            stat = os.stat(os.path.join(folder, name))
+            found.append((os.path.join(folder, name), stat.st_size, stat.st_mtime_ns))
+    environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("OUTREACH_"))
+    return (str(root), tuple(found), _policy_role(), tuple(environment))
 
 
 def _lint(channel: str, template: str, languages: Iterable[str], suffixes: Iterable[str],

@@ -71,6 +71,7 @@ def account_figures(conn: Connection, account_id: int, as_of: dt.date) -> dict[s
     return {
         "balance": acc.balance, "past_due": acc.past_due, "days_past_due": max(0, dpd),
         "product": acc.product, "country": acc.country, "currency": currency,
+        "score_band": acc.score_band,
     }  # fmt: skip
 
 
@@ -85,7 +86,7 @@ def offers_for_account(
         policy or resolution_policy(), balance=figures["balance"], past_due=figures["past_due"],
         days_past_due=figures["days_past_due"], product=figures["product"],
         country=figures["country"], currency=figures["currency"], as_of=as_of,
-        means=latest_means(conn, account_id, as_of),
+        means=latest_means(conn, account_id, as_of), score_band=figures["score_band"],
     )  # fmt: skip
 
 

@@ -91,9 +91,10 @@ def instalment_offers(
     currency: str,
     as_of: dt.date,
     means: Means | None = None,
+    score_band: str | None = None,
 ) -> list[Offer]:
-    """Monthly plans repaying the whole balance, one per configured term up to the product's
-    and jurisdiction's longest (``max_term``), none with an instalment below the currency's
+    """Monthly plans repaying the whole balance, one per configured term up to the product's,
+    jurisdiction's and score band's longest (``max_term``), none with an instalment below the currency's
     minimum. With stated means, only the plans whose instalment fits the affordable share of
     income minus expenses, shortest first; when none fits, the longest allowed plan alone,
     marked ``affordable=False`` (an agent can still discuss it; it is never hidden that it
@@ -102,7 +103,7 @@ def instalment_offers(
     balance = balance.quantize(CENT)
     if balance <= 0:
         return []
-    longest = policy.max_term(product, country)
+    longest = policy.max_term(product, country, score_band)
     minimum = min_instalment(policy, currency)
     first_due = as_of + dt.timedelta(days=policy.arrangements.first_due_in_days)
     cap = None if means is None else (inst.affordability_share * means.disposable).quantize(
@@ -137,11 +138,12 @@ def settlement_offers(
     days_past_due: int,
     country: str,
     as_of: dt.date,
+    score_band: str | None = None,
 ) -> list[Offer]:
     """One offer per settlement band the account is in (days past due from ``dpd_min`` to
     ``dpd_max``, both inclusive; balance from ``min_balance`` inclusive to ``max_balance``
-    exclusive; the band's countries): the balance less the band's discount, rounded to the
-    cent, in one payment due ``pay_within_days`` from ``as_of``."""
+    exclusive; the band's countries and score bands): the balance less the band's discount,
+    rounded to the cent, in one payment due ``pay_within_days`` from ``as_of``."""
     balance = balance.quantize(CENT)
     if balance <= 0:
         return []
@@ -154,6 +156,8 @@ def settlement_offers(
                                           and balance >= band.max_balance):  # fmt: skip
             continue
         if band.countries is not None and country not in band.countries:
+            continue
+        if band.score_bands is not None and score_band not in band.score_bands:
             continue
         total = (balance * (1 - band.discount)).quantize(CENT, rounding=ROUND_HALF_UP)
         if total <= 0:
@@ -178,14 +182,16 @@ def offers(
     currency: str,
     as_of: dt.date,
     means: Means | None = None,
+    score_band: str | None = None,
 ) -> list[Offer]:
     """Every offer for an account: its instalment plans, then its settlements. An account with
-    nothing past due is offered nothing (it is not in arrears)."""
+    nothing past due is offered nothing (it is not in arrears). ``score_band`` (the account's
+    band by the active score model, None without one) selects the terms given to a band."""
     if past_due <= 0 or days_past_due <= 0:
         return []
     return [
         *instalment_offers(policy, balance=balance, product=product, country=country,
-                           currency=currency, as_of=as_of, means=means),
+                           currency=currency, as_of=as_of, means=means, score_band=score_band),
         *settlement_offers(policy, balance=balance, days_past_due=days_past_due,
-                           country=country, as_of=as_of),
+                           country=country, as_of=as_of, score_band=score_band),
     ]  # fmt: skip

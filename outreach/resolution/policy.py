@@ -62,6 +62,9 @@ class TermLimit(_Strict):
     months: int = Field(ge=1, le=120)
     product: str | None = None
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    # Only for accounts in this score band (config/score.yaml; docs/score-bands.md): the most
+    # specific entry still wins, a band counting more than a country and a product.
+    score_band: str | None = None
 
     @model_validator(mode="after")
     def _product(self) -> TermLimit:
@@ -95,6 +98,8 @@ class SettlementBand(_Strict):
     pay_within_days: int = Field(default=30, ge=1, le=365)
     needs_approval: bool = False
     countries: tuple[str, ...] | None = None
+    # Only for accounts in one of these score bands (None: whatever the band, or none).
+    score_bands: tuple[str, ...] | None = Field(default=None, min_length=1)
 
 
 class Arrangements(_Strict):
@@ -132,19 +137,50 @@ class ResolutionPolicy(_Strict):
     @property
     def version(self) -> str:
         """A hash of the policy's meaning (not its comments): offers record it."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        blob = json.dumps(_without_unset(self.model_dump(mode="json")), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
-    def max_term(self, product: str, country: str) -> int:
-        """The longest plan for ``product`` in ``country``: the most specific entry."""
+    def max_term(self, product: str, country: str, score_band: str | None = None) -> int:
+        """The longest plan for ``product`` in ``country`` for an account in ``score_band``:
+        the most specific entry."""
         best: tuple[int, int] | None = None
         for limit in self.arrangements.instalments.max_term:
             if limit.product not in (None, product) or limit.country not in (None, country):
                 continue
-            rank = (limit.country is not None) * 2 + (limit.product is not None)
+            if limit.score_band is not None and limit.score_band != score_band:
+                continue
+            rank = ((limit.score_band is not None) * 4 + (limit.country is not None) * 2
+                    + (limit.product is not None))  # fmt: skip
             if best is None or rank > best[0]:
                 best = (rank, limit.months)
         return best[1] if best else 12
+
+
+# Keys added after policies had versions: left out of the version while unset, so that a policy
+# that does not use them keeps the version its offers recorded.
+LATER_KEYS = frozenset({"score_band", "score_bands"})
+
+
+def _without_unset(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_unset(v) for k, v in value.items()
+                if not (k in LATER_KEYS and v is None)}  # fmt: skip
+    if isinstance(value, list):
+        return [_without_unset(v) for v in value]
+    return value
+
+
+def score_band_paths(model: ResolutionPolicy) -> list[tuple[str, str]]:
+    """Every score band the policy names, with its YAML path (checked against config/score.yaml
+    with the whole configuration: outreach.services.config)."""
+    out: list[tuple[str, str]] = []
+    for i, limit in enumerate(model.arrangements.instalments.max_term):
+        if limit.score_band is not None:
+            out.append((f"arrangements.instalments.max_term[{i}].score_band", limit.score_band))
+    for i, band in enumerate(model.arrangements.settlements):
+        for j, name in enumerate(band.score_bands or ()):
+            out.append((f"arrangements.settlements[{i}].score_bands[{j}]", name))
+    return out
 
 
 class ResolutionPolicyError(ConfigFileError):

@@ -11,6 +11,8 @@ from sqlalchemy import Engine
 
 from outreach.kernel.facts import account_ids_by_ref, load_accounts
 from outreach.kernel.policy_settings import policy_settings
+from outreach.measurement.account_scores import account_score
+from outreach.planning.experiment_arms import arm_ladders
 from outreach.planning.explain import explain_account, explain_resolution, prime_household
 from outreach.planning.judging import plan_step_hook
 from outreach.planning.ladder import Ladder
@@ -58,7 +60,16 @@ def explain(engine: Engine, ladder: Ladder, account_ref: str, as_of: dt.date
             enabled=settings.householding, step_hook=hook,
         )  # fmt: skip
         resolution = explain_resolution(conn, account_id)
+        # The score the stage entry read: band, model version, the top factors (no amounts).
+        score = account_score(conn, account_id, as_of)
+        # In a running experiment the account is planned with its arm's ladder: explained so.
+        arm: str | None = None
+        arms = arm_ladders(engine, as_of, ladder)
+        if arms is not None:
+            found, _ = arms.assign(conn, [accounts[account_id]])
+            if account_id in found:
+                arm, ladder = found[account_id]
     explanation: dict[str, Any] = explain_account(
         ladder, accounts[account_id], as_of, role=settings.role, step_hook=hook
     )
-    return {**explanation, **resolution}
+    return {**explanation, "experiment_arm": arm, **resolution, "score": score}

@@ -1,5 +1,6 @@
 """The whole configuration, validated once before a run acts: config/channels.yaml,
-config/policy.yaml, config/agencies.yaml, the ladder in force and the ``OUTREACH_*`` environment.
+config/policy.yaml, config/agencies.yaml, config/arrangements.yaml, config/measurement.yaml, the
+ladder in force and the ``OUTREACH_*`` environment.
 
 ``load_config()`` returns them as typed objects, or raises ``ConfigInvalid`` listing every
 problem of every file at once, one ``file: yaml.path (line N): message`` a line. The entry
@@ -23,16 +24,23 @@ from sqlalchemy.exc import SQLAlchemyError
 from outreach import settings
 from outreach.kernel import self_service_token
 from outreach.kernel.channel_config import ChannelsConfig, channels_config, channels_path
-from outreach.kernel.config_yaml import ConfigFileError
+from outreach.kernel.config_yaml import ConfigError, ConfigFileError, validate_yaml
 from outreach.kernel.identity import identity_problems
 from outreach.kernel.policy_settings import PolicySettings, policy_path, policy_settings
 from outreach.kernel.self_service_token import SelfServiceSecretMissing
+from outreach.measurement.experiments import experiments_path
+from outreach.measurement.measurement_config import (
+    MeasurementConfig,
+    measurement_config,
+    measurement_path,
+)
 from outreach.measurement.score_config import score_config, score_config_path
 from outreach.media.agency.config import AgencyConfig, agency_config, agency_config_path
 from outreach.planning.ladder import Ladder, load_ladder
 from outreach.planning.ladder_versions import ladder_in_force
-from outreach.resolution.policy import ResolutionPolicy, resolution_policy
+from outreach.resolution.policy import ResolutionPolicy, resolution_policy, score_band_paths
 from outreach.resolution.policy import policy_path as resolution_policy_path
+from outreach.services.experiments import check as experiment_problems
 from policies.pack_model import Pack
 from policies.packs import all_packs, validate_packs
 
@@ -59,6 +67,7 @@ class Config:
     agencies: AgencyConfig
     ladder: Ladder
     resolution: ResolutionPolicy
+    measurement: MeasurementConfig
 
 
 # --- the environment ------------------------------------------------------------------------
@@ -134,6 +143,25 @@ def rule_packs() -> list[Pack]:
     return list(all_packs())
 
 
+def arrangement_band_problems(policy: ResolutionPolicy, bands: set[str]) -> list[str]:
+    """Score bands config/arrangements.yaml names that config/score.yaml does not define, each
+    with its YAML path and line."""
+    unknown = [(where, name) for where, name in score_band_paths(policy) if name not in bands]
+    if not unknown:
+        return []
+    path = resolution_policy_path()
+    try:
+        lines = validate_yaml(path.read_text(encoding="utf-8"), ResolutionPolicy)[2]
+    except OSError:
+        lines = {}
+    listed = ", ".join(sorted(bands))
+    return ConfigFileError(str(path), [
+        ConfigError(where, f"'{name}' is not a score band of config/score.yaml ({listed})",
+                    lines.get(where) or lines.get(where.rsplit(".", 1)[0]))
+        for where, name in unknown
+    ]).lines()  # fmt: skip
+
+
 def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None) -> Config:
     """Validate the whole configuration and return it typed; ``ConfigInvalid`` with every
     problem of every file otherwise. The ladder is ``ladder_file`` when given, else the ladder in
@@ -144,7 +172,10 @@ def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None
     policy = _collect(policy_settings, errors)
     agencies = _collect(agency_config, errors)
     resolution = _collect(resolution_policy, errors)
-    _collect(score_config, errors)  # config/score.yaml: checked here, read where it is used
+    measurement = _collect(measurement_config, errors)
+    score = _collect(score_config, errors)  # config/score.yaml: checked here, read where used
+    if resolution is not None and score is not None:
+        errors.extend(arrangement_band_problems(resolution, {b.name for b in score.bands}))
     ladder: Ladder | None = None
     if environment_ok:
         # With a bad environment the database or the ladder's path may be wrong too: those
@@ -156,17 +187,22 @@ def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None
             ladder_errors,
         )  # fmt: skip
         # The ladder reads sms.max_segments from channels.yaml: its problems are said once.
-        errors.extend(e for e in ladder_errors if "(channels.yaml)" not in e)
+        # So does config/score.yaml's bands, when a stage enters on one.
+        errors.extend(e for e in ladder_errors
+                      if "(channels.yaml)" not in e and "(score.yaml)" not in e)  # fmt: skip
     if policy is not None:
         # Who is writing (outreach.kernel.identity): nothing is sent in the name of nobody.
         errors.extend(identity_problems(policy.role))
     if environment_ok:
         errors.extend(self_service_problems())
+        # config/experiments.yaml: its shape and shares, each arm's ladder validated like the
+        # main ladder (outreach.services.experiments.check).
+        errors.extend(experiment_problems(engine=engine))
     if (errors or channels is None or policy is None or agencies is None or ladder is None
-            or resolution is None):
+            or resolution is None or measurement is None):
         raise ConfigInvalid(errors)
     return Config(channels=channels, policy=policy, agencies=agencies, ladder=ladder,
-                  resolution=resolution)
+                  resolution=resolution, measurement=measurement)
 
 
 def config_files(ladder_file: Path | None = None) -> list[Path]:
@@ -176,6 +212,8 @@ def config_files(ladder_file: Path | None = None) -> list[Path]:
         policy_path(),
         agency_config_path(),
         resolution_policy_path(),
+        measurement_path(),
         score_config_path(),
         ladder_file or settings.ladder_path(),
+        experiments_path(),
     ]

@@ -149,6 +149,20 @@ def settle(as_of: dt.date, clock: str = "wall") -> dict[str, Any]:
     return {"as_of": as_of.isoformat(), **counts, **exported}
 
 
+def score(as_of: dt.date, controls: RunControls | None = None) -> dict[str, Any]:
+    """Score every account with the active score model before the day is planned
+    (outreach.measurement.scoring): the plan reads each account's band. No active model: nothing
+    is scored and the result says so; the plan runs as it always has. A dry run writes no score
+    (the plan reads the latest ones already written)."""
+    from outreach.measurement.score_config import score_config
+    from outreach.measurement.scoring import score_day
+
+    checked_config()
+    if controls is not None and controls.dry_run:
+        return {"as_of": as_of.isoformat(), "scored": 0, "skipped": "dry run"}
+    return score_day(get_engine(), as_of, score_config())
+
+
 @contextlib.contextmanager
 def on_the_day(as_of: dt.date, clock: str = "wall") -> Iterator[None]:
     """On the logical clock (a demo, a backfill), what a step records is stamped on the run's

@@ -14,8 +14,10 @@ from sqlalchemy import Engine
 
 from outreach import settings
 from outreach.kernel.clock import utcnow
+from outreach.measurement.experiments import record_promoted
 from outreach.operations.ladder_diff import diff_ladders, format_diff
 from outreach.operations.settle_by_hand import ResolveError
+from outreach.planning import ladder_versions
 from outreach.planning.ladder import (
     Ladder,
     LadderError,
@@ -26,7 +28,6 @@ from outreach.planning.ladder import (
 from outreach.planning.ladder_versions import (
     VersionError,
     VersionRecord,
-    approve,
     history,
     ladder_in_force,
     propose,
@@ -39,6 +40,23 @@ __all__ = [
     "diff_files", "format_diff", "history", "ladder_in_force", "ladder_overview",
     "ladder_version", "load_ladder", "propose",
 ]  # fmt: skip
+
+
+def approve(
+    version: str, who: str, *, engine: Engine | None = None, now: dt.datetime | None = None
+) -> VersionRecord:
+    """Make a proposed version the active ladder (a second person: ``ladder_versions.approve``);
+    an experiment whose winner it was is then recorded as promoted and stops assigning."""
+    at = now or utcnow()
+    record = ladder_versions.approve(version, who, engine=engine, now=at)
+    db = engine
+    if db is None:
+        from outreach.storage.db import get_engine
+
+        db = get_engine()
+    with db.begin() as conn:
+        record_promoted(conn, version, record.approved_by or who, at)
+    return record
 
 
 def command_ladder(path: Path | None, engine: Callable[[], Engine]) -> Ladder:

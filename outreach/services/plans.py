@@ -4,24 +4,32 @@ do the same batch by batch through ``outreach.services.daily``."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from sqlalchemy import Engine
 
 from outreach import settings
 from outreach.dispatch.dispatcher import dispatch_range, dispatch_ranges
+from outreach.measurement.score_config import score_config
+from outreach.measurement.scoring import score_day
 from outreach.planning.ladder import Ladder
 from outreach.planning.parallel import plan_parallel
 from outreach.planning.planner import PlanCounts, iter_plan
 from outreach.resolution.settle import settle_day
 
+log = logging.getLogger(__name__)
+
 
 def plan_day(engine: Engine, ladder: Ladder, day: dt.date, batch_size: int, workers: int
              ) -> PlanCounts:  # fmt: skip
     """Settle the day's promises and arrangements (as the DAG's ``settle`` task does before it
-    plans: a promise broken today resumes escalation today), then plan ``day`` for the whole
-    portfolio, batch by batch (in ``workers`` processes when more than one); the plan's counts
-    summed."""
+    plans: a promise broken today resumes escalation today), score the accounts when a score
+    model is active (the DAG's ``score`` task: the plan reads today's bands), then plan ``day``
+    for the whole portfolio, batch by batch (in ``workers`` processes when more than one); the
+    plan's counts summed."""
     settle_day(engine, day)
+    scored = score_day(engine, day, score_config())
+    log.info("scoring before the plan (counts only): %s", scored)
     total = PlanCounts()
     batches = (iter_plan(engine, ladder, day, batch_size) if workers == 1 else
                plan_parallel(settings.database_url(), ladder, day, batch_size, workers))

@@ -155,7 +155,7 @@ class HashRandom(random.Random):
         self.gauss_next = None  # random.Random.gauss keeps its spare value here
 
     def seed(self, a: object = None, version: int = 2) -> None:  # the key is the seed
-        self._counter, self._words = 0, []
+        self._counter, self._words, self.gauss_next = 0, [], None
 
     def getstate(self) -> Any:
         return (self._key, self._counter, tuple(self._words))
@@ -178,7 +178,7 @@ class HashRandom(random.Random):
         return self._last
 
     def random(self) -> float:
-        return (self._word() >> 11) * (1.0 / 9007199254740992.0)
+        return (self._word() >> 11) * _TO_UNIT
 
     def uniforms(self, n: int) -> list[float]:
         """The next ``n`` values of ``random()`` at once (the hot path: a draw per contact)."""
@@ -219,7 +219,7 @@ def _rng(seed: int, account_id: int, day: object, channel: str, kind: str) -> Ha
 def _first_uniform(key: bytes) -> float:
     """``HashRandom(key).random()`` without building the generator (a draw per account per day
     that is almost always "nothing happens")."""
-    return (int.from_bytes(key[:8], "big") >> 11) * (1.0 / 9007199254740992.0)
+    return (int.from_bytes(key[:8], "big") >> 11) * _TO_UNIT
 
 
 def _sigmoid(x: float) -> float:

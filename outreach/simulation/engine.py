@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib
 import importlib.util
 import os
 import shutil
@@ -29,7 +28,7 @@ from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine, text
+from sqlalchemy import DateTime, Engine, bindparam, text
 
 from outreach import settings
 from outreach.kernel import clock
@@ -40,7 +39,7 @@ from outreach.services import calls as call_service
 from outreach.services import daily, self_service
 from outreach.services import disputes as dispute_service
 from outreach.services import payments as payment_service
-from outreach.simulation import store
+from outreach.simulation import behaviour, store
 from outreach.simulation.store import Truth
 from outreach.storage.db import engine_for
 
@@ -149,6 +148,7 @@ class _Run:
     asked_promises: set[int] = field(default_factory=set)
     asked_instalments: set[int] = field(default_factory=set)
     payment_seq: Counter[tuple[int, dt.date]] = field(default_factory=Counter)
+    recent: dict[int, int] = field(default_factory=dict)
     sequence: int = 0
 
     def schedule(self, account_id: int, response: Any, channel: str, day: dt.date) -> None:
@@ -156,11 +156,6 @@ class _Run:
         when = max(response.day, day)
         self.sequence += 1
         self.later.setdefault(when, []).append((account_id, self.sequence, response, channel))
-
-
-def _behaviour() -> ModuleType:
-    """The behavioural model (``outreach.simulation.behaviour``)."""
-    return importlib.import_module("outreach.simulation.behaviour")
 
 
 def simulate(
@@ -186,11 +181,14 @@ def simulate(
         raise ValueError("a simulation needs at least one account and one day")
     began = time.monotonic()
     workdir = Path(workdir).resolve()
-    model = model or _behaviour()
+    model = model or behaviour
     params = params if params is not None else model.load_params()
     env = _environment(workdir, ladder, experiments)
     if env["OUTREACH_DATABASE_URL"] == settings.database_url():
         raise SimulationError("the simulation's database would be the application's own")
+    if workdir in (settings.data_dir().resolve(), settings.PROJECT_ROOT.resolve()):
+        # A simulation wipes its workdir's inbox and drops: never the application's.
+        raise SimulationError("the simulation's workdir would be the application's data dir")
     _wipe(workdir)
     per_day: list[dict[str, Any]] = []
     timings: list[dict[str, float]] = []
@@ -421,6 +419,9 @@ def _play_day(run: _Run, day: dt.date) -> dict[str, Any]:
     falls due and what they pay unprompted. Returns the day's counts."""
     dispositions: Counter[str] = Counter()
     responses: Counter[str] = Counter()
+    with run.engine.connect() as conn:
+        run.recent = {int(a): int(n) for a, n in conn.execute(
+            _RECENT, {"since": day - dt.timedelta(days=7), "day": day})}  # fmt: skip
     _work_calls(run, day, dispositions, responses)
     _answer_sent(run, day, responses)
     at = dt.datetime.combine(day, PLAY_AT)
@@ -436,6 +437,12 @@ def _play_day(run: _Run, day: dt.date) -> dict[str, Any]:
     }
 
 
+_CALL_DUE = text(
+    "SELECT 1 FROM call_task WHERE state = 'queued' AND due_start <= :now AND due_end > :now "
+    "LIMIT 1"
+).bindparams(bindparam("now", type_=DateTime))  # stored as the ORM stores instants
+
+
 def _work_calls(run: _Run, day: dt.date, dispositions: Counter[str],
                 responses: Counter[str]) -> None:  # fmt: skip
     """Agents take the queue's calls as their windows open, every half hour through the day;
@@ -443,13 +450,19 @@ def _work_calls(run: _Run, day: dt.date, dispositions: Counter[str],
     midnight = dt.datetime.combine(day, dt.time())
     for offset in CALL_ROUNDS:
         now = midnight + offset
+        # A round with no call in its window asks nothing of the queue (a claim loads the
+        # rules in force before it looks).
+        with run.engine.connect() as conn:
+            if conn.execute(_CALL_DUE, {"now": now}).first() is None:
+                continue
         with clock.use(now):
             while True:
                 task = call_service.claim_next(run.engine, AGENT, now)
                 if task is None:
                     break
-                answers = _respond(run, task.account_id, "call", task.action, day, now, False)
-                responses.update(a.kind for a in answers if a.day <= day)
+                answers = _respond(run, task.account_id, "call", task.action, task.stage, day,
+                                   now, False)  # fmt: skip
+                responses.update(a.kind for a in answers)
                 disposition = _record_call(run, task.key, task.account_id, answers, day, now)
                 dispositions[disposition] += 1
                 # What is not the call's disposition (a payment, an offer taken through the
@@ -487,8 +500,13 @@ def _promise_terms(run: _Run, account_id: int, promised: Any, day: dt.date
     return max(amount, CENT), max(due, day)
 
 
+# How many contacts each account had sent in the 7 days before the day (the model's fatigue).
+_RECENT = text(
+    "SELECT account_id, COUNT(*) FROM contact WHERE state = 'sent' AND plan_date >= :since "
+    "AND plan_date < :day GROUP BY account_id"
+)
 _SENT = text(
-    "SELECT key, account_id, channel, action, template, sent_at FROM contact "
+    "SELECT key, account_id, channel, stage, action, template, sent_at FROM contact "
     "WHERE plan_date = :day AND state = 'sent' AND channel <> 'call' ORDER BY account_id, key"
 )
 
@@ -503,19 +521,23 @@ def _answer_sent(run: _Run, day: dt.date, responses: Counter[str]) -> None:
         offer = "offer" in f"{row.action} {row.template or ''}"
         sent_at = row.sent_at if isinstance(row.sent_at, dt.datetime) or row.sent_at is None else (
             dt.datetime.fromisoformat(str(row.sent_at)))  # fmt: skip
-        answers = _respond(run, account_id, str(row.channel), str(row.action), day, sent_at, offer)
+        answers = _respond(run, account_id, str(row.channel), str(row.action), str(row.stage),
+                           day, sent_at, offer)  # fmt: skip
         for answer in answers:
             responses[answer.kind] += 1
             run.schedule(account_id, answer, str(row.channel), day)
 
 
-def _respond(run: _Run, account_id: int, channel: str, kind: str, day: dt.date,
+def _respond(run: _Run, account_id: int, channel: str, kind: str, stage: str, day: dt.date,
              at: dt.datetime | None, offer: bool) -> list[Any]:  # fmt: skip
+    """The consumer's answers to one contact (the model's ``respond``: the same answer whatever
+    order the contacts are taken in)."""
     consumer = run.consumers.get(account_id)
     if consumer is None:
         return []
     contact = run.model.Contact(account_id=account_id, channel=channel, kind=kind, day=day,
-                                local_hour=_local_hour(run, account_id, at), offer=offer)  # fmt: skip
+                                local_hour=_local_hour(run, account_id, at), offer=offer,
+                                stage=stage, recent_contacts=run.recent.get(account_id, 0))  # fmt: skip
     return list(run.model.respond(consumer, contact, run.params, run.seed))
 
 

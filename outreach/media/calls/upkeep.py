@@ -90,7 +90,7 @@ def requeue_stale(engine: Engine, now: dt.datetime, *, lease: dt.timedelta | Non
 def _rejudge_queued(engine: Engine, day: dt.date, now: dt.datetime) -> tuple[int, int]:
     """Judge every queued task of ``day`` and earlier at the first instant it could be worked;
     withdraw those the gate now stops, reschedule those it defers within their window."""
-    rules = send_rules(engine)
+    rules = send_rules(engine, day)
     withdrawn = rescheduled = 0
     with engine.connect() as conn:
         tasks = select_tasks(conn, call_task.c.state == QUEUED, call_task.c.due_end > now,
