@@ -37,6 +37,14 @@ AIRFLOW_HOME = DATA / "airflow"
 LOG = DATA / "demo.log"
 ACCOUNTS = 10_000
 SEED = 7
+# The simulation after the daily runs (docs/simulation.md): the demo's generator and seed, two
+# ladder arms (config/experiments-demo.yaml), SIM_DAYS days. A simulated day of the real pipeline
+# costs about a second per hundred accounts on this kind of machine (agents' calls one at a
+# time, letters rendered one by one), so the demo simulates SIM_ACCOUNTS of them, not 10,000.
+SIM_ACCOUNTS = 500
+SIM_DAYS = 60
+SIM_DIR = DATA / "simulation"
+EXPERIMENTS_DEMO = REPO / "config" / "experiments-demo.yaml"
 # The later day: a week on, past the grace days of the promises falling due in the first days.
 DAYS_BETWEEN = 7
 CENT = Decimal("0.01")
@@ -288,6 +296,98 @@ def _loop_examples() -> dict[str, str]:
     return examples
 
 
+def _outreach(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """An ``outreach`` command in a child process, with ``env`` over this one's."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "outreach"), *args],
+        env={**os.environ, **env}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def _json_of(output: str) -> Any:
+    """The JSON document a command printed. Airflow's logging may print a warning line to stdout
+    first when its settings are in the environment: the document starts at the first line that
+    opens one."""
+    lines = output.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith(("{", "[")))
+    return json.loads("".join(lines[start:]))
+
+
+def _simulate(start: dt.date, log: Any) -> dict[str, Any] | None:
+    """Sixty simulated days with two ladder arms on their own database, then the KPI report of
+    the simulation (HTML, and JSON for the headline) and the experiment's results."""
+    end = start + dt.timedelta(days=SIM_DAYS - 1)
+    _step(
+        f"Simulation: {SIM_ACCOUNTS:,} generated accounts (seed {SEED}), {SIM_DAYS} days from "
+        f"{start}, two ladder arms ({EXPERIMENTS_DEMO.relative_to(REPO)}), in {SIM_DIR}"
+    )
+    sim = _outreach(
+        ["simulate", "--accounts", str(SIM_ACCOUNTS), "--days", str(SIM_DAYS), "--seed",
+         str(SEED), "--start", start.isoformat(), "--workdir", str(SIM_DIR), "--experiments",
+         str(EXPERIMENTS_DEMO), "--json"],
+        {},
+    )  # fmt: skip
+    log.write(sim.stderr)
+    if sim.returncode != 0:
+        print(f"\nThe simulation failed (exit {sim.returncode}); its output is in {LOG}")
+        return None
+    summary = _json_of(sim.stdout)
+    env = {
+        "OUTREACH_DATABASE_URL": summary["database_url"],
+        "OUTREACH_DATA_DIR": str(SIM_DIR),
+        "OUTREACH_EXPERIMENTS": str(EXPERIMENTS_DEMO),
+    }
+    html = SIM_DIR / "kpi-report.html"
+    period = ["--from", start.isoformat(), "--to", end.isoformat()]
+    report = _outreach(["report", *period, "--out", str(html)], env)
+    numbers = _outreach(["report", *period, "--format", "json"], env)
+    results = _outreach(["experiments", "results", "early-offer", *period, "--json"], env)
+    for done in (report, numbers, results):
+        log.write(done.stderr)
+        if done.returncode != 0:
+            print(f"\n{' '.join(done.args[1:3])} failed (exit {done.returncode}); see {LOG}")
+            return None
+    return {"summary": summary, "html": html, "kpis": _json_of(numbers.stdout),
+            "results": _json_of(results.stdout)}  # fmt: skip
+
+
+def _rate(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value) * 100:.1f}%"
+
+
+def _print_simulation(sim: dict[str, Any]) -> None:
+    summary, kpis, results = sim["summary"], sim["kpis"], sim["results"]
+    collected = ", ".join(f"{c} {v}" for c, v in sorted((kpis.get("collected") or {}).items()))
+    print(
+        f"\nThe simulation's headline ({kpis['from']} to {kpis['to']}, "
+        f"{summary['seconds']:.0f} s):\n"
+        f"  collected {collected or 'nothing'}; recovery rate {_rate(kpis.get('recovery_rate'))}\n"
+        f"  right-party contact rate {_rate(kpis.get('right_party_contact_rate'))}, "
+        f"promise rate {_rate(kpis.get('promise_rate'))}, "
+        f"promise-kept rate {_rate(kpis.get('promise_kept_rate'))}, "
+        f"cure rate {_rate(kpis.get('cure_rate'))}"
+    )
+    print("  by arm (95% intervals; the challenger against the champion):")
+    for arm in results.get("arms", []):
+        print(f"    {_arm_line(arm)}")
+
+
+def _arm_line(arm: dict[str, Any]) -> str:
+    def interval(metric: str) -> str:
+        found = arm.get(metric) or {}
+        if found.get("value") is None:
+            return f"{metric.replace('_', ' ')} n/a"
+        return (f"{metric.replace('_', ' ')} {_rate(found['value'])} "
+                f"[{_rate(found.get('low'))}, {_rate(found.get('high'))}]")  # fmt: skip
+
+    test = (arm.get("tests") or {}).get("recovery_rate") or {}
+    verdict = "" if test.get("p") is None else f"; recovery p = {test['p']:.3f}"
+    return (f"{arm['arm']:<10} {arm['currency']} {arm.get('accounts', 0):>4} accounts: "
+            + ", ".join(interval(m) for m in ("recovery_rate", "contact_rate",
+                                               "promise_kept_rate"))
+            + verdict)  # fmt: skip
+
+
 def main() -> int:
     started = time.monotonic()
     os.environ.update(_app_env())
@@ -324,6 +424,11 @@ def main() -> int:
         _print_summary(later)
         _print_loop(today + dt.timedelta(days=1), later)
 
+        simulation = _simulate(today, log)
+        if simulation is None:
+            return 1
+        _print_simulation(simulation)
+
     examples = {label: (ref, today) for label, ref in _example_accounts(today).items()}
     examples.update({label: (ref, later) for label, ref in _loop_examples().items()})
     explain = "".join(
@@ -342,6 +447,9 @@ Where to look next (commands are in {Path(sys.executable).parent}):
   Airflow set-up, run and task logs (dag.test runs the tasks in this process):
                               {LOG}
   Airflow home (metadata DB): {AIRFLOW_HOME}
+  the simulation's KPI report (open it in a browser; offline):
+                              {simulation["html"]}
+  the simulation's database:  {simulation["summary"]["database_url"]}
 
 Demo finished in {time.monotonic() - started:.0f} s."""
     )
