@@ -123,3 +123,14 @@ def test_arm_results_compare_each_challenger_with_the_champion_per_currency() ->
     assert challenger.tests["recovery_per_account_welch"]["significant"] is True
     assert challenger.tests["contact_rate"]["significant"] is False
     assert challenger.tests["promise_kept_rate"]["significant"] is True
+
+
+def test_a_recovery_interval_never_goes_below_zero():
+    # Two accounts of ten paid everything, the rest nothing: a wide delta-method interval whose
+    # symmetric lower end would fall below 0, which no recovery rate can.
+    ys = [100.0, 100.0] + [0.0] * 8
+    xs = [100.0] * 10
+    r = st.ratio(ys, xs).interval()
+    assert r.value == 0.2
+    assert r.low == 0.0
+    assert r.high is not None and r.high > 0.4

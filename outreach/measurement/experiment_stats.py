@@ -73,7 +73,9 @@ class Ratio:
     def interval(self, z: float = Z95) -> Interval:
         if self.value is None or self.se is None:
             return Interval(self.value, None, None)
-        return Interval(self.value, self.value - z * self.se, self.value + z * self.se)
+        # Amounts collected and owed are never negative, so neither is the rate: the symmetric
+        # interval is cut at 0 where a small or skewed arm would take it below.
+        return Interval(self.value, max(0.0, self.value - z * self.se), self.value + z * self.se)
 
 
 def ratio(ys: Sequence[float], xs: Sequence[float]) -> Ratio:
