@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -194,6 +194,15 @@ def validate_yaml(
                             for other, _ in found))
         ]  # fmt: skip
         return None, errors, lines
+
+
+def located(problems: Iterable[tuple[str, str]], lines: dict[str, int]) -> list[ConfigError]:
+    """Checks that pydantic cannot make (cross-field, cross-file): each (YAML path, message)
+    as an error with the line of that path, or of the key that holds it."""
+    return [
+        ConfigError(path, msg, lines.get(path) or lines.get(path.rsplit(".", 1)[0]))
+        for path, msg in problems
+    ]
 
 
 T = TypeVar("T")

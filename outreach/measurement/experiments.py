@@ -25,6 +25,7 @@ from outreach import settings
 from outreach.kernel.config_yaml import (
     ConfigError,
     ConfigFileError,
+    located,
     read_config_file,
     validate_yaml,
 )
@@ -185,10 +186,7 @@ def check_experiments_text(
     model, errors, lines = validate_yaml(text_ or "{}", ExperimentsConfig)
     if model is None:
         return None, errors, lines
-    found = [
-        ConfigError(path, msg, lines.get(path) or lines.get(path.rsplit(".", 1)[0]))
-        for path, msg in _semantic_errors(model)
-    ]
+    found = located(_semantic_errors(model), lines)
     if found:
         return None, found, lines
     model._base_dir = base_dir

@@ -13,6 +13,7 @@ from outreach import settings
 from outreach.kernel.config_yaml import (
     ConfigError,
     ConfigFileError,
+    located,
     read_config_file,
     validate_yaml,
 )
@@ -131,10 +132,7 @@ def check_score_text(text: str) -> tuple[ScoreConfig | None, list[ConfigError]]:
     model, errors, lines = validate_yaml(text or "{}", ScoreConfig)
     if model is None:
         return None, errors
-    errors = [
-        ConfigError(path, msg, lines.get(path) or lines.get(path.rsplit(".", 1)[0]))
-        for path, msg in _semantic_errors(model)
-    ]
+    errors = located(_semantic_errors(model), lines)
     return (model if not errors else None), errors
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contact_channels.base import CHANNEL_KINDS
 from outreach import settings
-from outreach.kernel.config_yaml import ConfigError, ConfigFileError, validate_yaml
+from outreach.kernel.config_yaml import ConfigError, ConfigFileError, located, validate_yaml
 from outreach.kernel.facts import LOOP_STAGE, RESOLUTION_LOOKBACK, AccountRecord
 from outreach.kernel.zones import CN_PROVINCES, US_STATE_ZONES
 from outreach.measurement.score_config import score_config
@@ -556,10 +556,7 @@ def _check_ladder_text(
         if isinstance(bands, str):  # config/score.yaml does not validate: said once, there
             return None, [ConfigError("(score.yaml)", bands)]
         problems.extend(_band_errors(model, bands))
-    errors = [
-        ConfigError(path, msg, lines.get(path) or lines.get(path.rsplit(".", 1)[0]))
-        for path, msg in problems
-    ]
+    errors = located(problems, lines)
     return (model if not errors else None), errors
 
 

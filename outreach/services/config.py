@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from outreach import settings
 from outreach.kernel import self_service_token
 from outreach.kernel.channel_config import ChannelsConfig, channels_config, channels_path
-from outreach.kernel.config_yaml import ConfigError, ConfigFileError, validate_yaml
+from outreach.kernel.config_yaml import ConfigFileError, located, validate_yaml
 from outreach.kernel.identity import identity_problems
 from outreach.kernel.policy_settings import PolicySettings, policy_path, policy_settings
 from outreach.kernel.self_service_token import SelfServiceSecretMissing
@@ -155,11 +155,9 @@ def arrangement_band_problems(policy: ResolutionPolicy, bands: set[str]) -> list
     except OSError:
         lines = {}
     listed = ", ".join(sorted(bands))
-    return ConfigFileError(str(path), [
-        ConfigError(where, f"'{name}' is not a score band of config/score.yaml ({listed})",
-                    lines.get(where) or lines.get(where.rsplit(".", 1)[0]))
-        for where, name in unknown
-    ]).lines()  # fmt: skip
+    problems = [(where, f"'{name}' is not a score band of config/score.yaml ({listed})")
+                for where, name in unknown]  # fmt: skip
+    return ConfigFileError(str(path), located(problems, lines)).lines()
 
 
 def load_config(*, engine: Engine | None = None, ladder_file: Path | None = None) -> Config:

@@ -20,6 +20,7 @@ from outreach import settings
 from outreach.kernel.config_yaml import (
     ConfigError,
     ConfigFileError,
+    located,
     read_config_file,
     validate_yaml,
 )
@@ -154,10 +155,7 @@ def check_agency_config_text(text: str) -> tuple[AgencyConfig | None, list[Confi
     model, errors, lines = validate_yaml(text, AgencyConfig)
     if model is None:
         return None, errors
-    errors = [
-        ConfigError(path, msg, lines.get(path) or lines.get(path.rsplit(".", 1)[0]))
-        for path, msg in _semantic_errors(model)
-    ]
+    errors = located(_semantic_errors(model), lines)
     return (model if not errors else None), errors
 
 
